@@ -1,0 +1,54 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Portcullis compiles container-host firewall policies into nftables and iptables rulesets.
+// The modules follow the compiler pipeline; data flows one way:
+//   PortcullisSyntax (text -> syntax tree) -> PortcullisPolicy (checked model)
+//   -> PortcullisLayouts (model -> firewall IR, one file per layout)
+//   -> PortcullisRender (IR -> iptables-restore, nft text, nft JSON).
+// PortcullisNet holds the address/port value types every stage shares; PortcullisIR is the
+// representation rulesets are rendered from (and, later, read back into). JanssonKit and
+// NftablesKit wrap the two C libraries; PortcullisCompiler strings the stages together.
+let package = Package(
+    name: "Portcullis",
+    products: [
+        .executable(name: "portcullis", targets: ["portcullis"])
+    ],
+    dependencies: [
+        // Command-line parsing with generated help: one small type per subcommand.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CNftables", pkgConfig: "libnftables",
+            providers: [.apt(["libnftables-dev"])]),
+        .systemLibrary(
+            name: "CJansson", pkgConfig: "jansson",
+            providers: [.apt(["libjansson-dev"])]),
+        .target(name: "PortcullisNet"),
+        .target(name: "PortcullisSyntax"),
+        .target(name: "PortcullisPolicy", dependencies: ["PortcullisSyntax", "PortcullisNet"]),
+        .target(name: "PortcullisIR", dependencies: ["PortcullisNet"]),
+        .target(name: "PortcullisLayouts", dependencies: ["PortcullisSyntax", "PortcullisPolicy", "PortcullisIR"]),
+        .target(name: "JanssonKit", dependencies: ["CJansson"]),
+        .target(name: "NftablesKit", dependencies: ["CNftables"]),
+        .target(name: "PortcullisRender", dependencies: ["PortcullisIR", "JanssonKit"]),
+        // Runs the stages in order and compares outputs with golden files; the CLI is a thin shell.
+        .target(
+            name: "PortcullisCompiler",
+            dependencies: ["PortcullisSyntax", "PortcullisPolicy", "PortcullisLayouts", "PortcullisRender"]),
+        .executableTarget(
+            name: "portcullis",
+            dependencies: [
+                "PortcullisCompiler", "PortcullisSyntax", "PortcullisLayouts", "PortcullisRender",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(
+            name: "PortcullisTests",
+            dependencies: [
+                "PortcullisCompiler", "PortcullisSyntax", "PortcullisPolicy", "PortcullisLayouts", "PortcullisRender",
+                "PortcullisIR", "PortcullisNet", "JanssonKit", "NftablesKit",
+            ],
+            resources: [.copy("Fixtures")]),
+    ]
+)

@@ -1,0 +1,80 @@
+import PortcullisIR
+import PortcullisLayouts
+import PortcullisPolicy
+import PortcullisRender
+import PortcullisSyntax
+
+/// Why a compilation stopped: policy diagnostics (with the sources to quote), or a usage
+/// problem such as an unknown layout.
+public enum CompileFailure: Error, Sendable {
+    case diagnostics([Diagnostic], SourceStore)
+    case usage(String)
+
+    /// The message for stderr: every diagnostic with its source line and caret.
+    public var report: String {
+        switch self {
+        case .diagnostics(let diagnostics, let sources):
+            let errors = diagnostics.filter { $0.severity == .error }.count
+            return diagnostics.sorted { $0.range.start < $1.range.start }.map { $0.rendered(sources: sources) }
+                .joined(separator: "\n") + "\n\(errors) error\(errors == 1 ? "" : "s")"
+        case .usage(let message):
+            return "error: \(message)"
+        }
+    }
+}
+
+/// The whole pipeline: policy file -> syntax tree -> checked policy -> IR -> rendered files.
+public struct Compiler: Sendable {
+    public init() {}
+
+    /// Reads and checks a policy file (with its includes).
+    public func check(_ path: String) -> Result<(Policy, SourceStore), CompileFailure> {
+        let (loaded, loadDiagnostics) = PolicyLoader.load(path)
+        if loadDiagnostics.contains(where: { $0.severity == .error }) {
+            return .failure(.diagnostics(loadDiagnostics, loaded.sources))
+        }
+        switch Checker.check(loaded) {
+        case .success(let policy): return .success((policy, loaded.sources))
+        case .failure(let error): return .failure(.diagnostics(error.diagnostics, loaded.sources))
+        }
+    }
+
+    /// The layout and backend to use: the command line's, else the policy's, else the defaults.
+    public func resolve(layout: String?, backend: String?, policy: Policy) -> Result<(any Layout, Backend), CompileFailure> {
+        let layoutName = layout ?? policy.host.layout ?? "docker-20.10"
+        let backendName = backend ?? policy.host.backend ?? Backend.iptables.rawValue
+        guard let resolvedLayout = Layouts.named(layoutName) else {
+            return .failure(.usage("unknown layout '\(layoutName)'; layouts are: \(Layouts.names.joined(separator: ", "))"))
+        }
+        guard let resolvedBackend = Backend(rawValue: backendName) else {
+            return .failure(
+                .usage("unknown backend '\(backendName)'; backends are: \(Backend.allCases.map(\.rawValue).joined(separator: ", "))"))
+        }
+        return .success((resolvedLayout, resolvedBackend))
+    }
+
+    /// Lowers and renders a checked policy.
+    public func render(_ policy: Policy, sources: SourceStore, layout: any Layout, backend: Backend) -> Result<
+        [RenderedFile], CompileFailure
+    > {
+        switch layout.lower(policy) {
+        case .failure(let error):
+            return .failure(.diagnostics(error.diagnostics, sources))
+        case .success(let ruleset):
+            do {
+                return .success(try backend.renderer.render(ruleset))
+            } catch {
+                return .failure(.usage("\(layout.name) with the \(backend.rawValue) backend: \(error)"))
+            }
+        }
+    }
+
+    /// Everything at once, for a policy file.
+    public func compile(_ path: String, layout: String?, backend: String?) -> Result<[RenderedFile], CompileFailure> {
+        check(path).flatMap { policy, sources in
+            resolve(layout: layout, backend: backend, policy: policy).flatMap { layout, backend in
+                render(policy, sources: sources, layout: layout, backend: backend)
+            }
+        }
+    }
+}

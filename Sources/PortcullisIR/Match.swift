@@ -1,0 +1,121 @@
+import PortcullisNet
+
+public enum Direction: String, Sendable, Hashable {
+    case source
+    case destination
+}
+
+/// Connection-tracking states (`ct state` / `--ctstate`).
+public enum ConnectionState: String, Sendable, Hashable, CaseIterable {
+    case invalid
+    case new
+    case related
+    case established
+    case untracked
+}
+
+/// A rate for `limit`: `count` per `unit`.
+public struct Rate: Sendable, Hashable {
+    public enum Unit: String, Sendable, Hashable, CaseIterable {
+        case second
+        case minute
+        case hour
+        case day
+    }
+
+    public var count: Int
+    public var unit: Unit
+
+    public init(count: Int, unit: Unit) {
+        self.count = count
+        self.unit = unit
+    }
+}
+
+/// One condition of a rule. Each case has a direct iptables and nftables spelling.
+public enum Match: Sendable, Hashable {
+    /// `-s` / `-d`, `ip saddr` / `ip daddr`.
+    case address(Direction, IPPrefix, negated: Bool = false)
+    /// `-i` / `-o`, `iifname` / `oifname`; `Direction.source` is the input interface.
+    case interface(Direction, String, negated: Bool = false)
+    /// `-p tcp`, `meta l4proto tcp` (implied by a port match in nft).
+    case transport(TransportProtocol, negated: Bool = false)
+    /// `-m tcp --dport 80`, `tcp dport 80`; needs a `.transport` match in the same rule.
+    case port(Direction, PortRange)
+    /// `-m addrtype --dst-type LOCAL`, `fib daddr type local`.
+    case localAddress(Direction, negated: Bool = false)
+    /// `-m conntrack --ctstate ...`, `ct state ...`.
+    case connectionState(Set<ConnectionState>)
+    /// `-m conntrack --ctorigdst A`, `ct original ip daddr A`: the destination before DNAT.
+    case originalDestination(IPPrefix)
+    /// `-m conntrack --ctorigdstport P`, `ct original proto-dst P`: the port before DNAT.
+    case originalDestinationPort(PortRange)
+    /// `-m limit --limit N/unit`, `limit rate N/unit`.
+    case limit(Rate)
+    /// A lookup of the packet's fields in a named set (nftables only).
+    case inSet(keys: [SetKeyField], set: String, negated: Bool = false)
+
+    /// Field order in `iptables-save` output: address, interface and protocol options print
+    /// first, in this order; match modules (`-m`) follow in the order they were given.
+    public var iptablesCoreOrder: Int? {
+        switch self {
+        case .address(.source, _, _): 0
+        case .address(.destination, _, _): 1
+        case .interface(.source, _, _): 2
+        case .interface(.destination, _, _): 3
+        case .transport: 4
+        default: nil
+        }
+    }
+}
+
+/// A packet field used as (part of) a set or map key in the native layout.
+public enum SetKeyField: String, Sendable, Hashable {
+    case sourceAddress
+    case destinationAddress
+    case inputInterface
+    case outputInterface
+    case transport
+    case destinationPort
+    case originalDestinationAddress
+    case originalDestinationPort
+}
+
+/// Statements that run without ending evaluation.
+public enum Effect: Sendable, Hashable {
+    /// nft `counter`; iptables counts every rule, so it renders as nothing there.
+    case counter
+    /// `-j LOG --log-prefix P` (a rule of its own in iptables), `log prefix P`.
+    case log(prefix: RuleComment)
+}
+
+/// What happens to a packet that matched: verdicts, jumps, and address translation.
+public enum Action: Sendable, Hashable {
+    case accept
+    case drop
+    case `return`
+    case jump(String)
+    case goto(String)
+    /// Destination NAT to an address and optionally a port or port range.
+    case dnat(IPAddress, PortRange?)
+    /// Source NAT to a fixed address.
+    case snat(IPAddress)
+    case masquerade
+    /// `-j CHECKSUM --checksum-fill` (Docker writes it for SCTP publishes; no nft equivalent).
+    case checksumFill
+    /// A verdict map lookup (`... vmap @name`), native layout only.
+    case verdictMap(keys: [SetKeyField], map: String)
+}
+
+/// Text a policy places in a ruleset (comments, log prefixes), checked by `RulesetText` so that
+/// it can never close a quoted token in nft or iptables-restore syntax.
+public struct RuleComment: Sendable, Hashable, CustomStringConvertible {
+    public let text: String
+
+    public init?(_ text: String) {
+        guard RulesetText.problem(in: text) == nil else { return nil }
+        self.text = text
+    }
+
+    public var description: String { text }
+}

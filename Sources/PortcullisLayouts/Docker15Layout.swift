@@ -1,0 +1,66 @@
+import PortcullisIR
+import PortcullisNet
+import PortcullisPolicy
+import PortcullisSyntax
+
+/// Docker 1.5/1.6: one bridge, its rules straight in FORWARD under a jump to `DOCKER`, FORWARD
+/// policy ACCEPT, no user chain. Policy rules Docker cannot express go in `PORTCULLIS-FORWARD`,
+/// jumped to first from FORWARD (written only when the policy has such rules).
+public struct Docker15Layout: Layout {
+    public let name = "docker-1.5"
+    public let summary = "Docker 1.5/1.6: a single bridge, per-bridge rules straight in FORWARD"
+
+    public init() {}
+
+    static let userChain = "PORTCULLIS-FORWARD"
+
+    public func lower(_ policy: Policy) -> Result<Ruleset, DiagnosticError> {
+        var problems = LayoutDiagnostics(layout: name)
+        checkExpressible(policy, &problems)
+        let host = policy.host
+        var history = XtablesHistory(family: .ip, forwardPolicy: host.forwardPolicyDrop == true ? .drop : .accept)
+        if let network = policy.networks.first, let subnet = network.subnet4 {
+            // InitDriver: setupIPTables inserts MASQUERADE, ICC, outgoing, conntrack...
+            if network.masquerade { history.insert(.nat, "POSTROUTING", DockerClassicRules.masquerade(network, subnet)) }
+            history.insert(.filter, "FORWARD", DockerClassicRules.icc(network, accept: network.icc))
+            history.insert(.filter, "FORWARD", DockerClassicRules.outgoing(network))
+            history.insert(.filter, "FORWARD", DockerClassicRules.established(network))
+            // ...then NewChain(DOCKER) for nat (jumps appended) and filter (jump inserted).
+            history.newChain(.nat, "DOCKER")
+            history.append(.nat, "PREROUTING", DockerClassicRules.preroutingToDocker)
+            history.append(.nat, "OUTPUT", DockerClassicRules.outputToDocker(family: .ipv4, excludeLoopback: true))
+            history.newChain(.filter, "DOCKER")
+            history.insert(.filter, "FORWARD", DockerClassicRules.jumpToDocker(network))
+        }
+        for case .startContainer(let name) in policy.events {
+            guard let container = policy.container(name) else { continue }
+            DockerClassicRules.programPorts(container, policy: policy, matchBridgeOnDNAT: true, history: &history)
+        }
+        let userRules = UserRules(policy: policy, family: .ipv4).rules()
+        if !userRules.isEmpty {
+            for rule in userRules { history.append(.filter, Self.userChain, rule) }
+            history.ensureJumpOnTop(.filter, "FORWARD", to: Self.userChain)
+        }
+        return problems.result(Ruleset(tables: history.ruleset(order: [.filter, .nat])))
+    }
+
+    private func checkExpressible(_ policy: Policy, _ problems: inout LayoutDiagnostics) {
+        for network in policy.networks.dropFirst() {
+            problems.unsupported(
+                "a second network ('\(network.name)')", at: network.origin,
+                hint: "Docker 1.5 has a single bridge; use --layout docker-20.10 for user-defined networks")
+        }
+        for network in policy.networks where network.internal {
+            problems.unsupported("an internal network", at: network.origin)
+        }
+        if !policy.host.userlandProxy, let network = policy.networks.first {
+            problems.unsupported(
+                "userland-proxy off", at: network.origin, hint: "the switch arrived in Docker 1.7")
+        }
+        for container in policy.containers {
+            for publish in container.publishes where publish.transport == .sctp {
+                problems.unsupported("SCTP publishes", at: publish.origin, hint: "SCTP publishing arrived in Docker 18.03")
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+import PortcullisIR
+import PortcullisNet
+import PortcullisPolicy
+import PortcullisSyntax
+
+/// Rule templates Docker has used unchanged from 1.5 to 27.x (`pkg/iptables` in 1.5,
+/// `libnetwork/iptables` later). Both classic layouts build their rules from these, so their
+/// exact text lives in one place.
+enum DockerClassicRules {
+    static func masquerade(_ network: Network, _ subnet: IPPrefix) -> Rule {
+        Rule(
+            [.address(.source, subnet), .interface(.destination, network.bridge, negated: true)], .masquerade,
+            provenance: network.origin.provenance)
+    }
+
+    static func icc(_ network: Network, accept: Bool) -> Rule {
+        Rule(
+            [.interface(.source, network.bridge), .interface(.destination, network.bridge)], accept ? .accept : .drop,
+            provenance: network.origin.provenance)
+    }
+
+    static func outgoing(_ network: Network) -> Rule {
+        Rule(
+            [.interface(.source, network.bridge), .interface(.destination, network.bridge, negated: true)], .accept,
+            provenance: network.origin.provenance)
+    }
+
+    static func established(_ network: Network) -> Rule {
+        Rule(
+            [.interface(.destination, network.bridge), .connectionState([.related, .established])], .accept,
+            provenance: network.origin.provenance)
+    }
+
+    static func jumpToDocker(_ network: Network) -> Rule {
+        Rule([.interface(.destination, network.bridge)], .jump("DOCKER"), provenance: network.origin.provenance)
+    }
+
+    static let preroutingToDocker = Rule([.localAddress(.destination)], .jump("DOCKER"), provenance: .daemon)
+
+    /// nat OUTPUT jump; with the userland proxy on, loopback destinations are left to the proxy.
+    static func outputToDocker(family: IPFamily, excludeLoopback: Bool) -> Rule {
+        let loopback = family == .ipv4 ? IPPrefix(address: IPAddress(ipv4: 0x7F00_0000), length: 8) : IPPrefix(host: IPAddress(ipv6: 0, 1))
+        return Rule(
+            (excludeLoopback ? [.address(.destination, loopback, negated: true)] : []) + [.localAddress(.destination)],
+            .jump("DOCKER"), provenance: .daemon)
+    }
+
+    /// The three (SCTP: four) rules of one published port, as `ChainInfo.Forward` writes them.
+    struct PortRules {
+        var dnat: Rule
+        var accept: Rule
+        var hairpinMasquerade: Rule
+        var sctpChecksum: Rule?
+    }
+
+    static func publish(
+        _ publish: Publish, hostPort: UInt16, containerPort: UInt16, containerAddress: IPAddress, network: Network,
+        hostAddress: IPAddress?, matchBridgeOnDNAT: Bool
+    ) -> PortRules {
+        let provenance = publish.origin.provenance
+        let transport = publish.transport
+        let containerHost = IPPrefix(host: containerAddress)
+        var dnatMatches: [Match] = []
+        if let hostAddress { dnatMatches.append(.address(.destination, IPPrefix(host: hostAddress))) }
+        if matchBridgeOnDNAT { dnatMatches.append(.interface(.source, network.bridge, negated: true)) }
+        dnatMatches += [.transport(transport), .port(.destination, PortRange(hostPort))]
+        return PortRules(
+            dnat: Rule(dnatMatches, .dnat(containerAddress, PortRange(containerPort)), provenance: provenance),
+            accept: Rule(
+                [
+                    .address(.destination, containerHost), .interface(.source, network.bridge, negated: true),
+                    .interface(.destination, network.bridge), .transport(transport),
+                    .port(.destination, PortRange(containerPort)),
+                ], .accept, provenance: provenance),
+            hairpinMasquerade: Rule(
+                [
+                    .address(.source, containerHost), .address(.destination, containerHost), .transport(transport),
+                    .port(.destination, PortRange(containerPort)),
+                ], .masquerade, provenance: provenance),
+            sctpChecksum: transport == .sctp
+                ? Rule([.transport(.sctp), .port(.source, PortRange(containerPort))], .checksumFill, provenance: provenance)
+                : nil)
+    }
+
+    /// One host port mapped to one container port.
+    struct Binding {
+        let publish: Publish
+        let hostPort: UInt16
+        let containerPort: UInt16
+    }
+
+    /// A container's port bindings in the order Docker programs them: each port of a range is
+    /// its own binding, and Docker sorts them (go-connections `nat.SortPortMap`) by host port,
+    /// highest first, daemon-chosen ports counting as 0, then container port, highest first,
+    /// then protocol name. Docker's comparator is inconsistent when host and container port
+    /// order disagree, so Docker itself varies between runs there; this is the order it gives
+    /// whenever the two agree.
+    static func bindings(_ container: Container) -> [Binding] {
+        let all = container.publishes.flatMap { publish in
+            (0..<publish.hostPorts.count).map {
+                Binding(
+                    publish: publish, hostPort: UInt16(Int(publish.hostPorts.first) + $0),
+                    containerPort: UInt16(Int(publish.containerPorts.first) + $0))
+            }
+        }
+        func key(_ b: Binding) -> (Int, Int, String) {
+            (b.publish.hostPortIsEphemeral ? 0 : Int(b.hostPort), Int(b.containerPort), b.publish.transport.rawValue)
+        }
+        return all.sorted { a, b in
+            let (ka, kb) = (key(a), key(b))
+            if ka.0 != kb.0 { return ka.0 > kb.0 }
+            if ka.1 != kb.1 { return ka.1 > kb.1 }
+            return ka.2 < kb.2
+        }
+    }
+
+    /// The endpoint Docker programs a container's port mappings on: the one that provides the
+    /// default gateway, which libnetwork picks among non-internal networks by network name.
+    static func portMappingEndpoint(_ container: Container, policy: Policy) -> (Attachment, Network)? {
+        container.attachments.compactMap { attachment in
+            policy.network(attachment.network).flatMap { $0.internal ? nil : (attachment, $0) }
+        }.min { $0.1.name < $1.1.name }
+    }
+
+    /// Appends the rules of every binding of a container, as `ChainInfo.Forward` does at start.
+    static func programPorts(
+        _ container: Container, policy: Policy, matchBridgeOnDNAT: Bool, history: inout XtablesHistory
+    ) {
+        guard let (attachment, network) = portMappingEndpoint(container, policy: policy),
+            let address = attachment.address4
+        else { return }
+        for binding in bindings(container) {
+            let hostAddress = binding.publish.hostAddress ?? network.hostBinding
+            guard hostAddress?.family ?? .ipv4 == .ipv4 else { continue }
+            let rules = publish(
+                binding.publish, hostPort: binding.hostPort, containerPort: binding.containerPort, containerAddress: address,
+                network: network, hostAddress: hostAddress.flatMap { $0 == IPAddress(ipv4: 0) ? nil : $0 },
+                matchBridgeOnDNAT: matchBridgeOnDNAT)
+            history.append(.nat, "DOCKER", rules.dnat)
+            history.append(.filter, "DOCKER", rules.accept)
+            history.append(.nat, "POSTROUTING", rules.hairpinMasquerade)
+            if let checksum = rules.sctpChecksum { history.append(.mangle, "POSTROUTING", checksum) }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+import PortcullisIR
+import PortcullisNet
+import PortcullisPolicy
+import PortcullisSyntax
+
+/// A layout lowers a checked policy into the firewall IR: which tables and chains exist and
+/// which rules they hold, in the order a given Docker version (or Portcullis' own design)
+/// would leave them. One type per layout, each in its own file.
+public protocol Layout: Sendable {
+    /// The name used with `--layout` and in golden file names.
+    var name: String { get }
+    /// One line for `--help` and the docs.
+    var summary: String { get }
+    /// Builds the ruleset, or reports the parts of the policy this layout cannot express.
+    func lower(_ policy: Policy) -> Result<Ruleset, DiagnosticError>
+}
+
+/// Every layout Portcullis knows, by name.
+public enum Layouts {
+    public static let all: [any Layout] = [Docker15Layout(), Docker2010Layout()]
+
+    public static func named(_ name: String) -> (any Layout)? { all.first { $0.name == name } }
+
+    public static var names: [String] { all.map(\.name) }
+}
+
+extension Origin {
+    var provenance: Provenance {
+        Provenance(statement: statement, file: location.file, line: location.line, column: location.column)
+    }
+
+    var range: SourceRange { SourceRange(start: location, length: 1) }
+}
+
+extension Provenance {
+    /// Rules Docker writes whatever the policy says (chain skeleton, global jumps).
+    static let daemon = Provenance(statement: "docker daemon start")
+}
+
+/// The iptables tables Docker layouts write to, with their built-in chains as nftables base
+/// chains (the same hooks and priorities iptables-nft registers).
+enum XtablesTable: String {
+    case filter
+    case nat
+    case mangle
+
+    var builtinChains: [(String, Hook)] {
+        switch self {
+        case .filter: [("INPUT", .input), ("FORWARD", .forward), ("OUTPUT", .output)]
+        case .nat: [("PREROUTING", .prerouting), ("INPUT", .input), ("OUTPUT", .output), ("POSTROUTING", .postrouting)]
+        case .mangle:
+            [("PREROUTING", .prerouting), ("INPUT", .input), ("FORWARD", .forward), ("OUTPUT", .output), ("POSTROUTING", .postrouting)]
+        }
+    }
+
+    func priority(_ hook: Hook) -> Int {
+        switch self {
+        case .filter: 0
+        case .mangle: -150
+        case .nat: hook == .prerouting || hook == .output ? -100 : 100
+        }
+    }
+
+    func chainType(_ hook: Hook) -> ChainType {
+        switch self {
+        case .filter: .filter
+        case .nat: .nat
+        case .mangle: hook == .output ? .route : .filter
+        }
+    }
+
+    /// An empty table with all built-in chains, as iptables-restore creates it.
+    func emptyTable(family: TableFamily, forwardPolicy: ChainPolicy = .accept) -> Table {
+        Table(
+            family: family, name: rawValue,
+            chains: builtinChains.map { name, hook in
+                Chain(
+                    name: name,
+                    base: BaseChain(
+                        type: chainType(hook), hook: hook, priority: priority(hook),
+                        policy: self == .filter && hook == .forward ? forwardPolicy : .accept))
+            })
+    }
+}
+
+/// Replays the `iptables -I`/`-A` calls a Docker daemon makes, so that the final rule order is
+/// the one its history produces (Docker inserts some rules at the top and appends others).
+struct XtablesHistory {
+    var tables: [XtablesTable: Table] = [:]
+    let family: TableFamily
+
+    init(family: TableFamily, forwardPolicy: ChainPolicy) {
+        self.family = family
+        for table in [XtablesTable.filter, .nat] {
+            tables[table] = table.emptyTable(family: family, forwardPolicy: forwardPolicy)
+        }
+    }
+
+    mutating func newChain(_ table: XtablesTable, _ name: String) {
+        if tables[table] == nil { tables[table] = table.emptyTable(family: family) }
+        if tables[table]!.chain(name) == nil { tables[table]!.chains.append(Chain(name: name)) }
+    }
+
+    /// `iptables -I CHAIN` (position 1), skipped when an identical rule exists, like Docker's
+    /// `-C` check before every add.
+    mutating func insert(_ table: XtablesTable, _ chain: String, _ rule: Rule) {
+        newChain(table, chain)
+        if contains(table, chain, rule) { return }
+        tables[table]![chain: chain].rules.insert(rule, at: 0)
+    }
+
+    /// `iptables -A CHAIN`, skipped when an identical rule exists.
+    mutating func append(_ table: XtablesTable, _ chain: String, _ rule: Rule) {
+        newChain(table, chain)
+        if contains(table, chain, rule) { return }
+        tables[table]![chain: chain].rules.append(rule)
+    }
+
+    /// Docker's `EnsureJumpRule`: delete the jump wherever it is, then insert it at the top.
+    mutating func ensureJumpOnTop(_ table: XtablesTable, _ chain: String, to target: String) {
+        newChain(table, chain)
+        tables[table]![chain: chain].rules.removeAll { $0.matches.isEmpty && $0.action == .jump(target) }
+        tables[table]![chain: chain].rules.insert(Rule([], .jump(target), provenance: .daemon), at: 0)
+    }
+
+    mutating func delete(_ table: XtablesTable, _ chain: String, _ rule: Rule) {
+        tables[table]?[chain: chain].rules.removeAll { $0.matches == rule.matches && $0.action == rule.action }
+    }
+
+    private func contains(_ table: XtablesTable, _ chain: String, _ rule: Rule) -> Bool {
+        tables[table]![chain: chain].rules.contains {
+            $0.matches == rule.matches && $0.action == rule.action && $0.effects == rule.effects
+        }
+    }
+
+    /// Tables in the order `iptables-nft-save` prints them.
+    func ruleset(order: [XtablesTable]) -> [Table] { order.compactMap { tables[$0] } }
+}
+
+/// Collects "this layout cannot express ..." errors.
+struct LayoutDiagnostics {
+    var diagnostics: [Diagnostic] = []
+    let layout: String
+
+    mutating func unsupported(_ what: String, at origin: Origin, hint: String? = nil) {
+        diagnostics.append(
+            Diagnostic("layout \(layout) cannot express \(what)", at: origin.range, hint: hint))
+    }
+
+    func result(_ ruleset: @autoclosure () -> Ruleset) -> Result<Ruleset, DiagnosticError> {
+        diagnostics.isEmpty ? .success(ruleset()) : .failure(DiagnosticError(diagnostics))
+    }
+}

@@ -1,0 +1,173 @@
+import PortcullisIR
+import PortcullisNet
+import PortcullisPolicy
+import PortcullisSyntax
+
+/// The rules Docker itself cannot write: flows, egress restrictions and source allow-lists on
+/// published ports. Docker layouts place them in the chain Docker reserves for users
+/// (`DOCKER-USER`), or in a chain of ours jumped to first from FORWARD where Docker has none.
+///
+/// Order inside the chain: replies to accepted connections first, then source allow-lists,
+/// then flows in file order (first match wins), then egress accepts, then egress drops.
+struct UserRules {
+    let policy: Policy
+    let family: IPFamily
+
+    /// Where a container or network sits: its bridge and its address (or subnet).
+    struct Site: Hashable {
+        /// The container or network name, for comments.
+        let owner: String
+        let bridge: String
+        let prefix: IPPrefix
+    }
+
+    func sites(_ endpoint: Endpoint) -> [Site] {
+        switch endpoint {
+        case .network(let name):
+            guard let network = policy.network(name),
+                let subnet = family == .ipv4 ? network.subnet4 : network.subnet6
+            else { return [] }
+            return [Site(owner: name, bridge: network.bridge, prefix: subnet)]
+        case .container(let name):
+            guard let container = policy.container(name) else { return [] }
+            return container.attachments.compactMap { attachment in
+                guard let network = policy.network(attachment.network),
+                    let address = family == .ipv4 ? attachment.address4 : attachment.address6
+                else { return nil }
+                return Site(owner: name, bridge: network.bridge, prefix: IPPrefix(host: address))
+            }
+        }
+    }
+
+    /// Port matches for a rule: one variant per port spec, or one unconstrained variant.
+    func portVariants(_ ports: [PortSpec]) -> [[Match]] {
+        if ports.isEmpty { return [[]] }
+        return ports.map { [.transport($0.transport), .port(.destination, $0.ports)] }
+    }
+
+    func comment(_ text: String) -> RuleComment? { RuleComment("portcullis: " + text) }
+
+    /// A drop, preceded by a rate-limited log rule when the policy asks for logging.
+    func drop(_ matches: [Match], comment: RuleComment?, provenance: Provenance) -> [Rule] {
+        var rules: [Rule] = []
+        if let log = policy.host.logDrops, let prefix = RuleComment(log.prefix) {
+            let rate = Rate(count: log.rateCount, unit: Rate.Unit(rawValue: log.rateUnit.rawValue)!)
+            rules.append(
+                Rule(matches + [.limit(rate)], effects: [.log(prefix: prefix)], nil, comment: comment, provenance: provenance))
+        }
+        rules.append(
+            Rule(
+                matches, effects: policy.host.countDrops ? [.counter] : [], .drop, comment: comment,
+                provenance: provenance))
+        return rules
+    }
+
+    func rules() -> [Rule] {
+        let body = allowListRules() + flowRules() + egressRules()
+        guard !body.isEmpty else { return [] }
+        let replies = Rule(
+            [.connectionState([.established, .related])], .accept,
+            comment: comment("replies to accepted connections"),
+            provenance: Provenance(statement: "portcullis: accept replies"))
+        return [replies] + body
+    }
+
+    /// Published ports with `from`: after DNAT the packet carries the container's address and
+    /// port, so the rule matches the original destination through conntrack; otherwise an
+    /// allow-list on 8080 -> 80 would also govern every other way of reaching port 80.
+    func allowListRules() -> [Rule] {
+        var rules: [Rule] = []
+        for container in policy.containers {
+            for publish in container.publishes where !publish.allowedSources.isEmpty {
+                guard publish.hostAddress.map({ $0.family == family }) ?? true else { continue }
+                let text = comment("publish \(publish.hostPorts)/\(publish.transport.rawValue) of \(container.name) from \(publish.allowedSourcesText)")
+                for attachment in container.attachments {
+                    guard let network = policy.network(attachment.network), !network.internal,
+                        let address = family == .ipv4 ? attachment.address4 : attachment.address6
+                    else { continue }
+                    var matches: [Match] = [
+                        .address(.destination, IPPrefix(host: address)),
+                        .interface(.destination, network.bridge),
+                        .transport(publish.transport),
+                    ]
+                    if let hostAddress = publish.hostAddress ?? network.hostBinding, hostAddress.family == family {
+                        matches.append(.originalDestination(IPPrefix(host: hostAddress)))
+                    }
+                    matches += [.originalDestinationPort(publish.hostPorts), .port(.destination, publish.containerPorts)]
+                    for source in publish.allowedSources where source.family == family {
+                        var allowed = matches
+                        allowed.insert(.address(.source, source), at: 0)
+                        rules.append(Rule(allowed, .return, comment: text, provenance: publish.origin.provenance))
+                    }
+                    rules += drop(matches, comment: text, provenance: publish.origin.provenance)
+                }
+            }
+        }
+        return rules
+    }
+
+    func flowRules() -> [Rule] {
+        var rules: [Rule] = []
+        for rule in policy.rules where rule.kind != .egress {
+            let text = comment(rule.text)
+            for source in rule.sources.flatMap(sites) {
+                for destination in rule.destinations.flatMap(sites) where source != destination {
+                    for ports in portVariants(rule.ports) {
+                        let matches: [Match] =
+                            [
+                                .address(.source, source.prefix), .address(.destination, destination.prefix),
+                                .interface(.source, source.bridge), .interface(.destination, destination.bridge),
+                            ] + ports
+                        if rule.kind == .allow {
+                            rules.append(Rule(matches, .accept, comment: text, provenance: rule.origin.provenance))
+                        } else {
+                            rules += drop(matches, comment: text, provenance: rule.origin.provenance)
+                        }
+                    }
+                }
+            }
+        }
+        return rules
+    }
+
+    /// A source with egress rules may leave its bridge only as they say; sources without any
+    /// keep Docker's default (outbound allowed where the network is not internal).
+    func egressRules() -> [Rule] {
+        var accepts: [Rule] = []
+        var restricted: [(Site, PolicyRule)] = []
+        let externals = policy.host.externalInterfaces
+        for rule in policy.rules where rule.kind == .egress {
+            let text = comment(rule.text)
+            let destinations: [IPPrefix?]
+            switch rule.egressDestination {
+            case .anywhere: destinations = [nil]
+            case .prefixes(let prefixes): destinations = prefixes.filter { $0.family == family }
+            }
+            for source in rule.sources.flatMap(sites) {
+                if !restricted.contains(where: { $0.0 == source }) { restricted.append((source, rule)) }
+                for destination in destinations {
+                    for ports in portVariants(rule.ports) {
+                        for external in externals.isEmpty ? [nil] : externals.map(Optional.some) {
+                            var matches: [Match] = [.address(.source, source.prefix)]
+                            if let destination { matches.append(.address(.destination, destination)) }
+                            matches.append(.interface(.source, source.bridge))
+                            matches.append(
+                                external.map { .interface(.destination, $0) }
+                                    ?? .interface(.destination, source.bridge, negated: true))
+                            accepts.append(
+                                Rule(matches + ports, .accept, comment: text, provenance: rule.origin.provenance))
+                        }
+                    }
+                }
+            }
+        }
+        let drops = restricted.flatMap { site, rule in
+            drop(
+                [
+                    .address(.source, site.prefix), .interface(.source, site.bridge),
+                    .interface(.destination, site.bridge, negated: true),
+                ], comment: comment("other egress of \(site.owner)"), provenance: rule.origin.provenance)
+        }
+        return accepts + drops
+    }
+}

@@ -1,0 +1,819 @@
+import PortcullisNet
+import PortcullisSyntax
+
+/// Turns a loaded syntax tree into a checked `Policy`, or reports every problem it finds.
+///
+/// Names are global (a flow may name a container declared further down), but creation order
+/// is file order: a container can only attach to a network declared above it, as Docker can
+/// only start a container on a network that already exists.
+public struct Checker {
+    public static func check(_ loaded: LoadedPolicy) -> Result<Policy, DiagnosticError> {
+        var checker = Checker()
+        let policy = checker.run(loaded.statements)
+        if checker.diagnostics.contains(where: { $0.severity == .error }) {
+            return .failure(DiagnosticError(checker.diagnostics))
+        }
+        return .success(policy)
+    }
+
+    var diagnostics: [Diagnostic] = []
+
+    mutating func error(_ message: String, at range: SourceRange, hint: String? = nil) {
+        diagnostics.append(Diagnostic(message, at: range, hint: hint))
+    }
+
+    // MARK: - Declarations
+
+    private var host = HostSettings()
+    private var networks: [Network] = []
+    private var containers: [Container] = []
+    private var groups: [String: [String]] = [:]
+    private var addressSets: [String: [IPPrefix]] = [:]
+    private var services: [String: [PortSpec]] = [:]
+    /// Declared endpoint names (containers, groups, networks share one namespace).
+    private var endpointKinds: [String: (kind: String, at: SourceRange)] = [:]
+    private var listNames: [String: SourceRange] = [:]
+
+    private mutating func run(_ statements: [Statement]) -> Policy {
+        declareNames(statements)
+        var hostSeen: SourceRange?
+        var deferredRules: [Setting] = []
+        var deferredContainers: [(Block, Int)] = []
+        var deferredLists: [ListBlock] = []
+        for statement in statements {
+            switch statement {
+            case .include:
+                break  // expanded by the loader
+            case .block(let block):
+                switch block.kind {
+                case .host:
+                    if let first = hostSeen {
+                        error(
+                            "second host block", at: block.keyword.range,
+                            hint: "merge it with the host block at line \(first.start.line)")
+                    }
+                    hostSeen = block.keyword.range
+                    checkHost(block)
+                case .network:
+                    checkNetwork(block)
+                case .container:
+                    // Checked once every network is known (for "declared later" hints), in order.
+                    deferredContainers.append((block, networks.count))
+                }
+            case .list(let list):
+                deferredLists.append(list)
+            case .rule(let rule):
+                deferredRules.append(rule)
+            }
+        }
+        for list in deferredLists where list.kind != .group { checkList(list) }
+        for list in deferredLists where list.kind == .group { checkList(list) }
+        for (block, networksDeclaredBefore) in deferredContainers {
+            checkContainer(block, networksDeclaredBefore: networksDeclaredBefore)
+        }
+        allocateEphemeralPorts()
+        checkPublishConflicts()
+        let rules = deferredRules.compactMap { checkRule($0) }
+        // Docker creates its default bridge when the daemon starts, before anything else.
+        let defaultBridges = networks.filter(\.isDefaultBridge)
+        let events =
+            defaultBridges.map { CreationEvent.createNetwork($0.name) }
+            + declarationOrder.filter {
+                if case .createNetwork(let name) = $0 { return !defaultBridges.contains { $0.name == name } }
+                return true
+            }
+        return Policy(
+            host: host, networks: defaultBridges + networks.filter { !$0.isDefaultBridge }, containers: containers,
+            groups: groups, addressSets: addressSets, services: services, rules: rules, events: events)
+    }
+
+    /// Networks and containers in the order the files declare them.
+    private var declarationOrder: [CreationEvent] = []
+
+    private mutating func declareNames(_ statements: [Statement]) {
+        func declare(_ name: Located<String>, kind: String) {
+            if let problem = Checker.nameProblem(name.value) {
+                error("invalid \(kind) name '\(name.value)': \(problem)", at: name.range, hint: Checker.nameHint)
+            }
+            if let existing = endpointKinds[name.value] {
+                error(
+                    "duplicate name '\(name.value)': already declared as a \(existing.kind) at line \(existing.at.start.line)",
+                    at: name.range, hint: "containers, groups and networks share one namespace; rename one")
+                return
+            }
+            endpointKinds[name.value] = (kind, name.range)
+        }
+        for statement in statements {
+            switch statement {
+            case .block(let block) where block.kind != .host:
+                declare(block.name!, kind: block.kind.rawValue)
+                declarationOrder.append(
+                    block.kind == .network ? .createNetwork(block.name!.value) : .startContainer(block.name!.value))
+            case .list(let list) where list.kind == .group:
+                declare(list.name, kind: "group")
+            case .list(let list):
+                let key = "\(list.kind.rawValue) \(list.name.value)"
+                if let problem = Checker.nameProblem(list.name.value) {
+                    error("invalid \(list.kind.rawValue) name '\(list.name.value)': \(problem)", at: list.name.range, hint: Checker.nameHint)
+                }
+                if let existing = listNames[key] {
+                    error(
+                        "duplicate \(list.kind.rawValue) '\(list.name.value)': already declared at line \(existing.start.line)",
+                        at: list.name.range)
+                } else {
+                    listNames[key] = list.name.range
+                }
+            default:
+                break
+            }
+        }
+    }
+
+    static let nameHint = "names start with a letter and use letters, digits, '-', '_' and '.' (at most 64)"
+
+    /// Names reach ruleset comments, so they are kept to a conservative alphabet.
+    static func nameProblem(_ name: String) -> String? {
+        guard let first = name.first, first.isASCII, first.isLetter else { return "must start with a letter" }
+        if name.count > 64 { return "longer than 64 characters" }
+        if let bad = name.first(where: { !($0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0))) }) {
+            return "contains '\(bad)'"
+        }
+        if ["any", "outside", "host"].contains(name) { return "'\(name)' is a reserved word" }
+        return nil
+    }
+
+    // MARK: - Values
+
+    mutating func onOff(_ value: Located<String>, _ on: String = "on", _ off: String = "off") -> Bool? {
+        switch value.value {
+        case on: return true
+        case off: return false
+        default:
+            error("expected '\(on)' or '\(off)', found '\(value.value)'", at: value.range)
+            return nil
+        }
+    }
+
+    mutating func address(_ value: Located<String>, what: String) -> IPAddress? {
+        guard let address = IPAddress(value.value) else {
+            error(
+                "invalid \(what) '\(value.value)'", at: value.range,
+                hint: "write an IPv4 address like 198.18.0.10 or an IPv6 address like fd00::10")
+            return nil
+        }
+        return address
+    }
+
+    mutating func prefix(_ value: Located<String>, what: String) -> IPPrefix? {
+        switch IPPrefix.parse(Substring(value.value)) {
+        case .success(let prefix): return prefix
+        case .failure(.badAddress):
+            error(
+                "invalid \(what) '\(value.value)'", at: value.range,
+                hint: "write a CIDR prefix like 198.18.0.0/24 or fd00::/64")
+        case .failure(.badLength(let max)):
+            error("invalid prefix length in '\(value.value)'", at: value.range, hint: "the length must be 0 to \(max)")
+        }
+        return nil
+    }
+
+    mutating func portRange(_ text: Substring, at range: SourceRange) -> PortRange? {
+        switch PortRange.parse(text) {
+        case .success(let ports): return ports
+        case .failure(.notANumber):
+            error("invalid port '\(text)'", at: range, hint: "write a port like 80 or a range like 8000-8010")
+        case .failure(.outOfRange):
+            error("port out of range in '\(text)'", at: range, hint: "ports are 1 to 65535")
+        case .failure(.reversed):
+            error("port range '\(text)' ends before it starts", at: range, hint: "write the lower port first")
+        }
+        return nil
+    }
+
+    /// `PORTS[/PROTO]`; the protocol defaults to tcp, as in Docker.
+    mutating func portSpec(_ value: Located<String>, requireProtocol: Bool = false) -> PortSpec? {
+        let parts = value.value.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        var transport = TransportProtocol.tcp
+        if parts.count == 2 {
+            guard let t = TransportProtocol(rawValue: String(parts[1])) else {
+                let column = value.range.start.column + parts[0].count + 1
+                error(
+                    "unknown protocol '\(parts[1])'",
+                    at: SourceRange(
+                        start: SourceLocation(file: value.range.start.file, line: value.range.start.line, column: column),
+                        length: parts[1].count),
+                    hint: "protocols are tcp, udp and sctp")
+                return nil
+            }
+            transport = t
+        } else if requireProtocol {
+            error("missing protocol in '\(value.value)'", at: value.range, hint: "write e.g. \(value.value)/tcp")
+            return nil
+        }
+        guard let ports = portRange(parts[0], at: value.range) else { return nil }
+        return PortSpec(ports, transport)
+    }
+
+    // MARK: - host
+
+    private mutating func checkHost(_ block: Block) {
+        var seen: [String: SourceRange] = [:]
+        for setting in block.settings {
+            let key = setting.keyword.value
+            if let first = seen[key] {
+                error("'\(key)' set twice", at: setting.keyword.range, hint: "first set at line \(first.start.line)")
+                continue
+            }
+            seen[key] = setting.keyword.range
+            let value = setting.values.first
+            switch key {
+            case "layout": host.layout = value!.value
+            case "backend": host.backend = value!.value
+            case "userland-proxy": host.userlandProxy = onOff(value!) ?? true
+            case "icc": host.icc = onOff(value!, "allow", "deny") ?? true
+            case "ip-masquerade": host.ipMasquerade = onOff(value!) ?? true
+            case "forward-policy": host.forwardPolicyDrop = onOff(value!, "drop", "accept")
+            case "count-drops": host.countDrops = onOff(value!) ?? false
+            case "external":
+                for name in setting.values {
+                    if checkInterfaceName(name) { host.externalInterfaces.append(name.value) }
+                }
+            case "ephemeral-ports":
+                if let range = portRange(Substring(value!.value), at: value!.range) {
+                    if range.count < 2 {
+                        error("the ephemeral port range needs at least two ports", at: value!.range)
+                    } else {
+                        host.ephemeralPorts = range
+                    }
+                }
+            case "log-drops":
+                host.logDrops = checkLogDrops(setting)
+            default:
+                break  // the parser only lets known settings through
+            }
+        }
+    }
+
+    private mutating func checkLogDrops(_ setting: Setting) -> LogSettings? {
+        var settings = LogSettings(rateCount: 10, rateUnit: .minute, prefix: "portcullis-drop: ")
+        if let rate = setting.clause("rate")?.values.first {
+            let parts = rate.value.split(separator: "/", maxSplits: 1)
+            guard parts.count == 2, let count = Int(parts[0]), count > 0, count <= 10_000,
+                let unit = LogSettings.Unit(rawValue: String(parts[1]))
+            else {
+                error(
+                    "invalid rate '\(rate.value)'", at: rate.range,
+                    hint: "write COUNT/UNIT with a unit of second, minute, hour or day, e.g. 10/minute")
+                return nil
+            }
+            settings.rateCount = count
+            settings.rateUnit = unit
+        }
+        if let prefix = setting.clause("prefix")?.values.first {
+            if let problem = RulesetText.problem(in: prefix.value) {
+                error("log prefix \(problem)", at: prefix.range, hint: "use printable ASCII without quotes")
+                return nil
+            }
+            if prefix.value.utf8.count > 29 {
+                error("log prefix is longer than 29 bytes", at: prefix.range, hint: "the kernel truncates log prefixes at 29 bytes")
+                return nil
+            }
+            settings.prefix = prefix.value
+        }
+        return settings
+    }
+
+    @discardableResult
+    mutating func checkInterfaceName(_ name: Located<String>) -> Bool {
+        switch InterfaceName.validate(name.value) {
+        case nil: return true
+        case .empty?: error("empty interface name", at: name.range)
+        case .tooLong(let bytes)?:
+            error(
+                "interface name '\(name.value)' is \(bytes) bytes long", at: name.range,
+                hint: "Linux interface names are at most \(InterfaceName.maximumLength) bytes")
+        case .forbiddenCharacter(let c)?:
+            error(
+                "interface name '\(name.value)' contains '\(c)'", at: name.range,
+                hint: "use letters, digits, '-', '_', '.' and '@'; no '/', whitespace or wildcards")
+        case .reserved?:
+            error("'\(name.value)' cannot be an interface name", at: name.range)
+        }
+        return false
+    }
+
+    // MARK: - network
+
+    private mutating func checkNetwork(_ block: Block) {
+        let name = block.name!
+        var bridge: String?
+        var subnets: [IPFamily: (IPPrefix, SourceRange)] = [:]
+        var gateways: [IPFamily: (IPAddress, Located<String>)] = [:]
+        var icc: Bool?
+        var isInternal = false
+        var masquerade: Bool?
+        var hostBinding: IPAddress?
+        var seen: [String: SourceRange] = [:]
+        for setting in block.settings {
+            let key = setting.keyword.value
+            let repeatable = key == "subnet" || key == "gateway"
+            if !repeatable, let first = seen[key] {
+                error("'\(key)' set twice", at: setting.keyword.range, hint: "first set at line \(first.start.line)")
+                continue
+            }
+            seen[key] = setting.keyword.range
+            let value = setting.values.first
+            switch key {
+            case "bridge":
+                if checkInterfaceName(value!) { bridge = value!.value }
+            case "subnet":
+                guard let p = prefix(value!, what: "subnet") else { continue }
+                if subnets[p.family] != nil {
+                    error(
+                        "second \(p.family == .ipv4 ? "IPv4" : "IPv6") subnet", at: value!.range,
+                        hint: "a network has at most one IPv4 and one IPv6 subnet")
+                    continue
+                }
+                if p.hasHostBits {
+                    error(
+                        "subnet '\(value!.value)' has host bits set", at: value!.range,
+                        hint: "did you mean \(p.network)? Set the bridge address with 'gateway'")
+                }
+                if p.family == .ipv4 && p.length > 30 {
+                    error("subnet '\(value!.value)' is too small for a gateway and a container", at: value!.range)
+                }
+                subnets[p.family] = (p.network, value!.range)
+            case "gateway":
+                guard let a = address(value!, what: "gateway") else { continue }
+                if gateways[a.family] != nil {
+                    error("second \(a.family == .ipv4 ? "IPv4" : "IPv6") gateway", at: value!.range)
+                    continue
+                }
+                gateways[a.family] = (a, value!)
+            case "icc": icc = onOff(value!, "allow", "deny")
+            case "internal": isInternal = true
+            case "masquerade": masquerade = onOff(value!)
+            case "host-binding": hostBinding = address(value!, what: "host binding address")
+            default: break
+            }
+        }
+        guard let bridge else {
+            if seen["bridge"] == nil {
+                error(
+                    "network '\(name.value)' has no bridge", at: name.range,
+                    hint: "add a line such as 'bridge br-\(name.value.prefix(12))'")
+            }
+            return
+        }
+        guard let subnet4 = subnets[.ipv4] else {
+            error(
+                "network '\(name.value)' has no IPv4 subnet", at: name.range,
+                hint: "add a line such as 'subnet 198.18.1.0/24'; IPv6-only networks are not supported by Docker's bridge driver")
+            return
+        }
+        var gateway: [IPFamily: IPAddress] = [:]
+        for (family, (address, written)) in gateways {
+            guard let (subnet, _) = subnets[family] else {
+                error(
+                    "gateway '\(written.value)' is \(family == .ipv4 ? "IPv4" : "IPv6") but the network has no \(family == .ipv4 ? "IPv4" : "IPv6") subnet",
+                    at: written.range)
+                continue
+            }
+            if !subnet.contains(address) {
+                error("gateway \(address) is outside the subnet \(subnet)", at: written.range)
+            } else if address == subnet.first || (family == .ipv4 && address == subnet.last) {
+                error(
+                    "gateway \(address) is the \(address == subnet.first ? "network" : "broadcast") address of \(subnet)",
+                    at: written.range)
+            }
+            gateway[family] = address
+        }
+        if let duplicate = networks.first(where: { $0.bridge == bridge }) {
+            error(
+                "bridge '\(bridge)' is already used by network '\(duplicate.name)'", at: block.settings.first { $0.keyword.value == "bridge" }!.values[0].range,
+                hint: "each network needs its own bridge")
+        }
+        for (family, (subnet, range)) in subnets {
+            for other in networks {
+                let otherSubnet = family == .ipv4 ? other.subnet4 : other.subnet6
+                if let otherSubnet, otherSubnet.overlaps(subnet) {
+                    error(
+                        "subnet \(subnet) overlaps \(otherSubnet) of network '\(other.name)'", at: range,
+                        hint: "bridges need disjoint subnets")
+                }
+            }
+        }
+        if let hostBinding, hostBinding.family != .ipv4 {
+            error(
+                "host-binding must be an IPv4 address", at: block.settings.first { $0.keyword.value == "host-binding" }!.values[0].range)
+        }
+        if isInternal && masquerade == true {
+            error(
+                "an internal network cannot masquerade", at: seen["masquerade"]!,
+                hint: "internal networks have no outside connectivity; remove 'masquerade on' or 'internal'")
+        }
+        let subnet6 = subnets[.ipv6]?.0
+        networks.append(
+            Network(
+                name: name.value, bridge: bridge, subnet4: subnet4.0,
+                gateway4: gateway[.ipv4] ?? subnet4.0.first.adding(1),
+                subnet6: subnet6, gateway6: gateway[.ipv6] ?? subnet6.map { $0.first.adding(1) },
+                icc: icc ?? host.icc, internal: isInternal, masquerade: masquerade ?? host.ipMasquerade,
+                hostBinding: hostBinding, origin: Origin("network \(name.value)", at: block.keyword.range.start)))
+    }
+
+    // MARK: - lists
+
+    private mutating func checkList(_ list: ListBlock) {
+        let name = list.name.value
+        if list.items.isEmpty {
+            error("\(list.kind.rawValue) '\(name)' is empty", at: list.name.range)
+        }
+        switch list.kind {
+        case .addresses:
+            addressSets[name] = list.items.compactMap { prefix($0, what: "address or prefix") }.map {
+                $0.hasHostBits && !$0.isHost ? $0.network : $0
+            }
+        case .service:
+            services[name] = list.items.compactMap { portSpec($0, requireProtocol: true) }
+        case .group:
+            var members: [String] = []
+            for item in list.items {
+                guard let kind = endpointKinds[item.value]?.kind else {
+                    unknownName(item, expected: "container", candidates: containerNames)
+                    continue
+                }
+                guard kind == "container" else {
+                    error(
+                        "group members must be containers; '\(item.value)' is a \(kind)", at: item.range,
+                        hint: kind == "group" ? "list the group's containers instead" : nil)
+                    continue
+                }
+                if members.contains(item.value) {
+                    error("'\(item.value)' is listed twice in group '\(name)'", at: item.range)
+                }
+                members.append(item.value)
+            }
+            groups[name] = members
+        }
+    }
+
+    private var containerNames: [String] { endpointKinds.filter { $0.value.kind == "container" }.map(\.key).sorted() }
+
+    mutating func unknownName(_ name: Located<String>, expected: String, candidates: [String]) {
+        let suggestion = closestMatch(name.value, in: candidates)
+        error(
+            "unknown \(expected) '\(name.value)'", at: name.range,
+            hint: suggestion.map { "did you mean '\($0)'?" }
+                ?? (candidates.isEmpty ? "none is declared" : "known: \(candidates.prefix(8).joined(separator: ", "))"))
+    }
+
+    // MARK: - container
+
+    private var usedAddresses: [IPAddress: String] = [:]
+
+    private mutating func checkContainer(_ block: Block, networksDeclaredBefore: Int) {
+        let name = block.name!.value
+        var container = Container(
+            name: name, attachments: [], publishes: [], origin: Origin("container \(name)", at: block.keyword.range.start))
+        var exposed: [(PortSpec, Located<String>)] = []
+        var publishAll: Setting?
+        for setting in block.settings {
+            switch setting.keyword.value {
+            case "attach":
+                checkAttach(setting, into: &container, visibleNetworks: Array(networks.prefix(networksDeclaredBefore)))
+            case "expose":
+                for value in setting.values { if let spec = portSpec(value) { exposed.append((spec, value)) } }
+            case "publish-all":
+                if publishAll != nil { error("'publish-all' given twice", at: setting.keyword.range) }
+                publishAll = setting
+            case "publish":
+                if let publish = checkPublish(setting, container: container) { container.publishes.append(publish) }
+            default: break
+            }
+        }
+        if container.attachments.isEmpty && !block.settings.contains(where: { $0.keyword.value == "attach" }) {
+            error(
+                "container '\(name)' is not attached to any network", at: block.name!.range,
+                hint: "add a line such as 'attach bridge 172.17.0.2'")
+        }
+        if let publishAll {
+            if exposed.isEmpty {
+                error(
+                    "'publish-all' needs exposed ports", at: publishAll.keyword.range,
+                    hint: "list them with 'expose 80/tcp, 53/udp' (what the image's EXPOSE says)")
+            }
+            let (sources, text) = allowList(publishAll.clause("from"))
+            for (spec, _) in exposed {
+                container.publishes.append(
+                    Publish(
+                        hostAddress: nil, hostPorts: PortRange(0), hostPortIsEphemeral: true, containerPorts: spec.ports, transport: spec.transport,
+                        allowedSources: sources, allowedSourcesText: text,
+                        origin: Origin("publish-all \(spec) (container \(name))", at: publishAll.keyword.range.start)))
+            }
+        }
+        if !container.publishes.isEmpty && !container.attachments.isEmpty
+            && container.attachments.allSatisfy({ network($0.network)?.internal == true })
+        {
+            error(
+                "container '\(name)' publishes ports but is attached only to internal networks", at: block.name!.range,
+                hint: "internal networks have no outside connectivity; attach it to a non-internal network")
+        }
+        containers.append(container)
+    }
+
+    private func network(_ name: String) -> Network? { networks.first { $0.name == name } }
+
+    private mutating func checkAttach(_ setting: Setting, into container: inout Container, visibleNetworks: [Network]) {
+        let networkName = setting.values[0]
+        let addressText = setting.values[1]
+        guard let network = visibleNetworks.first(where: { $0.name == networkName.value }) else {
+            if let later = networks.first(where: { $0.name == networkName.value }) {
+                error(
+                    "network '\(networkName.value)' is declared after container '\(container.name)'", at: networkName.range,
+                    hint: "move 'network \(later.name)' above the container: networks are created in file order")
+            } else if let kind = endpointKinds[networkName.value]?.kind {
+                error("'\(networkName.value)' is a \(kind), not a network", at: networkName.range)
+            } else {
+                unknownName(networkName, expected: "network", candidates: networks.map(\.name))
+            }
+            return
+        }
+        guard let address = address(addressText, what: "container address") else { return }
+        let subnet = address.family == .ipv4 ? network.subnet4 : network.subnet6
+        guard let subnet else {
+            error(
+                "\(address) is IPv6 but network '\(network.name)' has no IPv6 subnet", at: addressText.range,
+                hint: "add 'subnet fd00:.../64' to the network")
+            return
+        }
+        if !subnet.contains(address) {
+            error(
+                "address \(address) is outside the subnet \(subnet) of network '\(network.name)'", at: addressText.range)
+            return
+        }
+        let gateway = address.family == .ipv4 ? network.gateway4 : network.gateway6
+        if address == gateway {
+            error("address \(address) is the gateway of network '\(network.name)'", at: addressText.range)
+            return
+        }
+        if address == subnet.first || (address.family == .ipv4 && address == subnet.last) {
+            error(
+                "address \(address) is the \(address == subnet.first ? "network" : "broadcast") address of \(subnet)",
+                at: addressText.range)
+            return
+        }
+        if let owner = usedAddresses[address] {
+            error(
+                "address \(address) is already used by container '\(owner)'", at: addressText.range,
+                hint: "two containers cannot share an address")
+            return
+        }
+        usedAddresses[address] = container.name
+        var mac: String?
+        if let macValue = setting.clause("mac")?.values.first {
+            if Checker.isMAC(macValue.value) {
+                mac = macValue.value.lowercased()
+            } else {
+                error("invalid MAC address '\(macValue.value)'", at: macValue.range, hint: "write six hex pairs, e.g. 02:42:ac:11:00:02")
+            }
+        }
+        if let index = container.attachments.firstIndex(where: { $0.network == network.name }) {
+            let existing = address.family == .ipv4 ? container.attachments[index].address4 : container.attachments[index].address6
+            if existing != nil {
+                error(
+                    "container '\(container.name)' already has an \(address.family == .ipv4 ? "IPv4" : "IPv6") address on '\(network.name)'",
+                    at: addressText.range)
+                return
+            }
+            if address.family == .ipv4 { container.attachments[index].address4 = address } else { container.attachments[index].address6 = address }
+            if mac != nil { container.attachments[index].mac = mac }
+            return
+        }
+        if address.family == .ipv6 {
+            error(
+                "attach '\(network.name)' with an IPv4 address first", at: addressText.range,
+                hint: "Docker gives every bridge endpoint an IPv4 address; add the IPv6 one on a second attach line")
+            return
+        }
+        container.attachments.append(
+            Attachment(network: network.name, address4: address, address6: nil, mac: mac))
+    }
+
+    static func isMAC(_ text: String) -> Bool {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        return parts.count == 6 && parts.allSatisfy { $0.count == 2 && $0.allSatisfy { $0.isHexDigit && $0.isASCII } }
+    }
+
+    /// Resolves a `from` clause: address-set names and literal prefixes.
+    private mutating func allowList(_ clause: Clause?) -> ([IPPrefix], String) {
+        guard let clause else { return ([], "") }
+        var prefixes: [IPPrefix] = []
+        for value in clause.values {
+            if let set = addressSets[value.value] {
+                prefixes += set
+            } else if value.value.first?.isLetter == true && !value.value.contains(":") {
+                unknownName(value, expected: "address set", candidates: addressSets.keys.sorted())
+            } else if let p = prefix(value, what: "source address") {
+                prefixes.append(p.isHost ? p : p.network)
+            }
+        }
+        return (prefixes, clause.values.map(\.value).joined(separator: ", "))
+    }
+
+    /// `[HOST-IP:]PORTS -> PORTS[/PROTO]` or `PORTS[/PROTO]` (host port chosen by the daemon).
+    private mutating func checkPublish(_ setting: Setting, container: Container) -> Publish? {
+        let left = setting.values[0]
+        let (sources, sourcesText) = allowList(setting.clause("from"))
+        guard let target = setting.clause("->")?.values.first else {
+            guard let spec = portSpec(left) else { return nil }
+            if !spec.ports.isSingle {
+                error(
+                    "publishing a container port range needs host ports", at: left.range,
+                    hint: "write publish 8000-8010 -> \(left.value)")
+                return nil
+            }
+            return Publish(
+                hostAddress: nil, hostPorts: PortRange(0), hostPortIsEphemeral: true, containerPorts: spec.ports, transport: spec.transport,
+                allowedSources: sources, allowedSourcesText: sourcesText,
+                origin: Origin("publish \(left.value) (container \(container.name))", at: setting.keyword.range.start))
+        }
+        var hostAddress: IPAddress?
+        var portsText = Substring(left.value)
+        var portsColumnOffset = 0
+        if let colon = left.value.lastIndex(of: ":") {
+            var addressText = left.value[..<colon]
+            if addressText.hasPrefix("[") && addressText.hasSuffix("]") {
+                addressText = addressText.dropFirst().dropLast()
+            } else if addressText.contains(":") {
+                error(
+                    "IPv6 host address must be in brackets", at: left.range,
+                    hint: "write publish [\(addressText)]:\(left.value[left.value.index(after: colon)...]) -> ...")
+                return nil
+            }
+            guard let a = IPAddress(addressText) else {
+                error("invalid host address '\(addressText)'", at: left.range, hint: "write 127.0.0.1:8080 or [::1]:8080")
+                return nil
+            }
+            hostAddress = a
+            portsText = left.value[left.value.index(after: colon)...]
+            portsColumnOffset = left.value.distance(from: left.value.startIndex, to: colon) + 1
+        }
+        let portsRange = SourceRange(
+            start: SourceLocation(
+                file: left.range.start.file, line: left.range.start.line, column: left.range.start.column + portsColumnOffset),
+            length: portsText.count)
+        if portsText.contains("/") {
+            error(
+                "the protocol goes after the container port", at: portsRange,
+                hint: "write publish \(portsText.split(separator: "/")[0]) -> PORT/\(portsText.split(separator: "/").last ?? "tcp")")
+            return nil
+        }
+        guard let hostPorts = portRange(portsText, at: portsRange), let spec = portSpec(target) else { return nil }
+        if hostPorts.count != spec.ports.count {
+            error(
+                "range length mismatch: \(hostPorts.count) host port\(hostPorts.count == 1 ? "" : "s") for \(spec.ports.count) container port\(spec.ports.count == 1 ? "" : "s")",
+                at: target.range, hint: "host and container ranges must have the same length")
+            return nil
+        }
+        if let hostAddress, let network = container.attachments.first.flatMap({ network($0.network) }) {
+            _ = network
+            if hostAddress.family == .ipv6 && container.attachments.allSatisfy({ $0.address6 == nil }) {
+                error(
+                    "host address \(hostAddress) is IPv6 but container '\(container.name)' has no IPv6 address",
+                    at: left.range, hint: "attach it with an IPv6 address too, or publish on an IPv4 host address")
+                return nil
+            }
+        }
+        return Publish(
+            hostAddress: hostAddress, hostPorts: hostPorts, hostPortIsEphemeral: false, containerPorts: spec.ports, transport: spec.transport,
+            allowedSources: sources, allowedSourcesText: sourcesText,
+            origin: Origin(
+                "publish \(left.value) -> \(target.value) (container \(container.name))", at: setting.keyword.range.start))
+    }
+
+    /// Gives publishes without a host port a port from the ephemeral range the way Docker's port
+    /// allocator does: containers in start order; within a container, highest container port
+    /// first (Docker sorts bindings before allocating); one counter per protocol that moves on
+    /// from the last port it handed out, skipping ports already taken.
+    private mutating func allocateEphemeralPorts() {
+        var taken: [TransportProtocol: Set<UInt16>] = [:]
+        var last: [TransportProtocol: UInt16] = [:]
+        let range = host.ephemeralPorts
+        for c in containers.indices {
+            for publish in containers[c].publishes where !publish.hostPortIsEphemeral {
+                for port in publish.hostPorts.first...publish.hostPorts.last { taken[publish.transport, default: []].insert(port) }
+            }
+            let pending = containers[c].publishes.indices.filter { containers[c].publishes[$0].hostPortIsEphemeral }
+                .sorted {
+                    let a = containers[c].publishes[$0]
+                    let b = containers[c].publishes[$1]
+                    return (b.containerPorts.first, a.transport.rawValue) < (a.containerPorts.first, b.transport.rawValue)
+                }
+            for p in pending {
+                let transport = containers[c].publishes[p].transport
+                var candidate = last[transport].map { $0 >= range.last ? range.first : $0 + 1 } ?? range.first
+                var tries = 0
+                while taken[transport, default: []].contains(candidate) && tries < range.count {
+                    candidate = candidate >= range.last ? range.first : candidate + 1
+                    tries += 1
+                }
+                guard tries < range.count else {
+                    error(
+                        "no free port left in the ephemeral range \(range)",
+                        at: SourceRange(start: containers[c].publishes[p].origin.location, length: 1),
+                        hint: "widen 'ephemeral-ports' in the host block or publish fixed host ports")
+                    return
+                }
+                taken[transport, default: []].insert(candidate)
+                last[transport] = candidate
+                containers[c].publishes[p].hostPorts = PortRange(candidate)
+            }
+        }
+    }
+
+    private mutating func checkPublishConflicts() {
+        var seen: [(Publish, String)] = []
+        for container in containers {
+            for publish in container.publishes {
+                let hostAddress = publish.hostAddress ?? nil
+                if let (other, owner) = seen.first(where: { other, _ in
+                    other.transport == publish.transport && other.hostPorts.overlaps(publish.hostPorts)
+                        && (other.hostAddress == nil || hostAddress == nil || other.hostAddress == hostAddress)
+                }) {
+                    error(
+                        "host port \(publish.hostPorts)/\(publish.transport.rawValue) is already published by container '\(owner)' (line \(other.origin.location.line))",
+                        at: SourceRange(start: publish.origin.location, length: 7),
+                        hint: "two publishes cannot share a host address, port and protocol")
+                }
+                seen.append((publish, container.name))
+            }
+        }
+    }
+
+    // MARK: - flows and egress
+
+    private mutating func endpoints(_ value: Located<String>) -> [Endpoint]? {
+        switch endpointKinds[value.value]?.kind {
+        case "container": return [.container(value.value)]
+        case "network": return [.network(value.value)]
+        case "group": return groups[value.value]?.map { .container($0) } ?? []
+        default:
+            unknownName(value, expected: "container, group or network", candidates: endpointKinds.keys.sorted())
+            return nil
+        }
+    }
+
+    private mutating func ports(of rule: Setting) -> [PortSpec]? {
+        var specs: [PortSpec] = []
+        var ok = true
+        for value in rule.clause("port")?.values ?? [] {
+            if let spec = portSpec(value) { specs.append(spec) } else { ok = false }
+        }
+        for value in rule.clause("service")?.values ?? [] {
+            if let service = services[value.value] {
+                specs += service
+            } else if listNames["service \(value.value)"] == nil {
+                unknownName(value, expected: "service", candidates: services.keys.sorted())
+                ok = false
+            }
+        }
+        return ok ? specs : nil
+    }
+
+    private mutating func checkRule(_ rule: Setting) -> PolicyRule? {
+        let kind = PolicyRule.Kind(rawValue: rule.keyword.value)!
+        let source = rule.values[0]
+        let target = rule.clause("->")!.values[0]
+        let sources = endpoints(source)
+        var destinations: [Endpoint]? = []
+        var egress = EgressDestination.anywhere
+        if kind == .egress {
+            if target.value == "any" {
+                egress = .anywhere
+            } else if let set = addressSets[target.value] {
+                egress = .prefixes(set)
+            } else if target.value.first?.isLetter == true && !target.value.contains(":") {
+                unknownName(target, expected: "address set (or 'any')", candidates: addressSets.keys.sorted())
+                destinations = nil
+            } else if let p = prefix(target, what: "egress destination") {
+                egress = .prefixes([p.isHost ? p : p.network])
+            } else {
+                destinations = nil
+            }
+        } else {
+            destinations = endpoints(target)
+        }
+        guard let sources, let destinations, let ports = ports(of: rule) else { return nil }
+        if sources.isEmpty || (kind != .egress && destinations.isEmpty) {
+            error("'\(rule.keyword.value)' names an empty group", at: rule.keyword.range)
+            return nil
+        }
+        var text = "\(kind.rawValue) \(source.value) -> \(target.value)"
+        if let p = rule.clause("port") { text += " port " + p.values.map(\.value).joined(separator: ",") }
+        if let s = rule.clause("service") { text += " service " + s.values.map(\.value).joined(separator: ",") }
+        return PolicyRule(
+            kind: kind, sources: sources, destinations: destinations, egressDestination: egress, ports: ports, text: text,
+            origin: Origin(text, at: rule.keyword.range.start))
+    }
+}

@@ -1,0 +1,177 @@
+import PortcullisNet
+import PortcullisSyntax
+
+/// A checked policy: every name resolved, every address parsed and consistent. Layouts read
+/// only this; nothing here can fail any more.
+public struct Policy: Sendable {
+    public var host: HostSettings
+    /// Networks in creation order (the daemon's default bridge first, then declaration order).
+    public var networks: [Network]
+    /// Containers in start order.
+    public var containers: [Container]
+    public var groups: [String: [String]]
+    public var addressSets: [String: [IPPrefix]]
+    public var services: [String: [PortSpec]]
+    /// Flows and egress rules in declaration order.
+    public var rules: [PolicyRule]
+    /// The order in which the daemon would see networks created and containers started.
+    public var events: [CreationEvent]
+
+    public func network(_ name: String) -> Network? { networks.first { $0.name == name } }
+    public func container(_ name: String) -> Container? { containers.first { $0.name == name } }
+}
+
+public enum CreationEvent: Sendable, Hashable {
+    case createNetwork(String)
+    case startContainer(String)
+}
+
+/// Where a model element was declared: for provenance in the IR.
+public struct Origin: Sendable, Hashable {
+    public let statement: String
+    public let location: SourceLocation
+
+    public init(_ statement: String, at location: SourceLocation) {
+        self.statement = statement
+        self.location = location
+    }
+}
+
+public enum Toggle: Sendable, Hashable {
+    case on
+    case off
+}
+
+public struct HostSettings: Sendable, Hashable {
+    /// Layout and backend named in the policy; the command line may override them.
+    public var layout: String?
+    public var backend: String?
+    public var userlandProxy = true
+    /// Default for networks that do not set `icc`.
+    public var icc = true
+    /// Default for networks that do not set `masquerade`.
+    public var ipMasquerade = true
+    /// nil: the layout's Docker default (ACCEPT for 1.5, DROP from 1.13 on).
+    public var forwardPolicyDrop: Bool?
+    public var externalInterfaces: [String] = []
+    /// Where Docker picks host ports for `publish-all` and `publish PORT/PROTO`.
+    public var ephemeralPorts = PortRange(32768, 60999)
+    public var logDrops: LogSettings?
+    public var countDrops = false
+
+    public init() {}
+}
+
+public struct LogSettings: Sendable, Hashable {
+    public enum Unit: String, Sendable, Hashable, CaseIterable {
+        case second
+        case minute
+        case hour
+        case day
+    }
+
+    /// At most `rateCount` log lines per `rateUnit`; Portcullis always rate-limits logging so a
+    /// flood of dropped packets cannot flood the kernel log.
+    public var rateCount: Int
+    public var rateUnit: Unit
+    public var prefix: String
+}
+
+public struct Network: Sendable, Hashable {
+    public var name: String
+    public var bridge: String
+    public var subnet4: IPPrefix?
+    public var gateway4: IPAddress?
+    public var subnet6: IPPrefix?
+    public var gateway6: IPAddress?
+    public var icc: Bool
+    public var `internal`: Bool
+    public var masquerade: Bool
+    /// The host address publishes bind to when they name none (`0.0.0.0` when nil).
+    public var hostBinding: IPAddress?
+    public var origin: Origin
+
+    /// Docker's default network: created at daemon start, before any user network.
+    public var isDefaultBridge: Bool { bridge == "docker0" }
+}
+
+public struct PortSpec: Sendable, Hashable, CustomStringConvertible {
+    public var ports: PortRange
+    public var transport: TransportProtocol
+
+    public init(_ ports: PortRange, _ transport: TransportProtocol) {
+        self.ports = ports
+        self.transport = transport
+    }
+
+    public var description: String { "\(ports)/\(transport.rawValue)" }
+}
+
+public struct Attachment: Sendable, Hashable {
+    public var network: String
+    public var address4: IPAddress?
+    public var address6: IPAddress?
+    public var mac: String?
+}
+
+public struct Publish: Sendable, Hashable {
+    /// nil: the network's host binding, or all addresses.
+    public var hostAddress: IPAddress?
+    public var hostPorts: PortRange
+    /// True when the policy named no host port and the daemon picked one (`publish-all`,
+    /// `publish 80/tcp`); Docker orders such bindings as if their host port were 0.
+    public var hostPortIsEphemeral: Bool
+    public var containerPorts: PortRange
+    public var transport: TransportProtocol
+    /// Who may connect from outside; empty means anyone (Docker's behaviour).
+    public var allowedSources: [IPPrefix]
+    /// Names of the address sets and literals the allow-list was written with, for comments.
+    public var allowedSourcesText: String
+    public var origin: Origin
+}
+
+public struct Container: Sendable, Hashable {
+    public var name: String
+    /// In the order given; Docker connects the first at start and the rest after.
+    public var attachments: [Attachment]
+    public var publishes: [Publish]
+    public var origin: Origin
+}
+
+/// One end of a flow, resolved to what rules can match.
+public enum Endpoint: Sendable, Hashable {
+    case container(String)
+    case network(String)
+
+    public var name: String {
+        switch self {
+        case .container(let n), .network(let n): n
+        }
+    }
+}
+
+public enum EgressDestination: Sendable, Hashable {
+    case anywhere
+    case prefixes([IPPrefix])
+}
+
+public struct PolicyRule: Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable {
+        case allow
+        case deny
+        case egress
+    }
+
+    public var kind: Kind
+    /// Expanded: a group becomes its containers, in group order.
+    public var sources: [Endpoint]
+    /// For allow/deny.
+    public var destinations: [Endpoint]
+    /// For egress.
+    public var egressDestination: EgressDestination
+    /// Empty: all traffic.
+    public var ports: [PortSpec]
+    /// The rule as written, e.g. "allow web -> api port 8000/tcp", for comments and traces.
+    public var text: String
+    public var origin: Origin
+}

@@ -1,0 +1,153 @@
+import PortcullisIR
+import PortcullisNet
+
+/// Renders the IR as an nft script (`nft -f`), laid out the way `nft list ruleset` prints.
+public struct NftTextRenderer: Renderer {
+    public init() {}
+
+    public func render(_ ruleset: Ruleset) throws(RenderError) -> [RenderedFile] {
+        var blocks: [String] = []
+        for table in ruleset.tables { blocks.append(try renderTable(table)) }
+        return [RenderedFile(fileExtension: Backend.nftables.fileExtension, text: blocks.joined(separator: "\n"))]
+    }
+
+    func renderTable(_ table: Table) throws(RenderError) -> String {
+        var sections: [String] = []
+        for set in table.sets { sections.append(try renderSet(set)) }
+        for chain in table.chains { sections.append(try renderChain(chain, in: table)) }
+        return "table \(table.family.rawValue) \(try identifier(table.name)) {\n" + sections.joined(separator: "\n\n") + "\n}\n"
+    }
+
+    func renderChain(_ chain: Chain, in table: Table) throws(RenderError) -> String {
+        var lines = ["\tchain \(try identifier(chain.name)) {"]
+        if let base = chain.base {
+            lines.append(
+                "\t\ttype \(base.type.rawValue) hook \(base.hook.rawValue) priority \(NftVocabulary.priorityText(base)); policy \(base.policy.rawValue);"
+            )
+        }
+        for rule in chain.rules {
+            let nft = try NftVocabulary.translate(rule, in: table)
+            var text = try nft.expressions.map { e throws(RenderError) in try expressionText(e, in: table) }.joined(separator: " ")
+            if let comment = nft.comment { text += " comment \"\(comment)\"" }
+            lines.append("\t\t" + text)
+        }
+        lines.append("\t}")
+        return lines.joined(separator: "\n")
+    }
+
+    func renderSet(_ set: NamedSet) throws(RenderError) -> String {
+        var type = set.keyTypes.map(\.rawValue).joined(separator: " . ")
+        switch set.mapValue {
+        case nil: break
+        case .verdict?: type += " : verdict"
+        case .data(let types)?: type += " : " + types.map(\.rawValue).joined(separator: " . ")
+        }
+        var lines = ["\t\(set.mapValue == nil ? "set" : "map") \(try identifier(set.name)) {", "\t\ttype \(type)"]
+        if set.interval { lines.append("\t\tflags interval") }
+        if !set.elements.isEmpty {
+            let elements = try set.elements.map { element throws(RenderError) -> String in
+                var text = element.key.map(setValueText).joined(separator: " . ")
+                switch element.value {
+                case nil: break
+                case .verdict(let action)?: text += " : " + (try verdictText(action))
+                case .data(let values)?: text += " : " + values.map(setValueText).joined(separator: " . ")
+                }
+                return text
+            }
+            lines.append("\t\telements = { " + elements.joined(separator: ",\n\t\t\t     ") + " }")
+        }
+        lines.append("\t}")
+        return lines.joined(separator: "\n")
+    }
+
+    func setValueText(_ value: SetValue) -> String {
+        switch value {
+        case .address(let prefix): prefixText(prefix)
+        case .ports(let ports): ports.description
+        case .transport(let t): t.rawValue
+        case .interface(let name): "\"\(name)\""
+        }
+    }
+
+    func verdictText(_ action: Action) throws(RenderError) -> String {
+        switch action {
+        case .accept: "accept"
+        case .drop: "drop"
+        case .return: "return"
+        case .jump(let chain): "jump \(try identifier(chain))"
+        case .goto(let chain): "goto \(try identifier(chain))"
+        default: throw RenderError("a verdict map can only map to verdicts, not \(action)")
+        }
+    }
+
+    func prefixText(_ prefix: IPPrefix) -> String { prefix.isHost ? prefix.address.description : prefix.network.description }
+
+    /// `inet` tables must say which family a NAT statement translates; `ip`/`ip6` tables imply it.
+    func natFamily(_ family: IPFamily, _ table: Table) -> String {
+        table.family == .inet ? NftVocabulary.addressProtocol(family) + " " : ""
+    }
+
+    func operandText(_ operand: NftOperand) -> String {
+        switch operand {
+        case .payload(let proto, let field): "\(proto) \(field)"
+        case .meta(let key): key == "iifname" || key == "oifname" ? key : "meta \(key)"
+        case .fib(let flag): "fib \(flag) type"
+        case .ct(let key, let direction, let family):
+            ["ct", direction, family, key].compactMap { $0 }.joined(separator: " ")
+        case .concat(let parts): parts.map(operandText).joined(separator: " . ")
+        }
+    }
+
+    func valueText(_ value: NftValue) -> String {
+        switch value {
+        case .address(let prefix): prefixText(prefix)
+        case .string(let s): "\"\(s)\""
+        case .keyword(let k): k
+        case .ports(let ports): ports.description
+        case .flags(let flags): flags.joined(separator: ",")
+        case .setReference(let name): "@\(name)"
+        }
+    }
+
+    func expressionText(_ expression: NftExpression, in table: Table) throws(RenderError) -> String {
+        switch expression {
+        case .match(let left, let negated, let right):
+            return "\(operandText(left)) \(negated ? "!= " : "")\(valueText(right))"
+        case .counter: return "counter"
+        case .log(let prefix): return "log prefix \"\(prefix)\""
+        case .limit(let rate): return "limit rate \(rate.count)/\(rate.unit.rawValue)"
+        case .verdict(let v): return v
+        case .jump(let chain): return "jump \(try identifier(chain))"
+        case .goto(let chain): return "goto \(try identifier(chain))"
+        case .masquerade: return "masquerade"
+        case .dnat(let family, let address, let ports):
+            let host = family == .ipv6 && ports != nil ? "[\(address)]" : address.description
+            return "dnat \(natFamily(family, table))to \(host)\(ports.map { ":\($0)" } ?? "")"
+        case .snat(let family, let address):
+            return "snat \(natFamily(family, table))to \(address)"
+        case .verdictMap(let key, let map):
+            return "\(operandText(key)) vmap @\(map)"
+        }
+    }
+
+    /// nft 1.0.6 accepts neither quoted chain names nor keywords (`fwd`, `counter`...) as bare
+    /// ones, so a name that is not a plain identifier cannot be written at all. Layouts choose
+    /// every table, chain and set name (no policy text reaches them); this guards that promise.
+    func identifier(_ name: String) throws(RenderError) -> String {
+        let plain =
+            name.first?.isLetter == true && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
+        guard plain, !NftTextRenderer.keywords.contains(name) else {
+            throw RenderError("'\(name)' cannot be written as an nft identifier")
+        }
+        return name
+    }
+
+    /// Words nft's scanner treats as keywords where a chain or table name may stand.
+    static let keywords: Set<String> = [
+        "fwd", "dup", "ip", "ip6", "inet", "arp", "bridge", "netdev", "table", "chain", "set",
+        "map", "rule", "element", "counter", "meter", "flow", "flowtable", "accept", "drop", "return", "jump", "goto",
+        "continue", "queue", "reject", "log", "limit", "masquerade", "snat", "dnat", "redirect", "tcp", "udp", "sctp",
+        "icmp", "ct", "meta", "fib", "type", "hook", "priority", "policy", "comment", "quota", "secmark", "synproxy",
+        "ingress", "egress", "prerouting", "input", "forward", "output", "postrouting",
+    ]
+}

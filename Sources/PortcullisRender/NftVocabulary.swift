@@ -1,0 +1,179 @@
+import PortcullisIR
+import PortcullisNet
+
+/// nftables' own rule vocabulary (the shape of libnftables-json(5)). The IR is translated into
+/// it once; the text and JSON renderers only print it, so both backends say the same thing.
+enum NftExpression {
+    case match(NftOperand, negated: Bool, NftValue)
+    case counter
+    case log(prefix: String)
+    case limit(Rate)
+    case verdict(String)
+    case jump(String)
+    case goto(String)
+    case dnat(family: IPFamily, address: IPAddress, ports: PortRange?)
+    case snat(family: IPFamily, address: IPAddress)
+    case masquerade
+    case verdictMap(NftOperand, map: String)
+}
+
+enum NftOperand {
+    case payload(protocol: String, field: String)
+    case meta(String)
+    case fib(String)
+    case ct(key: String, direction: String?, family: String?)
+    case concat([NftOperand])
+}
+
+enum NftValue {
+    case address(IPPrefix)
+    case string(String)
+    case keyword(String)
+    case ports(PortRange)
+    case flags([String])
+    case setReference(String)
+}
+
+struct NftRule {
+    var expressions: [NftExpression]
+    var comment: String?
+}
+
+enum NftVocabulary {
+    static func family(of table: Table, _ prefixFamily: IPFamily? = nil) -> IPFamily {
+        table.family.ipFamily ?? prefixFamily ?? .ipv4
+    }
+
+    static func addressProtocol(_ family: IPFamily) -> String { family == .ipv4 ? "ip" : "ip6" }
+
+    static func translate(_ rule: Rule, in table: Table) throws(RenderError) -> NftRule {
+        // iptables-nft's order: interfaces, addresses, protocol and ports, then the rest.
+        func rank(_ m: Match) -> Int {
+            switch m {
+            case .interface(.source, _, _): 0
+            case .interface(.destination, _, _): 1
+            case .address(.source, _, _): 2
+            case .address(.destination, _, _): 3
+            case .transport, .port: 4
+            default: 5
+            }
+        }
+        let ordered = rule.matches.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }
+            .map(\.element)
+        let hasPort = rule.matches.contains {
+            if case .port = $0 { return true }
+            return false
+        }
+        let transport = rule.matches.lazy.compactMap { m -> TransportProtocol? in
+            if case .transport(let t, false) = m { return t }
+            return nil
+        }.first
+        var expressions: [NftExpression] = []
+        for match in ordered {
+            switch match {
+            case .address(let direction, let prefix, let negated):
+                expressions.append(
+                    .match(
+                        .payload(
+                            protocol: addressProtocol(prefix.family), field: direction == .source ? "saddr" : "daddr"),
+                        negated: negated, .address(prefix.network)))
+            case .interface(let direction, let name, let negated):
+                expressions.append(.match(.meta(direction == .source ? "iifname" : "oifname"), negated: negated, .string(name)))
+            case .transport(let t, let negated):
+                if !hasPort || negated { expressions.append(.match(.meta("l4proto"), negated: negated, .keyword(t.rawValue))) }
+            case .port(let direction, let ports):
+                guard let transport else {
+                    throw RenderError("a port match needs a protocol match in the same rule", provenance: rule.provenance)
+                }
+                expressions.append(
+                    .match(
+                        .payload(protocol: transport.rawValue, field: direction == .source ? "sport" : "dport"),
+                        negated: false, .ports(ports)))
+            case .localAddress(let direction, let negated):
+                expressions.append(.match(.fib(direction == .source ? "saddr" : "daddr"), negated: negated, .keyword("local")))
+            case .connectionState(let states):
+                // nft lists states in the order of their bit values.
+                let order: [ConnectionState] = [.invalid, .established, .related, .new, .untracked]
+                expressions.append(
+                    .match(.ct(key: "state", direction: nil, family: nil), negated: false, .flags(order.filter(states.contains).map(\.rawValue))))
+            case .originalDestination(let prefix):
+                expressions.append(
+                    .match(
+                        .ct(key: "daddr", direction: "original", family: addressProtocol(prefix.family)), negated: false,
+                        .address(prefix.network)))
+            case .originalDestinationPort(let ports):
+                expressions.append(.match(.ct(key: "proto-dst", direction: "original", family: nil), negated: false, .ports(ports)))
+            case .limit(let rate):
+                expressions.append(.limit(rate))
+            case .inSet(let keys, let set, let negated):
+                expressions.append(.match(operand(keys, table: table, set: set), negated: negated, .setReference(set)))
+            }
+        }
+        for effect in rule.effects {
+            switch effect {
+            case .counter: expressions.append(.counter)
+            case .log(let prefix): expressions.append(.log(prefix: prefix.text))
+            }
+        }
+        if let action = rule.action {
+            switch action {
+            case .accept: expressions.append(.verdict("accept"))
+            case .drop: expressions.append(.verdict("drop"))
+            case .return: expressions.append(.verdict("return"))
+            case .jump(let chain): expressions.append(.jump(chain))
+            case .goto(let chain): expressions.append(.goto(chain))
+            case .masquerade: expressions.append(.masquerade)
+            case .dnat(let address, let ports): expressions.append(.dnat(family: address.family, address: address, ports: ports))
+            case .snat(let address): expressions.append(.snat(family: address.family, address: address))
+            case .verdictMap(let keys, let map): expressions.append(.verdictMap(operand(keys, table: table, set: map), map: map))
+            case .checksumFill:
+                throw RenderError(
+                    "nftables has no CHECKSUM target (Docker writes it for SCTP publishes); use the iptables backend",
+                    provenance: rule.provenance)
+            }
+        }
+        return NftRule(expressions: expressions, comment: rule.comment?.text)
+    }
+
+    /// The packet fields a set or map is keyed by, typed from the set's declaration.
+    static func operand(_ keys: [SetKeyField], table: Table, set name: String) -> NftOperand {
+        let keyTypes = table.sets.first { $0.name == name }?.keyTypes ?? []
+        var addressIndex = 0
+        let addressFamilies = keyTypes.compactMap { type -> IPFamily? in
+            switch type {
+            case .ipv4Address: .ipv4
+            case .ipv6Address: .ipv6
+            default: nil
+            }
+        }
+        let parts = keys.map { key -> NftOperand in
+            func nextFamily() -> String {
+                defer { addressIndex += 1 }
+                return addressProtocol(addressIndex < addressFamilies.count ? addressFamilies[addressIndex] : family(of: table))
+            }
+            switch key {
+            case .sourceAddress: return .payload(protocol: nextFamily(), field: "saddr")
+            case .destinationAddress: return .payload(protocol: nextFamily(), field: "daddr")
+            case .inputInterface: return .meta("iifname")
+            case .outputInterface: return .meta("oifname")
+            case .transport: return .meta("l4proto")
+            case .destinationPort: return .payload(protocol: "th", field: "dport")
+            case .originalDestinationAddress: return .ct(key: "daddr", direction: "original", family: nextFamily())
+            case .originalDestinationPort: return .ct(key: "proto-dst", direction: "original", family: nil)
+            }
+        }
+        return parts.count == 1 ? parts[0] : .concat(parts)
+    }
+
+    /// Named priorities as `nft list` prints them, for the hooks where nft accepts the name.
+    static func priorityText(_ base: BaseChain) -> String {
+        switch (base.priority, base.hook) {
+        case (0, _): "filter"
+        case (-300, _): "raw"
+        case (-150, _): "mangle"
+        case (-100, .prerouting): "dstnat"
+        case (100, .postrouting): "srcnat"
+        default: "\(base.priority)"
+        }
+    }
+}

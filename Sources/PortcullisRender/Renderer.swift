@@ -1,0 +1,52 @@
+import PortcullisIR
+
+/// The output formats Portcullis renders the IR into.
+public enum Backend: String, Sendable, CaseIterable {
+    case iptables
+    case nftables
+    case nftablesJSON = "nftables-json"
+
+    /// Golden and output file extension.
+    public var fileExtension: String {
+        switch self {
+        case .iptables: "iptables"
+        case .nftables: "nft"
+        case .nftablesJSON: "nft.json"
+        }
+    }
+
+    public var renderer: any Renderer {
+        switch self {
+        case .iptables: IptablesRenderer()
+        case .nftables: NftTextRenderer()
+        case .nftablesJSON: NftJSONRenderer()
+        }
+    }
+}
+
+/// One rendered file. iptables output may come in two parts, one for `iptables-restore`
+/// (`iptables`) and one for `ip6tables-restore` (`ip6tables`); the nft backends produce one.
+public struct RenderedFile: Sendable, Equatable {
+    /// `iptables`, `ip6tables`, `nft` or `nft.json`: the golden file extension.
+    public let fileExtension: String
+    public let text: String
+}
+
+public struct RenderError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public let provenance: Provenance?
+
+    public init(_ message: String, provenance: Provenance? = nil) {
+        self.message = message
+        self.provenance = provenance
+    }
+
+    public var description: String {
+        provenance.map { "\(message) (from \($0))" } ?? message
+    }
+}
+
+/// Turns the IR into the text of one backend. One type per backend, each in its own file.
+public protocol Renderer: Sendable {
+    func render(_ ruleset: Ruleset) throws(RenderError) -> [RenderedFile]
+}

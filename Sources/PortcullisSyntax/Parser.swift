@@ -1,0 +1,247 @@
+/// Recursive-descent parser from tokens to a `SyntaxFile`.
+///
+/// On a syntax error it records a diagnostic that says what was expected, then skips to the
+/// next line that starts a statement, so one run reports every independent error.
+public struct Parser {
+    private let tokens: [Token]
+    private var position = 0
+    private var diagnostics: [Diagnostic] = []
+    private let file: String
+
+    public static func parse(_ text: String, file: String) -> (SyntaxFile, [Diagnostic]) {
+        let (tokens, lexDiagnostics) = Lexer.tokenize(text, file: file)
+        var parser = Parser(tokens: tokens, file: file)
+        let statements = parser.parseFile()
+        return (SyntaxFile(path: file, statements: statements), lexDiagnostics + parser.diagnostics)
+    }
+
+    private init(tokens: [Token], file: String) {
+        self.tokens = tokens
+        self.file = file
+    }
+
+    private struct Failure: Error {}
+
+    private var current: Token { tokens[position] }
+    private mutating func advance() -> Token {
+        let token = tokens[position]
+        if position < tokens.count - 1 { position += 1 }
+        return token
+    }
+
+    private func located(_ token: Token) -> Located<String> { Located(token.text, at: token.range) }
+
+    private mutating func fail(_ expected: String, hint: String? = nil) -> Failure {
+        diagnostics.append(
+            Diagnostic("expected \(expected), found \(current.describedForError)", at: current.range, hint: hint))
+        return Failure()
+    }
+
+    private mutating func parseFile() -> [Statement] {
+        var statements: [Statement] = []
+        while current.kind != .end {
+            do {
+                statements.append(try parseStatement())
+            } catch {
+                skipToNextStatement()
+            }
+        }
+        return statements
+    }
+
+    /// Skips past the failed statement: to the next line-initial top-level keyword outside braces.
+    private mutating func skipToNextStatement() {
+        var depth = 0
+        _ = advance()
+        while current.kind != .end {
+            if current.kind == .openBrace { depth += 1 }
+            if current.kind == .closeBrace {
+                depth -= 1
+                if depth < 0 {
+                    _ = advance()
+                    depth = 0
+                    continue
+                }
+            }
+            if depth <= 0 && current.startsLine && current.kind == .word
+                && Grammar.topLevelKeywords.contains(current.text)
+            {
+                return
+            }
+            _ = advance()
+        }
+    }
+
+    private mutating func parseStatement() throws -> Statement {
+        let token = current
+        guard token.kind == .word else {
+            throw fail("a statement (\(Grammar.topLevelKeywords.joined(separator: ", ")))")
+        }
+        if token.text == "include" {
+            _ = advance()
+            guard current.kind == .string else {
+                throw fail("a quoted file name after 'include'", hint: "write include \"common.policy\"")
+            }
+            return .include(located(advance()))
+        }
+        if let kind = BlockKind(rawValue: token.text) {
+            return .block(try parseBlock(kind))
+        }
+        if let kind = ListKind(rawValue: token.text) {
+            return .list(try parseList(kind))
+        }
+        if let shape = Grammar.rules[token.text] {
+            return .rule(try parseSetting(shape: shape))
+        }
+        let suggestion = closestMatch(token.text, in: Grammar.topLevelKeywords)
+        diagnostics.append(
+            Diagnostic(
+                "unknown statement '\(token.text)'", at: token.range,
+                hint: suggestion.map { "did you mean '\($0)'?" }
+                    ?? "statements are: \(Grammar.topLevelKeywords.joined(separator: ", "))"))
+        throw Failure()
+    }
+
+    private mutating func parseName(after keyword: String) throws -> Located<String> {
+        guard current.kind == .word else { throw fail("a name after '\(keyword)'") }
+        return located(advance())
+    }
+
+    private mutating func expectOpenBrace(_ what: String) throws {
+        guard current.kind == .openBrace else { throw fail("'{' to open the \(what)") }
+        _ = advance()
+    }
+
+    private mutating func parseBlock(_ kind: BlockKind) throws -> Block {
+        let keyword = located(advance())
+        let name = kind == .host ? nil : try parseName(after: kind.rawValue)
+        try expectOpenBrace("\(kind.rawValue) block")
+        let shapes = Grammar.settings[kind]!
+        var settings: [Setting] = []
+        while current.kind != .closeBrace {
+            if current.kind == .end {
+                throw fail("'}' to close the \(kind.rawValue) block opened at line \(keyword.range.start.line)")
+            }
+            guard current.kind == .word, let shape = shapes[current.text] else {
+                let known = shapes.keys.sorted()
+                let hint =
+                    current.kind == .word
+                    ? closestMatch(current.text, in: known).map { "did you mean '\($0)'?" }
+                        ?? "\(kind.rawValue) settings are: \(known.joined(separator: ", "))"
+                    : nil
+                if current.kind == .word {
+                    diagnostics.append(
+                        Diagnostic(
+                            "unknown \(kind.rawValue) setting '\(current.text)'", at: current.range, hint: hint))
+                    skipLineInBlock()
+                    continue
+                }
+                throw fail("a \(kind.rawValue) setting or '}'")
+            }
+            do {
+                settings.append(try parseSetting(shape: shape))
+            } catch {
+                skipLineInBlock()
+            }
+        }
+        _ = advance()
+        return Block(kind: kind, keyword: keyword, name: name, settings: settings)
+    }
+
+    /// After an error inside a block: skip to the next line (or the block's closing brace).
+    private mutating func skipLineInBlock() {
+        _ = advance()
+        while current.kind != .end && current.kind != .closeBrace && !current.startsLine { _ = advance() }
+    }
+
+    private mutating func parseList(_ kind: ListKind) throws -> ListBlock {
+        let keyword = located(advance())
+        let name = try parseName(after: kind.rawValue)
+        try expectOpenBrace("\(kind.rawValue) list")
+        var items: [Located<String>] = []
+        while current.kind != .closeBrace {
+            switch current.kind {
+            case .word: items.append(located(advance()))
+            case .comma: _ = advance()
+            case .end:
+                throw fail("'}' to close the \(kind.rawValue) list opened at line \(keyword.range.start.line)")
+            default: throw fail("a list item, ',' or '}'")
+            }
+        }
+        _ = advance()
+        return ListBlock(kind: kind, keyword: keyword, name: name, items: items)
+    }
+
+    private mutating func parseValues(_ arity: Arity, after keyword: Located<String>, describing what: String) throws
+        -> [Located<String>]
+    {
+        func value(continuingList: Bool = false) throws -> Located<String> {
+            guard current.kind == .word || current.kind == .string, continuingList || !current.startsLine else {
+                throw fail("\(what) after '\(keyword.value)'")
+            }
+            return located(advance())
+        }
+        switch arity {
+        case .none: return []
+        case .one: return [try value()]
+        case .two: return [try value(), try value()]
+        case .list:
+            var values = [try value()]
+            while current.kind == .comma {
+                _ = advance()
+                values.append(try value(continuingList: true))
+            }
+            return values
+        }
+    }
+
+    private mutating func parseSetting(shape: SettingShape) throws -> Setting {
+        let keyword = located(advance())
+        let values = try parseValues(shape.positional, after: keyword, describing: shape.valueDescription)
+        var clauses: [Clause] = []
+        while !current.startsLine,
+            let clause = shape.clauses.first(where: { $0.keyword == current.text && current.kind != .string })
+        {
+            if clauses.contains(where: { $0.keyword.value == clause.keyword }) {
+                diagnostics.append(Diagnostic("'\(clause.keyword)' given twice", at: current.range))
+                throw Failure()
+            }
+            let clauseKeyword = located(advance())
+            let clauseValues = try parseValues(clause.arity, after: clauseKeyword, describing: "a value")
+            clauses.append(Clause(keyword: clauseKeyword, values: clauseValues))
+        }
+        if let missing = shape.clauses.first(where: { $0.required && !clauses.map(\.keyword.value).contains($0.keyword) }) {
+            throw fail("'\(missing.keyword)' in '\(keyword.value)'", hint: "write \(keyword.value) SOURCE -> DESTINATION")
+        }
+        if !current.startsLine && current.kind != .closeBrace && current.kind != .end {
+            let options = shape.clauses.map { "'\($0.keyword)'" }
+            throw fail(
+                options.isEmpty ? "end of line after '\(keyword.value)'" : "\(options.joined(separator: ", ")) or end of line",
+                hint: "each setting stands on a line of its own")
+        }
+        return Setting(keyword: keyword, values: values, clauses: clauses)
+    }
+}
+
+/// The candidate closest to `word` by edit distance, if it is close enough to be a likely typo.
+public func closestMatch(_ word: String, in candidates: [String]) -> String? {
+    let scored = candidates.map { ($0, editDistance(word.lowercased(), $0.lowercased())) }
+    guard let best = scored.min(by: { $0.1 < $1.1 }) else { return nil }
+    return best.1 <= max(1, min(word.count, best.0.count) / 3) ? best.0 : nil
+}
+
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a)
+    let b = Array(b)
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var previous = Array(0...b.count)
+    for i in 1...a.count {
+        var row = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...b.count {
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = row
+    }
+    return previous[b.count]
+}

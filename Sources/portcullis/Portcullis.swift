@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import PortcullisCompiler
+import PortcullisLayouts
+import PortcullisRender
+
+@main
+struct Portcullis: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "portcullis",
+        abstract: "Compile container-host firewall policies into nftables and iptables rulesets.",
+        discussion: """
+            A policy file declares networks, containers, published ports and the flows between
+            them. Portcullis compiles it into the exact rules a given Docker version writes (or its
+            own native layout), so the rules can be reviewed, pinned by golden files and diffed.
+
+            Exit codes: 0 ok, 1 differences found, 2 bad input or usage.
+            """,
+        subcommands: [Compile.self, Diff.self])
+}
+
+/// Prints to stderr (the `stderr` global is not concurrency-safe in Swift 6).
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// Exit code 2: bad input or usage.
+func fail(_ failure: CompileFailure) -> ExitCode {
+    printError(failure.report)
+    return ExitCode(2)
+}
+
+struct LayoutOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "Which ruleset layout to write (default: the policy's 'layout', else docker-20.10).",
+            discussion: Layouts.all.map { "\($0.name): \($0.summary)" }.joined(separator: "\n")))
+    var layout: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Output format: \(Backend.allCases.map(\.rawValue).joined(separator: ", ")) (default: the policy's 'backend', else iptables)."
+        ))
+    var backend: String?
+}
