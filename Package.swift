@@ -49,6 +49,7 @@ let package = Package(
                 "PortcullisCompiler", "PortcullisSyntax", "PortcullisPolicy", "PortcullisLayouts", "PortcullisRender",
                 "PortcullisIR", "PortcullisNet", "JanssonKit", "NftablesKit",
             ],
-            resources: [.copy("Fixtures")]),
+            // Read in place through #filePath, like policies/ and golden/.
+            exclude: ["Fixtures"]),
     ]
 )

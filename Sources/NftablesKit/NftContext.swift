@@ -5,6 +5,12 @@ public struct NftResult: Sendable {
     public let succeeded: Bool
     public let output: String
     public let error: String
+
+    public init(succeeded: Bool, output: String, error: String) {
+        self.succeeded = succeeded
+        self.output = output
+        self.error = error
+    }
 }
 
 public enum NftError: Error, Sendable {

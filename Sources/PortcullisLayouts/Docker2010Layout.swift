@@ -52,7 +52,7 @@ public struct Docker2010Layout: Layout {
         }
         let userRules = UserRules(policy: policy, family: .ipv4).rules()
         for rule in userRules.reversed() { history.insert(.filter, Self.user, rule) }
-        return problems.result(Ruleset(tables: history.ruleset(order: [.filter, .nat, .mangle])))
+        return problems.result(Ruleset(tables: history.ruleset(order: [.mangle, .filter, .nat])))
     }
 
     /// The controller's `setupUserChain`, re-run after every network: DOCKER-USER exists, ends

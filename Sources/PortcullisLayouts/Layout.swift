@@ -133,7 +133,7 @@ struct XtablesHistory {
         }
     }
 
-    /// Tables in the order `iptables-nft-save` prints them.
+    /// Tables in the given order (`iptables-nft-save` prints mangle, raw, filter, nat).
     func ruleset(order: [XtablesTable]) -> [Table] { order.compactMap { tables[$0] } }
 }
 
