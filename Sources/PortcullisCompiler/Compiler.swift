@@ -40,15 +40,20 @@ public struct Compiler: Sendable {
     }
 
     /// The layout and backend to use: the command line's, else the policy's, else the defaults.
-    public func resolve(layout: String?, backend: String?, policy: Policy) -> Result<(any Layout, Backend), CompileFailure> {
+    public func resolve(layout: String?, backend: String?, policy: Policy) -> Result<
+        (any Layout, Backend), CompileFailure
+    > {
         let layoutName = layout ?? policy.host.layout ?? "docker-20.10"
         let backendName = backend ?? policy.host.backend ?? Backend.iptables.rawValue
         guard let resolvedLayout = Layouts.named(layoutName) else {
-            return .failure(.usage("unknown layout '\(layoutName)'; layouts are: \(Layouts.names.joined(separator: ", "))"))
+            return .failure(
+                .usage("unknown layout '\(layoutName)'; layouts are: \(Layouts.names.joined(separator: ", "))"))
         }
         guard let resolvedBackend = Backend(rawValue: backendName) else {
             return .failure(
-                .usage("unknown backend '\(backendName)'; backends are: \(Backend.allCases.map(\.rawValue).joined(separator: ", "))"))
+                .usage(
+                    "unknown backend '\(backendName)'; backends are: \(Backend.allCases.map(\.rawValue).joined(separator: ", "))"
+                ))
         }
         return .success((resolvedLayout, resolvedBackend))
     }

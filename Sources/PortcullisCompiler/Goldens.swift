@@ -45,7 +45,9 @@ public struct Goldens: Sendable {
         let goldens = files.compactMap { name in Goldens.parse(fileName: name).map { (name, $0) } }
         if goldens.isEmpty {
             return .failure(
-                .usage("no golden files for '\(Goldens.policyName(policyPath))' in \(folder); write them with 'portcullis diff --update'"))
+                .usage(
+                    "no golden files for '\(Goldens.policyName(policyPath))' in \(folder); write them with 'portcullis diff --update'"
+                ))
         }
         return compiler.check(policyPath).flatMap { policy, sources in
             var comparisons: [Comparison] = []
@@ -62,7 +64,9 @@ public struct Goldens: Sendable {
                 let expected = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
                 let actual = rendered[key]!.first { name == "\(layout).\($0.fileExtension)" }?.text ?? ""
                 comparisons.append(
-                    Comparison(path: path, diff: UnifiedDiff.make(old: expected, new: actual, oldName: path, newName: "compiled")))
+                    Comparison(
+                        path: path,
+                        diff: UnifiedDiff.make(old: expected, new: actual, oldName: path, newName: "compiled")))
             }
             return .success(comparisons)
         }
@@ -76,7 +80,9 @@ public struct Goldens: Sendable {
             var wanted: [String: String] = [:]
             for layout in Layouts.all {
                 for backend in Backend.allCases {
-                    guard case .success(let files) = compiler.render(policy, sources: sources, layout: layout, backend: backend)
+                    guard
+                        case .success(let files) = compiler.render(
+                            policy, sources: sources, layout: layout, backend: backend)
                     else { continue }
                     for file in files { wanted["\(layout.name).\(file.fileExtension)"] = file.text }
                 }

@@ -39,7 +39,8 @@ public enum UnifiedDiff {
         var out = "--- \(oldName)\n+++ \(newName)\n"
         var index = 0
         while index < script.count {
-            guard let firstChange = script[index...].firstIndex(where: { if case .same = $0.0 { false } else { true } }) else {
+            guard let firstChange = script[index...].firstIndex(where: { if case .same = $0.0 { false } else { true } })
+            else {
                 break
             }
             let start = max(index, firstChange - context)
@@ -48,7 +49,9 @@ public enum UnifiedDiff {
             var cursor = firstChange
             while cursor < script.count {
                 if case .same = script[cursor].0 {
-                    let nextChange = script[cursor...].firstIndex(where: { if case .same = $0.0 { false } else { true } })
+                    let nextChange = script[cursor...].firstIndex(where: {
+                        if case .same = $0.0 { false } else { true }
+                    })
                     if let nextChange, nextChange - cursor <= 2 * context {
                         cursor = nextChange
                         continue

@@ -21,7 +21,9 @@ public struct Docker15Layout: Layout {
         var history = XtablesHistory(family: .ip, forwardPolicy: host.forwardPolicyDrop == true ? .drop : .accept)
         if let network = policy.networks.first, let subnet = network.subnet4 {
             // InitDriver: setupIPTables inserts MASQUERADE, ICC, outgoing, conntrack...
-            if network.masquerade { history.insert(.nat, "POSTROUTING", DockerClassicRules.masquerade(network, subnet)) }
+            if network.masquerade {
+                history.insert(.nat, "POSTROUTING", DockerClassicRules.masquerade(network, subnet))
+            }
             history.insert(.filter, "FORWARD", DockerClassicRules.icc(network, accept: network.icc))
             history.insert(.filter, "FORWARD", DockerClassicRules.outgoing(network))
             history.insert(.filter, "FORWARD", DockerClassicRules.established(network))
@@ -59,7 +61,8 @@ public struct Docker15Layout: Layout {
         }
         for container in policy.containers {
             for publish in container.publishes where publish.transport == .sctp {
-                problems.unsupported("SCTP publishes", at: publish.origin, hint: "SCTP publishing arrived in Docker 18.03")
+                problems.unsupported(
+                    "SCTP publishes", at: publish.origin, hint: "SCTP publishing arrived in Docker 18.03")
             }
         }
     }

@@ -71,10 +71,14 @@ public struct Docker2010Layout: Layout {
             // setupInternalNetworkRules: incoming drop, then outgoing drop, both inserted.
             history.insert(
                 .filter, Self.stage1,
-                Rule([.address(.destination, subnet, negated: true), .interface(.source, network.bridge)], .drop, provenance: provenance))
+                Rule(
+                    [.address(.destination, subnet, negated: true), .interface(.source, network.bridge)], .drop,
+                    provenance: provenance))
             history.insert(
                 .filter, Self.stage1,
-                Rule([.address(.source, subnet, negated: true), .interface(.destination, network.bridge)], .drop, provenance: provenance))
+                Rule(
+                    [.address(.source, subnet, negated: true), .interface(.destination, network.bridge)], .drop,
+                    provenance: provenance))
             setIcc(network, &history)
         } else {
             // setupIPTablesInternal.
@@ -82,12 +86,15 @@ public struct Docker2010Layout: Layout {
                 history.insert(.nat, "POSTROUTING", DockerClassicRules.masquerade(network, subnet))
             }
             if network.masquerade && !hairpin {
-                history.insert(.nat, "DOCKER", Rule([.interface(.source, network.bridge)], .return, provenance: provenance))
+                history.insert(
+                    .nat, "DOCKER", Rule([.interface(.source, network.bridge)], .return, provenance: provenance))
             }
             if hairpin {
                 history.insert(
                     .nat, "POSTROUTING",
-                    Rule([.interface(.destination, network.bridge), .localAddress(.source)], .masquerade, provenance: provenance))
+                    Rule(
+                        [.interface(.destination, network.bridge), .localAddress(.source)], .masquerade,
+                        provenance: provenance))
             }
             setIcc(network, &history)
             history.insert(.filter, "FORWARD", DockerClassicRules.outgoing(network))
@@ -105,7 +112,8 @@ public struct Docker2010Layout: Layout {
                 Rule(
                     [.interface(.source, network.bridge), .interface(.destination, network.bridge, negated: true)],
                     .jump(Self.stage2), provenance: provenance))
-            history.insert(.filter, Self.stage2, Rule([.interface(.destination, network.bridge)], .drop, provenance: provenance))
+            history.insert(
+                .filter, Self.stage2, Rule([.interface(.destination, network.bridge)], .drop, provenance: provenance))
         }
     }
 

@@ -39,7 +39,9 @@ enum DockerClassicRules {
 
     /// nat OUTPUT jump; with the userland proxy on, loopback destinations are left to the proxy.
     static func outputToDocker(family: IPFamily, excludeLoopback: Bool) -> Rule {
-        let loopback = family == .ipv4 ? IPPrefix(address: IPAddress(ipv4: 0x7F00_0000), length: 8) : IPPrefix(host: IPAddress(ipv6: 0, 1))
+        let loopback =
+            family == .ipv4
+            ? IPPrefix(address: IPAddress(ipv4: 0x7F00_0000), length: 8) : IPPrefix(host: IPAddress(ipv6: 0, 1))
         return Rule(
             (excludeLoopback ? [.address(.destination, loopback, negated: true)] : []) + [.localAddress(.destination)],
             .jump("DOCKER"), provenance: .daemon)
@@ -78,7 +80,9 @@ enum DockerClassicRules {
                     .port(.destination, PortRange(containerPort)),
                 ], .masquerade, provenance: provenance),
             sctpChecksum: transport == .sctp
-                ? Rule([.transport(.sctp), .port(.source, PortRange(containerPort))], .checksumFill, provenance: provenance)
+                ? Rule(
+                    [.transport(.sctp), .port(.source, PortRange(containerPort))], .checksumFill, provenance: provenance
+                )
                 : nil)
     }
 
@@ -133,7 +137,8 @@ enum DockerClassicRules {
             let hostAddress = binding.publish.hostAddress ?? network.hostBinding
             guard hostAddress?.family ?? .ipv4 == .ipv4 else { continue }
             let rules = publish(
-                binding.publish, hostPort: binding.hostPort, containerPort: binding.containerPort, containerAddress: address,
+                binding.publish, hostPort: binding.hostPort, containerPort: binding.containerPort,
+                containerAddress: address,
                 network: network, hostAddress: hostAddress.flatMap { $0 == IPAddress(ipv4: 0) ? nil : $0 },
                 matchBridgeOnDNAT: matchBridgeOnDNAT)
             history.append(.nat, "DOCKER", rules.dnat)

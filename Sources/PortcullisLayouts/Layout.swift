@@ -49,7 +49,10 @@ enum XtablesTable: String {
         case .filter: [("INPUT", .input), ("FORWARD", .forward), ("OUTPUT", .output)]
         case .nat: [("PREROUTING", .prerouting), ("INPUT", .input), ("OUTPUT", .output), ("POSTROUTING", .postrouting)]
         case .mangle:
-            [("PREROUTING", .prerouting), ("INPUT", .input), ("FORWARD", .forward), ("OUTPUT", .output), ("POSTROUTING", .postrouting)]
+            [
+                ("PREROUTING", .prerouting), ("INPUT", .input), ("FORWARD", .forward), ("OUTPUT", .output),
+                ("POSTROUTING", .postrouting),
+            ]
         }
     }
 

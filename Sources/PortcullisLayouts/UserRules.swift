@@ -53,7 +53,9 @@ struct UserRules {
         if let log = policy.host.logDrops, let prefix = RuleComment(log.prefix) {
             let rate = Rate(count: log.rateCount, unit: Rate.Unit(rawValue: log.rateUnit.rawValue)!)
             rules.append(
-                Rule(matches + [.limit(rate)], effects: [.log(prefix: prefix)], nil, comment: comment, provenance: provenance))
+                Rule(
+                    matches + [.limit(rate)], effects: [.log(prefix: prefix)], nil, comment: comment,
+                    provenance: provenance))
         }
         rules.append(
             Rule(
@@ -80,7 +82,9 @@ struct UserRules {
         for container in policy.containers {
             for publish in container.publishes where !publish.allowedSources.isEmpty {
                 guard publish.hostAddress.map({ $0.family == family }) ?? true else { continue }
-                let text = comment("publish \(publish.hostPorts)/\(publish.transport.rawValue) of \(container.name) from \(publish.allowedSourcesText)")
+                let text = comment(
+                    "publish \(publish.hostPorts)/\(publish.transport.rawValue) of \(container.name) from \(publish.allowedSourcesText)"
+                )
                 for attachment in container.attachments {
                     guard let network = policy.network(attachment.network), !network.internal,
                         let address = family == .ipv4 ? attachment.address4 : attachment.address6
@@ -93,7 +97,9 @@ struct UserRules {
                     if let hostAddress = publish.hostAddress ?? network.hostBinding, hostAddress.family == family {
                         matches.append(.originalDestination(IPPrefix(host: hostAddress)))
                     }
-                    matches += [.originalDestinationPort(publish.hostPorts), .port(.destination, publish.containerPorts)]
+                    matches += [
+                        .originalDestinationPort(publish.hostPorts), .port(.destination, publish.containerPorts),
+                    ]
                     for source in publish.allowedSources where source.family == family {
                         var allowed = matches
                         allowed.insert(.address(.source, source), at: 0)

@@ -114,7 +114,9 @@ public struct Checker {
             case .list(let list):
                 let key = "\(list.kind.rawValue) \(list.name.value)"
                 if let problem = Checker.nameProblem(list.name.value) {
-                    error("invalid \(list.kind.rawValue) name '\(list.name.value)': \(problem)", at: list.name.range, hint: Checker.nameHint)
+                    error(
+                        "invalid \(list.kind.rawValue) name '\(list.name.value)': \(problem)", at: list.name.range,
+                        hint: Checker.nameHint)
                 }
                 if let existing = listNames[key] {
                     error(
@@ -200,7 +202,8 @@ public struct Checker {
                 error(
                     "unknown protocol '\(parts[1])'",
                     at: SourceRange(
-                        start: SourceLocation(file: value.range.start.file, line: value.range.start.line, column: column),
+                        start: SourceLocation(
+                            file: value.range.start.file, line: value.range.start.line, column: column),
                         length: parts[1].count),
                     hint: "protocols are tcp, udp and sctp")
                 return nil
@@ -275,7 +278,9 @@ public struct Checker {
                 return nil
             }
             if prefix.value.utf8.count > 29 {
-                error("log prefix is longer than 29 bytes", at: prefix.range, hint: "the kernel truncates log prefixes at 29 bytes")
+                error(
+                    "log prefix is longer than 29 bytes", at: prefix.range,
+                    hint: "the kernel truncates log prefixes at 29 bytes")
                 return nil
             }
             settings.prefix = prefix.value
@@ -368,7 +373,9 @@ public struct Checker {
         guard let subnet4 = subnets[.ipv4] else {
             error(
                 "network '\(name.value)' has no IPv4 subnet", at: name.range,
-                hint: "add a line such as 'subnet 198.18.1.0/24'; IPv6-only networks are not supported by Docker's bridge driver")
+                hint:
+                    "add a line such as 'subnet 198.18.1.0/24'; IPv6-only networks are not supported by Docker's bridge driver"
+            )
             return
         }
         var gateway: [IPFamily: IPAddress] = [:]
@@ -390,7 +397,8 @@ public struct Checker {
         }
         if let duplicate = networks.first(where: { $0.bridge == bridge }) {
             error(
-                "bridge '\(bridge)' is already used by network '\(duplicate.name)'", at: block.settings.first { $0.keyword.value == "bridge" }!.values[0].range,
+                "bridge '\(bridge)' is already used by network '\(duplicate.name)'",
+                at: block.settings.first { $0.keyword.value == "bridge" }!.values[0].range,
                 hint: "each network needs its own bridge")
         }
         for (family, (subnet, range)) in subnets {
@@ -405,7 +413,8 @@ public struct Checker {
         }
         if let hostBinding, hostBinding.family != .ipv4 {
             error(
-                "host-binding must be an IPv4 address", at: block.settings.first { $0.keyword.value == "host-binding" }!.values[0].range)
+                "host-binding must be an IPv4 address",
+                at: block.settings.first { $0.keyword.value == "host-binding" }!.values[0].range)
         }
         if isInternal && masquerade == true {
             error(
@@ -475,7 +484,8 @@ public struct Checker {
     private mutating func checkContainer(_ block: Block, networksDeclaredBefore: Int) {
         let name = block.name!.value
         var container = Container(
-            name: name, attachments: [], publishes: [], origin: Origin("container \(name)", at: block.keyword.range.start))
+            name: name, attachments: [], publishes: [],
+            origin: Origin("container \(name)", at: block.keyword.range.start))
         var exposed: [(PortSpec, Located<String>)] = []
         var publishAll: Setting?
         for setting in block.settings {
@@ -507,7 +517,8 @@ public struct Checker {
             for (spec, _) in exposed {
                 container.publishes.append(
                     Publish(
-                        hostAddress: nil, hostPorts: PortRange(0), hostPortIsEphemeral: true, containerPorts: spec.ports, transport: spec.transport,
+                        hostAddress: nil, hostPorts: PortRange(0), hostPortIsEphemeral: true,
+                        containerPorts: spec.ports, transport: spec.transport,
                         allowedSources: sources, allowedSourcesText: text,
                         origin: Origin("publish-all \(spec) (container \(name))", at: publishAll.keyword.range.start)))
             }
@@ -530,7 +541,8 @@ public struct Checker {
         guard let network = visibleNetworks.first(where: { $0.name == networkName.value }) else {
             if let later = networks.first(where: { $0.name == networkName.value }) {
                 error(
-                    "network '\(networkName.value)' is declared after container '\(container.name)'", at: networkName.range,
+                    "network '\(networkName.value)' is declared after container '\(container.name)'",
+                    at: networkName.range,
                     hint: "move 'network \(later.name)' above the container: networks are created in file order")
             } else if let kind = endpointKinds[networkName.value]?.kind {
                 error("'\(networkName.value)' is a \(kind), not a network", at: networkName.range)
@@ -549,7 +561,8 @@ public struct Checker {
         }
         if !subnet.contains(address) {
             error(
-                "address \(address) is outside the subnet \(subnet) of network '\(network.name)'", at: addressText.range)
+                "address \(address) is outside the subnet \(subnet) of network '\(network.name)'", at: addressText.range
+            )
             return
         }
         let gateway = address.family == .ipv4 ? network.gateway4 : network.gateway6
@@ -575,18 +588,25 @@ public struct Checker {
             if Checker.isMAC(macValue.value) {
                 mac = macValue.value.lowercased()
             } else {
-                error("invalid MAC address '\(macValue.value)'", at: macValue.range, hint: "write six hex pairs, e.g. 02:42:ac:11:00:02")
+                error(
+                    "invalid MAC address '\(macValue.value)'", at: macValue.range,
+                    hint: "write six hex pairs, e.g. 02:42:ac:11:00:02")
             }
         }
         if let index = container.attachments.firstIndex(where: { $0.network == network.name }) {
-            let existing = address.family == .ipv4 ? container.attachments[index].address4 : container.attachments[index].address6
+            let existing =
+                address.family == .ipv4 ? container.attachments[index].address4 : container.attachments[index].address6
             if existing != nil {
                 error(
                     "container '\(container.name)' already has an \(address.family == .ipv4 ? "IPv4" : "IPv6") address on '\(network.name)'",
                     at: addressText.range)
                 return
             }
-            if address.family == .ipv4 { container.attachments[index].address4 = address } else { container.attachments[index].address6 = address }
+            if address.family == .ipv4 {
+                container.attachments[index].address4 = address
+            } else {
+                container.attachments[index].address6 = address
+            }
             if mac != nil { container.attachments[index].mac = mac }
             return
         }
@@ -634,7 +654,8 @@ public struct Checker {
                 return nil
             }
             return Publish(
-                hostAddress: nil, hostPorts: PortRange(0), hostPortIsEphemeral: true, containerPorts: spec.ports, transport: spec.transport,
+                hostAddress: nil, hostPorts: PortRange(0), hostPortIsEphemeral: true, containerPorts: spec.ports,
+                transport: spec.transport,
                 allowedSources: sources, allowedSourcesText: sourcesText,
                 origin: Origin("publish \(left.value) (container \(container.name))", at: setting.keyword.range.start))
         }
@@ -652,7 +673,8 @@ public struct Checker {
                 return nil
             }
             guard let a = IPAddress(addressText) else {
-                error("invalid host address '\(addressText)'", at: left.range, hint: "write 127.0.0.1:8080 or [::1]:8080")
+                error(
+                    "invalid host address '\(addressText)'", at: left.range, hint: "write 127.0.0.1:8080 or [::1]:8080")
                 return nil
             }
             hostAddress = a
@@ -661,12 +683,15 @@ public struct Checker {
         }
         let portsRange = SourceRange(
             start: SourceLocation(
-                file: left.range.start.file, line: left.range.start.line, column: left.range.start.column + portsColumnOffset),
+                file: left.range.start.file, line: left.range.start.line,
+                column: left.range.start.column + portsColumnOffset),
             length: portsText.count)
         if portsText.contains("/") {
             error(
                 "the protocol goes after the container port", at: portsRange,
-                hint: "write publish \(portsText.split(separator: "/")[0]) -> PORT/\(portsText.split(separator: "/").last ?? "tcp")")
+                hint:
+                    "write publish \(portsText.split(separator: "/")[0]) -> PORT/\(portsText.split(separator: "/").last ?? "tcp")"
+            )
             return nil
         }
         guard let hostPorts = portRange(portsText, at: portsRange), let spec = portSpec(target) else { return nil }
@@ -686,10 +711,12 @@ public struct Checker {
             }
         }
         return Publish(
-            hostAddress: hostAddress, hostPorts: hostPorts, hostPortIsEphemeral: false, containerPorts: spec.ports, transport: spec.transport,
+            hostAddress: hostAddress, hostPorts: hostPorts, hostPortIsEphemeral: false, containerPorts: spec.ports,
+            transport: spec.transport,
             allowedSources: sources, allowedSourcesText: sourcesText,
             origin: Origin(
-                "publish \(left.value) -> \(target.value) (container \(container.name))", at: setting.keyword.range.start))
+                "publish \(left.value) -> \(target.value) (container \(container.name))",
+                at: setting.keyword.range.start))
     }
 
     /// Gives publishes without a host port a port from the ephemeral range the way Docker's port
@@ -702,13 +729,17 @@ public struct Checker {
         let range = host.ephemeralPorts
         for c in containers.indices {
             for publish in containers[c].publishes where !publish.hostPortIsEphemeral {
-                for port in publish.hostPorts.first...publish.hostPorts.last { taken[publish.transport, default: []].insert(port) }
+                for port in publish.hostPorts.first...publish.hostPorts.last {
+                    taken[publish.transport, default: []].insert(port)
+                }
             }
             let pending = containers[c].publishes.indices.filter { containers[c].publishes[$0].hostPortIsEphemeral }
                 .sorted {
                     let a = containers[c].publishes[$0]
                     let b = containers[c].publishes[$1]
-                    return (b.containerPorts.first, a.transport.rawValue) < (a.containerPorts.first, b.transport.rawValue)
+                    return (b.containerPorts.first, a.transport.rawValue) < (
+                        a.containerPorts.first, b.transport.rawValue
+                    )
                 }
             for p in pending {
                 let transport = containers[c].publishes[p].transport
@@ -813,7 +844,8 @@ public struct Checker {
         if let p = rule.clause("port") { text += " port " + p.values.map(\.value).joined(separator: ",") }
         if let s = rule.clause("service") { text += " service " + s.values.map(\.value).joined(separator: ",") }
         return PolicyRule(
-            kind: kind, sources: sources, destinations: destinations, egressDestination: egress, ports: ports, text: text,
+            kind: kind, sources: sources, destinations: destinations, egressDestination: egress, ports: ports,
+            text: text,
             origin: Origin(text, at: rule.keyword.range.start))
     }
 }

@@ -28,7 +28,9 @@ public struct IptablesRenderer: Renderer {
         if let set = table.sets.first {
             throw RenderError("iptables cannot express the named set '\(set.name)'; use an nftables backend")
         }
-        let chains = table.chains.filter(\.isBuiltin) + table.chains.filter { !$0.isBuiltin }.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        let chains =
+            table.chains.filter(\.isBuiltin)
+            + table.chains.filter { !$0.isBuiltin }.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
         var lines = ["*\(table.name)"]
         for chain in chains {
             lines.append(":\(chain.name) \(chain.base.map { $0.policy.rawValue.uppercased() } ?? "-") [0:0]")
@@ -44,7 +46,9 @@ public struct IptablesRenderer: Renderer {
 
     func renderRule(_ rule: Rule, chain: String, family: TableFamily) throws(RenderError) -> String {
         var words = ["-A", chain]
-        let core = rule.matches.filter { $0.iptablesCoreOrder != nil }.sorted { $0.iptablesCoreOrder! < $1.iptablesCoreOrder! }
+        let core = rule.matches.filter { $0.iptablesCoreOrder != nil }.sorted {
+            $0.iptablesCoreOrder! < $1.iptablesCoreOrder!
+        }
         for match in core { words += coreWords(match, family: family) }
         let transport = rule.matches.lazy.compactMap { match -> TransportProtocol? in
             if case .transport(let t, false) = match { return t }
@@ -113,7 +117,8 @@ public struct IptablesRenderer: Renderer {
         }
         if let prefix = logs.first {
             guard rule.action == nil else {
-                throw RenderError("iptables needs a rule of its own to log before a verdict", provenance: rule.provenance)
+                throw RenderError(
+                    "iptables needs a rule of its own to log before a verdict", provenance: rule.provenance)
             }
             return ["-j", "LOG", "--log-prefix", saveString(prefix.text)]
         }
@@ -142,7 +147,8 @@ public struct IptablesRenderer: Renderer {
     /// made only of letters, digits, `_` and `-`; otherwise in double quotes with `"`, `\` and
     /// `'` escaped. (Policy text never contains the escaped characters; see `RulesetText`.)
     func saveString(_ value: String) -> String {
-        let bare = !value.isEmpty && value.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
+        let bare =
+            !value.isEmpty && value.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
         if bare { return value }
         var quoted = "\""
         for c in value {

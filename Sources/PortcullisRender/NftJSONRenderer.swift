@@ -15,7 +15,9 @@ public struct NftJSONRenderer: Renderer {
             let tableName = JSON.string(table.name)
             objects.append(.object([("table", .object([("family", family), ("name", tableName)]))]))
             for chain in table.chains {
-                var members: [(String, JSON)] = [("family", family), ("table", tableName), ("name", .string(chain.name))]
+                var members: [(String, JSON)] = [
+                    ("family", family), ("table", tableName), ("name", .string(chain.name)),
+                ]
                 if let base = chain.base {
                     members += [
                         ("type", .string(base.type.rawValue)), ("hook", .string(base.hook.rawValue)),
@@ -38,7 +40,9 @@ public struct NftJSONRenderer: Renderer {
             }
         }
         let document = JSON.object([("nftables", .array(objects))])
-        return [RenderedFile(fileExtension: Backend.nftablesJSON.fileExtension, text: document.rendered(indent: 2) + "\n")]
+        return [
+            RenderedFile(fileExtension: Backend.nftablesJSON.fileExtension, text: document.rendered(indent: 2) + "\n")
+        ]
     }
 
     func setObject(_ set: NamedSet, family: JSON, table: JSON) throws(RenderError) -> JSON {
@@ -105,7 +109,8 @@ public struct NftJSONRenderer: Renderer {
 
     func portsJSON(_ ports: PortRange) -> JSON {
         ports.isSingle
-            ? .integer(Int(ports.first)) : .object([("range", .array([.integer(Int(ports.first)), .integer(Int(ports.last))]))])
+            ? .integer(Int(ports.first))
+            : .object([("range", .array([.integer(Int(ports.first)), .integer(Int(ports.last))]))])
     }
 
     func operandJSON(_ operand: NftOperand) -> JSON {

@@ -15,7 +15,8 @@ public struct NftTextRenderer: Renderer {
         var sections: [String] = []
         for set in table.sets { sections.append(try renderSet(set)) }
         for chain in table.chains { sections.append(try renderChain(chain, in: table)) }
-        return "table \(table.family.rawValue) \(try identifier(table.name)) {\n" + sections.joined(separator: "\n\n") + "\n}\n"
+        return "table \(table.family.rawValue) \(try identifier(table.name)) {\n" + sections.joined(separator: "\n\n")
+            + "\n}\n"
     }
 
     func renderChain(_ chain: Chain, in table: Table) throws(RenderError) -> String {
@@ -27,7 +28,8 @@ public struct NftTextRenderer: Renderer {
         }
         for rule in chain.rules {
             let nft = try NftVocabulary.translate(rule, in: table)
-            var text = try nft.expressions.map { e throws(RenderError) in try expressionText(e, in: table) }.joined(separator: " ")
+            var text = try nft.expressions.map { e throws(RenderError) in try expressionText(e, in: table) }.joined(
+                separator: " ")
             if let comment = nft.comment { text += " comment \"\(comment)\"" }
             lines.append("\t\t" + text)
         }
@@ -80,7 +82,9 @@ public struct NftTextRenderer: Renderer {
         }
     }
 
-    func prefixText(_ prefix: IPPrefix) -> String { prefix.isHost ? prefix.address.description : prefix.network.description }
+    func prefixText(_ prefix: IPPrefix) -> String {
+        prefix.isHost ? prefix.address.description : prefix.network.description
+    }
 
     /// `inet` tables must say which family a NAT statement translates; `ip`/`ip6` tables imply it.
     func natFamily(_ family: IPFamily, _ table: Table) -> String {
@@ -135,7 +139,8 @@ public struct NftTextRenderer: Renderer {
     /// every table, chain and set name (no policy text reaches them); this guards that promise.
     func identifier(_ name: String) throws(RenderError) -> String {
         let plain =
-            name.first?.isLetter == true && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
+            name.first?.isLetter == true
+            && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
         guard plain, !NftTextRenderer.keywords.contains(name) else {
             throw RenderError("'\(name)' cannot be written as an nft identifier")
         }

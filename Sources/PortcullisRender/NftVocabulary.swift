@@ -78,31 +78,40 @@ enum NftVocabulary {
                             protocol: addressProtocol(prefix.family), field: direction == .source ? "saddr" : "daddr"),
                         negated: negated, .address(prefix.network)))
             case .interface(let direction, let name, let negated):
-                expressions.append(.match(.meta(direction == .source ? "iifname" : "oifname"), negated: negated, .string(name)))
+                expressions.append(
+                    .match(.meta(direction == .source ? "iifname" : "oifname"), negated: negated, .string(name)))
             case .transport(let t, let negated):
-                if !hasPort || negated { expressions.append(.match(.meta("l4proto"), negated: negated, .keyword(t.rawValue))) }
+                if !hasPort || negated {
+                    expressions.append(.match(.meta("l4proto"), negated: negated, .keyword(t.rawValue)))
+                }
             case .port(let direction, let ports):
                 guard let transport else {
-                    throw RenderError("a port match needs a protocol match in the same rule", provenance: rule.provenance)
+                    throw RenderError(
+                        "a port match needs a protocol match in the same rule", provenance: rule.provenance)
                 }
                 expressions.append(
                     .match(
                         .payload(protocol: transport.rawValue, field: direction == .source ? "sport" : "dport"),
                         negated: false, .ports(ports)))
             case .localAddress(let direction, let negated):
-                expressions.append(.match(.fib(direction == .source ? "saddr" : "daddr"), negated: negated, .keyword("local")))
+                expressions.append(
+                    .match(.fib(direction == .source ? "saddr" : "daddr"), negated: negated, .keyword("local")))
             case .connectionState(let states):
                 // nft lists states in the order of their bit values.
                 let order: [ConnectionState] = [.invalid, .established, .related, .new, .untracked]
                 expressions.append(
-                    .match(.ct(key: "state", direction: nil, family: nil), negated: false, .flags(order.filter(states.contains).map(\.rawValue))))
+                    .match(
+                        .ct(key: "state", direction: nil, family: nil), negated: false,
+                        .flags(order.filter(states.contains).map(\.rawValue))))
             case .originalDestination(let prefix):
                 expressions.append(
                     .match(
-                        .ct(key: "daddr", direction: "original", family: addressProtocol(prefix.family)), negated: false,
+                        .ct(key: "daddr", direction: "original", family: addressProtocol(prefix.family)),
+                        negated: false,
                         .address(prefix.network)))
             case .originalDestinationPort(let ports):
-                expressions.append(.match(.ct(key: "proto-dst", direction: "original", family: nil), negated: false, .ports(ports)))
+                expressions.append(
+                    .match(.ct(key: "proto-dst", direction: "original", family: nil), negated: false, .ports(ports)))
             case .limit(let rate):
                 expressions.append(.limit(rate))
             case .inSet(let keys, let set, let negated):
@@ -123,9 +132,11 @@ enum NftVocabulary {
             case .jump(let chain): expressions.append(.jump(chain))
             case .goto(let chain): expressions.append(.goto(chain))
             case .masquerade: expressions.append(.masquerade)
-            case .dnat(let address, let ports): expressions.append(.dnat(family: address.family, address: address, ports: ports))
+            case .dnat(let address, let ports):
+                expressions.append(.dnat(family: address.family, address: address, ports: ports))
             case .snat(let address): expressions.append(.snat(family: address.family, address: address))
-            case .verdictMap(let keys, let map): expressions.append(.verdictMap(operand(keys, table: table, set: map), map: map))
+            case .verdictMap(let keys, let map):
+                expressions.append(.verdictMap(operand(keys, table: table, set: map), map: map))
             case .checksumFill:
                 throw RenderError(
                     "nftables has no CHECKSUM target (Docker writes it for SCTP publishes); use the iptables backend",
@@ -149,7 +160,8 @@ enum NftVocabulary {
         let parts = keys.map { key -> NftOperand in
             func nextFamily() -> String {
                 defer { addressIndex += 1 }
-                return addressProtocol(addressIndex < addressFamilies.count ? addressFamilies[addressIndex] : family(of: table))
+                return addressProtocol(
+                    addressIndex < addressFamilies.count ? addressFamilies[addressIndex] : family(of: table))
             }
             switch key {
             case .sourceAddress: return .payload(protocol: nextFamily(), field: "saddr")

@@ -30,8 +30,10 @@ public enum Grammar {
     static let portClauses: [(String, Arity, Bool)] = [("port", .list, false), ("service", .list, false)]
 
     public static let rules: [String: SettingShape] = [
-        "allow": SettingShape(.one, "a source (container, group or network)", clauses: [("->", .one, true)] + portClauses),
-        "deny": SettingShape(.one, "a source (container, group or network)", clauses: [("->", .one, true)] + portClauses),
+        "allow": SettingShape(
+            .one, "a source (container, group or network)", clauses: [("->", .one, true)] + portClauses),
+        "deny": SettingShape(
+            .one, "a source (container, group or network)", clauses: [("->", .one, true)] + portClauses),
         "egress": SettingShape(
             .one, "a source (container, group or network)", clauses: [("->", .one, true)] + portClauses),
     ]

@@ -46,7 +46,9 @@ public struct Lexer {
         func location() -> SourceLocation { SourceLocation(file: file, line: line, column: column) }
         func emit(_ kind: Token.Kind, _ value: String, start: SourceLocation, length: Int) {
             tokens.append(
-                Token(kind: kind, text: value, range: SourceRange(start: start, length: length), startsLine: !lineHasToken))
+                Token(
+                    kind: kind, text: value, range: SourceRange(start: start, length: length), startsLine: !lineHasToken
+                ))
             lineHasToken = true
         }
         func isPunctuation(_ c: Character) -> Bool { "{},#\"".contains(c) }

@@ -51,7 +51,8 @@ public struct PolicyLoader {
         do {
             text = try readFile(canonical)
         } catch {
-            let at = includedFrom?.range ?? SourceRange(start: SourceLocation(file: display, line: 1, column: 1), length: 1)
+            let at =
+                includedFrom?.range ?? SourceRange(start: SourceLocation(file: display, line: 1, column: 1), length: 1)
             diagnostics.append(
                 Diagnostic(
                     "cannot read policy file '\(display)'", at: at,
@@ -83,7 +84,8 @@ public struct PolicyLoader {
             }
             let child = directory.appendingPathComponent(target.value).standardizedFileURL.path
             let childDisplay =
-                displayDirectory.isEmpty ? target.value : (displayDirectory as NSString).appendingPathComponent(target.value)
+                displayDirectory.isEmpty
+                ? target.value : (displayDirectory as NSString).appendingPathComponent(target.value)
             statements += load(canonical: child, display: childDisplay, includedFrom: target)
         }
         return statements

@@ -210,13 +210,17 @@ public struct Parser {
             let clauseValues = try parseValues(clause.arity, after: clauseKeyword, describing: "a value")
             clauses.append(Clause(keyword: clauseKeyword, values: clauseValues))
         }
-        if let missing = shape.clauses.first(where: { $0.required && !clauses.map(\.keyword.value).contains($0.keyword) }) {
-            throw fail("'\(missing.keyword)' in '\(keyword.value)'", hint: "write \(keyword.value) SOURCE -> DESTINATION")
+        if let missing = shape.clauses.first(where: {
+            $0.required && !clauses.map(\.keyword.value).contains($0.keyword)
+        }) {
+            throw fail(
+                "'\(missing.keyword)' in '\(keyword.value)'", hint: "write \(keyword.value) SOURCE -> DESTINATION")
         }
         if !current.startsLine && current.kind != .closeBrace && current.kind != .end {
             let options = shape.clauses.map { "'\($0.keyword)'" }
             throw fail(
-                options.isEmpty ? "end of line after '\(keyword.value)'" : "\(options.joined(separator: ", ")) or end of line",
+                options.isEmpty
+                    ? "end of line after '\(keyword.value)'" : "\(options.joined(separator: ", ")) or end of line",
                 hint: "each setting stands on a line of its own")
         }
         return Setting(keyword: keyword, values: values, clauses: clauses)

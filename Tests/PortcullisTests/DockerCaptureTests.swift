@@ -8,7 +8,8 @@ import Testing
 @Suite struct DockerCaptureTests {
     static let directory = Repo.fixtures + "/docker-20.10"
     static var scenarios: [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".policy") }.sorted()
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".policy") }
+            .sorted()
             .map { String($0.dropLast(".policy".count)) }
     }
 
@@ -29,14 +30,16 @@ import Testing
 
     @Test func everyCaptureHasAPolicy() {
         #expect(Self.scenarios.count >= 15)
-        for file in (try? FileManager.default.contentsOfDirectory(atPath: Self.directory)) ?? [] where file.hasSuffix(".rules") {
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: Self.directory)) ?? []
+        where file.hasSuffix(".rules") {
             #expect(Self.scenarios.contains(String(file.dropLast(".rules".count))), "\(file) has no policy")
         }
     }
 
     @Test(arguments: scenarios)
     func compilesToTheCapturedRuleset(_ scenario: String) throws {
-        let result = Compiler().compile("\(Self.directory)/\(scenario).policy", layout: "docker-20.10", backend: "iptables")
+        let result = Compiler().compile(
+            "\(Self.directory)/\(scenario).policy", layout: "docker-20.10", backend: "iptables")
         let files = try result.get()
         #expect(files.count == 1)
         let actual = files[0].text
@@ -44,7 +47,9 @@ import Testing
         if Self.unorderedScenarios.contains(scenario) {
             #expect(actual.split(separator: "\n").sorted() == expected.split(separator: "\n").sorted())
         } else {
-            #expect(actual == expected, "\(UnifiedDiff.make(old: expected, new: actual, oldName: "captured", newName: "compiled") ?? "")")
+            #expect(
+                actual == expected,
+                "\(UnifiedDiff.make(old: expected, new: actual, oldName: "captured", newName: "compiled") ?? "")")
         }
     }
 }

@@ -31,7 +31,9 @@ import Testing
         var expected: Set<String> = []
         for layout in Layouts.all {
             for backend in Backend.allCases {
-                if case .success(let files) = compiler.render(policy, sources: sources, layout: layout, backend: backend) {
+                if case .success(let files) = compiler.render(
+                    policy, sources: sources, layout: layout, backend: backend)
+                {
                     for file in files { expected.insert("\(layout.name).\(file.fileExtension)") }
                 }
             }
@@ -67,6 +69,7 @@ import Testing
         let first = try goldens.update(policyPath: Repo.policies + "/web-stack.policy").get()
         #expect(first.count == 3)
         #expect(try goldens.update(policyPath: Repo.policies + "/web-stack.policy").get().isEmpty)
-        #expect(try goldens.compare(policyPath: Repo.policies + "/web-stack.policy").get().allSatisfy { $0.diff == nil })
+        #expect(
+            try goldens.compare(policyPath: Repo.policies + "/web-stack.policy").get().allSatisfy { $0.diff == nil })
     }
 }

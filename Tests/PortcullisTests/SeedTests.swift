@@ -16,7 +16,8 @@ struct SeedTests {
 
     @Test func seedListingsMatch() throws {
         try #require(Kernel.isRoot, "CI must run this test as root")
-        let files = try Compiler().compile(Repo.policies + "/seed.policy", layout: "docker-1.5", backend: "iptables").get()
+        let files = try Compiler().compile(Repo.policies + "/seed.policy", layout: "docker-1.5", backend: "iptables")
+            .get()
         let namespace = try TestNamespace()
         let restore = namespace.exec(["iptables-restore"], input: files[0].text)
         try #require(restore.status == 0, "iptables-restore: \(restore.stderr)")

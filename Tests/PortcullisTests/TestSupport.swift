@@ -12,7 +12,8 @@ enum Repo {
 
     /// The shipped policies (top level of policies/; fragments they include live in subfolders).
     static var shippedPolicies: [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: policies)) ?? []).filter { $0.hasSuffix(".policy") }.sorted()
+        ((try? FileManager.default.contentsOfDirectory(atPath: policies)) ?? []).filter { $0.hasSuffix(".policy") }
+            .sorted()
             .map { policies + "/" + $0 }
     }
 
@@ -147,7 +148,12 @@ struct NamespaceError: Error, CustomStringConvertible {
 final class Counter: @unchecked Sendable {
     private var value = 0
     private let lock = NSLock()
-    func next() -> Int { lock.withLock { value += 1; return value } }
+    func next() -> Int {
+        lock.withLock {
+            value += 1
+            return value
+        }
+    }
 }
 
 final class ResultBox<T>: @unchecked Sendable {
