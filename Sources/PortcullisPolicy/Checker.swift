@@ -539,6 +539,10 @@ public struct Checker {
         let networkName = setting.values[0]
         let addressText = setting.values[1]
         guard let network = visibleNetworks.first(where: { $0.name == networkName.value }) else {
+            let declaredBefore = declarationOrder.prefix { $0 != .startContainer(container.name) }
+            if declaredBefore.contains(.createNetwork(networkName.value)) {
+                return  // the network has errors of its own, already reported
+            }
             if let later = networks.first(where: { $0.name == networkName.value }) {
                 error(
                     "network '\(networkName.value)' is declared after container '\(container.name)'",
@@ -547,7 +551,9 @@ public struct Checker {
             } else if let kind = endpointKinds[networkName.value]?.kind {
                 error("'\(networkName.value)' is a \(kind), not a network", at: networkName.range)
             } else {
-                unknownName(networkName, expected: "network", candidates: networks.map(\.name))
+                unknownName(
+                    networkName, expected: "network",
+                    candidates: endpointKinds.filter { $0.value.kind == "network" }.map(\.key).sorted())
             }
             return
         }
@@ -576,13 +582,6 @@ public struct Checker {
                 at: addressText.range)
             return
         }
-        if let owner = usedAddresses[address] {
-            error(
-                "address \(address) is already used by container '\(owner)'", at: addressText.range,
-                hint: "two containers cannot share an address")
-            return
-        }
-        usedAddresses[address] = container.name
         var mac: String?
         if let macValue = setting.clause("mac")?.values.first {
             if Checker.isMAC(macValue.value) {
@@ -593,15 +592,25 @@ public struct Checker {
                     hint: "write six hex pairs, e.g. 02:42:ac:11:00:02")
             }
         }
-        if let index = container.attachments.firstIndex(where: { $0.network == network.name }) {
+        let index = container.attachments.firstIndex { $0.network == network.name }
+        if let index {
             let existing =
                 address.family == .ipv4 ? container.attachments[index].address4 : container.attachments[index].address6
             if existing != nil {
                 error(
                     "container '\(container.name)' already has an \(address.family == .ipv4 ? "IPv4" : "IPv6") address on '\(network.name)'",
-                    at: addressText.range)
+                    at: addressText.range, hint: "a container has one address per family on each network")
                 return
             }
+        }
+        if let owner = usedAddresses[address] {
+            error(
+                "address \(address) is already used by container '\(owner)'", at: addressText.range,
+                hint: "two containers cannot share an address")
+            return
+        }
+        usedAddresses[address] = container.name
+        if let index {
             if address.family == .ipv4 {
                 container.attachments[index].address4 = address
             } else {

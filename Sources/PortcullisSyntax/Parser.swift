@@ -150,6 +150,7 @@ public struct Parser {
 
     /// After an error inside a block: skip to the next line (or the block's closing brace).
     private mutating func skipLineInBlock() {
+        if current.kind == .closeBrace { return }
         _ = advance()
         while current.kind != .end && current.kind != .closeBrace && !current.startsLine { _ = advance() }
     }
@@ -177,6 +178,15 @@ public struct Parser {
     {
         func value(continuingList: Bool = false) throws -> Located<String> {
             guard current.kind == .word || current.kind == .string, continuingList || !current.startsLine else {
+                if current.startsLine {
+                    // The value is missing at the end of the line: point there, not at the next line.
+                    let end = SourceLocation(
+                        file: keyword.range.start.file, line: keyword.range.start.line,
+                        column: keyword.range.start.column + keyword.range.length)
+                    diagnostics.append(
+                        Diagnostic("expected \(what) after '\(keyword.value)'", at: SourceRange(start: end, length: 1)))
+                    throw Failure()
+                }
                 throw fail("\(what) after '\(keyword.value)'")
             }
             return located(advance())
@@ -234,18 +244,24 @@ public func closestMatch(_ word: String, in candidates: [String]) -> String? {
     return best.1 <= max(1, min(word.count, best.0.count) / 3) ? best.0 : nil
 }
 
+/// Optimal-string-alignment distance: insertions, deletions, substitutions and swaps of
+/// neighbours each cost 1, so `hots` is one edit from `host`.
 func editDistance(_ a: String, _ b: String) -> Int {
     let a = Array(a)
     let b = Array(b)
     if a.isEmpty { return b.count }
     if b.isEmpty { return a.count }
-    var previous = Array(0...b.count)
+    var d = Array(repeating: Array(repeating: 0, count: b.count + 1), count: a.count + 1)
+    for i in 0...a.count { d[i][0] = i }
+    for j in 0...b.count { d[0][j] = j }
     for i in 1...a.count {
-        var row = [i] + Array(repeating: 0, count: b.count)
         for j in 1...b.count {
-            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            let cost = a[i - 1] == b[j - 1] ? 0 : 1
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+            if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+            }
         }
-        previous = row
     }
-    return previous[b.count]
+    return d[a.count][b.count]
 }

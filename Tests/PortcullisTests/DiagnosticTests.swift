@@ -1,0 +1,288 @@
+import Foundation
+import PortcullisCompiler
+import PortcullisPolicy
+import PortcullisSyntax
+import Testing
+
+/// Loads and checks in-memory policy files; returns the diagnostics.
+func diagnose(_ files: [String: String], root: String = "main.policy") -> [Diagnostic] {
+    let (loaded, loadDiagnostics) = PolicyLoader.load(root) { path in
+        guard let text = files[(path as NSString).lastPathComponent] else { throw CocoaError(.fileNoSuchFile) }
+        return text
+    }
+    if !loadDiagnostics.isEmpty { return loadDiagnostics }
+    if case .failure(let error) = Checker.check(loaded) { return error.diagnostics }
+    return []
+}
+
+/// One bad policy: the first error's line and column and a piece of its message (and hint).
+struct BadPolicy: CustomTestStringConvertible, Sendable {
+    let text: String
+    let line: Int
+    let column: Int
+    let message: String
+    var hint: String? = nil
+    var extraFiles: [String: String] = [:]
+
+    var testDescription: String { message }
+}
+
+private let bridge = "network bridge {\n    bridge docker0\n    subnet 172.17.0.0/16\n}\n"
+
+@Suite struct DiagnosticTests {
+    static let cases: [BadPolicy] = [
+        // Syntax
+        BadPolicy(
+            text: "hots {\n}\n", line: 1, column: 1, message: "unknown statement 'hots'", hint: "did you mean 'host'?"),
+        BadPolicy(text: "network {\n}\n", line: 1, column: 9, message: "expected a name after 'network', found '{'"),
+        BadPolicy(
+            text: "network front\n    bridge br0\n", line: 2, column: 5,
+            message: "expected '{' to open the network block"),
+        BadPolicy(
+            text: "network front {\n    bridge br0\n", line: 3, column: 1,
+            message: "expected '}' to close the network block opened at line 1"),
+        BadPolicy(
+            text: "network n {\n    brige br0\n}\n", line: 2, column: 5, message: "unknown network setting 'brige'",
+            hint: "did you mean 'bridge'?"),
+        BadPolicy(
+            text: "network n {\n    bridge\n}\n", line: 2, column: 11,
+            message: "expected an interface name after 'bridge'"),
+        BadPolicy(
+            text: "network n {\n    bridge br0 extra\n}\n", line: 2, column: 16,
+            message: "expected end of line after 'bridge', found 'extra'"),
+        BadPolicy(text: "include \"other.policy\n", line: 1, column: 9, message: "unterminated string"),
+        BadPolicy(
+            text: "network n {\n    bridge br\u{e9}\n}\n", line: 2, column: 14, message: "unexpected character U+E9"),
+        BadPolicy(
+            text: "include other.policy\n", line: 1, column: 9, message: "expected a quoted file name after 'include'"),
+        BadPolicy(text: bridge + "allow a b\n", line: 5, column: 9, message: "expected '->' in 'allow'"),
+        BadPolicy(text: bridge + "allow a -> b port 80 port 81\n", line: 5, column: 22, message: "'port' given twice"),
+        BadPolicy(text: "group g {\n", line: 2, column: 1, message: "expected '}' to close the group list opened at line 1"),
+        // Names
+        BadPolicy(
+            text: bridge + "container bridge {\n    attach bridge 172.17.0.2\n}\n", line: 5, column: 11,
+            message: "duplicate name 'bridge': already declared as a network at line 1"),
+        BadPolicy(
+            text: bridge + "container 9lives {\n    attach bridge 172.17.0.2\n}\n", line: 5, column: 11,
+            message: "invalid container name '9lives'"),
+        BadPolicy(
+            text: bridge + "container any {\n    attach bridge 172.17.0.2\n}\n", line: 5, column: 11,
+            message: "'any' is a reserved word"),
+        BadPolicy(
+            text: bridge + "container c {\n    attach brigde 172.17.0.2\n}\n", line: 6, column: 12,
+            message: "unknown network 'brigde'", hint: "did you mean 'bridge'?"),
+        BadPolicy(
+            text:
+                "container c {\n    attach late 172.17.0.2\n}\nnetwork late {\n    bridge br-late\n    subnet 172.17.0.0/16\n}\n",
+            line: 2, column: 12, message: "network 'late' is declared after container 'c'"),
+        BadPolicy(
+            text: bridge + "group g { bridge }\n", line: 5, column: 11,
+            message: "group members must be containers; 'bridge' is a network"),
+        BadPolicy(
+            text: bridge + "container c {\n    attach bridge 172.17.0.2\n}\nallow c -> c service nope\n", line: 8,
+            column: 22, message: "unknown service 'nope'"),
+        BadPolicy(
+            text: bridge
+                + "container c {\n    attach bridge 172.17.0.2\n    publish 80 -> 80 from ofice\n}\naddresses office { 203.0.113.0/24 }\n",
+            line: 7, column: 27, message: "unknown address set 'ofice'", hint: "did you mean 'office'?"),
+        BadPolicy(
+            text: bridge + "allow ghost -> bridge\n", line: 5, column: 7,
+            message: "unknown container, group or network 'ghost'"),
+        // Addresses
+        BadPolicy(
+            text: bridge + "container c {\n    attach bridge 10.0.0.2\n}\n", line: 6, column: 19,
+            message: "address 10.0.0.2 is outside the subnet 172.17.0.0/16 of network 'bridge'"),
+        BadPolicy(
+            text: bridge
+                + "container a {\n    attach bridge 172.17.0.2\n}\ncontainer b {\n    attach bridge 172.17.0.2\n}\n",
+            line: 9, column: 19, message: "address 172.17.0.2 is already used by container 'a'"),
+        BadPolicy(
+            text: bridge + "network other {\n    bridge br-o\n    subnet 172.17.128.0/24\n}\n", line: 7, column: 12,
+            message: "subnet 172.17.128.0/24 overlaps 172.17.0.0/16 of network 'bridge'"),
+        BadPolicy(
+            text: "network n {\n    bridge br0\n    subnet 10.1.2.3/16\n}\n", line: 3, column: 12,
+            message: "subnet '10.1.2.3/16' has host bits set",
+            hint: "did you mean 10.1.0.0/16? Set the bridge address with 'gateway'"),
+        BadPolicy(
+            text: "network n {\n    bridge br0\n    subnet 10.1.0.0/16\n    gateway 10.2.0.1\n}\n", line: 4, column: 13,
+            message: "gateway 10.2.0.1 is outside the subnet 10.1.0.0/16"),
+        BadPolicy(
+            text: "network n {\n    bridge br0\n    subnet 10.1.0.0/16\n    gateway 10.1.0.0\n}\n", line: 4, column: 13,
+            message: "is the network address of 10.1.0.0/16"),
+        BadPolicy(
+            text: bridge + "container c {\n    attach bridge 172.17.0.2\n    attach bridge fd00::2\n}\n", line: 7,
+            column: 19, message: "fd00::2 is IPv6 but network 'bridge' has no IPv6 subnet"),
+        BadPolicy(
+            text: "network n {\n    bridge br0\n    subnet 10.1.0.0/16\n    gateway fd00::1\n}\n", line: 4, column: 13,
+            message: "gateway 'fd00::1' is IPv6 but the network has no IPv6 subnet"),
+        BadPolicy(
+            text: bridge + "container c {\n    attach bridge 172.17.0.300\n}\n", line: 6, column: 19,
+            message: "invalid container address '172.17.0.300'"),
+        BadPolicy(
+            text:
+                "network n {\n    bridge br0\n    subnet 10.1.0.0/16\n    subnet fd00::/64\n}\ncontainer c {\n    attach n fd00::2\n}\n",
+            line: 7, column: 14, message: "attach 'n' with an IPv4 address first"),
+        BadPolicy(
+            text: "network n {\n    subnet 10.1.0.0/16\n}\n", line: 1, column: 9, message: "network 'n' has no bridge"),
+        BadPolicy(
+            text: "network n {\n    bridge br0\n}\n", line: 1, column: 9, message: "network 'n' has no IPv4 subnet"),
+        BadPolicy(
+            text: "network n {\n    bridge br0\n    subnet fd00::/64\n    subnet fd01::/64\n}\n", line: 4, column: 12,
+            message: "second IPv6 subnet"),
+        BadPolicy(
+            text: "network n {\n    bridge br0\n    subnet 10.1.0.0/33\n}\n", line: 3, column: 12,
+            message: "invalid prefix length in '10.1.0.0/33'"),
+        BadPolicy(
+            text: "network n {\n    bridge br0\n    subnet 10.1.0.0/16\n    host-binding ::1\n}\n", line: 4, column: 18,
+            message: "host-binding must be an IPv4 address"),
+        BadPolicy(
+            text: bridge + "container c {\n    attach bridge 172.17.0.2 mac 02:42:zz:00:00:01\n}\n", line: 6,
+            column: 34, message: "invalid MAC address"),
+        // Publishes
+        BadPolicy(
+            text: bridge + "container c {\n    attach bridge 172.17.0.2\n    publish 8000-8002 -> 80/tcp\n}\n", line: 7,
+            column: 26, message: "range length mismatch: 3 host ports for 1 container port"),
+        BadPolicy(
+            text: bridge + "container c {\n    attach bridge 172.17.0.2\n    publish 70000 -> 80\n}\n", line: 7,
+            column: 13, message: "port out of range in '70000'"),
+        BadPolicy(
+            text: bridge + "container c {\n    attach bridge 172.17.0.2\n    publish 9000-8000 -> 80\n}\n", line: 7,
+            column: 13, message: "port range '9000-8000' ends before it starts"),
+        BadPolicy(
+            text: bridge
+                + "container a {\n    attach bridge 172.17.0.2\n    publish 8080 -> 80\n}\ncontainer b {\n    attach bridge 172.17.0.3\n    publish 127.0.0.1:8080 -> 81/tcp\n}\n",
+            line: 11, column: 5, message: "host port 8080/tcp is already published by container 'a' (line 7)"),
+        BadPolicy(
+            text: bridge + "container c {\n    attach bridge 172.17.0.2\n    publish ::1:8080 -> 80\n}\n", line: 7,
+            column: 13, message: "IPv6 host address must be in brackets"),
+        BadPolicy(
+            text: bridge + "container c {\n    attach bridge 172.17.0.2\n    publish 8080/udp -> 80\n}\n", line: 7,
+            column: 13, message: "the protocol goes after the container port"),
+        BadPolicy(
+            text: bridge + "container c {\n    attach bridge 172.17.0.2\n    publish 8080 -> 80/icmp\n}\n", line: 7,
+            column: 24, message: "unknown protocol 'icmp'"),
+        BadPolicy(
+            text: bridge
+                + "network i {\n    bridge br-i\n    subnet 10.9.0.0/24\n    internal\n}\ncontainer c {\n    attach i 10.9.0.2\n    publish 80 -> 80\n}\n",
+            line: 10, column: 11, message: "publishes ports but is attached only to internal networks"),
+        BadPolicy(
+            text: bridge + "container c {\n    attach bridge 172.17.0.2\n    publish-all\n}\n", line: 7, column: 5,
+            message: "'publish-all' needs exposed ports"),
+        BadPolicy(
+            text: bridge + "container c {\n    attach bridge 172.17.0.2\n    publish [fd00::1]:80 -> 80\n}\n", line: 7,
+            column: 13, message: "host address fd00::1 is IPv6 but container 'c' has no IPv6 address"),
+        BadPolicy(
+            text: "host {\n    ephemeral-ports 40000-40001\n}\n" + bridge
+                + "container c {\n    attach bridge 172.17.0.2\n    expose 1/tcp, 2/tcp, 3/tcp\n    publish-all\n}\n",
+            line: 11, column: 5, message: "no free port left in the ephemeral range 40000-40001"),
+        // Interface names
+        BadPolicy(
+            text: "network n {\n    bridge br-this-is-too-long\n    subnet 10.1.0.0/16\n}\n", line: 2, column: 12,
+            message: "interface name 'br-this-is-too-long' is 19 bytes long"),
+        BadPolicy(
+            text: "network n {\n    bridge br/0\n    subnet 10.1.0.0/16\n}\n", line: 2, column: 12,
+            message: "interface name 'br/0' contains '/'"),
+        BadPolicy(
+            text: "network n {\n    bridge eth+\n    subnet 10.1.0.0/16\n}\n", line: 2, column: 12,
+            message: "interface name 'eth+' contains '+'"),
+        BadPolicy(
+            text: "host {\n    external eth0, wlan;0\n}\n", line: 2, column: 20,
+            message: "interface name 'wlan;0' contains ';'"),
+        BadPolicy(
+            text: bridge + "network other {\n    bridge docker0\n    subnet 10.1.0.0/16\n}\n", line: 6, column: 12,
+            message: "bridge 'docker0' is already used by network 'bridge'"),
+        // Includes
+        BadPolicy(
+            text: "include \"b.policy\"\n", line: 1, column: 9,
+            message: "include cycle: main.policy -> b.policy -> main.policy",
+            extraFiles: ["b.policy": "include \"main.policy\"\n"]),
+        BadPolicy(
+            text: "include \"missing.policy\"\n", line: 1, column: 9,
+            message: "cannot read policy file 'missing.policy'"),
+        BadPolicy(text: "include \"/etc/passwd\"\n", line: 1, column: 9, message: "include path must be relative"),
+        // Host settings and text that reaches the ruleset
+        BadPolicy(text: "host {\n}\nhost {\n}\n", line: 3, column: 1, message: "second host block"),
+        BadPolicy(text: "host {\n    icc deny\n    icc allow\n}\n", line: 3, column: 5, message: "'icc' set twice"),
+        BadPolicy(text: "host {\n    log-drops rate lots\n}\n", line: 2, column: 20, message: "invalid rate 'lots'"),
+        BadPolicy(
+            text: "host {\n    log-drops prefix \"x\\\" -j ACCEPT\"\n}\n", line: 2, column: 22,
+            message: "log prefix contains a quote or backslash"),
+        BadPolicy(
+            text: "host {\n    log-drops prefix \"a-very-long-log-prefix-that-the-kernel-cuts\"\n}\n", line: 2,
+            column: 22, message: "log prefix is longer than 29 bytes"),
+        BadPolicy(
+            text: "network n {\n    bridge br0\n    subnet 10.1.0.0/16\n    internal\n    masquerade on\n}\n", line: 5,
+            column: 5, message: "an internal network cannot masquerade"),
+        BadPolicy(
+            text: "host {\n    userland-proxy maybe\n}\n", line: 2, column: 20,
+            message: "expected 'on' or 'off', found 'maybe'"),
+    ]
+
+    @Test(arguments: cases)
+    func reportsTheError(_ bad: BadPolicy) throws {
+        var files = bad.extraFiles
+        files["main.policy"] = bad.text
+        let diagnostics = diagnose(files)
+        let first = try #require(
+            diagnostics.filter { $0.severity == .error }.sorted { $0.range.start < $1.range.start }.first {
+                $0.message.contains(bad.message)
+            }, "no error containing \"\(bad.message)\" in \(diagnostics)")
+        #expect(first.range.start.line == bad.line)
+        #expect(first.range.start.column == bad.column)
+        if let hint = bad.hint { #expect(first.hint == hint) }
+    }
+
+    @Test func severalErrorsInOneRun() {
+        let text =
+            bridge + """
+                container a {
+                    attach bridge 172.17.9999.2
+                    publish 8080 -> 80/tcpp
+                }
+                allow a -> nobody
+                egress a -> nowhere
+                """
+        let diagnostics = diagnose(["main.policy": text])
+        #expect(diagnostics.count == 4)
+        #expect(Set(diagnostics.map(\.range.start.line)) == [6, 7, 9, 10])
+    }
+
+    @Test func syntaxErrorsInSeveralStatementsAreAllReported() {
+        let text = "network a {\n    bridge\n}\nnetwork b\n    bridge br-b\n}\ncontainer c {\n    attach\n}\nbogus\n"
+        let diagnostics = diagnose(["main.policy": text])
+        #expect(diagnostics.count >= 3)
+        #expect(Set(diagnostics.map(\.range.start.line)) == [2, 5, 8, 10])
+    }
+
+    @Test func renderedDiagnosticQuotesTheLineWithACaret() {
+        var sources = SourceStore()
+        sources.add(file: "p.policy", text: "network n {\n    bridge br/0\n}\n")
+        let diagnostic = Diagnostic(
+            "interface name 'br/0' contains '/'",
+            at: SourceRange(start: SourceLocation(file: "p.policy", line: 2, column: 12), length: 4),
+            hint: "use letters")
+        #expect(
+            diagnostic.rendered(sources: sources)
+                == "p.policy:2:12: error: interface name 'br/0' contains '/'\n        bridge br/0\n               ^~~~\n    hint: use letters"
+        )
+    }
+
+    @Test func aDiamondIncludeIsReadOnce() {
+        let files = [
+            "main.policy": "include \"a.policy\"\ninclude \"b.policy\"\n",
+            "a.policy": "include \"common.policy\"\n",
+            "b.policy": "include \"common.policy\"\n",
+            "common.policy": bridge,
+        ]
+        #expect(diagnose(files).isEmpty)
+    }
+
+    /// What goes into a ruleset is either validated or escaped: hostile names never parse.
+    @Test(arguments: [
+        "container \"web\" {\n}\n", "container web;drop {\n}\n", "container web\" {\n}\n", "container we$b {\n}\n",
+        "network n {\n    bridge \"br0 -j ACCEPT\"\n    subnet 10.0.0.0/8\n}\n",
+    ])
+    func hostileNamesAreRejected(_ text: String) {
+        #expect(!diagnose(["main.policy": bridge + text]).isEmpty)
+    }
+}
