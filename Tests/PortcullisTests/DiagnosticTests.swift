@@ -57,7 +57,8 @@ private let bridge = "network bridge {\n    bridge docker0\n    subnet 172.17.0.
             text: "include other.policy\n", line: 1, column: 9, message: "expected a quoted file name after 'include'"),
         BadPolicy(text: bridge + "allow a b\n", line: 5, column: 9, message: "expected '->' in 'allow'"),
         BadPolicy(text: bridge + "allow a -> b port 80 port 81\n", line: 5, column: 22, message: "'port' given twice"),
-        BadPolicy(text: "group g {\n", line: 2, column: 1, message: "expected '}' to close the group list opened at line 1"),
+        BadPolicy(
+            text: "group g {\n", line: 2, column: 1, message: "expected '}' to close the group list opened at line 1"),
         // Names
         BadPolicy(
             text: bridge + "container bridge {\n    attach bridge 172.17.0.2\n}\n", line: 5, column: 11,
