@@ -17,6 +17,21 @@ struct Portcullis: ParsableCommand {
             Exit codes: 0 ok, 1 differences found, 2 bad input or usage.
             """,
         subcommands: [Compile.self, Diff.self])
+
+    /// Runs the command line, with usage errors exiting 2 like every other bad input
+    /// (ArgumentParser's own default is 64).
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                printError(fullMessage(for: error))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }
 
 /// Prints to stderr (the `stderr` global is not concurrency-safe in Swift 6).
