@@ -80,7 +80,7 @@ extension JSON {
         let value = makeJansson()
         defer { json_decref(value) }
         var flags = indent & Int(JSON_MAX_INDENT)
-        flags |= Int(JSON_PRESERVE_ORDER)
+        flags |= Int(JSON_PRESERVE_ORDER) | Int(JSON_ENCODE_ANY)
         guard let text = json_dumps(value, flags) else { return "" }
         defer { free(text) }
         return String(cString: text)
