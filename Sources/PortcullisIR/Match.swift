@@ -46,6 +46,9 @@ public enum Match: Sendable, Hashable {
     case localAddress(Direction, negated: Bool = false)
     /// `-m conntrack --ctstate ...`, `ct state ...`.
     case connectionState(Set<ConnectionState>)
+    /// `-m conntrack --ctstate DNAT`, `ct status dnat`: the connection's destination was
+    /// translated (it arrived through a published port).
+    case destinationTranslated
     /// `-m conntrack --ctorigdst A`, `ct original ip daddr A`: the destination before DNAT.
     case originalDestination(IPPrefix)
     /// `-m conntrack --ctorigdstport P`, `ct original proto-dst P`: the port before DNAT.

@@ -55,10 +55,12 @@ public struct Docker15Layout: Layout {
         for network in policy.networks where network.internal {
             problems.unsupported("an internal network", at: network.origin)
         }
-        if !policy.host.userlandProxy, let network = policy.networks.first {
+        if !policy.host.userlandProxy, let location = policy.host.locations["userland-proxy"] {
             problems.unsupported(
-                "userland-proxy off", at: network.origin, hint: "the switch arrived in Docker 1.7")
+                "userland-proxy off", at: Origin("userland-proxy off", at: location),
+                hint: "the switch arrived in Docker 1.7")
         }
+        DockerClassicRules.refuseIPv6HostAddresses(policy, &problems)
         for container in policy.containers {
             for publish in container.publishes where publish.transport == .sctp {
                 problems.unsupported(

@@ -43,13 +43,7 @@ public struct Docker2010Layout: Layout {
                     container, policy: policy, matchBridgeOnDNAT: host.userlandProxy, history: &history)
             }
         }
-        for container in policy.containers {
-            for publish in container.publishes where publish.hostAddress?.family == .ipv6 {
-                problems.unsupported(
-                    "a publish on an IPv6 host address", at: publish.origin,
-                    hint: "Docker 20.10 writes no ip6tables rules unless its experimental --ip6tables is on")
-            }
-        }
+        DockerClassicRules.refuseIPv6HostAddresses(policy, &problems)
         let userRules = UserRules(policy: policy, family: .ipv4).rules()
         for rule in userRules.reversed() { history.insert(.filter, Self.user, rule) }
         return problems.result(Ruleset(tables: history.ruleset(order: [.mangle, .filter, .nat])))

@@ -86,6 +86,18 @@ enum DockerClassicRules {
                 : nil)
     }
 
+    /// Neither classic layout writes IPv6 rules (Docker 1.5 had none; 20.10 only with its
+    /// experimental --ip6tables), so a publish on an IPv6 host address cannot be honoured.
+    static func refuseIPv6HostAddresses(_ policy: Policy, _ problems: inout LayoutDiagnostics) {
+        for container in policy.containers {
+            for publish in container.publishes where publish.hostAddress?.family == .ipv6 {
+                problems.unsupported(
+                    "a publish on an IPv6 host address", at: publish.origin,
+                    hint: "this layout writes IPv4 rules only; publish on an IPv4 host address")
+            }
+        }
+    }
+
     /// One host port mapped to one container port.
     struct Binding {
         let publish: Publish

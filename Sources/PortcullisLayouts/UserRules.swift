@@ -17,6 +17,7 @@ struct UserRules {
     struct Site: Hashable {
         /// The container or network name, for comments.
         let owner: String
+        let network: String
         let bridge: String
         let prefix: IPPrefix
     }
@@ -27,14 +28,14 @@ struct UserRules {
             guard let network = policy.network(name),
                 let subnet = family == .ipv4 ? network.subnet4 : network.subnet6
             else { return [] }
-            return [Site(owner: name, bridge: network.bridge, prefix: subnet)]
+            return [Site(owner: name, network: name, bridge: network.bridge, prefix: subnet)]
         case .container(let name):
             guard let container = policy.container(name) else { return [] }
             return container.attachments.compactMap { attachment in
                 guard let network = policy.network(attachment.network),
                     let address = family == .ipv4 ? attachment.address4 : attachment.address6
                 else { return nil }
-                return Site(owner: name, bridge: network.bridge, prefix: IPPrefix(host: address))
+                return Site(owner: name, network: network.name, bridge: network.bridge, prefix: IPPrefix(host: address))
             }
         }
     }
@@ -89,12 +90,17 @@ struct UserRules {
                     guard let network = policy.network(attachment.network), !network.internal,
                         let address = family == .ipv4 ? attachment.address4 : attachment.address6
                     else { continue }
+                    // Only connections that came in through the published port: direct traffic
+                    // to the container port (from another container) is not the publish's business.
                     var matches: [Match] = [
                         .address(.destination, IPPrefix(host: address)),
                         .interface(.destination, network.bridge),
                         .transport(publish.transport),
+                        .destinationTranslated,
                     ]
-                    if let hostAddress = publish.hostAddress ?? network.hostBinding, hostAddress.family == family {
+                    if let hostAddress = publish.hostAddress ?? network.hostBinding, hostAddress.family == family,
+                        !hostAddress.isUnspecified
+                    {
                         matches.append(.originalDestination(IPPrefix(host: hostAddress)))
                     }
                     matches += [
@@ -137,7 +143,9 @@ struct UserRules {
     }
 
     /// A source with egress rules may leave its bridge only as they say; sources without any
-    /// keep Docker's default (outbound allowed where the network is not internal).
+    /// keep Docker's default (outbound allowed where the network is not internal). Egress is
+    /// about leaving the host: attachments to internal networks have none, and traffic to other
+    /// bridges is left to Docker's isolation (and to flows) rather than accepted here.
     func egressRules() -> [Rule] {
         var accepts: [Rule] = []
         var restricted: [(Site, PolicyRule)] = []
@@ -149,7 +157,7 @@ struct UserRules {
             case .anywhere: destinations = [nil]
             case .prefixes(let prefixes): destinations = prefixes.filter { $0.family == family }
             }
-            for source in rule.sources.flatMap(sites) {
+            for source in rule.sources.flatMap(sites) where policy.network(source.network)?.internal == false {
                 if !restricted.contains(where: { $0.0 == source }) { restricted.append((source, rule)) }
                 for destination in destinations {
                     for ports in portVariants(rule.ports) {
@@ -167,6 +175,20 @@ struct UserRules {
                 }
             }
         }
+        // Without a named uplink, "leaving the bridge" would include other bridges: hand that
+        // traffic back to Docker before the accepts can see it.
+        let otherBridges = externals.isEmpty ? policy.networks.map(\.bridge) : []
+        let returns = restricted.flatMap { site, rule in
+            otherBridges.filter { $0 != site.bridge }.map { bridge in
+                Rule(
+                    [
+                        .address(.source, site.prefix), .interface(.source, site.bridge),
+                        .interface(.destination, bridge),
+                    ],
+                    .return, comment: comment("egress of \(site.owner) is not about \(bridge)"),
+                    provenance: rule.origin.provenance)
+            }
+        }
         let drops = restricted.flatMap { site, rule in
             drop(
                 [
@@ -174,6 +196,6 @@ struct UserRules {
                     .interface(.destination, site.bridge, negated: true),
                 ], comment: comment("other egress of \(site.owner)"), provenance: rule.origin.provenance)
         }
-        return accepts + drops
+        return returns + accepts + drops
     }
 }

@@ -50,6 +50,9 @@ public struct IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible
         family == .ipv4 ? IPAddress.formatIPv4(UInt32(truncatingIfNeeded: low)) : formatIPv6()
     }
 
+    /// `0.0.0.0` or `::`: "every address of the host" when binding.
+    public var isUnspecified: Bool { high == 0 && low == 0 }
+
     /// The address with the low `hostBits` bits cleared.
     public func masked(prefixLength: Int) -> IPAddress {
         let width = family.bitWidth

@@ -228,6 +228,7 @@ public struct Checker {
                 continue
             }
             seen[key] = setting.keyword.range
+            host.locations[key] = setting.keyword.range.start
             let value = setting.values.first
             switch key {
             case "layout": host.layout = value!.value
@@ -371,6 +372,7 @@ public struct Checker {
             return
         }
         guard let subnet4 = subnets[.ipv4] else {
+            if seen["subnet"] != nil && subnets.isEmpty { return }  // the subnet line has its own error
             error(
                 "network '\(name.value)' has no IPv4 subnet", at: name.range,
                 hint:
@@ -514,13 +516,26 @@ public struct Checker {
                     hint: "list them with 'expose 80/tcp, 53/udp' (what the image's EXPOSE says)")
             }
             let (sources, text) = allowList(publishAll.clause("from"))
+            // Docker publishes each port of an exposed range on a host port of its own.
             for (spec, _) in exposed {
-                container.publishes.append(
-                    Publish(
-                        hostAddress: nil, hostPorts: PortRange(0), hostPortIsEphemeral: true,
-                        containerPorts: spec.ports, transport: spec.transport,
-                        allowedSources: sources, allowedSourcesText: text,
-                        origin: Origin("publish-all \(spec) (container \(name))", at: publishAll.keyword.range.start)))
+                for port in spec.ports.first...spec.ports.last {
+                    container.publishes.append(
+                        Publish(
+                            hostAddress: nil, hostPorts: PortRange(0), hostPortIsEphemeral: true,
+                            containerPorts: PortRange(port), transport: spec.transport,
+                            allowedSources: sources, allowedSourcesText: text,
+                            origin: Origin(
+                                "publish-all \(port)/\(spec.transport.rawValue) (container \(name))",
+                                at: publishAll.keyword.range.start)))
+                }
+            }
+        }
+        for publish in container.publishes where publish.hostAddress?.family == .ipv6 {
+            if container.attachments.allSatisfy({ $0.address6 == nil }) {
+                error(
+                    "host address \(publish.hostAddress!) is IPv6 but container '\(name)' has no IPv6 address",
+                    at: SourceRange(start: publish.origin.location, length: 7),
+                    hint: "attach it with an IPv6 address too, or publish on an IPv4 host address")
             }
         }
         if !container.publishes.isEmpty && !container.attachments.isEmpty
@@ -659,7 +674,7 @@ public struct Checker {
             if !spec.ports.isSingle {
                 error(
                     "publishing a container port range needs host ports", at: left.range,
-                    hint: "write publish 8000-8010 -> \(left.value)")
+                    hint: "write publish \(spec.ports) -> \(left.value) to use the same host ports")
                 return nil
             }
             return Publish(
@@ -709,15 +724,6 @@ public struct Checker {
                 "range length mismatch: \(hostPorts.count) host port\(hostPorts.count == 1 ? "" : "s") for \(spec.ports.count) container port\(spec.ports.count == 1 ? "" : "s")",
                 at: target.range, hint: "host and container ranges must have the same length")
             return nil
-        }
-        if let hostAddress, let network = container.attachments.first.flatMap({ network($0.network) }) {
-            _ = network
-            if hostAddress.family == .ipv6 && container.attachments.allSatisfy({ $0.address6 == nil }) {
-                error(
-                    "host address \(hostAddress) is IPv6 but container '\(container.name)' has no IPv6 address",
-                    at: left.range, hint: "attach it with an IPv6 address too, or publish on an IPv4 host address")
-                return nil
-            }
         }
         return Publish(
             hostAddress: hostAddress, hostPorts: hostPorts, hostPortIsEphemeral: false, containerPorts: spec.ports,
@@ -848,6 +854,21 @@ public struct Checker {
         if sources.isEmpty || (kind != .egress && destinations.isEmpty) {
             error("'\(rule.keyword.value)' names an empty group", at: rule.keyword.range)
             return nil
+        }
+        if kind == .egress {
+            for case .container(let name) in sources {
+                let attachments = containers.first { $0.name == name }?.attachments ?? []
+                if !attachments.isEmpty && attachments.allSatisfy({ network($0.network)?.internal == true }) {
+                    error(
+                        "'\(name)' is attached only to internal networks, so it has no egress to allow",
+                        at: source.range, hint: "internal networks have no route off the host")
+                }
+            }
+            for case .network(let name) in sources where network(name)?.internal == true {
+                error(
+                    "network '\(name)' is internal, so it has no egress to allow", at: source.range,
+                    hint: "internal networks have no route off the host")
+            }
         }
         var text = "\(kind.rawValue) \(source.value) -> \(target.value)"
         if let p = rule.clause("port") { text += " port " + p.values.map(\.value).joined(separator: ",") }

@@ -58,6 +58,8 @@ public struct HostSettings: Sendable, Hashable {
     public var ephemeralPorts = PortRange(32768, 60999)
     public var logDrops: LogSettings?
     public var countDrops = false
+    /// Where each setting was written, for layouts that cannot honour one.
+    public var locations: [String: SourceLocation] = [:]
 
     public init() {}
 }

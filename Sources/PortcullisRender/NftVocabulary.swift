@@ -103,6 +103,9 @@ enum NftVocabulary {
                     .match(
                         .ct(key: "state", direction: nil, family: nil), negated: false,
                         .flags(order.filter(states.contains).map(\.rawValue))))
+            case .destinationTranslated:
+                expressions.append(
+                    .match(.ct(key: "status", direction: nil, family: nil), negated: false, .flags(["dnat"])))
             case .originalDestination(let prefix):
                 expressions.append(
                     .match(

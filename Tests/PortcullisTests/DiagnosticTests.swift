@@ -171,7 +171,7 @@ private let bridge = "network bridge {\n    bridge docker0\n    subnet 172.17.0.
             message: "'publish-all' needs exposed ports"),
         BadPolicy(
             text: bridge + "container c {\n    attach bridge 172.17.0.2\n    publish [fd00::1]:80 -> 80\n}\n", line: 7,
-            column: 13, message: "host address fd00::1 is IPv6 but container 'c' has no IPv6 address"),
+            column: 5, message: "host address fd00::1 is IPv6 but container 'c' has no IPv6 address"),
         BadPolicy(
             text: "host {\n    ephemeral-ports 40000-40001\n}\n" + bridge
                 + "container c {\n    attach bridge 172.17.0.2\n    expose 1/tcp, 2/tcp, 3/tcp\n    publish-all\n}\n",
