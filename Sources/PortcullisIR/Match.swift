@@ -47,8 +47,8 @@ public enum Match: Sendable, Hashable {
     /// `-m conntrack --ctstate ...`, `ct state ...`.
     case connectionState(Set<ConnectionState>)
     /// `-m conntrack --ctstate DNAT`, `ct status dnat`: the connection's destination was
-    /// translated (it arrived through a published port).
-    case destinationTranslated
+    /// translated (it arrived through a published port); negated, it was not.
+    case destinationTranslated(negated: Bool = false)
     /// `-m conntrack --ctorigdst A`, `ct original ip daddr A`: the destination before DNAT.
     case originalDestination(IPPrefix)
     /// `-m conntrack --ctorigdstport P`, `ct original proto-dst P`: the port before DNAT.

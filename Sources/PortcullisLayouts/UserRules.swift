@@ -66,7 +66,7 @@ struct UserRules {
     }
 
     func rules() -> [Rule] {
-        let body = allowListRules() + flowRules() + egressRules()
+        let body = allowListRules() + flowRules() + directAccessRules() + egressRules()
         guard !body.isEmpty else { return [] }
         let replies = Rule(
             [.connectionState([.established, .related])], .accept,
@@ -96,7 +96,7 @@ struct UserRules {
                         .address(.destination, IPPrefix(host: address)),
                         .interface(.destination, network.bridge),
                         .transport(publish.transport),
-                        .destinationTranslated,
+                        .destinationTranslated(),
                     ]
                     if let hostAddress = publish.hostAddress ?? network.hostBinding, hostAddress.family == family,
                         !hostAddress.isUnspecified
@@ -112,6 +112,36 @@ struct UserRules {
                         rules.append(Rule(allowed, .return, comment: text, provenance: publish.origin.provenance))
                     }
                     rules += drop(matches, comment: text, provenance: publish.origin.provenance)
+                }
+            }
+        }
+        return rules
+    }
+
+    /// A container port behind an allow-listed publish is also reachable by routing straight to
+    /// the container's address (Docker 20.10 accepts that for every published port). Traffic
+    /// from outside the container's bridge that did not come through DNAT is dropped, after the
+    /// flows, so that an explicit `allow` from another network still works.
+    func directAccessRules() -> [Rule] {
+        var rules: [Rule] = []
+        var written: Set<[Match]> = []
+        for container in policy.containers {
+            for publish in container.publishes where !publish.allowedSources.isEmpty {
+                let text = comment(
+                    "publish \(publish.hostPorts)/\(publish.transport.rawValue) of \(container.name): no direct access")
+                for attachment in container.attachments {
+                    guard let network = policy.network(attachment.network), !network.internal,
+                        let address = family == .ipv4 ? attachment.address4 : attachment.address6
+                    else { continue }
+                    let matches: [Match] = [
+                        .address(.destination, IPPrefix(host: address)),
+                        .interface(.source, network.bridge, negated: true), .interface(.destination, network.bridge),
+                        .transport(publish.transport), .destinationTranslated(negated: true),
+                        .port(.destination, publish.containerPorts),
+                    ]
+                    if written.insert(matches).inserted {
+                        rules += drop(matches, comment: text, provenance: publish.origin.provenance)
+                    }
                 }
             }
         }

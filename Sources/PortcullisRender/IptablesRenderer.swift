@@ -96,8 +96,8 @@ public struct IptablesRenderer: Renderer {
         case .connectionState(let states):
             let ordered = ConnectionState.allCases.filter(states.contains).map { $0.rawValue.uppercased() }
             return ("conntrack", ["--ctstate", ordered.joined(separator: ",")])
-        case .destinationTranslated:
-            return ("conntrack", ["--ctstate", "DNAT"])
+        case .destinationTranslated(let negated):
+            return ("conntrack", (negated ? ["!"] : []) + ["--ctstate", "DNAT"])
         case .originalDestination(let prefix):
             return ("conntrack", ["--ctorigdst", prefix.network.description])
         case .originalDestinationPort(let ports):

@@ -103,9 +103,9 @@ enum NftVocabulary {
                     .match(
                         .ct(key: "state", direction: nil, family: nil), negated: false,
                         .flags(order.filter(states.contains).map(\.rawValue))))
-            case .destinationTranslated:
+            case .destinationTranslated(let negated):
                 expressions.append(
-                    .match(.ct(key: "status", direction: nil, family: nil), negated: false, .flags(["dnat"])))
+                    .match(.ct(key: "status", direction: nil, family: nil), negated: negated, .flags(["dnat"])))
             case .originalDestination(let prefix):
                 expressions.append(
                     .match(

@@ -66,11 +66,15 @@ private let twoNetworks = """
                 + "container api {\n    attach apps 198.18.1.2\n    publish 0.0.0.0:9000 -> 9000/tcp from 203.0.113.0/24\n}\n"
         ).get()
         let user = rules(text, chain: "DOCKER-USER")
-        #expect(user.count == 4)  // replies, allowed source, drop, RETURN
+        #expect(user.count == 5)  // replies, allowed source, drop, direct-access drop, RETURN
         #expect(user.allSatisfy { !$0.contains("--ctorigdst ") })
         #expect(user[1].contains("-s 203.0.113.0/24") && user[1].contains("--ctstate DNAT --ctorigdstport 9000"))
         #expect(
             user[2].contains("--ctstate DNAT --ctorigdstport 9000 -m tcp --dport 9000") && user[2].hasSuffix("-j DROP"))
+        #expect(
+            user[3].hasPrefix(
+                "-A DOCKER-USER -d 198.18.1.2/32 ! -i br-apps -o br-apps -p tcp -m conntrack ! --ctstate DNAT")
+                && user[3].hasSuffix("-j DROP"))
     }
 
     @Test func allowListOnAHostAddressMatchesIt() throws {

@@ -1,0 +1,107 @@
+import Foundation
+import PortcullisPolicy
+
+/// A container host built from network namespaces, for sending real packets through a compiled
+/// ruleset: a "host" namespace with the policy's bridges and the uplink `eth0`, one namespace
+/// per container attached by veth pairs with the policy's addresses, and an "outside"
+/// namespace on the other end of the uplink (it plays both the clients of published ports and
+/// the internet for egress). Every namespace and every process is the harness's own and is
+/// removed when it is released.
+final class ContainerHost {
+    static let uplinkHost = "198.19.0.1"
+    static let uplinkOutside = "198.19.0.2"
+    static let probe = Repo.fixtures + "/traffic/probe.py"
+
+    let host: TestNamespace
+    let outside: TestNamespace
+    private(set) var containers: [String: TestNamespace] = [:]
+    private var servers: [Process] = []
+
+    /// - Parameter outsideAddresses: extra addresses the outside namespace can send from.
+    init(policy: Policy, outsideAddresses: [String] = []) throws {
+        host = try TestNamespace()
+        outside = try TestNamespace()
+        try must(host.exec(["sysctl", "-qw", "net.ipv4.ip_forward=1"]))
+        try must(
+            run([
+                "ip", "-n", host.name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns",
+                outside.name,
+            ]))
+        try must(host.exec(["ip", "addr", "add", "\(Self.uplinkHost)/24", "dev", "eth0"]))
+        try must(host.exec(["ip", "link", "set", "eth0", "up"]))
+        try must(outside.exec(["ip", "addr", "add", "\(Self.uplinkOutside)/24", "dev", "eth0"]))
+        for address in outsideAddresses {
+            try must(outside.exec(["ip", "addr", "add", "\(address)/32", "dev", "eth0"]))
+        }
+        try must(outside.exec(["ip", "link", "set", "eth0", "up"]))
+        try must(outside.exec(["ip", "route", "add", "default", "via", Self.uplinkHost]))
+        for network in policy.networks {
+            guard let subnet = network.subnet4, let gateway = network.gateway4 else { continue }
+            try must(host.exec(["ip", "link", "add", network.bridge, "type", "bridge"]))
+            try must(host.exec(["ip", "addr", "add", "\(gateway)/\(subnet.length)", "dev", network.bridge]))
+            try must(host.exec(["ip", "link", "set", network.bridge, "up"]))
+        }
+        var vethIndex = 0
+        for container in policy.containers {
+            let namespace = try TestNamespace()
+            containers[container.name] = namespace
+            for (index, attachment) in container.attachments.enumerated() {
+                guard let network = policy.network(attachment.network), let address = attachment.address4,
+                    let subnet = network.subnet4
+                else { continue }
+                vethIndex += 1
+                let hostSide = "vh\(vethIndex)"
+                let inside = "eth\(index)"
+                try must(
+                    run([
+                        "ip", "-n", host.name, "link", "add", hostSide, "type", "veth", "peer", "name", inside, "netns",
+                        namespace.name,
+                    ]))
+                try must(host.exec(["ip", "link", "set", hostSide, "master", network.bridge, "up"]))
+                try must(namespace.exec(["ip", "addr", "add", "\(address)/\(subnet.length)", "dev", inside]))
+                try must(namespace.exec(["ip", "link", "set", inside, "up"]))
+                if index == 0, let gateway = network.gateway4 {
+                    try must(namespace.exec(["ip", "route", "add", "default", "via", gateway.description]))
+                }
+            }
+        }
+    }
+
+    /// The servers are ours, ended by PID. SIGKILL, because a child started from a thread that
+    /// blocks signals (as libdispatch's threads do) inherits the mask and ignores SIGTERM.
+    deinit {
+        for server in servers where server.isRunning {
+            kill(server.processIdentifier, SIGKILL)
+            server.waitUntilExit()
+        }
+    }
+
+    /// Starts a TCP server answering on `ports` inside a namespace and waits until it listens.
+    func serve(in namespace: TestNamespace, ports: [Int]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        process.arguments =
+            ["netns", "exec", namespace.name, "/usr/bin/python3", Self.probe, "serve"] + ports.map(String.init)
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        servers.append(process)
+        let ready = output.fileHandleForReading.availableData
+        guard String(decoding: ready, as: UTF8.self).hasPrefix("ready") else {
+            throw NamespaceError(message: "probe server in \(namespace.name) did not start")
+        }
+    }
+
+    /// Whether a TCP connection from a namespace (optionally from a given source address)
+    /// to `address:port` is answered.
+    func connects(from namespace: TestNamespace, to address: String, port: Int, source: String? = nil) -> Bool {
+        namespace.exec(
+            ["/usr/bin/python3", Self.probe, "connect", address, String(port)] + (source.map { [$0] } ?? [])
+        )
+        .status == 0
+    }
+
+    private func must(_ result: CommandResult) throws {
+        guard result.status == 0 else { throw NamespaceError(message: "setup failed: \(result.stderr)") }
+    }
+}
