@@ -66,6 +66,11 @@ import Testing
             if diagnostic.range.start.file == path { #expect(diagnostic.range.start.line <= lineCount + 1) }
             #expect(diagnostic.rendered(sources: sources).hasPrefix("\(diagnostic.range.start.file):"))
         }
+        // And through the command: exit code 2, errors as file:line:col on stderr.
+        let command = run([CommandLineTests.binary, "compile", path])
+        #expect(command.status == 2)
+        #expect(command.stdout.isEmpty)
+        #expect(command.stderr.firstMatch(of: #/^[^\n]+\.policy:\d+:\d+: error: /#) != nil, "\(command.stderr)")
     }
 
     /// Arbitrary bytes never crash the lexer, parser or checker.
