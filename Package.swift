@@ -16,7 +16,9 @@ let package = Package(
     ],
     dependencies: [
         // Command-line parsing with generated help: one small type per subcommand.
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Structured logging for apply/rollback; --verbose shows what is sent to the kernel.
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -33,6 +35,13 @@ let package = Package(
         .target(name: "JanssonKit", dependencies: ["CJansson"]),
         .target(name: "NftablesKit", dependencies: ["CNftables"]),
         .target(name: "PortcullisRender", dependencies: ["PortcullisIR", "JanssonKit"]),
+        // The kernel side: validation, atomic apply, generations and rollback.
+        .target(
+            name: "PortcullisKernel",
+            dependencies: [
+                "PortcullisIR", "PortcullisRender", "JanssonKit", "NftablesKit",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // Runs the stages in order and compares outputs with golden files; the CLI is a thin shell.
         .target(
             name: "PortcullisCompiler",
@@ -40,14 +49,15 @@ let package = Package(
         .executableTarget(
             name: "portcullis",
             dependencies: [
-                "PortcullisCompiler", "PortcullisSyntax", "PortcullisLayouts", "PortcullisRender",
+                "PortcullisCompiler", "PortcullisSyntax", "PortcullisLayouts", "PortcullisRender", "PortcullisKernel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(
             name: "PortcullisTests",
             dependencies: [
                 "PortcullisCompiler", "PortcullisSyntax", "PortcullisPolicy", "PortcullisLayouts", "PortcullisRender",
-                "PortcullisIR", "PortcullisNet", "JanssonKit", "NftablesKit",
+                "PortcullisIR", "PortcullisNet", "JanssonKit", "NftablesKit", "PortcullisKernel",
             ],
             // Read in place through #filePath, like policies/ and golden/.
             exclude: ["Fixtures"]),

@@ -46,6 +46,20 @@ public final class NftContext {
         }
     }
 
+    /// Listings without counter values and other state, so two listings of the same rules compare equal.
+    public var stateless: Bool {
+        get { nft_ctx_output_get_flags(context) & UInt32(NFT_CTX_OUTPUT_STATELESS) != 0 }
+        set {
+            var flags = nft_ctx_output_get_flags(context)
+            if newValue {
+                flags |= UInt32(NFT_CTX_OUTPUT_STATELESS)
+            } else {
+                flags &= ~UInt32(NFT_CTX_OUTPUT_STATELESS)
+            }
+            nft_ctx_output_set_flags(context, flags)
+        }
+    }
+
     /// Runs one buffer of commands (native syntax or JSON) as one kernel transaction.
     @discardableResult
     public func run(_ commands: String) -> NftResult {

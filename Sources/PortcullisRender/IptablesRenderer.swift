@@ -13,8 +13,9 @@ public struct IptablesRenderer: Renderer {
             let tables = ruleset.tables.filter { $0.family == family }
             if tables.isEmpty && family == .ip6 { continue }
             var text = ""
-            for table in tables { text += try renderTable(table) }
-            files.append(RenderedFile(fileExtension: fileExtension, text: text))
+            var provenance: [String: Provenance] = [:]
+            for table in tables { text += try renderTable(table, provenance: &provenance) }
+            files.append(RenderedFile(fileExtension: fileExtension, text: text, provenance: provenance))
         }
         if let inet = ruleset.tables.first(where: { $0.family == .inet }) {
             throw RenderError("iptables cannot express the inet table '\(inet.name)'; use an nftables backend")
@@ -24,7 +25,7 @@ public struct IptablesRenderer: Renderer {
 
     /// `*table`, built-in chains with policies, user chains sorted by name, then every chain's
     /// rules in that same order, then `COMMIT`.
-    func renderTable(_ table: Table) throws(RenderError) -> String {
+    func renderTable(_ table: Table, provenance: inout [String: Provenance]) throws(RenderError) -> String {
         if let set = table.sets.first {
             throw RenderError("iptables cannot express the named set '\(set.name)'; use an nftables backend")
         }
@@ -37,7 +38,9 @@ public struct IptablesRenderer: Renderer {
         }
         for chain in chains {
             for rule in chain.rules {
-                lines.append(try renderRule(rule, chain: chain.name, family: table.family))
+                let line = try renderRule(rule, chain: chain.name, family: table.family)
+                lines.append(line)
+                if let origin = rule.provenance { provenance[line] = origin }
             }
         }
         lines.append("COMMIT")

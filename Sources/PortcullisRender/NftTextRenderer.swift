@@ -7,19 +7,26 @@ public struct NftTextRenderer: Renderer {
 
     public func render(_ ruleset: Ruleset) throws(RenderError) -> [RenderedFile] {
         var blocks: [String] = []
-        for table in ruleset.tables { blocks.append(try renderTable(table)) }
-        return [RenderedFile(fileExtension: Backend.nftables.fileExtension, text: blocks.joined(separator: "\n"))]
+        var provenance: [String: Provenance] = [:]
+        for table in ruleset.tables { blocks.append(try renderTable(table, provenance: &provenance)) }
+        return [
+            RenderedFile(
+                fileExtension: Backend.nftables.fileExtension, text: blocks.joined(separator: "\n"),
+                provenance: provenance)
+        ]
     }
 
-    func renderTable(_ table: Table) throws(RenderError) -> String {
+    func renderTable(_ table: Table, provenance: inout [String: Provenance]) throws(RenderError) -> String {
         var sections: [String] = []
         for set in table.sets { sections.append(try renderSet(set)) }
-        for chain in table.chains { sections.append(try renderChain(chain, in: table)) }
+        for chain in table.chains { sections.append(try renderChain(chain, in: table, provenance: &provenance)) }
         return "table \(table.family.rawValue) \(try identifier(table.name)) {\n" + sections.joined(separator: "\n\n")
             + "\n}\n"
     }
 
-    func renderChain(_ chain: Chain, in table: Table) throws(RenderError) -> String {
+    func renderChain(_ chain: Chain, in table: Table, provenance: inout [String: Provenance]) throws(RenderError)
+        -> String
+    {
         var lines = ["\tchain \(try identifier(chain.name)) {"]
         if let base = chain.base {
             lines.append(
@@ -32,6 +39,7 @@ public struct NftTextRenderer: Renderer {
                 separator: " ")
             if let comment = nft.comment { text += " comment \"\(comment)\"" }
             lines.append("\t\t" + text)
+            if let origin = rule.provenance { provenance[text] = origin }
         }
         lines.append("\t}")
         return lines.joined(separator: "\n")

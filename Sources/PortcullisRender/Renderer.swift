@@ -1,3 +1,4 @@
+import Foundation
 import PortcullisIR
 
 /// The output formats Portcullis renders the IR into.
@@ -30,6 +31,22 @@ public struct RenderedFile: Sendable, Equatable {
     /// `iptables`, `ip6tables`, `nft` or `nft.json`: the golden file extension.
     public let fileExtension: String
     public let text: String
+    /// Where each rule line came from, keyed by the line's text without indentation, so that a
+    /// line the kernel rejects can be traced back to the policy.
+    public let provenance: [String: Provenance]
+
+    public init(fileExtension: String, text: String, provenance: [String: Provenance] = [:]) {
+        self.fileExtension = fileExtension
+        self.text = text
+        self.provenance = provenance
+    }
+
+    /// The provenance of the rule on a 1-based line of `text`, if that line is a rule.
+    public func provenance(ofLine number: Int) -> Provenance? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard number >= 1, number <= lines.count else { return nil }
+        return provenance[lines[number - 1].trimmingCharacters(in: .whitespaces)]
+    }
 }
 
 public struct RenderError: Error, Sendable, CustomStringConvertible {

@@ -1,0 +1,263 @@
+import Foundation
+import JanssonKit
+import Logging
+import NftablesKit
+
+/// Why the kernel side refused or failed; nothing was changed when this is thrown.
+public struct ApplyError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
+/// A planned change to the kernel's ruleset: computed first, committed in one step.
+struct Plan {
+    /// What the owned tables held before, by snapshot extension (`iptables`, `nft.json`...).
+    var before: [String: String] = [:]
+    var isEmpty: Bool
+    let commit: () throws(ApplyError) -> Void
+}
+
+/// One way of talking to the kernel: plan a change from the wanted rendered files and the
+/// previous generation's, then commit it atomically.
+protocol KernelBackend {
+    /// - Parameters:
+    ///   - wanted: rendered files by extension; empty to remove everything Portcullis owns.
+    ///   - previous: the files of the generation currently applied, if any.
+    ///   - takeOver: replace owned tables even if they hold rules Portcullis did not write.
+    func plan(wanted: [String: String], previous: Generation?, takeOver: Bool) throws(ApplyError) -> Plan
+    /// The owned tables as the kernel lists them now (to record, and to see drift later).
+    func listing(of files: [String: String]) -> String
+}
+
+// MARK: - iptables
+
+/// iptables-restore, one transaction per table, merging our rules with everyone else's
+/// (see `IptablesOwnership`).
+struct IptablesBackend: KernelBackend {
+    let logger: Logger
+
+    static let tools = [
+        "iptables": ("iptables-save", "iptables-restore"), "ip6tables": ("ip6tables-save", "ip6tables-restore"),
+    ]
+
+    func plan(wanted: [String: String], previous: Generation?, takeOver: Bool) throws(ApplyError) -> Plan {
+        var restores: [(tool: String, text: String)] = []
+        var before: [String: String] = [:]
+        for (ext, (saveTool, restoreTool)) in Self.tools.sorted(by: { $0.key < $1.key }) {
+            let wantedTables = SavedTable.parseAll(wanted[ext] ?? "")
+            let previousTables = SavedTable.parseAll(previous?.applied[ext] ?? "")
+            let snapshotTables = SavedTable.parseAll(previous?.before[ext] ?? "")
+            let names = (wantedTables.map(\.name) + previousTables.map(\.name)).reduce(into: [String]()) {
+                if !$0.contains($1) { $0.append($1) }
+            }
+            var input = ""
+            var snapshot = ""
+            for name in names {
+                let save = Tool.run([saveTool, "-c", "-t", name])
+                let current = save.status == 0 ? SavedTable.parseAll(save.output).first : nil
+                let restoredPolicies = Dictionary(
+                    (snapshotTables.first { $0.name == name }?.chains ?? []).filter { $0.policy != "-" }.map {
+                        ($0.name, $0.policy)
+                    }, uniquingKeysWith: { a, _ in a })
+                let merged = IptablesOwnership.merge(
+                    current: current, wanted: wantedTables.first { $0.name == name },
+                    previous: previousTables.first { $0.name == name }, restoredPolicies: restoredPolicies)
+                if let current, current.sameRules(as: merged) { continue }
+                if current == nil && merged.rules.isEmpty && wantedTables.first(where: { $0.name == name }) == nil {
+                    continue
+                }
+                input += merged.rendered(withCounters: true)
+                snapshot += current?.rendered(withCounters: true) ?? ""
+            }
+            if !input.isEmpty {
+                restores.append((restoreTool, input))
+                before[ext] = snapshot
+            }
+        }
+        let logger = self.logger
+        return Plan(before: before, isEmpty: restores.isEmpty) { () throws(ApplyError) in
+            // Validate everything first, so a rejected table leaves every table as it was.
+            for (tool, text) in restores {
+                logger.debug("\(tool) -c --test <<EOF\n\(text)EOF")
+                let test = Tool.run([tool, "-c", "--test"], input: text)
+                if test.status != 0 {
+                    throw ApplyError(
+                        message:
+                            "\(tool) rejected the ruleset: \(test.error.trimmingCharacters(in: .whitespacesAndNewlines))"
+                    )
+                }
+            }
+            for (tool, text) in restores {
+                logger.debug("\(tool) -c <<EOF\n\(text)EOF")
+                let result = Tool.run([tool, "-c"], input: text)
+                if result.status != 0 {
+                    throw ApplyError(
+                        message: "\(tool) failed: \(result.error.trimmingCharacters(in: .whitespacesAndNewlines))")
+                }
+            }
+        }
+    }
+
+    func listing(of files: [String: String]) -> String { "" }
+}
+
+// MARK: - nftables
+
+/// libnftables, one transaction for everything. Portcullis owns whole tables here: the tables
+/// its layout declares. It refuses to replace a table that holds rules it did not write (a
+/// table it finds on first apply, or one changed since its last apply) unless told to take over.
+struct NftablesBackend: KernelBackend {
+    let logger: Logger
+    let json: Bool
+
+    struct TableName: Hashable, Comparable {
+        let family: String
+        let name: String
+        static func < (a: Self, b: Self) -> Bool { (a.family, a.name) < (b.family, b.name) }
+        var spec: String { "\(family) \(name)" }
+    }
+
+    /// The tables a rendered file declares.
+    static func tables(in text: String, json: Bool) -> [TableName] {
+        if json {
+            guard let document = try? JSON.parse(text), let objects = document["nftables"]?.arrayValue else {
+                return []
+            }
+            return objects.compactMap { object in
+                guard let table = object["table"], let family = table["family"]?.stringValue,
+                    let name = table["name"]?.stringValue
+                else { return nil }
+                return TableName(family: family, name: name)
+            }
+        }
+        return text.split(separator: "\n").compactMap { line in
+            guard let match = line.wholeMatch(of: #/table (\w+) ([A-Za-z0-9_-]+) \{/#) else { return nil }
+            return TableName(family: String(match.1), name: String(match.2))
+        }
+    }
+
+    var ext: String { json ? "nft.json" : "nft" }
+
+    func liveTables() throws(ApplyError) -> Set<TableName> {
+        guard let context = try? NftContext() else { throw ApplyError(message: "cannot create a libnftables context") }
+        let result = context.run("list tables")
+        guard result.succeeded, let document = try? JSON.parse(result.output),
+            let objects = document["nftables"]?.arrayValue
+        else {
+            throw ApplyError(
+                message: "cannot list the tables: \(result.error.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        return Set(
+            objects.compactMap { object in
+                guard let table = object["table"], let family = table["family"]?.stringValue,
+                    let name = table["name"]?.stringValue
+                else { return nil }
+                return TableName(family: family, name: name)
+            })
+    }
+
+    /// `list table` for each table that exists, without counters or handles.
+    func listing(_ tables: [TableName], json: Bool = false) -> String {
+        guard let context = try? NftContext() else { return "" }
+        context.jsonOutput = json
+        context.stateless = true
+        return tables.sorted().map { context.run("list table \($0.spec)").output }.joined(separator: json ? "\n" : "")
+    }
+
+    func listing(of files: [String: String]) -> String {
+        guard let text = files[ext] else { return "" }
+        return listing(Self.tables(in: text, json: json))
+    }
+
+    func plan(wanted: [String: String], previous: Generation?, takeOver: Bool) throws(ApplyError) -> Plan {
+        let wantedText = wanted[ext]
+        let isJSON = json
+        let wantedTables = Set(wantedText.map { Self.tables(in: $0, json: isJSON) } ?? [])
+        let previousTables = Set(previous?.applied[ext].map { Self.tables(in: $0, json: isJSON) } ?? [])
+        let live = try liveTables()
+        let owned = wantedTables.union(previousTables)
+        let existing = owned.intersection(live).sorted()
+        if !takeOver {
+            if let previous {
+                if listing(Array(previousTables.intersection(live))) != previous.listingAfter {
+                    throw ApplyError(
+                        message:
+                            "tables \(previousTables.sorted().map(\.spec).joined(separator: ", ")) changed since generation \(previous.number) applied them; rerun with --take-over to replace them (what is there now is saved first)"
+                    )
+                }
+            }
+            let foreign = existing.filter { !previousTables.contains($0) }
+            if !foreign.isEmpty {
+                throw ApplyError(
+                    message:
+                        "table \(foreign.map(\.spec).joined(separator: ", ")) already exists and was not written by Portcullis; rerun with --take-over to replace it (it is saved first and comes back on rollback)"
+                )
+            }
+        }
+        if let previous, wantedText == previous.applied[ext], wantedTables == previousTables {
+            return Plan(isEmpty: true) {}
+        }
+        let snapshot = listing(existing, json: true)
+        var before: [String: String] = [:]
+        if !existing.isEmpty { before["nft.json"] = Self.mergeListings(snapshot) }
+        let deletions = existing
+        let logger = self.logger
+        return Plan(before: before, isEmpty: false) { () throws(ApplyError) in
+            let batch: String
+            if isJSON {
+                var objects: [JSON] = deletions.map {
+                    .object([
+                        (
+                            "delete",
+                            .object([("table", .object([("family", .string($0.family)), ("name", .string($0.name))]))])
+                        )
+                    ])
+                }
+                if let wantedText, let parsed = try? JSON.parse(wantedText), let items = parsed["nftables"]?.arrayValue
+                {
+                    objects += items.filter { $0["metainfo"] == nil }
+                }
+                batch = JSON.object([("nftables", .array(objects))]).rendered(indent: 0)
+            } else {
+                batch = deletions.map { "delete table \($0.spec)\n" }.joined() + (wantedText ?? "")
+            }
+            try Self.run(batch, logger: logger)
+        }
+    }
+
+    /// Restores a snapshot: deletes the given tables and loads the saved JSON, in one transaction.
+    func restore(snapshot: String, deleting tables: [TableName]) throws(ApplyError) {
+        var objects: [JSON] = tables.map {
+            .object([
+                ("delete", .object([("table", .object([("family", .string($0.family)), ("name", .string($0.name))]))]))
+            ])
+        }
+        if let parsed = try? JSON.parse(snapshot), let items = parsed["nftables"]?.arrayValue {
+            objects += items.filter { $0["metainfo"] == nil }
+        }
+        guard !objects.isEmpty else { return }
+        try Self.run(JSON.object([("nftables", .array(objects))]).rendered(indent: 0), logger: logger)
+    }
+
+    static func run(_ batch: String, logger: Logger) throws(ApplyError) {
+        logger.debug("libnftables <<EOF\n\(batch)\nEOF")
+        guard let context = try? NftContext() else { throw ApplyError(message: "cannot create a libnftables context") }
+        let result = context.run(batch)
+        if !result.succeeded {
+            throw ApplyError(
+                message:
+                    "libnftables rejected the ruleset: \(result.error.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+
+    /// Several `list table` JSON documents as one (one metainfo, all objects).
+    static func mergeListings(_ listings: String) -> String {
+        var objects: [JSON] = [.object([("metainfo", .object([("json_schema_version", .integer(1))]))])]
+        for line in listings.split(separator: "\n") {
+            if let parsed = try? JSON.parse(String(line)), let items = parsed["nftables"]?.arrayValue {
+                objects += items.filter { $0["metainfo"] == nil }
+            }
+        }
+        return JSON.object([("nftables", .array(objects))]).rendered(indent: 2) + "\n"
+    }
+}

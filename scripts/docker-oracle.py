@@ -1,0 +1,875 @@
+#!/usr/bin/env python3
+"""Randomized oracle: Portcullis' docker-20.10 layout against a real Docker 20.10.
+
+    python3 scripts/docker-oracle.py [--seed N] [--count N] [--only I[,J...]]
+                                     [--jobs N] [--keep-going] [--binary PATH]
+
+Each scenario is generated from a sub-seed derived from (seed, index): daemon
+flags, user networks, containers, their addresses, networks and published
+ports.  The scenario is played against a fresh dockerd 20.10 running inside a
+fresh network namespace (private data-root, exec-root and socket), and the
+namespace's `iptables-save` (IPv4; `#` lines dropped, chain counters set to
+[0:0]) is compared byte for byte with `portcullis compile POLICY --layout
+docker-20.10 --backend iptables` for the equivalent policy.
+
+Needs root, dockerd 20.10.x, the 20.10 client (/usr/bin/docker), iptables,
+nsenter, ip, /bin/busybox (static).  Python standard library only.
+
+Safety: dockerd only ever runs inside namespaces this script creates with
+`ip netns add`; every namespace is deleted and every process started for it
+is stopped (by PID) on every path, including failures and Ctrl-C.  All chosen
+subnets and host addresses come from 198.18.0.0/15 (docker0 keeps
+172.17.0.0/16 unless --bip 198.18.X.1/24 is drawn).
+See docs/oracle.md.
+"""
+
+import argparse
+import difflib
+import functools
+import hashlib
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_BINARY = os.path.join(REPO, ".build", "debug", "portcullis")
+NS_PREFIX = "pcoracle-"
+IMAGE = "tiny:1"
+EPHEMERAL_LOW = 32768
+
+NET_NAMES = ["alpha", "apps", "back", "bravo", "cache", "delta", "front", "mgmt",
+             "store", "zulu"]
+CONT_NAMES = ["web", "api", "db", "proxy", "worker", "queue", "c1", "c2", "edge",
+              "ldap", "mail", "dns"]
+
+
+# ------------------------------------------------------------------ model ----
+
+class Net:
+    def __init__(self, name, bridge, octet, internal=False, icc_off=False,
+                 masq_off=False, host_binding=None, default=False):
+        self.name, self.bridge, self.octet = name, bridge, octet
+        self.internal, self.icc_off, self.masq_off = internal, icc_off, masq_off
+        self.host_binding, self.default = host_binding, default
+        self.used = set()   # host numbers taken on a user network
+        self.next_host = 2  # sequential allocation on the default bridge
+
+    @property
+    def subnet(self):
+        if self.default and self.octet is None:
+            return "172.17.0.0/16"
+        return "198.18.%d.0/24" % self.octet
+
+    def addr(self, host):
+        if self.default and self.octet is None:
+            return "172.17.0.%d" % host
+        return "198.18.%d.%d" % (self.octet, host)
+
+
+class Pub:
+    """One -p spec.  hp is None for a daemon-chosen host port (-p CP)."""
+
+    def __init__(self, hostip, hp, cp, length, proto):
+        self.hostip, self.hp, self.cp, self.length, self.proto = hostip, hp, cp, length, proto
+
+    def docker(self):
+        cps = str(self.cp) if self.length == 1 else "%d-%d" % (self.cp, self.cp + self.length - 1)
+        suffix = "/udp" if self.proto == "udp" else ""
+        if self.hp is None:
+            return cps + suffix
+        hps = str(self.hp) if self.length == 1 else "%d-%d" % (self.hp, self.hp + self.length - 1)
+        return (self.hostip + ":" if self.hostip else "") + hps + ":" + cps + suffix
+
+    def policy(self):
+        cps = str(self.cp) if self.length == 1 else "%d-%d" % (self.cp, self.cp + self.length - 1)
+        if self.hp is None:
+            return "publish %s/%s" % (cps, self.proto)
+        hps = str(self.hp) if self.length == 1 else "%d-%d" % (self.hp, self.hp + self.length - 1)
+        return "publish %s%s -> %s/%s" % (self.hostip + ":" if self.hostip else "", hps, cps, self.proto)
+
+
+class Cont:
+    def __init__(self, name):
+        self.name = name
+        self.attaches = []      # [(Net, address)], run network first
+        self.pubs = []          # [Pub]
+        self.publish_all = False
+        self.expose = []        # [(port, length, proto)] from --expose
+
+
+class Scenario:
+    def __init__(self):
+        self.flags = []         # daemon flags
+        self.host_addrs = []    # addresses added to lo inside the namespace
+        self.steps = []         # [(kind, obj, ...)] in order
+        self.nets = []          # user networks, creation order
+        self.bridge = None      # the default network
+        self.proxy_off = False
+
+
+# -------------------------------------------------------------- generator ----
+
+def docker_less(a, b):
+    """go-connections nat.SortPortMap's Less; entries (hostport or 0, port, proto)."""
+    return a[0] > b[0] or a[1] > b[1] or (a[1] == b[1] and a[2] == "tcp")
+
+
+def sort_is_deterministic(entries):
+    """True when Docker's comparator is a strict total order on `entries`, so
+    sort.Sort gives one order whatever the (map-iteration) input order."""
+    n = len(entries)
+    for i in range(n):
+        for j in range(n):
+            if i != j and docker_less(entries[i], entries[j]) == docker_less(entries[j], entries[i]):
+                return False
+    for i in range(n):
+        for j in range(n):
+            for k in range(n):
+                if (docker_less(entries[i], entries[j]) and docker_less(entries[j], entries[k])
+                        and not docker_less(entries[i], entries[k])):
+                    return False
+    return True
+
+
+def place_blocks(rng, lengths, lo, hi):
+    """Non-overlapping increasing blocks of the given lengths inside [lo, hi]."""
+    total = sum(lengths)
+    if total > hi - lo + 1:
+        return None
+    slack = hi - lo + 1 - total
+    cuts = sorted(rng.randint(0, slack) for _ in lengths)
+    starts, cur, prev = [], lo, 0
+    for length, cut in zip(lengths, cuts):
+        cur += cut - prev
+        prev = cut
+        starts.append(cur)
+        cur += length
+    return starts
+
+
+def gen_scenario(rng):
+    sc = Scenario()
+    octets = rng.sample(range(1, 250), 4)
+    if rng.random() < 0.25:
+        sc.flags.append("--icc=false")
+    if rng.random() < 0.3:
+        sc.flags.append("--userland-proxy=false")
+        sc.proxy_off = True
+    if rng.random() < 0.2:
+        sc.flags.append("--ip-masq=false")
+    bip = None
+    if rng.random() < 0.3:
+        bip = octets.pop()
+        sc.flags.append("--bip")
+        sc.flags.append("198.18.%d.1/24" % bip)
+    sc.bridge = Net("bridge", "docker0", bip, icc_off="--icc=false" in sc.flags,
+                    masq_off="--ip-masq=false" in sc.flags, default=True)
+    sc.host_addrs = ["198.18.0.%d" % h for h in rng.sample(range(1, 255), rng.choice([0, 1, 1, 2, 2]))]
+
+    n_nets = rng.choice([0, 1, 1, 2, 2, 3, 3])
+    n_conts = rng.choice([0, 1, 2, 2, 3, 3, 4, 4, 4])
+    net_names = rng.sample(NET_NAMES, n_nets)
+    cont_names = rng.sample(CONT_NAMES, n_conts)
+
+    claimed = []              # [(ip or None, proto, port)] fixed host ports of all containers
+    state = {"ephemeral_used": False}
+
+    nets_left, conts_left = list(net_names), list(cont_names)
+    while nets_left or conts_left:
+        if nets_left and (not conts_left or rng.random() < 0.45):
+            name = nets_left.pop(0)
+            net = Net(name, "br-" + name, octets.pop())
+            net.internal = rng.random() < 0.25
+            net.icc_off = rng.random() < 0.3
+            net.masq_off = rng.random() < 0.25
+            if sc.host_addrs and rng.random() < 0.3:
+                net.host_binding = rng.choice(sc.host_addrs)
+            elif rng.random() < 0.05:
+                net.host_binding = "127.0.0.1"
+            sc.nets.append(net)
+            sc.steps.append(("net", net))
+        else:
+            c = gen_container(rng, sc, conts_left.pop(0), claimed, state)
+            sc.steps.append(("run", c))
+            for net, addr in c.attaches[1:]:
+                sc.steps.append(("connect", c, net, addr))
+    return sc
+
+
+def take_addr(rng, net):
+    if net.default:
+        h = net.next_host
+        net.next_host += 1
+        return net.addr(h)
+    h = rng.choice([x for x in range(2, 255) if x not in net.used])
+    net.used.add(h)
+    return net.addr(h)
+
+
+def gen_container(rng, sc, name, claimed, state):
+    c = Cont(name)
+    candidates = [sc.bridge] + sc.nets
+    first = sc.bridge if rng.random() < 0.4 else rng.choice(candidates)
+    nets = [first]
+    others = [n for n in candidates if n is not first]
+    if others and rng.random() < 0.35:
+        nets.append(rng.choice(others))
+    for n in nets:
+        c.attaches.append((n, take_addr(rng, n)))
+    if all(n.internal for n in nets):
+        return c
+
+    # the network that carries the port mappings: the first non-internal one
+    # by name (only matters here for the host-port clash bookkeeping)
+    gw = sorted((n for n in nets if not n.internal), key=lambda n: n.name)[0]
+
+    for _attempt in range(30):
+        pubs, expose, publish_all = gen_publishes(rng, sc, state)
+        if pubs is None:
+            continue
+        entries = []
+        for p in pubs:
+            for k in range(p.length):
+                entries.append((0 if p.hp is None else p.hp + k, p.cp + k, p.proto))
+        bound = {(e[1], e[2]) for e in entries}
+        for port, length, proto in expose:
+            for k in range(length):
+                if (port + k, proto) not in bound:
+                    entries.append((0, port + k, proto))
+        if not sort_is_deterministic(entries):
+            continue
+        hostports = [e[0] for e in entries if e[0]]
+        if len(hostports) != len(set(hostports)):
+            continue
+        mine = []
+        for p in pubs:
+            if p.hp is None:
+                continue
+            ip = p.hostip or gw.host_binding
+            if ip == "0.0.0.0":
+                ip = None
+            for k in range(p.length):
+                mine.append((ip, p.proto, p.hp + k))
+        if any(clash(a, b) for a in mine for b in claimed):
+            continue
+        if state["ephemeral_used"] and any(EPHEMERAL_LOW <= m[2] < EPHEMERAL_LOW + 500 for m in mine):
+            continue
+        claimed.extend(mine)
+        if publish_all or any(p.hp is None for p in pubs):
+            state["ephemeral_used"] = True
+        c.pubs, c.expose, c.publish_all = pubs, expose, publish_all
+        break
+    return c
+
+
+def clash(a, b):
+    return a[1] == b[1] and a[2] == b[2] and (a[0] is None or b[0] is None or a[0] == b[0])
+
+
+def gen_publishes(rng, sc, state):
+    n_fixed = rng.choice([0, 1, 1, 1, 2, 2, 3])
+    publish_all = rng.random() < 0.15
+    n_eph = 1 if rng.random() < 0.1 else 0
+    lengths = [rng.choice([1, 1, 1, 1, 2, 3]) for _ in range(n_fixed)]
+    eph_band = publish_all or n_eph
+    # daemon-chosen ports sort after fixed ones, so their container ports must
+    # be lower than every fixed container port (see sort_is_deterministic)
+    cp_lo = 1000 if eph_band else (1 if rng.random() < 0.3 else 1000)
+    cps = place_blocks(rng, lengths, cp_lo, 9999)
+    if rng.random() < 0.15 and cps and cps[0] >= 1024:
+        hps = list(cps)
+    elif not state["ephemeral_used"] and rng.random() < 0.15:
+        hps = place_blocks(rng, lengths, EPHEMERAL_LOW, EPHEMERAL_LOW + 6)
+    else:
+        hps = place_blocks(rng, lengths, 1024, 30000)
+    if cps is None or hps is None:
+        return None, None, None
+    pubs = []
+    for hp, cp, length in zip(hps, cps, lengths):
+        r = rng.random()
+        hostip = None
+        if r < 0.2:
+            hostip = "127.0.0.1"
+        elif r < 0.4 and sc.host_addrs:
+            hostip = rng.choice(sc.host_addrs)
+        elif r < 0.43:
+            hostip = "0.0.0.0"
+        proto = "udp" if rng.random() < 0.3 else "tcp"
+        pubs.append(Pub(hostip, hp, cp, length, proto))
+    for _ in range(n_eph):
+        pubs.append(Pub(None, None, rng.randint(1, 999), 1, rng.choice(["tcp", "tcp", "udp"])))
+    expose = []
+    if publish_all:
+        seen = set()
+        for _ in range(rng.choice([1, 1, 2, 3])):
+            length = 2 if rng.random() < 0.15 else 1
+            port = rng.randint(1, 998)
+            proto = rng.choice(["tcp", "tcp", "udp"])
+            if any((port + k, proto) in seen for k in range(length)):
+                continue
+            seen.update((port + k, proto) for k in range(length))
+            expose.append((port, length, proto))
+        # occasionally also --expose a port that has an explicit binding
+        fixed_tcp = [p for p in pubs if p.hp is not None and p.length == 1]
+        if fixed_tcp and rng.random() < 0.3:
+            p = rng.choice(fixed_tcp)
+            expose.append((p.cp, 1, p.proto))
+    rng.shuffle(pubs)
+    return pubs, expose, publish_all
+
+
+# ------------------------------------------------------------ translation ----
+
+def docker_commands(sc):
+    """[(argv for docker or None, display line, kind)]; kind 'ns' = run inside the namespace."""
+    cmds = []
+    for a in sc.host_addrs:
+        cmds.append((["ip", "addr", "add", a + "/32", "dev", "lo"], "ip addr add %s/32 dev lo    (inside the namespace)" % a, "ns"))
+    for step in sc.steps:
+        if step[0] == "net":
+            n = step[1]
+            argv = ["network", "create", "--subnet", n.subnet, "--gateway", n.addr(1),
+                    "-o", "com.docker.network.bridge.name=" + n.bridge]
+            if n.internal:
+                argv.append("--internal")
+            if n.icc_off:
+                argv += ["-o", "com.docker.network.bridge.enable_icc=false"]
+            if n.masq_off:
+                argv += ["-o", "com.docker.network.bridge.enable_ip_masquerade=false"]
+            if n.host_binding:
+                argv += ["-o", "com.docker.network.bridge.host_binding_ipv4=" + n.host_binding]
+            argv.append(n.name)
+        elif step[0] == "run":
+            c = step[1]
+            net, addr = c.attaches[0]
+            argv = ["run", "-d", "--name", c.name]
+            if not net.default:
+                argv += ["--network", net.name, "--ip", addr]
+            for p in c.pubs:
+                argv += ["-p", p.docker()]
+            if c.publish_all:
+                argv.append("-P")
+            for port, length, proto in c.expose:
+                ps = str(port) if length == 1 else "%d-%d" % (port, port + length - 1)
+                argv += ["--expose", ps + ("/udp" if proto == "udp" else "")]
+            argv.append(IMAGE)
+        else:
+            _, c, net, addr = step
+            argv = ["network", "connect"]
+            if not net.default:
+                argv += ["--ip", addr]
+            argv += [net.name, c.name]
+        cmds.append((argv, "docker " + " ".join(argv), "docker"))
+    return cmds
+
+
+def policy_text(sc, header):
+    out = ["# " + line for line in header]
+    if sc.proxy_off:
+        out += ["host {", "    userland-proxy off", "}", ""]
+
+    def net_block(n):
+        lines = ["network %s {" % n.name, "    bridge %s" % n.bridge, "    subnet %s" % n.subnet]
+        if n.internal:
+            lines.append("    internal")
+        if n.icc_off:
+            lines.append("    icc deny")
+        if n.masq_off:
+            lines.append("    masquerade off")
+        if n.host_binding:
+            lines.append("    host-binding %s" % n.host_binding)
+        return lines + ["}", ""]
+
+    out += net_block(sc.bridge)
+    for step in sc.steps:
+        if step[0] == "net":
+            out += net_block(step[1])
+        elif step[0] == "run":
+            c = step[1]
+            out.append("container %s {" % c.name)
+            for n, addr in c.attaches:
+                out.append("    attach %s %s" % (n.name, addr))
+            for p in c.pubs:
+                out.append("    " + p.policy())
+            if c.expose:
+                out.append("    expose " + ", ".join(
+                    (str(port) if length == 1 else "%d-%d" % (port, port + length - 1)) + "/" + proto
+                    for port, length, proto in c.expose))
+            if c.publish_all:
+                out.append("    publish-all")
+            out += ["}", ""]
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------- runner ----
+
+ACTIVE = set()
+ACTIVE_LOCK = threading.Lock()
+STOP = threading.Event()
+
+
+def find_docker_cli():
+    for cand in ("/usr/bin/docker", shutil.which("docker")):
+        if cand and os.access(cand, os.X_OK):
+            try:
+                v = subprocess.run([cand, "--version"], capture_output=True, text=True, timeout=10).stdout
+            except (OSError, subprocess.TimeoutExpired):
+                continue
+            if "version 20.10." in v:
+                return cand
+    sys.exit("docker-oracle: no Docker 20.10 client found (/usr/bin/docker)")
+
+
+def ns_inode(ns):
+    try:
+        return os.stat("/var/run/netns/" + ns).st_ino
+    except OSError:
+        return None
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+class Run:
+    """One scenario's namespace + daemon, torn down by cleanup() on every path."""
+
+    def __init__(self, tag, work, cli):
+        self.ns = NS_PREFIX + tag
+        self.work, self.cli = work, cli
+        self.dir = None
+        self.proc = None
+        self.lock = threading.RLock()
+        self.env = None
+
+    # -- helpers --
+    def nsexec(self, argv, timeout=60):
+        return subprocess.run(["nsenter", "--net=/var/run/netns/" + self.ns] + argv,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def docker(self, argv, timeout=90):
+        return subprocess.run([self.cli] + argv, capture_output=True, text=True,
+                              timeout=timeout, env=self.env, stdin=subprocess.DEVNULL)
+
+    def ping(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(2)
+        try:
+            s.connect(os.path.join(self.dir, "d.sock"))
+            s.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            return b" 200 " in s.recv(200)
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    # -- lifecycle --
+    def start(self, flags):
+        with ACTIVE_LOCK:
+            if STOP.is_set():
+                raise Interrupted()
+            ACTIVE.add(self)
+        if ns_inode(self.ns) is not None:
+            if self.our_pids():
+                raise RuntimeError("namespace %s exists and has processes in it; not touching it" % self.ns)
+            subprocess.run(["ip", "netns", "del", self.ns], check=True)
+        with self.lock:
+            if STOP.is_set():
+                raise Interrupted()
+            self.dir = tempfile.mkdtemp(prefix="pco.", dir="/tmp")
+            subprocess.run(["ip", "netns", "add", self.ns], check=True, capture_output=True)
+        for sub in ("root", "exec", "cli"):
+            os.mkdir(os.path.join(self.dir, sub))
+        self.env = dict(os.environ, DOCKER_HOST="unix://" + os.path.join(self.dir, "d.sock"),
+                        DOCKER_CONFIG=os.path.join(self.dir, "cli"))
+        r = self.nsexec(["ip", "link", "set", "lo", "up"])
+        if r.returncode:
+            raise RuntimeError("cannot bring lo up in %s: %s" % (self.ns, r.stderr))
+        with open(os.path.join(self.dir, "daemon.json"), "w") as f:
+            f.write('{"deprecated-key-path": "%s"}\n' % os.path.join(self.dir, "key.json"))
+        argv = ["nsenter", "--net=/var/run/netns/" + self.ns, "dockerd",
+                "--data-root", os.path.join(self.dir, "root"),
+                "--exec-root", os.path.join(self.dir, "exec"),
+                "-H", "unix://" + os.path.join(self.dir, "d.sock"),
+                "--pidfile", os.path.join(self.dir, "pid"),
+                "--storage-driver", "vfs",
+                "--config-file", os.path.join(self.dir, "daemon.json"),
+                "--iptables=true"] + flags
+        log = open(os.path.join(self.dir, "dockerd.log"), "w")
+        with self.lock:
+            if STOP.is_set():
+                log.close()
+                raise Interrupted()
+            # own process group: a Ctrl-C on the terminal does not reach dockerd
+            # directly; cleanup() stops it in order
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if STOP.is_set():
+                raise Interrupted()
+            if self.proc.poll() is not None:
+                raise RuntimeError("dockerd exited during start-up:\n" + self.log_tail())
+            if self.ping():
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("dockerd did not answer within 60 s:\n" + self.log_tail())
+        with open(os.path.join(self.work, "rootfs.tar"), "rb") as tar:
+            r = subprocess.run([self.cli, "import", "--change", 'CMD ["/bin/busybox","sleep","3600"]',
+                                "-", IMAGE], stdin=tar, capture_output=True, text=True,
+                               timeout=120, env=self.env)
+        if r.returncode:
+            raise RuntimeError("image import failed: " + r.stderr)
+
+    def log_tail(self, n=30):
+        try:
+            with open(os.path.join(self.dir, "dockerd.log")) as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def our_pids(self):
+        """Processes this run started: everything living in our namespace
+        (dockerd, containerd, shims, docker-proxy), or whose command line
+        names our private directory.  Never matched by name."""
+        ino = ns_inode(self.ns)
+        me = os.getpid()
+        pids = []
+        for p in os.listdir("/proc"):
+            if not p.isdigit() or int(p) == me:
+                continue
+            try:
+                if ino is not None and os.stat("/proc/%s/ns/net" % p).st_ino == ino:
+                    pids.append(int(p))
+                    continue
+                if self.dir:
+                    with open("/proc/%s/cmdline" % p, "rb") as f:
+                        if (self.dir + "/").encode() in f.read():
+                            pids.append(int(p))
+            except OSError:
+                continue
+        return pids
+
+    def stop_daemon(self):
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            # remove containers first: busybox as PID 1 ignores SIGTERM, so a
+            # plain daemon shutdown would wait 10 s per container
+            try:
+                ids = self.docker(["ps", "-aq"], timeout=20).stdout.split()
+                if ids:
+                    self.docker(["rm", "-f"] + ids, timeout=60)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            cpid = None
+            try:
+                with open(os.path.join(self.dir, "exec", "containerd", "containerd.pid")) as f:
+                    cpid = int(f.read().strip())
+            except (OSError, ValueError):
+                pass
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=30)
+            # dockerd stops the containerd it spawned; wait for that too
+            if cpid and cpid in self.our_pids():
+                deadline = time.time() + 15
+                while time.time() < deadline and pid_alive(cpid):
+                    time.sleep(0.1)
+        else:
+            proc.wait()
+        self.proc = None
+
+    def cleanup(self):
+        """Idempotent, may run twice (worker and main thread on Ctrl-C):
+        serialised by self.lock, which also guards creating the namespace,
+        the directory and the daemon, so nothing is created behind it."""
+        with self.lock:
+            self._cleanup()
+
+    def _cleanup(self):
+        try:
+            self.stop_daemon()
+        except Exception as e:  # keep going: the namespace must go
+            print("  cleanup: stopping dockerd: %s" % e, file=sys.stderr)
+            if self.proc and self.proc.poll() is None:
+                self.proc.kill()
+        for sig in (signal.SIGTERM, signal.SIGTERM, signal.SIGKILL):
+            pids = self.our_pids()
+            if not pids:
+                break
+            print("  cleanup: %s leftover pids %s" % (sig.name, pids), file=sys.stderr)
+            for p in pids:
+                try:
+                    os.kill(p, sig)
+                except OSError:
+                    pass
+            time.sleep(2 if sig == signal.SIGTERM else 0.5)
+        if self.dir and os.path.isdir(self.dir):
+            mounts = []
+            try:
+                with open("/proc/self/mountinfo") as f:
+                    for line in f:
+                        mp = line.split()[4]
+                        if mp.startswith(self.dir + "/"):
+                            mounts.append(mp)
+            except OSError:
+                pass
+            for mp in sorted(mounts, reverse=True):
+                subprocess.run(["umount", "-l", mp], capture_output=True)
+            subprocess.run(["rm", "-rf", "--one-file-system", self.dir], capture_output=True)
+        if ns_inode(self.ns) is not None:
+            subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
+        with ACTIVE_LOCK:
+            ACTIVE.discard(self)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def norm_save(text):
+    out = []
+    for line in text.splitlines(True):
+        if line.startswith("#"):
+            continue
+        if line.startswith(":"):
+            line = re.sub(r"\[\d+:\d+\]$", "[0:0]", line.rstrip("\n")) + "\n"
+        out.append(line)
+    return "".join(out)
+
+
+def subseed_of(seed, i):
+    return int.from_bytes(hashlib.sha256(("%d/%d" % (seed, i)).encode()).digest()[:6], "big")
+
+
+def run_scenario(args, seed, i, sub, work, cli):
+    """Returns (status, report text, seconds); status in ok/MISMATCH/ERROR."""
+    t0 = time.time()
+    rng = random.Random(sub)
+    sc = gen_scenario(rng)
+    header = ["docker-oracle seed %d scenario %d (sub-seed %d)" % (seed, i, sub),
+              "daemon flags: --iptables=true" + "".join(" " + f for f in sc.flags)]
+    policy = policy_text(sc, header)
+    cmds = docker_commands(sc)
+    shown = ["dockerd --iptables=true" + "".join(" " + f for f in sc.flags) + "    (plus private roots/socket, vfs)"]
+    if args.dry_run:
+        with tempfile.NamedTemporaryFile("w", suffix=".policy", prefix="pco-", delete=False) as f:
+            f.write(policy)
+            pfile = f.name
+        try:
+            r = subprocess.run([args.binary, "compile", pfile, "--layout", "docker-20.10",
+                                "--backend", "iptables"], capture_output=True, text=True, timeout=60)
+        finally:
+            os.unlink(pfile)
+        text = "  commands:\n" + "".join("    $ %s\n" % c[1] for c in cmds)
+        text += "  policy:\n" + "".join("    " + l + "\n" if l else "\n" for l in policy.split("\n"))
+        if r.returncode:
+            return "ERROR", text + "  portcullis compile failed:\n" + r.stderr, 0.0
+        return "ok", text, 0.0
+    run = Run("%d-%d" % (os.getpid() % 100000, i), work, cli)
+    status, detail = "ok", ""
+    try:
+        run.start(sc.flags)
+        for argv, display, kind in cmds:
+            if STOP.is_set():
+                raise Interrupted()
+            shown.append(display)
+            r = run.nsexec(argv) if kind == "ns" else run.docker(argv)
+            if r.returncode:
+                raise RuntimeError("command failed: %s\n%s%s" % (display, r.stdout, r.stderr))
+        r = run.nsexec(["iptables-save"])
+        if r.returncode:
+            raise RuntimeError("iptables-save failed: " + r.stderr)
+        captured = norm_save(r.stdout)
+        if args.verbose:
+            detail += "".join("  | " + l + "\n" for l in dump_ports(run, sc))
+    except Interrupted:
+        run.cleanup()
+        raise
+    except Exception as e:
+        status, detail = "ERROR", "%s\n--- dockerd log (tail)\n%s" % (e, run.log_tail() if run.dir else "")
+        captured = None
+    finally:
+        run.cleanup()
+    if captured is not None:
+        with tempfile.NamedTemporaryFile("w", suffix=".policy", prefix="pco-", delete=False) as f:
+            f.write(policy)
+            pfile = f.name
+        try:
+            r = subprocess.run([args.binary, "compile", pfile, "--layout", "docker-20.10",
+                                "--backend", "iptables"], capture_output=True, text=True, timeout=60)
+        finally:
+            os.unlink(pfile)
+        if r.returncode:
+            status, detail = "ERROR", "portcullis compile failed (exit %d):\n%s%s" % (r.returncode, r.stdout, r.stderr)
+        elif r.stdout != captured:
+            status = "MISMATCH"
+            detail += "".join(difflib.unified_diff(captured.splitlines(True), r.stdout.splitlines(True),
+                                                   "captured (docker 20.10)", "compiled (portcullis)"))
+    secs = time.time() - t0
+    text = ""
+    if status != "ok" or args.verbose:
+        text += "  replay: python3 scripts/docker-oracle.py --seed %d --only %d\n" % (seed, i)
+        text += "  commands:\n" + "".join("    $ %s\n" % s for s in shown)
+        text += "  policy:\n" + "".join("    " + l + "\n" if l else "\n" for l in policy.split("\n"))
+        text += "".join("  " + l + "\n" for l in detail.rstrip("\n").split("\n")) if detail else ""
+    return status, text, secs
+
+
+def dump_ports(run, sc):
+    """What Docker picked (verbose mode): `docker port` of every container."""
+    out = []
+    for step in sc.steps:
+        if step[0] == "run":
+            r = run.docker(["port", step[1].name])
+            out.append("%s: %s" % (step[1].name, "; ".join(r.stdout.split("\n")).strip("; ")))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seed", type=int, default=None, help="run seed (default: random)")
+    ap.add_argument("--count", type=int, default=40, help="number of scenarios (default 40)")
+    ap.add_argument("--only", default=None, help="run only these scenario indices (comma-separated)")
+    ap.add_argument("--keep-going", action="store_true", help="run every scenario even after a failure")
+    ap.add_argument("--binary", default=DEFAULT_BINARY, help="portcullis binary (default .build/debug/portcullis)")
+    ap.add_argument("--jobs", type=int, default=2, help="scenarios run at once (default 2)")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="only generate: print commands and policy, check that the policy compiles")
+    ap.add_argument("--verbose", "-v", action="store_true", help="print every scenario, with the ports Docker picked")
+    args = ap.parse_args()
+
+    if os.geteuid() != 0:
+        sys.exit("docker-oracle: must run as root")
+    for c in ("dockerd", "iptables-save", "nsenter", "ip"):
+        if not shutil.which(c):
+            sys.exit("docker-oracle: missing " + c)
+    if not os.access("/bin/busybox", os.X_OK):
+        sys.exit("docker-oracle: missing /bin/busybox (busybox-static)")
+    if not os.access(args.binary, os.X_OK):
+        sys.exit("docker-oracle: portcullis binary not found: %s" % args.binary)
+    cli = find_docker_cli()
+
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10 ** 9)
+    print("seed: %d" % seed, flush=True)
+    indices = list(range(args.count))
+    if args.only is not None:
+        indices = [int(x) for x in args.only.split(",") if x.strip()]
+
+    run_containerd_existed = os.path.exists("/run/containerd")
+    work = tempfile.mkdtemp(prefix="pco-work.", dir="/tmp")
+    os.makedirs(os.path.join(work, "rootfs", "bin"))
+    shutil.copy2("/bin/busybox", os.path.join(work, "rootfs", "bin", "busybox"))
+    subprocess.run(["tar", "-C", os.path.join(work, "rootfs"), "-cf", os.path.join(work, "rootfs.tar"), "."],
+                   check=True)
+
+    def on_signal(signum, _frame):
+        STOP.set()
+        raise KeyboardInterrupt()
+
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, on_signal)
+
+    results = {}
+    passed = failed = 0
+    t_start = time.time()
+    interrupted = False
+    threads = []
+    cond = threading.Condition()
+    pending = list(indices)
+
+    def worker():
+        while True:
+            with cond:
+                if not pending or STOP.is_set():
+                    return
+                i = pending.pop(0)
+            sub = subseed_of(seed, i)
+            try:
+                res = run_scenario(args, seed, i, sub, work, cli)
+            except Interrupted:
+                return
+            except Exception as e:  # a bug in this script: report, do not hang
+                res = ("ERROR", "  internal error: %r\n" % e, 0.0)
+            with cond:
+                results[i] = (sub,) + res
+                if res[0] != "ok" and not args.keep_going:
+                    STOP.set()
+                cond.notify_all()
+
+    try:
+        for _ in range(max(1, min(args.jobs, len(indices)))):
+            t = threading.Thread(target=worker, daemon=True)
+            t.start()
+            threads.append(t)
+        # print results in index order as they complete
+        for i in indices:
+            with cond:
+                while i not in results and any(t.is_alive() for t in threads):
+                    cond.wait(0.5)
+                if i not in results:
+                    break
+                sub, status, text, secs = results[i]
+            print("scenario %d (sub-seed %d): %s (%.1f s)" % (i, sub, status, secs), flush=True)
+            if text:
+                print(text, end="", flush=True)
+            if status == "ok":
+                passed += 1
+            else:
+                failed += 1
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted: cleaning up", file=sys.stderr, flush=True)
+    finally:
+        # no further interruptions until every namespace is gone
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, signal.SIG_IGN)
+        STOP.set()
+        with ACTIVE_LOCK:
+            active = list(ACTIVE)
+        for r in active:
+            r.cleanup()
+        for t in threads:
+            t.join(timeout=120)
+        with ACTIVE_LOCK:
+            active = list(ACTIVE)
+        for r in active:
+            r.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+        if not run_containerd_existed:
+            for d in ("/run/containerd/s", "/run/containerd"):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+    if interrupted:
+        print("%d passed, %d failed (interrupted)" % (passed, failed))
+        sys.exit(130)
+    print("time: %.0f s" % (time.time() - t_start))
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
