@@ -44,14 +44,16 @@ public enum Tool {
         posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
         for fd in stdinPipe + stdoutPipe + stderrPipe { posix_spawn_file_actions_addclose(&actions, fd) }
         let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
+        defer {
+            for pointer in argv { free(pointer) }
+        }
         var pid: pid_t = 0
         let spawned = posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ)
         close(stdinPipe[0])
         close(stdoutPipe[1])
         close(stderrPipe[1])
         guard spawned == 0 else {
-            [stdinPipe[1], stdoutPipe[0], stderrPipe[0]].forEach { close($0) }
+            for fd in [stdinPipe[1], stdoutPipe[0], stderrPipe[0]] { close(fd) }
             return ToolResult(
                 status: 127, output: "", error: "cannot run \(arguments[0]): \(String(cString: strerror(spawned)))")
         }
