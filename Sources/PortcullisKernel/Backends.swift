@@ -52,9 +52,16 @@ struct IptablesBackend: KernelBackend {
             }
             var input = ""
             var snapshot = ""
+            // One save of every table that exists: `iptables-save -t TABLE` would create a
+            // missing table just by listing it.
+            let save = Tool.run([saveTool, "-c"])
+            guard save.status == 0 else {
+                throw ApplyError(
+                    message: "\(saveTool) failed: \(save.error.trimmingCharacters(in: .whitespacesAndNewlines))")
+            }
+            let live = SavedTable.parseAll(save.output)
             for name in names {
-                let save = Tool.run([saveTool, "-c", "-t", name])
-                let current = save.status == 0 ? SavedTable.parseAll(save.output).first : nil
+                let current = live.first { $0.name == name }
                 let restoredPolicies = Dictionary(
                     (snapshotTables.first { $0.name == name }?.chains ?? []).filter { $0.policy != "-" }.map {
                         ($0.name, $0.policy)
@@ -75,27 +82,54 @@ struct IptablesBackend: KernelBackend {
             }
         }
         let logger = self.logger
+        let snapshots = restores.map { restore in
+            (restore.tool, before[Self.tools.first { $0.value.1 == restore.tool }!.key] ?? "")
+        }
         return Plan(before: before, isEmpty: restores.isEmpty) { () throws(ApplyError) in
-            // Validate everything first, so a rejected table leaves every table as it was.
+            // Validate everything first, so that a rejected table leaves every table as it was.
             for (tool, text) in restores {
                 logger.debug("\(tool) -c --test <<EOF\n\(text)EOF")
                 let test = Tool.run([tool, "-c", "--test"], input: text)
-                if test.status != 0 {
-                    throw ApplyError(
-                        message:
-                            "\(tool) rejected the ruleset: \(test.error.trimmingCharacters(in: .whitespacesAndNewlines))"
-                    )
-                }
+                if test.status != 0 { throw Self.rejection(tool, test.error, input: text) }
             }
-            for (tool, text) in restores {
+            for (index, (tool, text)) in restores.enumerated() {
                 logger.debug("\(tool) -c <<EOF\n\(text)EOF")
                 let result = Tool.run([tool, "-c"], input: text)
-                if result.status != 0 {
-                    throw ApplyError(
-                        message: "\(tool) failed: \(result.error.trimmingCharacters(in: .whitespacesAndNewlines))")
+                guard result.status != 0 else { continue }
+                // Some rejections only show at commit. Put back any table this or an earlier
+                // restore did commit (iptables-legacy commits table by table; iptables-nft does not).
+                for (restoreTool, snapshot) in snapshots[...index].reversed() where !snapshot.isEmpty {
+                    let saveTool = restoreTool.replacingOccurrences(of: "-restore", with: "-save")
+                    let live = SavedTable.parseAll(Tool.run([saveTool, "-c"]).output)
+                    let changed = SavedTable.parseAll(snapshot).filter { saved in
+                        live.first { $0.name == saved.name }.map { !$0.sameRules(as: saved) } ?? true
+                    }
+                    if !changed.isEmpty {
+                        _ = Tool.run(
+                            [restoreTool, "-c"], input: changed.map { $0.rendered(withCounters: true) }.joined())
+                    }
                 }
+                throw Self.rejection(tool, result.error, input: text)
             }
         }
+    }
+
+    /// The tool's message, with the input line it names (so the caller can trace it to the policy).
+    static func rejection(_ tool: String, _ error: String, input: String) -> ApplyError {
+        var message = "\(tool) rejected the ruleset: \(error.trimmingCharacters(in: .whitespacesAndNewlines))"
+        let lines = input.split(separator: "\n", omittingEmptySubsequences: false)
+        var rejected: Substring?
+        if let number = error.firstMatch(of: #/line:? (\d+)/#).flatMap({ Int($0.1) }), number >= 1,
+            number <= lines.count
+        {
+            rejected = lines[number - 1]
+        }
+        // iptables-nft reports some errors at the COMMIT line; the name it quotes finds the rule.
+        if rejected.map({ !$0.contains("-A ") }) ?? true, let name = error.firstMatch(of: #/'([^']+)'/#)?.1 {
+            rejected = lines.first { $0.contains("-A ") && $0.split(separator: " ").contains(name) } ?? rejected
+        }
+        if let rejected { message += "\n    rejected line: \(rejected)" }
+        return ApplyError(message: message)
     }
 
     func listing(of files: [String: String]) -> String { "" }

@@ -46,7 +46,7 @@ public struct KernelCheck {
 
 extension KernelRejection {
     /// iptables-restore names the failing line: "iptables-restore: line 12 failed".
-    static func fromIptables(_ error: String, file: RenderedFile, tool: String) -> KernelRejection {
+    public static func fromIptables(_ error: String, file: RenderedFile, tool: String) -> KernelRejection {
         let message = error.trimmingCharacters(in: .whitespacesAndNewlines)
         let line = message.firstMatch(of: #/line (\d+) failed/#).flatMap { Int($0.1) }
         return KernelRejection(
@@ -55,7 +55,7 @@ extension KernelRejection {
     }
 
     /// libnftables quotes the offending rule text under its message.
-    static func fromNft(_ error: String, file: RenderedFile) -> KernelRejection {
+    public static func fromNft(_ error: String, file: RenderedFile) -> KernelRejection {
         let message = error.trimmingCharacters(in: .whitespacesAndNewlines)
         let provenance = message.split(separator: "\n").lazy.compactMap {
             file.provenance[$0.trimmingCharacters(in: .whitespaces)]
