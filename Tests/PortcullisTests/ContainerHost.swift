@@ -58,6 +58,11 @@ final class ContainerHost {
                         namespace.name,
                     ]))
                 try must(host.exec(["ip", "link", "set", hostSide, "master", network.bridge, "up"]))
+                if !policy.host.userlandProxy {
+                    // As Docker does without the proxy: a container may reach itself through
+                    // the host's published port, which sends the packet back out of its own port.
+                    try must(host.exec(["ip", "link", "set", hostSide, "type", "bridge_slave", "hairpin", "on"]))
+                }
                 try must(namespace.exec(["ip", "addr", "add", "\(address)/\(subnet.length)", "dev", inside]))
                 try must(namespace.exec(["ip", "link", "set", inside, "up"]))
                 if index == 0, let gateway = network.gateway4 {

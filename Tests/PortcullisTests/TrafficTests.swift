@@ -1,106 +1,216 @@
 import Foundation
-import PortcullisCompiler
-import PortcullisLayouts
 import PortcullisPolicy
-import PortcullisRender
 import PortcullisSyntax
 import Testing
 
-/// Real packets through compiled rulesets: a policy is compiled, loaded into the host namespace
-/// of a `ContainerHost`, and TCP connections between the namespaces must succeed exactly where
-/// the policy says. Both backends must give the same answers.
+/// Real packets through applied rulesets: each scenario's policy is applied with
+/// `portcullis apply` inside the host namespace of a `ContainerHost`, and TCP connections
+/// between the namespaces must succeed exactly where the policy says, for every layout and
+/// backend that can express the policy.
 @Suite(.enabled(if: Kernel.enabled, Kernel.reason), .serialized)
 struct TrafficTests {
-    static let policy = """
-        host {
-            external eth0
-        }
+    struct Probe: Sendable {
+        let what: String
+        let from: String
+        let to: String
+        let port: Int
+        var source: String? = nil
+        let expected: Bool
+    }
 
-        addresses office { 198.19.0.10 }
+    struct Scenario: Sendable, CustomTestStringConvertible {
+        let name: String
+        let policy: String
+        let outsideAddresses: [String]
+        let servers: [String: [Int]]
+        let probes: [Probe]
+        let targets: [(layout: String, backend: String)]
+        var testDescription: String { name }
+    }
 
-        network front {
-            bridge br-front
-            subnet 198.18.101.0/24
-        }
+    static let uplink = ContainerHost.uplinkHost
+    static let internet = ContainerHost.uplinkOutside
 
-        network back {
-            bridge br-back
-            subnet 198.18.102.0/24
-            icc deny
-        }
+    static let webStack = Scenario(
+        name: "flows, allow-lists and egress",
+        policy: """
+            host {
+                external eth0
+            }
+            addresses office { 198.19.0.10 }
+            network front {
+                bridge br-front
+                subnet 198.18.101.0/24
+            }
+            network back {
+                bridge br-back
+                subnet 198.18.102.0/24
+                icc deny
+            }
+            container web {
+                attach front 198.18.101.10
+                publish 8080 -> 80/tcp
+                publish 8443 -> 443/tcp from office
+            }
+            container worker {
+                attach front 198.18.101.20
+            }
+            container api {
+                attach back 198.18.102.10
+            }
+            container db {
+                attach back 198.18.102.20
+            }
+            allow web -> api port 8000/tcp
+            egress worker -> any port 9999/tcp
+            """,
+        outsideAddresses: ["198.19.0.10"],
+        servers: ["web": [80, 81, 443], "api": [8000, 8001], "db": [5432], "outside": [9998, 9999]],
+        probes: [
+            Probe(what: "published port, anyone", from: "outside", to: uplink, port: 8080, expected: true),
+            Probe(
+                what: "allow-listed port, office", from: "outside", to: uplink, port: 8443, source: "198.19.0.10",
+                expected: true),
+            Probe(what: "allow-listed port, elsewhere", from: "outside", to: uplink, port: 8443, expected: false),
+            Probe(what: "unpublished port, routed", from: "outside", to: "198.18.101.10", port: 81, expected: false),
+            Probe(
+                what: "published port, routed (Docker 20.10 allows)", from: "outside", to: "198.18.101.10", port: 80,
+                expected: true),
+            Probe(
+                what: "allow-listed port, routed", from: "outside", to: "198.18.101.10", port: 443,
+                source: "198.19.0.10", expected: false),
+            Probe(what: "allowed flow across networks", from: "web", to: "198.18.102.10", port: 8000, expected: true),
+            Probe(what: "other port across networks", from: "web", to: "198.18.102.10", port: 8001, expected: false),
+            Probe(
+                what: "reverse direction across networks", from: "api", to: "198.18.101.10", port: 80, expected: false),
+            Probe(what: "same network, icc on", from: "worker", to: "198.18.101.10", port: 80, expected: true),
+            Probe(
+                what: "same network, allow-listed port directly", from: "worker", to: "198.18.101.10", port: 443,
+                expected: true),
+            Probe(what: "same network, icc deny", from: "api", to: "198.18.102.20", port: 5432, expected: false),
+            Probe(what: "egress, allowed port", from: "worker", to: internet, port: 9999, expected: true),
+            Probe(what: "egress, other port", from: "worker", to: internet, port: 9998, expected: false),
+            Probe(what: "unrestricted egress", from: "web", to: internet, port: 9998, expected: true),
+        ],
+        targets: [("docker-20.10", "iptables"), ("docker-20.10", "nftables"), ("docker-20.10", "nftables-json")])
 
-        container web {
-            attach front 198.18.101.10
-            publish 8080 -> 80/tcp
-            publish 8443 -> 443/tcp from office
-        }
+    static let singleBridge = Scenario(
+        name: "Docker 1.5 single bridge",
+        policy: """
+            host {
+                icc deny
+            }
+            network bridge {
+                bridge docker0
+                subnet 198.18.110.0/24
+            }
+            container app {
+                attach bridge 198.18.110.2
+                publish 8080 -> 80/tcp from 198.19.0.10
+            }
+            container cache {
+                attach bridge 198.18.110.3
+            }
+            container batch {
+                attach bridge 198.18.110.4
+            }
+            allow app -> cache port 6379/tcp
+            egress batch -> 198.19.0.2 port 9999/tcp
+            """,
+        outsideAddresses: ["198.19.0.10"],
+        servers: ["app": [80], "cache": [6379, 6380], "outside": [9998, 9999]],
+        probes: [
+            Probe(
+                what: "allow-listed publish, allowed source", from: "outside", to: uplink, port: 8080,
+                source: "198.19.0.10", expected: true),
+            Probe(what: "allow-listed publish, other source", from: "outside", to: uplink, port: 8080, expected: false),
+            Probe(what: "icc deny, allowed flow", from: "app", to: "198.18.110.3", port: 6379, expected: true),
+            Probe(what: "icc deny, other port", from: "app", to: "198.18.110.3", port: 6380, expected: false),
+            Probe(what: "icc deny, other pair", from: "batch", to: "198.18.110.3", port: 6379, expected: false),
+            Probe(what: "egress, allowed", from: "batch", to: internet, port: 9999, expected: true),
+            Probe(what: "egress, other port", from: "batch", to: internet, port: 9998, expected: false),
+            Probe(what: "unrestricted egress", from: "cache", to: internet, port: 9998, expected: true),
+        ],
+        targets: [
+            ("docker-1.5", "iptables"), ("docker-1.5", "nftables"), ("docker-20.10", "iptables"),
+            ("docker-20.10", "nftables"),
+        ])
 
-        container worker {
-            attach front 198.18.101.20
-        }
+    static let internalAndHairpin = Scenario(
+        name: "internal networks and hairpin without the userland proxy",
+        policy: """
+            host {
+                userland-proxy off
+            }
+            network front {
+                bridge br-front
+                subnet 198.18.120.0/24
+            }
+            network data {
+                bridge br-data
+                subnet 198.18.121.0/24
+                internal
+            }
+            container app {
+                attach front 198.18.120.2
+                attach data 198.18.121.2
+                publish 8080 -> 80/tcp
+            }
+            container db {
+                attach data 198.18.121.3
+            }
+            container other {
+                attach front 198.18.120.3
+            }
+            """,
+        outsideAddresses: [],
+        servers: ["app": [80], "db": [5432], "outside": [9999]],
+        probes: [
+            Probe(
+                what: "hairpin: a container through its own published port", from: "app", to: uplink, port: 8080,
+                expected: true),
+            Probe(
+                what: "a neighbour through the published port", from: "other", to: uplink, port: 8080, expected: true),
+            Probe(what: "published port from outside", from: "outside", to: uplink, port: 8080, expected: true),
+            Probe(what: "internal network, same network", from: "app", to: "198.18.121.3", port: 5432, expected: true),
+            Probe(
+                what: "internal network, from another network", from: "other", to: "198.18.121.3", port: 5432,
+                expected: false),
+            Probe(what: "internal network, to the outside", from: "db", to: internet, port: 9999, expected: false),
+            Probe(what: "normal network, to the outside", from: "other", to: internet, port: 9999, expected: true),
+        ],
+        targets: [("docker-20.10", "iptables"), ("docker-20.10", "nftables")])
 
-        container api {
-            attach back 198.18.102.10
-        }
+    static let cases: [(Scenario, String, String)] = [webStack, singleBridge, internalAndHairpin].flatMap { scenario in
+        scenario.targets.map { (scenario, $0.layout, $0.backend) }
+    }
 
-        container db {
-            attach back 198.18.102.20
-        }
-
-        allow web -> api port 8000/tcp
-        egress worker -> any port 9999/tcp
-        """
-
-    /// (description, from, to address, port, source address, expected)
-    typealias Probe = (String, String, String, Int, String?, Bool)
-
-    static let probes: [Probe] = [
-        ("published port, anyone", "outside", ContainerHost.uplinkHost, 8080, nil, true),
-        ("allow-listed port, from the office", "outside", ContainerHost.uplinkHost, 8443, "198.19.0.10", true),
-        ("allow-listed port, from elsewhere", "outside", ContainerHost.uplinkHost, 8443, nil, false),
-        ("unpublished container port, routed from outside", "outside", "198.18.101.10", 81, nil, false),
-        (
-            "published container port, routed from outside (Docker 20.10 allows it)", "outside", "198.18.101.10", 80,
-            nil, true
-        ),
-        ("allow-listed container port, routed from outside", "outside", "198.18.101.10", 443, "198.19.0.10", false),
-        ("allowed flow across networks", "web", "198.18.102.10", 8000, nil, true),
-        ("other port across networks (isolation)", "web", "198.18.102.10", 8001, nil, false),
-        ("reverse direction across networks", "api", "198.18.101.10", 80, nil, false),
-        ("same network, icc on", "worker", "198.18.101.10", 80, nil, true),
-        ("same network, allow-listed port reached directly", "worker", "198.18.101.10", 443, nil, true),
-        ("same network, icc deny", "api", "198.18.102.20", 5432, nil, false),
-        ("egress on the allowed port", "worker", ContainerHost.uplinkOutside, 9999, nil, true),
-        ("egress on another port", "worker", ContainerHost.uplinkOutside, 9998, nil, false),
-        ("unrestricted egress", "web", ContainerHost.uplinkOutside, 9998, nil, true),
-    ]
-
-    @Test(arguments: [Backend.iptables, .nftables])
-    func connectionsFollowThePolicy(_ backend: Backend) throws {
+    @Test(arguments: cases)
+    func connectionsFollowThePolicy(_ scenario: Scenario, _ layout: String, _ backend: String) throws {
         try #require(Kernel.isRoot, "CI must run this test as root")
-        let (loaded, loadDiagnostics) = PolicyLoader.load("traffic.policy") { _ in Self.policy }
-        try #require(loadDiagnostics.isEmpty)
+        let directory = NSTemporaryDirectory() + "portcullis-traffic-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let policyPath = directory + "/traffic.policy"
+        try scenario.policy.write(toFile: policyPath, atomically: true, encoding: .utf8)
+        let (loaded, diagnostics) = PolicyLoader.load(policyPath)
+        try #require(diagnostics.isEmpty)
         let policy = try Checker.check(loaded).get()
-        let files = try Compiler().render(
-            policy, sources: loaded.sources, layout: Layouts.named("docker-20.10")!, backend: backend
-        ).get()
-        let machine = try ContainerHost(policy: policy, outsideAddresses: ["198.19.0.10"])
-        switch backend {
-        case .iptables:
-            let restore = machine.host.exec(["iptables-restore"], input: files[0].text)
-            try #require(restore.status == 0, "\(restore.stderr)")
-        default:
-            let (applied, _) = try machine.host.nftApplyAndList(files[0].text)
-            try #require(applied.succeeded, "\(applied.error)")
+        let machine = try ContainerHost(policy: policy, outsideAddresses: scenario.outsideAddresses)
+        let apply = machine.host.exec([
+            CommandLineTests.binary, "apply", policyPath, "--layout", layout, "--backend", backend, "--state-dir",
+            directory + "/state",
+        ])
+        try #require(apply.status == 0, "\(apply.stderr)")
+        for (name, ports) in scenario.servers {
+            try machine.serve(in: name == "outside" ? machine.outside : machine.containers[name]!, ports: ports)
         }
-        try machine.serve(in: machine.containers["web"]!, ports: [80, 81, 443])
-        try machine.serve(in: machine.containers["api"]!, ports: [8000, 8001])
-        try machine.serve(in: machine.containers["db"]!, ports: [5432])
-        try machine.serve(in: machine.outside, ports: [9998, 9999])
-        for (what, from, address, port, source, expected) in Self.probes {
-            let namespace = from == "outside" ? machine.outside : machine.containers[from]!
-            let connected = machine.connects(from: namespace, to: address, port: port, source: source)
-            #expect(connected == expected, "\(backend.rawValue): \(what): \(from) -> \(address):\(port)")
+        for probe in scenario.probes {
+            let namespace = probe.from == "outside" ? machine.outside : machine.containers[probe.from]!
+            let connected = machine.connects(from: namespace, to: probe.to, port: probe.port, source: probe.source)
+            #expect(
+                connected == probe.expected,
+                "\(layout)/\(backend): \(probe.what): \(probe.from) -> \(probe.to):\(probe.port)")
         }
     }
 }

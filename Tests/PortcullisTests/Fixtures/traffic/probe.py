@@ -8,7 +8,7 @@ import socket
 import sys
 import threading
 
-TIMEOUT = 1.5
+TIMEOUT = 1.0
 
 
 def serve(port):
