@@ -192,6 +192,43 @@ struct KernelApplyTests {
         #expect(store.generationNumbers().isEmpty)
     }
 
+    @Test(arguments: ["iptables", "nftables", "nftables-json"])
+    func checkAsksTheKernelAndChangesNothing(_ backend: String) throws {
+        try #require(Kernel.isRoot, "CI must run this test as root")
+        let namespace = try TestNamespace()
+        let before = nftListing(namespace)
+        let result = portcullis(namespace, ["check", Repo.policies + "/web-stack.policy", "--backend", backend])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("policy is valid and the kernel accepts its ruleset"))
+        #expect(nftListing(namespace) == before)
+    }
+
+    @Test func checkWithoutPrivilegeSaysWhatItChecked() throws {
+        try #require(Kernel.isRoot, "CI must run this test as root")
+        let result = run([
+            "setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--inh-caps", "-all", Self.binary,
+            "check",
+            Repo.policies + "/web-stack.policy",
+        ])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("policy is valid and compiles"))
+        #expect(result.stderr.contains("the kernel did not validate the ruleset: that needs CAP_NET_ADMIN"))
+    }
+
+    @Test func verboseShowsWhatIsSentToTheKernel() throws {
+        try #require(Kernel.isRoot, "CI must run this test as root")
+        let namespace = try TestNamespace()
+        let state = StateDirectory()
+        let result = portcullis(
+            namespace,
+            [
+                "apply", Repo.policies + "/icc-off.policy", "--backend", "nftables", "--state-dir", state.path,
+                "--verbose",
+            ])
+        #expect(result.status == 0)
+        #expect(result.stderr.contains("libnftables <<EOF") && result.stderr.contains("chain DOCKER-USER {"))
+    }
+
     @Test func kernelMessagesAreTracedToThePolicyLine() {
         let file = RenderedFile(
             fileExtension: "iptables", text: "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j NOPE\nCOMMIT\n",
