@@ -75,47 +75,57 @@ struct UserRules {
         return [replies] + body
     }
 
-    /// Published ports with `from`: after DNAT the packet carries the container's address and
-    /// port, so the rule matches the original destination through conntrack; otherwise an
-    /// allow-list on 8080 -> 80 would also govern every other way of reaching port 80.
-    func allowListRules() -> [Rule] {
-        var rules: [Rule] = []
-        for container in policy.containers {
-            for publish in container.publishes where !publish.allowedSources.isEmpty {
-                guard publish.hostAddress.map({ $0.family == family }) ?? true else { continue }
-                let text = comment(
-                    "publish \(publish.hostPorts)/\(publish.transport.rawValue) of \(container.name) from \(publish.allowedSourcesText)"
-                )
-                for attachment in container.attachments {
+    /// A publish with a `from` allow-list, at one of its container's addresses of this family.
+    struct RestrictedPublish {
+        let container: Container
+        let publish: Publish
+        let network: Network
+        let address: IPAddress
+    }
+
+    /// Every allow-listed publish at every address of its container on a non-internal network.
+    func restrictedPublishes() -> [RestrictedPublish] {
+        policy.containers.flatMap { container in
+            container.publishes.filter { !$0.allowedSources.isEmpty }.flatMap { publish in
+                container.attachments.compactMap { attachment -> RestrictedPublish? in
                     guard let network = policy.network(attachment.network), !network.internal,
                         let address = family == .ipv4 ? attachment.address4 : attachment.address6
-                    else { continue }
-                    // Only connections that came in through the published port: direct traffic
-                    // to the container port (from another container) is not the publish's business.
-                    var matches: [Match] = [
-                        .address(.destination, IPPrefix(host: address)),
-                        .interface(.destination, network.bridge),
-                        .transport(publish.transport),
-                        .destinationTranslated(),
-                    ]
-                    if let hostAddress = publish.hostAddress ?? network.hostBinding, hostAddress.family == family,
-                        !hostAddress.isUnspecified
-                    {
-                        matches.append(.originalDestination(IPPrefix(host: hostAddress)))
-                    }
-                    matches += [
-                        .originalDestinationPort(publish.hostPorts), .port(.destination, publish.containerPorts),
-                    ]
-                    for source in publish.allowedSources where source.family == family {
-                        var allowed = matches
-                        allowed.insert(.address(.source, source), at: 0)
-                        rules.append(Rule(allowed, .return, comment: text, provenance: publish.origin.provenance))
-                    }
-                    rules += drop(matches, comment: text, provenance: publish.origin.provenance)
+                    else { return nil }
+                    return RestrictedPublish(container: container, publish: publish, network: network, address: address)
                 }
             }
         }
-        return rules
+    }
+
+    /// Published ports with `from`: after DNAT the packet carries the container's address and
+    /// port, so the rule matches the original destination through conntrack; otherwise an
+    /// allow-list on 8080 -> 80 would also govern every other way of reaching port 80. Only
+    /// connections that came in through DNAT are concerned: a neighbour talking to the container
+    /// port directly is not the publish's business.
+    func allowListRules() -> [Rule] {
+        restrictedPublishes().flatMap { target -> [Rule] in
+            let publish = target.publish
+            guard publish.hostAddress.map({ $0.family == family }) ?? true else { return [] }
+            let text = comment(
+                "publish \(publish.hostPorts)/\(publish.transport.rawValue) of \(target.container.name) from \(publish.allowedSourcesText)"
+            )
+            var matches: [Match] = [
+                .address(.destination, IPPrefix(host: target.address)), .interface(.destination, target.network.bridge),
+                .transport(publish.transport), .destinationTranslated(),
+            ]
+            if let hostAddress = publish.hostAddress ?? target.network.hostBinding, hostAddress.family == family,
+                !hostAddress.isUnspecified
+            {
+                matches.append(.originalDestination(IPPrefix(host: hostAddress)))
+            }
+            matches += [.originalDestinationPort(publish.hostPorts), .port(.destination, publish.containerPorts)]
+            let allowed = publish.allowedSources.filter { $0.family == family }.map { source in
+                Rule(
+                    [.address(.source, source)] + matches, .return, comment: text, provenance: publish.origin.provenance
+                )
+            }
+            return allowed + drop(matches, comment: text, provenance: publish.origin.provenance)
+        }
     }
 
     /// A container port behind an allow-listed publish is also reachable by routing straight to
@@ -123,29 +133,22 @@ struct UserRules {
     /// from outside the container's bridge that did not come through DNAT is dropped, after the
     /// flows, so that an explicit `allow` from another network still works.
     func directAccessRules() -> [Rule] {
-        var rules: [Rule] = []
         var written: Set<[Match]> = []
-        for container in policy.containers {
-            for publish in container.publishes where !publish.allowedSources.isEmpty {
-                let text = comment(
-                    "publish \(publish.hostPorts)/\(publish.transport.rawValue) of \(container.name): no direct access")
-                for attachment in container.attachments {
-                    guard let network = policy.network(attachment.network), !network.internal,
-                        let address = family == .ipv4 ? attachment.address4 : attachment.address6
-                    else { continue }
-                    let matches: [Match] = [
-                        .address(.destination, IPPrefix(host: address)),
-                        .interface(.source, network.bridge, negated: true), .interface(.destination, network.bridge),
-                        .transport(publish.transport), .destinationTranslated(negated: true),
-                        .port(.destination, publish.containerPorts),
-                    ]
-                    if written.insert(matches).inserted {
-                        rules += drop(matches, comment: text, provenance: publish.origin.provenance)
-                    }
-                }
-            }
+        return restrictedPublishes().flatMap { target -> [Rule] in
+            let publish = target.publish
+            let matches: [Match] = [
+                .address(.destination, IPPrefix(host: target.address)),
+                .interface(.source, target.network.bridge, negated: true),
+                .interface(.destination, target.network.bridge),
+                .transport(publish.transport), .destinationTranslated(negated: true),
+                .port(.destination, publish.containerPorts),
+            ]
+            guard written.insert(matches).inserted else { return [] }
+            let text = comment(
+                "publish \(publish.hostPorts)/\(publish.transport.rawValue) of \(target.container.name): no direct access"
+            )
+            return drop(matches, comment: text, provenance: publish.origin.provenance)
         }
-        return rules
     }
 
     func flowRules() -> [Rule] {
