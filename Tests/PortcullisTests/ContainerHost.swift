@@ -3,17 +3,19 @@ import PortcullisPolicy
 
 /// A container host built from network namespaces, for sending real packets through a compiled
 /// ruleset: a "host" namespace with the policy's bridges and the uplink `eth0`, one namespace
-/// per container attached by veth pairs with the policy's addresses, and an "outside"
-/// namespace on the other end of the uplink (it plays both the clients of published ports and
-/// the internet for egress). Every namespace and every process is the harness's own and is
-/// removed when it is released.
+/// per container attached by veth pairs with the policy's addresses, an "outside" namespace on
+/// the other end of the uplink (the clients of published ports), and an "internet" namespace
+/// behind it (the destinations of egress). Every namespace and every process is the harness's
+/// own and is removed when it is released.
 final class ContainerHost {
     static let uplinkHost = "198.19.0.1"
     static let uplinkOutside = "198.19.0.2"
+    static let internetAddress = "198.19.1.2"
     static let probe = Repo.fixtures + "/traffic/probe.py"
 
     let host: TestNamespace
     let outside: TestNamespace
+    let internet: TestNamespace
     private(set) var containers: [String: TestNamespace] = [:]
     private var servers: [Process] = []
 
@@ -21,6 +23,7 @@ final class ContainerHost {
     init(policy: Policy, outsideAddresses: [String] = []) throws {
         host = try TestNamespace()
         outside = try TestNamespace()
+        internet = try TestNamespace()
         try must(host.exec(["sysctl", "-qw", "net.ipv4.ip_forward=1"]))
         try must(
             run([
@@ -35,6 +38,18 @@ final class ContainerHost {
         }
         try must(outside.exec(["ip", "link", "set", "eth0", "up"]))
         try must(outside.exec(["ip", "route", "add", "default", "via", Self.uplinkHost]))
+        try must(
+            run([
+                "ip", "-n", outside.name, "link", "add", "wan", "type", "veth", "peer", "name", "eth0", "netns",
+                internet.name,
+            ]))
+        try must(outside.exec(["sysctl", "-qw", "net.ipv4.ip_forward=1"]))
+        try must(outside.exec(["ip", "addr", "add", "198.19.1.1/24", "dev", "wan"]))
+        try must(outside.exec(["ip", "link", "set", "wan", "up"]))
+        try must(internet.exec(["ip", "addr", "add", "\(Self.internetAddress)/24", "dev", "eth0"]))
+        try must(internet.exec(["ip", "link", "set", "eth0", "up"]))
+        try must(internet.exec(["ip", "route", "add", "default", "via", "198.19.1.1"]))
+        try must(host.exec(["ip", "route", "add", "default", "via", Self.uplinkOutside]))
         for network in policy.networks {
             guard let subnet = network.subnet4, let gateway = network.gateway4 else { continue }
             try must(host.exec(["ip", "link", "add", network.bridge, "type", "bridge"]))
@@ -81,12 +96,12 @@ final class ContainerHost {
         }
     }
 
-    /// Starts a TCP server answering on `ports` inside a namespace and waits until it listens.
-    func serve(in namespace: TestNamespace, ports: [Int]) throws {
+    /// Starts a server answering on `ports` (`80`, `53/udp`) inside a namespace and waits until
+    /// it listens.
+    func serve(in namespace: TestNamespace, ports: [String]) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        process.arguments =
-            ["netns", "exec", namespace.name, "/usr/bin/python3", Self.probe, "serve"] + ports.map(String.init)
+        process.arguments = ["netns", "exec", namespace.name, "/usr/bin/python3", Self.probe, "serve"] + ports
         let output = Pipe()
         process.standardOutput = output
         try process.run()
@@ -97,13 +112,11 @@ final class ContainerHost {
         }
     }
 
-    /// Whether a TCP connection from a namespace (optionally from a given source address)
-    /// to `address:port` is answered.
-    func connects(from namespace: TestNamespace, to address: String, port: Int, source: String? = nil) -> Bool {
-        namespace.exec(
-            ["/usr/bin/python3", Self.probe, "connect", address, String(port)] + (source.map { [$0] } ?? [])
-        )
-        .status == 0
+    /// Whether a connection (TCP, or a UDP exchange for `53/udp`) from a namespace, optionally
+    /// from a given source address, to `address:port` is answered.
+    func connects(from namespace: TestNamespace, to address: String, port: String, source: String? = nil) -> Bool {
+        namespace.exec(["/usr/bin/python3", Self.probe, "connect", address, port] + (source.map { [$0] } ?? [])).status
+            == 0
     }
 
     private func must(_ result: CommandResult) throws {

@@ -13,7 +13,7 @@ struct TrafficTests {
         let what: String
         let from: String
         let to: String
-        let port: Int
+        let port: String
         var source: String? = nil
         let expected: Bool
     }
@@ -22,14 +22,14 @@ struct TrafficTests {
         let name: String
         let policy: String
         let outsideAddresses: [String]
-        let servers: [String: [Int]]
+        let servers: [String: [String]]
         let probes: [Probe]
         let targets: [(layout: String, backend: String)]
         var testDescription: String { name }
     }
 
     static let uplink = ContainerHost.uplinkHost
-    static let internet = ContainerHost.uplinkOutside
+    static let internet = ContainerHost.internetAddress
 
     static let webStack = Scenario(
         name: "flows, allow-lists and egress",
@@ -51,6 +51,7 @@ struct TrafficTests {
                 attach front 198.18.101.10
                 publish 8080 -> 80/tcp
                 publish 8443 -> 443/tcp from office
+                publish 5353 -> 53/udp
             }
             container worker {
                 attach front 198.18.101.20
@@ -65,32 +66,41 @@ struct TrafficTests {
             egress worker -> any port 9999/tcp
             """,
         outsideAddresses: ["198.19.0.10"],
-        servers: ["web": [80, 81, 443], "api": [8000, 8001], "db": [5432], "outside": [9998, 9999]],
+        servers: [
+            "web": ["80", "81", "443", "53/udp"], "api": ["8000", "8001"], "db": ["5432"],
+            "internet": ["9998", "9999", "9999/udp"],
+        ],
         probes: [
-            Probe(what: "published port, anyone", from: "outside", to: uplink, port: 8080, expected: true),
+            Probe(what: "published port, anyone", from: "outside", to: uplink, port: "8080", expected: true),
             Probe(
-                what: "allow-listed port, office", from: "outside", to: uplink, port: 8443, source: "198.19.0.10",
+                what: "allow-listed port, office", from: "outside", to: uplink, port: "8443", source: "198.19.0.10",
                 expected: true),
-            Probe(what: "allow-listed port, elsewhere", from: "outside", to: uplink, port: 8443, expected: false),
-            Probe(what: "unpublished port, routed", from: "outside", to: "198.18.101.10", port: 81, expected: false),
+            Probe(what: "allow-listed port, elsewhere", from: "outside", to: uplink, port: "8443", expected: false),
+            Probe(what: "unpublished port, routed", from: "outside", to: "198.18.101.10", port: "81", expected: false),
             Probe(
-                what: "published port, routed (Docker 20.10 allows)", from: "outside", to: "198.18.101.10", port: 80,
+                what: "published port, routed (Docker 20.10 allows)", from: "outside", to: "198.18.101.10", port: "80",
                 expected: true),
             Probe(
-                what: "allow-listed port, routed", from: "outside", to: "198.18.101.10", port: 443,
+                what: "allow-listed port, routed", from: "outside", to: "198.18.101.10", port: "443",
                 source: "198.19.0.10", expected: false),
-            Probe(what: "allowed flow across networks", from: "web", to: "198.18.102.10", port: 8000, expected: true),
-            Probe(what: "other port across networks", from: "web", to: "198.18.102.10", port: 8001, expected: false),
+            Probe(what: "allowed flow across networks", from: "web", to: "198.18.102.10", port: "8000", expected: true),
+            Probe(what: "other port across networks", from: "web", to: "198.18.102.10", port: "8001", expected: false),
             Probe(
-                what: "reverse direction across networks", from: "api", to: "198.18.101.10", port: 80, expected: false),
-            Probe(what: "same network, icc on", from: "worker", to: "198.18.101.10", port: 80, expected: true),
+                what: "reverse direction across networks", from: "api", to: "198.18.101.10", port: "80", expected: false
+            ),
+            Probe(what: "same network, icc on", from: "worker", to: "198.18.101.10", port: "80", expected: true),
             Probe(
-                what: "same network, allow-listed port directly", from: "worker", to: "198.18.101.10", port: 443,
+                what: "same network, allow-listed port directly", from: "worker", to: "198.18.101.10", port: "443",
                 expected: true),
-            Probe(what: "same network, icc deny", from: "api", to: "198.18.102.20", port: 5432, expected: false),
-            Probe(what: "egress, allowed port", from: "worker", to: internet, port: 9999, expected: true),
-            Probe(what: "egress, other port", from: "worker", to: internet, port: 9998, expected: false),
-            Probe(what: "unrestricted egress", from: "web", to: internet, port: 9998, expected: true),
+            Probe(what: "same network, icc deny", from: "api", to: "198.18.102.20", port: "5432", expected: false),
+            Probe(what: "egress, allowed port", from: "worker", to: internet, port: "9999", expected: true),
+            Probe(what: "egress, other port", from: "worker", to: internet, port: "9998", expected: false),
+            Probe(what: "unrestricted egress", from: "web", to: internet, port: "9998", expected: true),
+            Probe(what: "published UDP port", from: "outside", to: uplink, port: "5353/udp", expected: true),
+            Probe(
+                what: "egress, allowed port over the other protocol", from: "worker", to: internet, port: "9999/udp",
+                expected: false),
+            Probe(what: "unrestricted egress over UDP", from: "web", to: internet, port: "9999/udp", expected: true),
         ],
         targets: [("docker-20.10", "iptables"), ("docker-20.10", "nftables"), ("docker-20.10", "nftables-json")])
 
@@ -115,21 +125,22 @@ struct TrafficTests {
                 attach bridge 198.18.110.4
             }
             allow app -> cache port 6379/tcp
-            egress batch -> 198.19.0.2 port 9999/tcp
+            egress batch -> 198.19.1.2 port 9999/tcp
             """,
         outsideAddresses: ["198.19.0.10"],
-        servers: ["app": [80], "cache": [6379, 6380], "outside": [9998, 9999]],
+        servers: ["app": ["80"], "cache": ["6379", "6380"], "internet": ["9998", "9999"]],
         probes: [
             Probe(
-                what: "allow-listed publish, allowed source", from: "outside", to: uplink, port: 8080,
+                what: "allow-listed publish, allowed source", from: "outside", to: uplink, port: "8080",
                 source: "198.19.0.10", expected: true),
-            Probe(what: "allow-listed publish, other source", from: "outside", to: uplink, port: 8080, expected: false),
-            Probe(what: "icc deny, allowed flow", from: "app", to: "198.18.110.3", port: 6379, expected: true),
-            Probe(what: "icc deny, other port", from: "app", to: "198.18.110.3", port: 6380, expected: false),
-            Probe(what: "icc deny, other pair", from: "batch", to: "198.18.110.3", port: 6379, expected: false),
-            Probe(what: "egress, allowed", from: "batch", to: internet, port: 9999, expected: true),
-            Probe(what: "egress, other port", from: "batch", to: internet, port: 9998, expected: false),
-            Probe(what: "unrestricted egress", from: "cache", to: internet, port: 9998, expected: true),
+            Probe(
+                what: "allow-listed publish, other source", from: "outside", to: uplink, port: "8080", expected: false),
+            Probe(what: "icc deny, allowed flow", from: "app", to: "198.18.110.3", port: "6379", expected: true),
+            Probe(what: "icc deny, other port", from: "app", to: "198.18.110.3", port: "6380", expected: false),
+            Probe(what: "icc deny, other pair", from: "batch", to: "198.18.110.3", port: "6379", expected: false),
+            Probe(what: "egress, allowed", from: "batch", to: internet, port: "9999", expected: true),
+            Probe(what: "egress, other port", from: "batch", to: internet, port: "9998", expected: false),
+            Probe(what: "unrestricted egress", from: "cache", to: internet, port: "9998", expected: true),
         ],
         targets: [
             ("docker-1.5", "iptables"), ("docker-1.5", "nftables"), ("docker-20.10", "iptables"),
@@ -164,20 +175,21 @@ struct TrafficTests {
             }
             """,
         outsideAddresses: [],
-        servers: ["app": [80], "db": [5432], "outside": [9999]],
+        servers: ["app": ["80"], "db": ["5432"], "internet": ["9999"]],
         probes: [
             Probe(
-                what: "hairpin: a container through its own published port", from: "app", to: uplink, port: 8080,
+                what: "hairpin: a container through its own published port", from: "app", to: uplink, port: "8080",
                 expected: true),
             Probe(
-                what: "a neighbour through the published port", from: "other", to: uplink, port: 8080, expected: true),
-            Probe(what: "published port from outside", from: "outside", to: uplink, port: 8080, expected: true),
-            Probe(what: "internal network, same network", from: "app", to: "198.18.121.3", port: 5432, expected: true),
+                what: "a neighbour through the published port", from: "other", to: uplink, port: "8080", expected: true),
+            Probe(what: "published port from outside", from: "outside", to: uplink, port: "8080", expected: true),
             Probe(
-                what: "internal network, from another network", from: "other", to: "198.18.121.3", port: 5432,
+                what: "internal network, same network", from: "app", to: "198.18.121.3", port: "5432", expected: true),
+            Probe(
+                what: "internal network, from another network", from: "other", to: "198.18.121.3", port: "5432",
                 expected: false),
-            Probe(what: "internal network, to the outside", from: "db", to: internet, port: 9999, expected: false),
-            Probe(what: "normal network, to the outside", from: "other", to: internet, port: 9999, expected: true),
+            Probe(what: "internal network, to the outside", from: "db", to: internet, port: "9999", expected: false),
+            Probe(what: "normal network, to the outside", from: "other", to: internet, port: "9999", expected: true),
         ],
         targets: [("docker-20.10", "iptables"), ("docker-20.10", "nftables")])
 
@@ -203,7 +215,7 @@ struct TrafficTests {
         ])
         try #require(apply.status == 0, "\(apply.stderr)")
         for (name, ports) in scenario.servers {
-            try machine.serve(in: name == "outside" ? machine.outside : machine.containers[name]!, ports: ports)
+            try machine.serve(in: name == "internet" ? machine.internet : machine.containers[name]!, ports: ports)
         }
         for probe in scenario.probes {
             let namespace = probe.from == "outside" ? machine.outside : machine.containers[probe.from]!
