@@ -35,6 +35,8 @@ let package = Package(
         .target(name: "JanssonKit", dependencies: ["CJansson"]),
         .target(name: "NftablesKit", dependencies: ["CNftables"]),
         .target(name: "PortcullisRender", dependencies: ["PortcullisIR", "JanssonKit"]),
+        // Walks a ruleset as the kernel would, for `explain`.
+        .target(name: "PortcullisEvaluator", dependencies: ["PortcullisIR", "PortcullisNet"]),
         // The kernel side: validation, atomic apply, generations and rollback.
         .target(
             name: "PortcullisKernel",
@@ -45,11 +47,14 @@ let package = Package(
         // Runs the stages in order and compares outputs with golden files; the CLI is a thin shell.
         .target(
             name: "PortcullisCompiler",
-            dependencies: ["PortcullisSyntax", "PortcullisPolicy", "PortcullisLayouts", "PortcullisRender"]),
+            dependencies: [
+                "PortcullisSyntax", "PortcullisPolicy", "PortcullisLayouts", "PortcullisRender", "PortcullisEvaluator",
+            ]),
         .executableTarget(
             name: "portcullis",
             dependencies: [
                 "PortcullisCompiler", "PortcullisSyntax", "PortcullisLayouts", "PortcullisRender", "PortcullisKernel",
+                "PortcullisEvaluator", "JanssonKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -57,7 +62,7 @@ let package = Package(
             name: "PortcullisTests",
             dependencies: [
                 "PortcullisCompiler", "PortcullisSyntax", "PortcullisPolicy", "PortcullisLayouts", "PortcullisRender",
-                "PortcullisIR", "PortcullisNet", "JanssonKit", "NftablesKit", "PortcullisKernel",
+                "PortcullisIR", "PortcullisNet", "JanssonKit", "NftablesKit", "PortcullisKernel", "PortcullisEvaluator",
             ],
             // Read in place through #filePath, like policies/ and golden/.
             exclude: ["Fixtures"]),

@@ -47,7 +47,8 @@ public struct IptablesRenderer: Renderer {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    func renderRule(_ rule: Rule, chain: String, family: TableFamily) throws(RenderError) -> String {
+    /// One rule as `iptables-save` prints it (`-A CHAIN ...`); also how traces show rules.
+    public func renderRule(_ rule: Rule, chain: String, family: TableFamily) throws(RenderError) -> String {
         var words = ["-A", chain]
         let core = rule.matches.filter { $0.iptablesCoreOrder != nil }.sorted {
             $0.iptablesCoreOrder! < $1.iptablesCoreOrder!

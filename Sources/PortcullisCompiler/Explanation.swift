@@ -1,0 +1,106 @@
+import PortcullisEvaluator
+import PortcullisIR
+import PortcullisNet
+import PortcullisPolicy
+import PortcullisSyntax
+
+/// Turns `explain`'s endpoints (container, network, address, `outside:ADDRESS`, `host`) into a
+/// packet and the host's routing, from the policy's networks and containers.
+public struct Explanation: Sendable {
+    public let policy: Policy
+    /// The address the host answers on from outside (for `--to host`).
+    public let hostAddress: IPAddress
+
+    public init(policy: Policy, hostAddress: IPAddress) {
+        self.policy = policy
+        self.hostAddress = hostAddress
+    }
+
+    public var externalInterface: String { policy.host.externalInterfaces.first ?? "eth0" }
+
+    public var routing: HostRouting {
+        var local: Set<IPAddress> = [hostAddress]
+        var routes: [(IPPrefix, String)] = []
+        for network in policy.networks {
+            if let gateway = network.gateway4 { local.insert(gateway) }
+            if let binding = network.hostBinding { local.insert(binding) }
+            if let subnet = network.subnet4 { routes.append((subnet, network.bridge)) }
+        }
+        for container in policy.containers {
+            for publish in container.publishes { if let address = publish.hostAddress { local.insert(address) } }
+        }
+        return HostRouting(localAddresses: local, routes: routes, defaultInterface: externalInterface)
+    }
+
+    public struct Endpoint: Sendable {
+        public let address: IPAddress
+        /// Where packets from this endpoint enter the host.
+        public let interface: String
+        public let description: String
+    }
+
+    public enum EndpointError: Error, CustomStringConvertible {
+        case unknown(String, suggestion: String?)
+        case noAddress(String)
+
+        public var description: String {
+            switch self {
+            case .unknown(let name, let suggestion):
+                "unknown endpoint '\(name)'" + (suggestion.map { "; did you mean '\($0)'?" } ?? "")
+                    + " (endpoints are containers, networks, addresses, outside:ADDRESS and host)"
+            case .noAddress(let name): "'\(name)' has no IPv4 address to send from"
+            }
+        }
+    }
+
+    /// Resolves an endpoint. A container on several networks is taken, like its own routing
+    /// table would, at the network whose subnet holds `toward` (the other end's address), else
+    /// at the network it shares with `peer`, else at its first.
+    public func endpoint(_ text: String, peer: String? = nil, toward: IPAddress? = nil) throws(EndpointError)
+        -> Endpoint
+    {
+        if text == "host" {
+            return Endpoint(address: hostAddress, interface: "lo", description: "host \(hostAddress)")
+        }
+        if text.hasPrefix("outside:"), let address = IPAddress(String(text.dropFirst("outside:".count))) {
+            return Endpoint(
+                address: address, interface: externalInterface, description: "\(address) via \(externalInterface)")
+        }
+        if let container = policy.container(text) {
+            let peerNetworks = Set(peer.flatMap { policy.container($0)?.attachments.map(\.network) } ?? [])
+            let attachment =
+                container.attachments.first { attachment in
+                    guard let toward, attachment.address4 != nil else { return false }
+                    return policy.network(attachment.network)?.subnet4?.contains(toward) == true
+                }
+                ?? container.attachments.first { peerNetworks.contains($0.network) && $0.address4 != nil }
+                ?? container.attachments.first { $0.address4 != nil }
+            guard let attachment, let address = attachment.address4, let network = policy.network(attachment.network)
+            else {
+                throw .noAddress(text)
+            }
+            return Endpoint(
+                address: address, interface: network.bridge, description: "\(text) (\(address) on \(network.bridge))")
+        }
+        if let network = policy.network(text), let subnet = network.subnet4 {
+            let taken = Set(
+                policy.containers.flatMap { $0.attachments.compactMap(\.address4) }
+                    + [network.gateway4].compactMap { $0 })
+            var candidate = subnet.first.adding(1)
+            while taken.contains(candidate) && subnet.contains(candidate) { candidate = candidate.adding(1) }
+            return Endpoint(
+                address: candidate, interface: network.bridge,
+                description: "network \(text) (as \(candidate) on \(network.bridge))")
+        }
+        if let address = IPAddress(text) {
+            if let network = policy.networks.first(where: { $0.subnet4?.contains(address) == true }) {
+                return Endpoint(
+                    address: address, interface: network.bridge, description: "\(address) on \(network.bridge)")
+            }
+            return Endpoint(
+                address: address, interface: externalInterface, description: "\(address) via \(externalInterface)")
+        }
+        let names = policy.containers.map(\.name) + policy.networks.map(\.name)
+        throw .unknown(text, suggestion: closestMatch(text, in: names))
+    }
+}

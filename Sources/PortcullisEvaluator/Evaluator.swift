@@ -1,0 +1,227 @@
+import PortcullisIR
+import PortcullisNet
+
+/// The first packet of a connection, as it arrives at the host.
+public struct Packet: Sendable, Hashable {
+    public var inputInterface: String
+    public var source: IPAddress
+    public var destination: IPAddress
+    public var transport: TransportProtocol?
+    public var sourcePort: UInt16
+    public var destinationPort: UInt16
+
+    public init(
+        inputInterface: String, source: IPAddress, destination: IPAddress, transport: TransportProtocol?,
+        sourcePort: UInt16 = 40000, destinationPort: UInt16 = 0
+    ) {
+        self.inputInterface = inputInterface
+        self.source = source
+        self.destination = destination
+        self.transport = transport
+        self.sourcePort = sourcePort
+        self.destinationPort = destinationPort
+    }
+}
+
+/// What the evaluator needs to know about the host besides its ruleset: which addresses are
+/// its own (`fib daddr type local`, `-m addrtype --dst-type LOCAL`) and where it routes.
+public struct HostRouting: Sendable {
+    public var localAddresses: Set<IPAddress>
+    /// Directly connected prefixes and their interfaces (the bridges).
+    public var routes: [(prefix: IPPrefix, interface: String)]
+    /// Where everything else goes.
+    public var defaultInterface: String
+
+    public init(
+        localAddresses: Set<IPAddress>, routes: [(prefix: IPPrefix, interface: String)], defaultInterface: String
+    ) {
+        self.localAddresses = localAddresses
+        self.routes = routes
+        self.defaultInterface = defaultInterface
+    }
+
+    /// The longest matching route's interface.
+    public func interface(for address: IPAddress) -> String {
+        routes.filter { $0.prefix.contains(address) }.max { $0.prefix.length < $1.prefix.length }?.interface
+            ?? defaultInterface
+    }
+}
+
+/// One step of an evaluation: a rule that matched (or a chain's policy), where, and its effect.
+public struct TraceStep: Sendable {
+    public let table: String
+    public let chain: String
+    /// nil when the step is a base chain's policy.
+    public let rule: Rule?
+    public let outcome: String
+}
+
+public enum Verdict: String, Sendable {
+    case accept
+    case drop
+}
+
+public struct Evaluation: Sendable {
+    public let verdict: Verdict
+    /// The hook that decided: `forward` for routed traffic, `input` for the host itself.
+    public let path: Hook
+    public let outputInterface: String?
+    /// The destination after DNAT and the source after SNAT/MASQUERADE, when translated.
+    public let translatedDestination: (address: IPAddress, port: UInt16)?
+    public let translatedSource: String?
+    public let trace: [TraceStep]
+}
+
+/// Walks a ruleset as the kernel walks the first packet of a connection: prerouting (DNAT),
+/// the routing decision, forward or input, then postrouting (SNAT/MASQUERADE); in each hook the
+/// base chains of every table in priority order, following jumps, gotos and returns.
+public struct Evaluator: Sendable {
+    public let ruleset: Ruleset
+    public let routing: HostRouting
+
+    public init(ruleset: Ruleset, routing: HostRouting) {
+        self.ruleset = ruleset
+        self.routing = routing
+    }
+
+    /// The state of the packet as it moves through the hooks.
+    struct State {
+        var packet: Packet
+        var outputInterface: String?
+        var originalDestination: IPAddress
+        var originalDestinationPort: UInt16
+        var destinationTranslated = false
+        var sourceTranslation: String?
+        var trace: [TraceStep] = []
+    }
+
+    public func evaluate(_ packet: Packet) -> Evaluation {
+        var state = State(
+            packet: packet, originalDestination: packet.destination, originalDestinationPort: packet.destinationPort)
+        var verdict = run(.prerouting, &state)
+        let local = routing.localAddresses.contains(state.packet.destination)
+        let path: Hook = local ? .input : .forward
+        if verdict == .accept {
+            if !local { state.outputInterface = routing.interface(for: state.packet.destination) }
+            verdict = run(path, &state)
+        }
+        if verdict == .accept && !local { verdict = run(.postrouting, &state) }
+        return Evaluation(
+            verdict: verdict, path: path, outputInterface: state.outputInterface,
+            translatedDestination: state.destinationTranslated
+                ? (state.packet.destination, state.packet.destinationPort) : nil,
+            translatedSource: state.sourceTranslation, trace: state.trace)
+    }
+
+    /// Every base chain on `hook`, lowest priority first; the first drop wins.
+    func run(_ hook: Hook, _ state: inout State) -> Verdict {
+        let chains = ruleset.tables.flatMap { table in
+            table.chains.compactMap { chain -> (Table, Chain, BaseChain)? in
+                guard let base = chain.base, base.hook == hook, family(table, matches: state.packet) else { return nil }
+                return (table, chain, base)
+            }
+        }.sorted { $0.2.priority < $1.2.priority }
+        for (table, chain, base) in chains {
+            if run(chain: chain, in: table, base: base, &state) == .drop { return .drop }
+        }
+        return .accept
+    }
+
+    func family(_ table: Table, matches packet: Packet) -> Bool {
+        table.family.ipFamily.map { $0 == packet.source.family } ?? true
+    }
+
+    enum Flow {
+        case verdict(Verdict)
+        case continueNext
+    }
+
+    /// A base chain with its jumps; returns its verdict (the policy when nothing decided).
+    func run(chain: Chain, in table: Table, base: BaseChain, _ state: inout State) -> Verdict {
+        if case .verdict(let verdict) = walk(chain, in: table, &state, depth: 0) { return verdict }
+        state.trace.append(
+            TraceStep(table: table.name, chain: chain.name, rule: nil, outcome: "policy \(base.policy.rawValue)"))
+        return base.policy == .accept ? .accept : .drop
+    }
+
+    func walk(_ chain: Chain, in table: Table, _ state: inout State, depth: Int) -> Flow {
+        guard depth < 64 else { return .verdict(.drop) }  // the kernel refuses loops; never hang on one
+        for rule in chain.rules where matches(rule, state, table: table) {
+            func step(_ outcome: String) {
+                state.trace.append(TraceStep(table: table.name, chain: chain.name, rule: rule, outcome: outcome))
+            }
+            guard let action = rule.action else {
+                step(rule.effects.isEmpty ? "matched" : "log")
+                continue
+            }
+            switch action {
+            case .accept:
+                step("accept")
+                return .verdict(.accept)
+            case .drop:
+                step("drop")
+                return .verdict(.drop)
+            case .return:
+                step("return")
+                return .continueNext
+            case .jump(let target), .goto(let target):
+                step(action == .jump(target) ? "jump \(target)" : "goto \(target)")
+                guard let next = table.chain(target) else { continue }
+                let flow = walk(next, in: table, &state, depth: depth + 1)
+                if case .verdict = flow { return flow }
+                if case .goto = action { return .continueNext }
+            case .dnat(let address, let ports):
+                state.packet.destination = address
+                if let ports { state.packet.destinationPort = ports.first }
+                state.destinationTranslated = true
+                step("dnat to \(address)\(ports.map { ":\($0)" } ?? "")")
+                return .verdict(.accept)
+            case .snat(let address):
+                state.sourceTranslation = address.description
+                step("snat to \(address)")
+                return .verdict(.accept)
+            case .masquerade:
+                state.sourceTranslation = "the address of \(state.outputInterface ?? "the output interface")"
+                step("masquerade")
+                return .verdict(.accept)
+            case .checksumFill:
+                step("checksum fill")
+            case .verdictMap:
+                step("verdict map (not evaluated)")
+            }
+        }
+        return .continueNext
+    }
+
+    func matches(_ rule: Rule, _ state: State, table: Table) -> Bool {
+        let packet = state.packet
+        return rule.matches.allSatisfy { match in
+            switch match {
+            case .address(let direction, let prefix, let negated):
+                return prefix.contains(direction == .source ? packet.source : packet.destination) != negated
+            case .interface(let direction, let name, let negated):
+                let interface = direction == .source ? packet.inputInterface : state.outputInterface
+                return (interface == name) != negated
+            case .transport(let transport, let negated):
+                return (packet.transport == transport) != negated
+            case .port(let direction, let ports):
+                return ports.contains(direction == .source ? packet.sourcePort : packet.destinationPort)
+            case .localAddress(let direction, let negated):
+                return routing.localAddresses.contains(direction == .source ? packet.source : packet.destination)
+                    != negated
+            case .connectionState(let states):
+                return states.contains(.new)  // the first packet of a connection
+            case .destinationTranslated(let negated):
+                return state.destinationTranslated != negated
+            case .originalDestination(let prefix):
+                return prefix.contains(state.originalDestination)
+            case .originalDestinationPort(let ports):
+                return ports.contains(state.originalDestinationPort)
+            case .limit:
+                return true  // a rate limit lets the first packet through
+            case .inSet:
+                return false  // set contents are not evaluated yet
+            }
+        }
+    }
+}

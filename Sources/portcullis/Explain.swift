@@ -1,0 +1,138 @@
+import ArgumentParser
+import Foundation
+import JanssonKit
+import PortcullisCompiler
+import PortcullisEvaluator
+import PortcullisIR
+import PortcullisNet
+import PortcullisRender
+
+struct Explain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Say whether a connection is accepted or dropped, and which rules decide it.",
+        discussion: """
+            Compiles the policy, then walks the first packet of the connection through the ruleset
+            as the kernel would: nat PREROUTING (DNAT of published ports), the routing decision,
+            filter FORWARD (or INPUT for the host itself) with its jumps and returns, then nat
+            POSTROUTING. Prints the verdict first, then every rule that matched, with the policy
+            line it came from.
+
+            Endpoints: a container, a network (one of its free addresses), an address,
+            outside:ADDRESS (arriving on the host's external interface), or host (the host's own
+            address, --host-address).
+
+            Examples:
+              portcullis explain policies/web-stack.policy --from web --to api --port 8000/tcp
+              portcullis explain policies/source-restricted.policy --from outside:203.0.113.9 --to host --port 8443/tcp
+              portcullis explain policies/egress-only.policy --from builder --to 198.51.100.7 --port 443/tcp --format json
+            """)
+
+    @Argument(help: "The policy file.")
+    var policy: String
+
+    @Option(help: "Where the connection comes from.")
+    var from: String
+
+    @Option(help: "Where it goes.")
+    var to: String
+
+    @Option(help: "Destination port and protocol, e.g. 8080/tcp or 53/udp (none: a packet without ports).")
+    var port: String?
+
+    @Option(help: "The layout to evaluate (default: the policy's, else docker-20.10).")
+    var layout: String?
+
+    @Option(help: "The host's own address, as seen from outside.")
+    var hostAddress = "192.0.2.1"
+
+    @Option(help: "text or json.")
+    var format = "text"
+
+    func run() throws {
+        let compiler = Compiler()
+        let (checked, sources) = try compiler.check(policy).get(orExit: fail)
+        let (resolvedLayout, _) = try compiler.resolve(layout: layout, backend: "iptables", policy: checked).get(
+            orExit: fail)
+        let ruleset: Ruleset
+        switch resolvedLayout.lower(checked) {
+        case .success(let lowered): ruleset = lowered
+        case .failure(let error): throw fail(.diagnostics(error.diagnostics, sources))
+        }
+        guard let host = IPAddress(hostAddress), format == "text" || format == "json" else {
+            printError("error: --host-address must be an address and --format text or json")
+            throw ExitCode(2)
+        }
+        let explanation = Explanation(policy: checked, hostAddress: host)
+        let source: Explanation.Endpoint
+        let destination: Explanation.Endpoint
+        do {
+            destination = try explanation.endpoint(to, peer: from)
+            source = try explanation.endpoint(from, peer: to, toward: destination.address)
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(2)
+        }
+        var transport: TransportProtocol?
+        var destinationPort: UInt16 = 0
+        if let port {
+            let parts = port.split(separator: "/")
+            guard let number = UInt16(parts[0]), number > 0,
+                let proto = TransportProtocol(rawValue: parts.count > 1 ? String(parts[1]) : "tcp")
+            else {
+                printError("error: --port must look like 8080/tcp or 53/udp")
+                throw ExitCode(2)
+            }
+            transport = proto
+            destinationPort = number
+        }
+        let packet = Packet(
+            inputInterface: source.interface, source: source.address, destination: destination.address,
+            transport: transport,
+            destinationPort: destinationPort)
+        let result = Evaluator(ruleset: ruleset, routing: explanation.routing).evaluate(packet)
+        let renderer = IptablesRenderer()
+        func ruleText(_ step: TraceStep) -> String {
+            guard let rule = step.rule else { return step.outcome }
+            return (try? renderer.renderRule(rule, chain: step.chain, family: .ip)) ?? step.outcome
+        }
+        let what = "\(source.description) -> \(destination.description)\(port.map { " port \($0)" } ?? "")"
+        if format == "json" {
+            var nat: [(String, JSON)] = []
+            if let (address, translatedPort) = result.translatedDestination {
+                nat.append(("destination", .string("\(address)" + (translatedPort > 0 ? ":\(translatedPort)" : ""))))
+            }
+            if let translated = result.translatedSource { nat.append(("source", .string(translated))) }
+            let trace: [JSON] = result.trace.map { step in
+                var members: [(String, JSON)] = [
+                    ("table", .string(step.table)), ("chain", .string(step.chain)), ("rule", .string(ruleText(step))),
+                    ("outcome", .string(step.outcome)),
+                ]
+                if let provenance = step.rule?.provenance {
+                    members.append(("statement", .string(provenance.statement)))
+                    if let file = provenance.file, let line = provenance.line {
+                        members.append(("location", .string("\(file):\(line)")))
+                    }
+                }
+                return .object(members)
+            }
+            let document = JSON.object([
+                ("verdict", .string(result.verdict.rawValue)), ("connection", .string(what)),
+                ("path", .string(result.path.rawValue)), ("nat", .object(nat)), ("trace", .array(trace)),
+            ])
+            print(document.rendered(indent: 2))
+            return
+        }
+        var headline = "\(result.verdict.rawValue): \(what)"
+        if let (address, translatedPort) = result.translatedDestination {
+            headline += ", forwarded to \(address)" + (translatedPort > 0 ? ":\(translatedPort)" : "")
+        }
+        if let interface = result.outputInterface { headline += " out of \(interface)" }
+        if let translated = result.translatedSource { headline += ", source rewritten to \(translated)" }
+        print(headline)
+        for step in result.trace {
+            var line = "  \(step.table) \(step.chain): \(ruleText(step))"
+            if let provenance = step.rule?.provenance { line += "\n      from \(provenance)" }
+            print(line)
+        }
+    }
+}
