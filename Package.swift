@@ -35,6 +35,8 @@ let package = Package(
         .target(name: "JanssonKit", dependencies: ["CJansson"]),
         .target(name: "NftablesKit", dependencies: ["CNftables"]),
         .target(name: "PortcullisRender", dependencies: ["PortcullisIR", "JanssonKit"]),
+        // Reads live rulesets (iptables-save text) back into the IR, for audit, import and explain.
+        .target(name: "PortcullisReaders", dependencies: ["PortcullisIR", "PortcullisNet"]),
         // Walks a ruleset as the kernel would, for `explain`.
         .target(name: "PortcullisEvaluator", dependencies: ["PortcullisIR", "PortcullisNet"]),
         // The kernel side: validation, atomic apply, generations and rollback.
@@ -63,6 +65,7 @@ let package = Package(
             dependencies: [
                 "PortcullisCompiler", "PortcullisSyntax", "PortcullisPolicy", "PortcullisLayouts", "PortcullisRender",
                 "PortcullisIR", "PortcullisNet", "JanssonKit", "NftablesKit", "PortcullisKernel", "PortcullisEvaluator",
+                "PortcullisReaders",
             ],
             // Read in place through #filePath, like policies/ and golden/.
             exclude: ["Fixtures"]),

@@ -188,6 +188,8 @@ public struct Evaluator: Sendable {
                 step("checksum fill")
             case .verdictMap:
                 step("verdict map (not evaluated)")
+            case .opaque(let text):
+                step("\(text) (not evaluated)")
             }
         }
         return .continueNext
@@ -219,8 +221,8 @@ public struct Evaluator: Sendable {
                 return ports.contains(state.originalDestinationPort)
             case .limit:
                 return true  // a rate limit lets the first packet through
-            case .inSet:
-                return false  // set contents are not evaluated yet
+            case .inSet, .opaque:
+                return false  // not modelled: the rule is taken not to match
             }
         }
     }

@@ -57,6 +57,9 @@ public enum Match: Sendable, Hashable {
     case limit(Rate)
     /// A lookup of the packet's fields in a named set (nftables only).
     case inSet(keys: [SetKeyField], set: String, negated: Bool = false)
+    /// A match module read from a live ruleset that Portcullis does not model, kept verbatim
+    /// (`-m physdev --physdev-in veth0`) so that nothing read is dropped.
+    case opaque(String)
 
     /// Field order in `iptables-save` output: address, interface and protocol options print
     /// first, in this order; match modules (`-m`) follow in the order they were given.
@@ -108,6 +111,9 @@ public enum Action: Sendable, Hashable {
     case checksumFill
     /// A verdict map lookup (`... vmap @name`), native layout only.
     case verdictMap(keys: [SetKeyField], map: String)
+    /// A target read from a live ruleset that Portcullis does not model, kept verbatim
+    /// (`TCPMSS --clamp-mss-to-pmtu`).
+    case opaque(String)
 }
 
 /// Text a policy places in a ruleset (comments, log prefixes), checked by `RulesetText` so that

@@ -62,13 +62,18 @@ public struct IptablesRenderer: Renderer {
         var currentModule: String?
         for match in rule.matches where match.iptablesCoreOrder == nil {
             let (module, options) = try moduleWords(match, transport: transport, provenance: rule.provenance)
+            if module.isEmpty {  // opaque text carries its own -m
+                words += options
+                currentModule = nil
+                continue
+            }
             if module != currentModule || module == "limit" {
                 words += ["-m", module]
                 currentModule = module
             }
             words += options
         }
-        if let comment = rule.comment { words += ["-m", "comment", "--comment", saveString(comment.text)] }
+        if let comment = rule.comment { words += ["-m", "comment", "--comment", Self.saveString(comment.text)] }
         words += try targetWords(rule, family: family)
         return words.joined(separator: " ")
     }
@@ -111,6 +116,8 @@ public struct IptablesRenderer: Renderer {
             return ("limit", ["--limit", "\(rate.count)/\(unit)"])
         case .inSet(_, let set, _):
             throw RenderError("iptables cannot look up the nftables set '\(set)'", provenance: provenance)
+        case .opaque(let text):
+            return ("", [text])
         case .address, .interface, .transport:
             return ("", [])  // core options, printed before the modules
         }
@@ -126,7 +133,7 @@ public struct IptablesRenderer: Renderer {
                 throw RenderError(
                     "iptables needs a rule of its own to log before a verdict", provenance: rule.provenance)
             }
-            return ["-j", "LOG", "--log-prefix", saveString(prefix.text)]
+            return ["-j", "LOG", "--log-prefix", Self.saveString(prefix.text)]
         }
         guard let action = rule.action else { return [] }
         switch action {
@@ -143,6 +150,8 @@ public struct IptablesRenderer: Renderer {
             return ["-j", "DNAT", "--to-destination", host + (ports.map { ":\($0)" } ?? "")]
         case .verdictMap(_, let map):
             throw RenderError("iptables cannot use the nftables verdict map '\(map)'", provenance: rule.provenance)
+        case .opaque(let text):
+            return ["-j", text]
         }
     }
 
@@ -152,7 +161,7 @@ public struct IptablesRenderer: Renderer {
     /// Quotes a string the way `iptables-save` does (`xtables_save_string`): bare when it is
     /// made only of letters, digits, `_` and `-`; otherwise in double quotes with `"`, `\` and
     /// `'` escaped. (Policy text never contains the escaped characters; see `RulesetText`.)
-    func saveString(_ value: String) -> String {
+    public static func saveString(_ value: String) -> String {
         let bare =
             !value.isEmpty && value.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
         if bare { return value }

@@ -117,6 +117,8 @@ enum NftVocabulary {
                     .match(.ct(key: "proto-dst", direction: "original", family: nil), negated: false, .ports(ports)))
             case .limit(let rate):
                 expressions.append(.limit(rate))
+            case .opaque(let text):
+                throw RenderError("'\(text)' has no nftables form known to Portcullis", provenance: rule.provenance)
             case .inSet(let keys, let set, let negated):
                 expressions.append(.match(operand(keys, table: table, set: set), negated: negated, .setReference(set)))
             }
@@ -140,6 +142,9 @@ enum NftVocabulary {
             case .snat(let address): expressions.append(.snat(family: address.family, address: address))
             case .verdictMap(let keys, let map):
                 expressions.append(.verdictMap(operand(keys, table: table, set: map), map: map))
+            case .opaque(let text):
+                throw RenderError(
+                    "target '\(text)' has no nftables form known to Portcullis", provenance: rule.provenance)
             case .checksumFill:
                 throw RenderError(
                     "nftables has no CHECKSUM target (Docker writes it for SCTP publishes); use the iptables backend",
