@@ -17,7 +17,7 @@ public protocol Layout: Sendable {
 
 /// Every layout Portcullis knows, by name.
 public enum Layouts {
-    public static let all: [any Layout] = [Docker15Layout(), Docker2010Layout()]
+    public static let all: [any Layout] = [Docker15Layout(), Docker2010Layout(), Docker28Layout()]
 
     public static func named(_ name: String) -> (any Layout)? { all.first { $0.name == name } }
 
@@ -37,41 +37,11 @@ extension Provenance {
     static let daemon = Provenance(statement: "docker daemon start")
 }
 
-/// The iptables tables Docker layouts write to, with their built-in chains as nftables base
-/// chains (the same hooks and priorities iptables-nft registers).
-enum XtablesTable: String {
-    case filter
-    case nat
-    case mangle
+/// The iptables tables Docker layouts write to (see `XtablesTableKind` for their built-in
+/// chains, hooks and priorities).
+typealias XtablesTable = XtablesTableKind
 
-    var builtinChains: [(String, Hook)] {
-        switch self {
-        case .filter: [("INPUT", .input), ("FORWARD", .forward), ("OUTPUT", .output)]
-        case .nat: [("PREROUTING", .prerouting), ("INPUT", .input), ("OUTPUT", .output), ("POSTROUTING", .postrouting)]
-        case .mangle:
-            [
-                ("PREROUTING", .prerouting), ("INPUT", .input), ("FORWARD", .forward), ("OUTPUT", .output),
-                ("POSTROUTING", .postrouting),
-            ]
-        }
-    }
-
-    func priority(_ hook: Hook) -> Int {
-        switch self {
-        case .filter: 0
-        case .mangle: -150
-        case .nat: hook == .prerouting || hook == .output ? -100 : 100
-        }
-    }
-
-    func chainType(_ hook: Hook) -> ChainType {
-        switch self {
-        case .filter: .filter
-        case .nat: .nat
-        case .mangle: hook == .output ? .route : .filter
-        }
-    }
-
+extension XtablesTableKind {
     /// An empty table with all built-in chains, as iptables-restore creates it.
     func emptyTable(family: TableFamily, forwardPolicy: ChainPolicy = .accept) -> Table {
         Table(
@@ -79,9 +49,7 @@ enum XtablesTable: String {
             chains: builtinChains.map { name, hook in
                 Chain(
                     name: name,
-                    base: BaseChain(
-                        type: chainType(hook), hook: hook, priority: priority(hook),
-                        policy: self == .filter && hook == .forward ? forwardPolicy : .accept))
+                    base: baseChain(name, policy: self == .filter && hook == .forward ? forwardPolicy : .accept))
             })
     }
 }
