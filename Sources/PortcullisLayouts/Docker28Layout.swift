@@ -58,7 +58,11 @@ public struct Docker28Layout: Layout {
                 startContainer(container, policy: policy, history: &history)
             }
         }
-        for rule in UserRules(policy: policy, family: .ipv4).rules() { history.append(.filter, Self.user, rule) }
+        let userRules = UserRules(policy: policy, family: .ipv4)
+        for rule in userRules.rules() { history.append(.filter, Self.user, rule) }
+        // Docker 28 drops traffic routed straight to a container in raw PREROUTING, before
+        // DOCKER-USER: allowed flows between bridges need an exception there, on top.
+        for rule in userRules.crossBridgeAllowances().reversed() { history.insert(.raw, "PREROUTING", rule) }
         return problems.result(Ruleset(tables: history.ruleset(order: [.mangle, .raw, .filter, .nat])))
     }
 

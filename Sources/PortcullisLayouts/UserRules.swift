@@ -151,6 +151,41 @@ struct UserRules {
         }
     }
 
+    /// Layouts whose Docker drops packets routed straight to a container's address before any
+    /// user chain runs (Docker 28's raw PREROUTING drops, which come before connection
+    /// tracking) need an exception for each allowed flow that crosses bridges, in both
+    /// directions: the flow itself, and its replies (matched by source port, as state is not
+    /// known yet; the filter rules still decide on state). Output interfaces are not known
+    /// before routing and are left out.
+    func crossBridgeAllowances() -> [Rule] {
+        policy.rules.filter { $0.kind == .allow }.flatMap { rule in
+            rule.sources.flatMap(sites).flatMap { source in
+                rule.destinations.flatMap(sites).filter { $0.bridge != source.bridge }.flatMap { destination in
+                    let text = comment(rule.text)
+                    let provenance = rule.origin.provenance
+                    let ports = rule.ports.isEmpty ? [nil] : rule.ports.map(Optional.some)
+                    return ports.flatMap { spec -> [Rule] in
+                        let forward: [Match] =
+                            spec.map { [.transport($0.transport), .port(.destination, $0.ports)] } ?? []
+                        let reply: [Match] = spec.map { [.transport($0.transport), .port(.source, $0.ports)] } ?? []
+                        return [
+                            Rule(
+                                [
+                                    .address(.source, source.prefix), .address(.destination, destination.prefix),
+                                    .interface(.source, source.bridge),
+                                ] + forward, .accept, comment: text, provenance: provenance),
+                            Rule(
+                                [
+                                    .address(.source, destination.prefix), .address(.destination, source.prefix),
+                                    .interface(.source, destination.bridge),
+                                ] + reply, .accept, comment: text, provenance: provenance),
+                        ]
+                    }
+                }
+            }
+        }
+    }
+
     func flowRules() -> [Rule] {
         var rules: [Rule] = []
         for rule in policy.rules where rule.kind != .egress {
