@@ -173,6 +173,10 @@ def gen_scenario(rng):
     sc.bridge = Net("bridge", "docker0", bip, icc_off="--icc=false" in sc.flags,
                     masq_off="--ip-masq=false" in sc.flags, default=True)
     sc.host_addrs = ["198.18.0.%d" % h for h in rng.sample(range(1, 255), rng.choice([0, 1, 1, 2, 2]))]
+    if rng.random() < 0.12:
+        # the daemon's default binding address: docker0's host_binding_ipv4 only
+        sc.bridge.host_binding = rng.choice(sc.host_addrs) if sc.host_addrs else "127.0.0.1"
+        sc.flags += ["--ip", sc.bridge.host_binding]
 
     n_nets = rng.choice([0, 1, 1, 2, 2, 3, 3])
     n_conts = rng.choice([0, 1, 2, 2, 3, 3, 4, 4, 4])
@@ -221,7 +225,9 @@ def gen_container(rng, sc, name, claimed, state):
     nets = [first]
     others = [n for n in candidates if n is not first]
     if others and rng.random() < 0.35:
-        nets.append(rng.choice(others))
+        nets.append(others.pop(rng.randrange(len(others))))
+        if others and rng.random() < 0.25:
+            nets.append(rng.choice(others))
     for n in nets:
         c.attaches.append((n, take_addr(rng, n)))
     if all(n.internal for n in nets):
@@ -304,6 +310,18 @@ def gen_publishes(rng, sc, state):
             hostip = "0.0.0.0"
         proto = "udp" if rng.random() < 0.3 else "tcp"
         pubs.append(Pub(hostip, hp, cp, length, proto))
+    singles = [p for p in pubs if p.length == 1]
+    if singles and rng.random() < 0.2:
+        # a second binding of one container port: udp twice, or tcp beside udp
+        # (deterministic only with tcp on the higher host port)
+        p = rng.choice(singles)
+        if p.proto == "udp" and rng.random() < 0.5:
+            extra = Pub(rng.choice([None, "127.0.0.1"] + sc.host_addrs), p.hp + rng.randint(1, 3), p.cp, 1, "udp")
+        elif p.proto == "udp":
+            extra = Pub(p.hostip, p.hp + rng.randint(1, 3), p.cp, 1, "tcp")
+        else:
+            extra = Pub(p.hostip, p.hp - rng.randint(1, 3), p.cp, 1, "udp")
+        pubs.append(extra)
     for _ in range(n_eph):
         pubs.append(Pub(None, None, rng.randint(1, 999), 1, rng.choice(["tcp", "tcp", "udp"])))
     expose = []
@@ -730,7 +748,7 @@ def run_scenario(args, seed, i, sub, work, cli):
     secs = time.time() - t0
     text = ""
     if status != "ok" or args.verbose:
-        text += "  replay: python3 scripts/docker-oracle.py --seed %d --only %d\n" % (seed, i)
+        text += "  replay: python3 scripts/docker-oracle.py --seed %d --only %d   (or --subseed %d)\n" % (seed, i, sub)
         text += "  commands:\n" + "".join("    $ %s\n" % s for s in shown)
         text += "  policy:\n" + "".join("    " + l + "\n" if l else "\n" for l in policy.split("\n"))
         text += "".join("  " + l + "\n" for l in detail.rstrip("\n").split("\n")) if detail else ""
@@ -752,6 +770,8 @@ def main():
     ap.add_argument("--seed", type=int, default=None, help="run seed (default: random)")
     ap.add_argument("--count", type=int, default=40, help="number of scenarios (default 40)")
     ap.add_argument("--only", default=None, help="run only these scenario indices (comma-separated)")
+    ap.add_argument("--subseed", type=int, default=None,
+                    help="run the one scenario generated from this sub-seed (as printed)")
     ap.add_argument("--keep-going", action="store_true", help="run every scenario even after a failure")
     ap.add_argument("--binary", default=DEFAULT_BINARY, help="portcullis binary (default .build/debug/portcullis)")
     ap.add_argument("--jobs", type=int, default=2, help="scenarios run at once (default 2)")
@@ -776,6 +796,8 @@ def main():
     indices = list(range(args.count))
     if args.only is not None:
         indices = [int(x) for x in args.only.split(",") if x.strip()]
+    if args.subseed is not None:
+        indices = indices[:1] if args.only is not None else [0]
 
     run_containerd_existed = os.path.exists("/run/containerd")
     work = tempfile.mkdtemp(prefix="pco-work.", dir="/tmp")
@@ -805,7 +827,7 @@ def main():
                 if not pending or STOP.is_set():
                     return
                 i = pending.pop(0)
-            sub = subseed_of(seed, i)
+            sub = args.subseed if args.subseed is not None else subseed_of(seed, i)
             try:
                 res = run_scenario(args, seed, i, sub, work, cli)
             except Interrupted:

@@ -133,9 +133,7 @@ enum DockerClassicRules {
     /// The endpoint Docker programs a container's port mappings on: the one that provides the
     /// default gateway, which libnetwork picks among non-internal networks by network name.
     static func portMappingEndpoint(_ container: Container, policy: Policy) -> (Attachment, Network)? {
-        container.attachments.compactMap { attachment in
-            policy.network(attachment.network).flatMap { $0.internal ? nil : (attachment, $0) }
-        }.min { $0.1.name < $1.1.name }
+        container.gatewayAttachment(network: policy.network)
     }
 
     /// Appends the rules of every binding of a container, as `ChainInfo.Forward` does at start.

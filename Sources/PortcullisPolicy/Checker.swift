@@ -518,7 +518,11 @@ public struct Checker {
             let (sources, text) = allowList(publishAll.clause("from"))
             // Docker publishes each port of an exposed range on a host port of its own.
             for (spec, _) in exposed {
-                for port in spec.ports.first...spec.ports.last {
+                // Docker gives an exposed port a daemon-chosen binding only when it has no binding.
+                for port in spec.ports.first...spec.ports.last
+                where !container.publishes.contains(where: {
+                    $0.transport == spec.transport && $0.containerPorts.contains(port)
+                }) {
                     container.publishes.append(
                         Publish(
                             hostAddress: nil, hostPorts: PortRange(0), hostPortIsEphemeral: true,
@@ -734,65 +738,106 @@ public struct Checker {
                 at: setting.keyword.range.start))
     }
 
+    /// The host address a publish binds: its own, else its network's `host-binding`; nil for
+    /// every address.
+    private func boundAddress(_ publish: Publish, of container: Container) -> IPAddress? {
+        let address = publish.hostAddress ?? container.gatewayAttachment(network: network)?.1.hostBinding
+        return address.flatMap { $0.isUnspecified ? nil : $0 }
+    }
+
     /// Gives publishes without a host port a port from the ephemeral range the way Docker's port
     /// allocator does: containers in start order; within a container, highest container port
-    /// first (Docker sorts bindings before allocating); one counter per protocol that moves on
-    /// from the last port it handed out, skipping ports already taken.
+    /// first (Docker sorts the bindings before allocating); one counter per host address and
+    /// protocol that moves on from the last port it handed out, skipping ports in use on that
+    /// address or on all addresses (and, for all addresses, on any).
+    /// A container whose gateway network changes as its later networks are connected has its
+    /// mappings released and programmed again, so its ports are allocated once per change.
     private mutating func allocateEphemeralPorts() {
-        var taken: [TransportProtocol: Set<UInt16>] = [:]
-        var last: [TransportProtocol: UInt16] = [:]
+        struct Key: Hashable {
+            let address: IPAddress?
+            let transport: TransportProtocol
+        }
+        var taken: [Key: Set<UInt16>] = [:]
+        var last: [Key: UInt16] = [:]
         let range = host.ephemeralPorts
         for c in containers.indices {
-            for publish in containers[c].publishes where !publish.hostPortIsEphemeral {
-                for port in publish.hostPorts.first...publish.hostPorts.last {
-                    taken[publish.transport, default: []].insert(port)
+            let container = containers[c]
+            let pending = container.publishes.indices.filter { container.publishes[$0].hostPortIsEphemeral }.sorted {
+                let a = container.publishes[$0]
+                let b = container.publishes[$1]
+                return (b.containerPorts.first, a.transport.rawValue) < (a.containerPorts.first, b.transport.rawValue)
+            }
+            // The gateway network after the run (first attachment) and after each connect.
+            var gateways: [Network] = []
+            for count in 1...max(1, container.attachments.count) {
+                if let gateway = container.gatewayAttachment(afterConnecting: count, network: network)?.1,
+                    gateways.last?.name != gateway.name
+                {
+                    gateways.append(gateway)
                 }
             }
-            let pending = containers[c].publishes.indices.filter { containers[c].publishes[$0].hostPortIsEphemeral }
-                .sorted {
-                    let a = containers[c].publishes[$0]
-                    let b = containers[c].publishes[$1]
-                    return (b.containerPorts.first, a.transport.rawValue) < (
-                        a.containerPorts.first, b.transport.rawValue
-                    )
+            /// A port is in use for an address if it is bound on that address or on all
+            /// addresses; for all addresses, if it is bound on any.
+            func isTaken(_ port: UInt16, _ key: Key) -> Bool {
+                taken.contains { other, ports in
+                    other.transport == key.transport && ports.contains(port)
+                        && (other.address == key.address || other.address == nil || key.address == nil)
                 }
-            for p in pending {
-                let transport = containers[c].publishes[p].transport
-                var candidate = last[transport].map { $0 >= range.last ? range.first : $0 + 1 } ?? range.first
-                var tries = 0
-                while taken[transport, default: []].contains(candidate) && tries < range.count {
-                    candidate = candidate >= range.last ? range.first : candidate + 1
-                    tries += 1
+            }
+            var held: [(Key, UInt16)] = []
+            for gateway in gateways {
+                for (key, port) in held { taken[key]?.remove(port) }
+                held = []
+                func key(_ publish: Publish) -> Key {
+                    let address = (publish.hostAddress ?? gateway.hostBinding).flatMap { $0.isUnspecified ? nil : $0 }
+                    return Key(address: address, transport: publish.transport)
                 }
-                guard tries < range.count else {
-                    error(
-                        "no free port left in the ephemeral range \(range)",
-                        at: SourceRange(start: containers[c].publishes[p].origin.location, length: 1),
-                        hint: "widen 'ephemeral-ports' in the host block or publish fixed host ports")
-                    return
+                for publish in container.publishes where !publish.hostPortIsEphemeral {
+                    for port in publish.hostPorts.first...publish.hostPorts.last {
+                        taken[key(publish), default: []].insert(port)
+                    }
                 }
-                taken[transport, default: []].insert(candidate)
-                last[transport] = candidate
-                containers[c].publishes[p].hostPorts = PortRange(candidate)
+                for p in pending {
+                    let key = key(container.publishes[p])
+                    var candidate = last[key].map { $0 >= range.last ? range.first : $0 + 1 } ?? range.first
+                    var tries = 0
+                    while isTaken(candidate, key) && tries < range.count {
+                        candidate = candidate >= range.last ? range.first : candidate + 1
+                        tries += 1
+                    }
+                    guard tries < range.count else {
+                        error(
+                            "no free port left in the ephemeral range \(range)",
+                            at: SourceRange(start: container.publishes[p].origin.location, length: 1),
+                            hint: "widen 'ephemeral-ports' in the host block or publish fixed host ports")
+                        return
+                    }
+                    taken[key, default: []].insert(candidate)
+                    last[key] = candidate
+                    held.append((key, candidate))
+                    containers[c].publishes[p].hostPorts = PortRange(candidate)
+                }
             }
         }
     }
 
     private mutating func checkPublishConflicts() {
-        var seen: [(Publish, String)] = []
+        var seen: [(Publish, IPAddress?, String)] = []
         for container in containers {
             for publish in container.publishes {
-                let hostAddress = publish.hostAddress ?? nil
-                if let (other, owner) = seen.first(where: { other, _ in
+                let address = boundAddress(publish, of: container)
+                if let (other, _, owner) = seen.first(where: { other, otherAddress, _ in
+                    // Two different host addresses may share a port; all addresses (nil) clash
+                    // with every address.
                     other.transport == publish.transport && other.hostPorts.overlaps(publish.hostPorts)
-                        && (other.hostAddress == nil || hostAddress == nil || other.hostAddress == hostAddress)
+                        && (otherAddress == nil || address == nil || otherAddress == address)
                 }) {
                     error(
                         "host port \(publish.hostPorts)/\(publish.transport.rawValue) is already published by container '\(owner)' (line \(other.origin.location.line))",
                         at: SourceRange(start: publish.origin.location, length: 7),
                         hint: "two publishes cannot share a host address, port and protocol")
                 }
-                seen.append((publish, container.name))
+                seen.append((publish, address, container.name))
             }
         }
     }

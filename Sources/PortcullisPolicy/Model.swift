@@ -138,6 +138,17 @@ public struct Container: Sendable, Hashable {
     public var attachments: [Attachment]
     public var publishes: [Publish]
     public var origin: Origin
+
+    /// The endpoint that provides the default gateway once the first `count` attachments are
+    /// connected, where Docker programs the port mappings: libnetwork picks the first
+    /// non-internal network by name.
+    public func gatewayAttachment(afterConnecting count: Int? = nil, network: (String) -> Network?) -> (
+        Attachment, Network
+    )? {
+        attachments.prefix(count ?? attachments.count).compactMap { attachment in
+            network(attachment.network).flatMap { $0.internal ? nil : (attachment, $0) }
+        }.min { $0.1.name < $1.1.name }
+    }
 }
 
 /// One end of a flow, resolved to what rules can match.

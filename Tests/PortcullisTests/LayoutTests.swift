@@ -126,6 +126,61 @@ private let twoNetworks = """
         #expect(!text.contains("--to-destination 172.17.0.2:80"))
     }
 
+    // Regressions found by scripts/docker-oracle.py against a real Docker 20.10.24; the expected
+    // ports and rules are what that daemon wrote.
+
+    /// `-p 8080:80 -P --expose 80 --expose 70`: 80 keeps its fixed binding only.
+    @Test func exposedPortWithAPublishGetsNoSecondBinding() throws {
+        let text = try compileInline(
+            twoNetworks
+                + "container web {\n    attach bridge 172.17.0.2\n    publish 8080 -> 80/tcp\n    expose 80/tcp, 70/tcp\n    publish-all\n}\n"
+        ).get()
+        #expect(
+            rules(text, chain: "DOCKER").filter { $0.contains("DNAT") } == [
+                "-A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80",
+                "-A DOCKER ! -i docker0 -p tcp -m tcp --dport 32768 -j DNAT --to-destination 172.17.0.2:70",
+            ])
+    }
+
+    /// `run --network zulu -P --expose 70`, then `network connect bridge`: the mapping moves to
+    /// docker0 ("bridge" sorts first) and is allocated again, so 70 ends on 32769.
+    @Test func movingGatewayReallocatesDaemonChosenPorts() throws {
+        let text = try compileInline(
+            "network bridge {\n    bridge docker0\n    subnet 172.17.0.0/16\n}\nnetwork zulu {\n    bridge br-zulu\n    subnet 198.18.1.0/24\n}\n"
+                + "container web {\n    attach zulu 198.18.1.10\n    attach bridge 172.17.0.2\n    expose 70/tcp\n    publish-all\n}\n"
+                + "container next {\n    attach bridge 172.17.0.3\n    publish 893/tcp\n}\n"
+        ).get()
+        let dnats = rules(text, chain: "DOCKER").filter { $0.contains("DNAT") }
+        #expect(
+            dnats == [
+                "-A DOCKER ! -i docker0 -p tcp -m tcp --dport 32769 -j DNAT --to-destination 172.17.0.2:70",
+                "-A DOCKER ! -i docker0 -p tcp -m tcp --dport 32770 -j DNAT --to-destination 172.17.0.3:893",
+            ])
+    }
+
+    /// A port bound on one address is skipped when allocating for all addresses.
+    @Test func allocationSkipsPortsBoundOnOneAddress() throws {
+        let text = try compileInline(
+            twoNetworks
+                + "container edge {\n    attach bridge 172.17.0.2\n    publish 198.18.0.20:32768-32769 -> 3191-3192/tcp\n}\n"
+                + "container c1 {\n    attach bridge 172.17.0.3\n    expose 369-370/tcp\n    publish-all\n}\n"
+        ).get()
+        #expect(text.contains("--dport 32770 -j DNAT --to-destination 172.17.0.3:370"))
+        #expect(text.contains("--dport 32771 -j DNAT --to-destination 172.17.0.3:369"))
+    }
+
+    /// Two containers may publish one port on two different host addresses (a loopback
+    /// address, and a network's host binding).
+    @Test func samePortOnTwoHostAddressesIsAccepted() throws {
+        let text = try compileInline(
+            "network bridge {\n    bridge docker0\n    subnet 172.17.0.0/16\n}\nnetwork bound {\n    bridge br-bound\n    subnet 198.18.1.0/24\n    host-binding 198.18.0.5\n}\n"
+                + "container web {\n    attach bridge 172.17.0.2\n    publish 127.0.0.1:8080 -> 80\n}\n"
+                + "container api {\n    attach bound 198.18.1.10\n    publish 8080 -> 80\n}\n"
+        ).get()
+        #expect(text.contains("-A DOCKER -d 127.0.0.1/32 ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT"))
+        #expect(text.contains("-A DOCKER -d 198.18.0.5/32 ! -i br-bound -p tcp -m tcp --dport 8080 -j DNAT"))
+    }
+
     @Test func docker15RefusesWhatItCannotExpressWithLocations() {
         let policy = """
             host {
