@@ -37,6 +37,8 @@ let package = Package(
         .target(name: "PortcullisRender", dependencies: ["PortcullisIR", "JanssonKit"]),
         // Reads live rulesets (iptables-save text) back into the IR, for audit, import and explain.
         .target(name: "PortcullisReaders", dependencies: ["PortcullisIR", "PortcullisNet"]),
+        // Risk findings and drift on rulesets read back from hosts, for `audit`.
+        .target(name: "PortcullisAudit", dependencies: ["PortcullisIR", "PortcullisNet"]),
         // Walks a ruleset as the kernel would, for `explain`.
         .target(name: "PortcullisEvaluator", dependencies: ["PortcullisIR", "PortcullisNet"]),
         // The kernel side: validation, atomic apply, generations and rollback.
@@ -56,7 +58,7 @@ let package = Package(
             name: "portcullis",
             dependencies: [
                 "PortcullisCompiler", "PortcullisSyntax", "PortcullisLayouts", "PortcullisRender", "PortcullisKernel",
-                "PortcullisEvaluator", "JanssonKit",
+                "PortcullisEvaluator", "PortcullisReaders", "PortcullisAudit", "JanssonKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -65,7 +67,7 @@ let package = Package(
             dependencies: [
                 "PortcullisCompiler", "PortcullisSyntax", "PortcullisPolicy", "PortcullisLayouts", "PortcullisRender",
                 "PortcullisIR", "PortcullisNet", "JanssonKit", "NftablesKit", "PortcullisKernel", "PortcullisEvaluator",
-                "PortcullisReaders",
+                "PortcullisReaders", "PortcullisAudit",
             ],
             // Read in place through #filePath, like policies/ and golden/.
             exclude: ["Fixtures"]),

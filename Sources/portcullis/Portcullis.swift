@@ -16,7 +16,9 @@ struct Portcullis: ParsableCommand {
 
             Exit codes: 0 ok, 1 differences found, 2 bad input or usage.
             """,
-        subcommands: [Compile.self, Check.self, Apply.self, Rollback.self, Confirm.self, Diff.self, Explain.self])
+        subcommands: [
+            Compile.self, Check.self, Apply.self, Rollback.self, Confirm.self, Diff.self, Explain.self, Audit.self,
+        ])
 
     /// Runs the command line, with usage errors exiting 2 like every other bad input
     /// (ArgumentParser's own default is 64).

@@ -1,0 +1,226 @@
+import PortcullisIR
+import PortcullisNet
+
+/// One risk found in a ruleset, with what to do about it.
+public struct Finding: Sendable, Equatable {
+    public enum Severity: String, Sendable, Comparable, CaseIterable {
+        case low
+        case medium
+        case high
+
+        public static func < (a: Self, b: Self) -> Bool {
+            allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+        }
+    }
+
+    /// A stable identifier, for CI gates and dashboards.
+    public let id: String
+    public let severity: Severity
+    public let table: String
+    public let chain: String
+    /// The rule concerned, if any.
+    public let rule: Rule?
+    public let explanation: String
+    public let fix: String
+}
+
+/// Risk findings on a Docker-style host's ruleset (read from a live host or a saved file),
+/// without a policy: the mistakes and leftovers users report against Docker.
+public struct RiskAudit: Sendable {
+    public let ruleset: Ruleset
+
+    public init(ruleset: Ruleset) { self.ruleset = ruleset }
+
+    public func findings() -> [Finding] {
+        forwardPolicy() + dockerUserPlacement() + publishedEverywhere() + loopbackPublishes() + openICC()
+            + unknownDNATTargets() + duplicates() + shadowed()
+    }
+
+    var filter: Table? { ruleset.tables.first { $0.name == "filter" } }
+    var nat: Table? { ruleset.tables.first { $0.name == "nat" } }
+    var raw: Table? { ruleset.tables.first { $0.name == "raw" } }
+
+    func forwardPolicy() -> [Finding] {
+        guard let forward = filter?.chain("FORWARD"), forward.base?.policy == .accept else { return [] }
+        return [
+            Finding(
+                id: "forward-policy-accept", severity: .high, table: "filter", chain: "FORWARD", rule: nil,
+                explanation:
+                    "FORWARD accepts what no rule drops: containers' unpublished ports can be reached by anyone who routes to their addresses (Docker 1.5 left it so; later Docker sets DROP only when it enabled forwarding itself)",
+                fix: "set the FORWARD policy to DROP (policy: forward-policy drop)")
+        ]
+    }
+
+    /// DOCKER-USER must exist and be the first thing FORWARD does (moby#48560).
+    func dockerUserPlacement() -> [Finding] {
+        guard let filter, filter.chain("DOCKER") != nil, let forward = filter.chain("FORWARD") else { return [] }
+        guard filter.chain("DOCKER-USER") != nil else {
+            return [
+                Finding(
+                    id: "docker-user-missing", severity: .high, table: "filter", chain: "FORWARD", rule: nil,
+                    explanation:
+                        "Docker's chains are there but DOCKER-USER is not: there is no place for rules that run before Docker's",
+                    fix: "create DOCKER-USER and jump to it first from FORWARD (restart the daemon, or apply a policy)")
+            ]
+        }
+        if forward.rules.first.map({ $0.matches.isEmpty && $0.action == .jump("DOCKER-USER") }) != true {
+            return [
+                Finding(
+                    id: "docker-user-not-first", severity: .high, table: "filter", chain: "FORWARD",
+                    rule: forward.rules.first,
+                    explanation:
+                        "FORWARD does not jump to DOCKER-USER first, so rules placed there may never see the traffic they are meant for (moby#48560)",
+                    fix: "move '-j DOCKER-USER' to the top of FORWARD")
+            ]
+        }
+        return []
+    }
+
+    /// The DNAT rules of published ports, with the host port they answer on.
+    var dnats: [(chain: String, rule: Rule, port: PortRange?)] {
+        (nat?.chains ?? []).flatMap { chain in
+            chain.rules.compactMap { rule -> (String, Rule, PortRange?)? in
+                guard case .dnat = rule.action else { return nil }
+                let port = rule.matches.lazy.compactMap { match -> PortRange? in
+                    if case .port(.destination, let ports) = match { return ports }
+                    return nil
+                }.first
+                return (chain.name, rule, port)
+            }
+        }
+    }
+
+    func destinationAddress(of rule: Rule) -> IPPrefix? {
+        rule.matches.lazy.compactMap { match -> IPPrefix? in
+            if case .address(.destination, let prefix, false) = match { return prefix }
+            return nil
+        }.first
+    }
+
+    /// Published on every address with nothing that restricts who may connect.
+    func publishedEverywhere() -> [Finding] {
+        let restrictedPorts: [PortRange] = (filter?.chains ?? []).flatMap(\.rules).compactMap { rule in
+            guard rule.action == .drop || rule.action == .return else { return nil }
+            return rule.matches.lazy.compactMap { match -> PortRange? in
+                if case .originalDestinationPort(let ports) = match { return ports }
+                return nil
+            }.first
+        }
+        return dnats.filter { dnat in
+            destinationAddress(of: dnat.rule) == nil
+                && !dnat.rule.matches.contains { if case .address(.source, _, _) = $0 { true } else { false } }
+                && !restrictedPorts.contains { port in dnat.port.map { port.overlaps($0) } ?? false }
+        }.map { dnat in
+            Finding(
+                id: "published-to-everyone", severity: .medium, table: "nat", chain: dnat.chain, rule: dnat.rule,
+                explanation:
+                    "port \(dnat.port.map(\.description) ?? "?") is published on every host address and nothing restricts its sources; host firewalls such as ufw do not see this traffic (it is forwarded, not input)",
+                fix: "publish on one address, or add a source allow-list (publish ... from SOURCES)")
+        }
+    }
+
+    /// A port published on 127.0.0.1 is reachable from the network unless a raw rule drops
+    /// packets for it that did not come from lo (moby#45610).
+    func loopbackPublishes() -> [Finding] {
+        let loopback = IPPrefix(address: IPAddress(ipv4: 0x7F00_0000), length: 8)
+        let guarded: [PortRange] = (raw?.chain("PREROUTING")?.rules ?? []).compactMap { rule in
+            guard rule.action == .drop, rule.matches.contains(.interface(.source, "lo", negated: true)) else {
+                return nil
+            }
+            return rule.matches.lazy.compactMap { match -> PortRange? in
+                if case .port(.destination, let ports) = match { return ports }
+                return nil
+            }.first
+        }
+        return dnats.filter { dnat in
+            guard let destination = destinationAddress(of: dnat.rule), loopback.contains(destination.address) else {
+                return false
+            }
+            return !guarded.contains { port in dnat.port.map { port.overlaps($0) } ?? false }
+        }.map { dnat in
+            Finding(
+                id: "loopback-publish-reachable", severity: .high, table: "nat", chain: dnat.chain, rule: dnat.rule,
+                explanation:
+                    "port \(dnat.port.map(\.description) ?? "?") is published on a loopback address, but nothing drops packets for it that arrive from other hosts; a neighbour routing 127.0.0.1 to this host reaches the container (moby#45610)",
+                fix:
+                    "drop such packets in raw PREROUTING ('-d 127.0.0.1/32 ! -i lo -p tcp --dport PORT -j DROP', as Docker 28 does), or use --layout docker-28"
+            )
+        }
+    }
+
+    /// Containers on a bridge reach each other on every port.
+    func openICC() -> [Finding] {
+        (filter?.chains ?? []).flatMap { chain in
+            chain.rules.compactMap { rule -> Finding? in
+                guard rule.action == .accept, rule.matches.count == 2,
+                    case .interface(.source, let input, false) = rule.matches[0],
+                    case .interface(.destination, let output, false) = rule.matches[1], input == output
+                else { return nil }
+                return Finding(
+                    id: "icc-open", severity: .low, table: "filter", chain: chain.name, rule: rule,
+                    explanation: "containers on \(input) may connect to each other on every port",
+                    fix: "set 'icc deny' on the network and allow the flows it needs")
+            }
+        }
+    }
+
+    /// DNAT to an address no bridge subnet holds: usually left behind by a crash (moby#15151).
+    func unknownDNATTargets() -> [Finding] {
+        let subnets: [IPPrefix] = (nat?.chain("POSTROUTING")?.rules ?? []).compactMap { rule in
+            guard rule.action == .masquerade else { return nil }
+            return rule.matches.lazy.compactMap { match -> IPPrefix? in
+                if case .address(.source, let prefix, false) = match, !prefix.isHost { return prefix }
+                return nil
+            }.first
+        }
+        guard !subnets.isEmpty else { return [] }
+        return dnats.compactMap { dnat in
+            guard case .dnat(let address, _) = dnat.rule.action, !subnets.contains(where: { $0.contains(address) })
+            else { return nil }
+            return Finding(
+                id: "dnat-to-unknown-address", severity: .medium, table: "nat", chain: dnat.chain, rule: dnat.rule,
+                explanation:
+                    "DNAT to \(address), which no bridge subnet on this host holds: a leftover of a removed container?",
+                fix: "remove the rule (and its filter ACCEPT), or re-apply the host's policy")
+        }
+    }
+
+    /// The same rule twice in one chain (moby#15151, #31647).
+    func duplicates() -> [Finding] {
+        ruleset.tables.flatMap { table in
+            table.chains.flatMap { chain in
+                chain.rules.enumerated().compactMap { index, rule -> Finding? in
+                    guard
+                        chain.rules[..<index].contains(where: {
+                            $0.matches == rule.matches && $0.action == rule.action && $0.effects == rule.effects
+                        })
+                    else { return nil }
+                    return Finding(
+                        id: "duplicate-rule", severity: .medium, table: table.name, chain: chain.name, rule: rule,
+                        explanation:
+                            "this rule appears earlier in the same chain; duplicates are left behind by daemon crashes and restarts and slow every packet",
+                        fix: "remove the duplicate")
+                }
+            }
+        }
+    }
+
+    /// Rules after an unconditional ACCEPT, DROP or RETURN can never match.
+    func shadowed() -> [Finding] {
+        ruleset.tables.flatMap { table in
+            table.chains.flatMap { chain -> [Finding] in
+                guard
+                    let stop = chain.rules.firstIndex(where: {
+                        $0.matches.isEmpty && [.accept, .drop, .return].contains($0.action)
+                    }), stop + 1 < chain.rules.count
+                else { return [] }
+                return chain.rules[(stop + 1)...].map { rule in
+                    Finding(
+                        id: "shadowed-rule", severity: .low, table: table.name, chain: chain.name, rule: rule,
+                        explanation: "an unconditional rule above ends the chain, so this rule never matches",
+                        fix: "move it above, or remove it")
+                }
+            }
+        }
+    }
+}
