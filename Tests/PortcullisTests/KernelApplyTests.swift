@@ -22,10 +22,7 @@ struct KernelApplyTests {
     }
 
     /// The namespace's iptables tables without comment lines and counters.
-    func iptablesListing(_ namespace: TestNamespace) -> String {
-        namespace.exec(["iptables-save"]).stdout.split(separator: "\n").filter { !$0.hasPrefix("#") }
-            .map { $0.replacing(#/\[\d+:\d+\]/#, with: "[0:0]") }.joined(separator: "\n")
-    }
+    func iptablesListing(_ namespace: TestNamespace) -> String { namespace.savedIptables() }
 
     func nftListing(_ namespace: TestNamespace) -> String { namespace.exec(["nft", "list", "ruleset"]).stdout }
 

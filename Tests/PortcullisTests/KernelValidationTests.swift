@@ -25,11 +25,7 @@ struct KernelValidationTests {
         #expect(test.status == 0, "iptables-restore --test: \(test.stderr)")
         let load = namespace.exec(["iptables-restore"], input: text)
         try #require(load.status == 0, "iptables-restore: \(load.stderr)")
-        let saved = namespace.exec(["iptables-save"]).stdout.split(separator: "\n", omittingEmptySubsequences: false)
-            .filter { !$0.hasPrefix("#") }
-            .map { $0.replacing(/\[\d+:\d+\]$/, with: "[0:0]") }
-            .joined(separator: "\n")
-        #expect(saved == text)
+        #expect(namespace.savedIptables() == text)
     }
 
     @Test(arguments: goldens("nft"))

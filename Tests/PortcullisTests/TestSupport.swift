@@ -116,6 +116,15 @@ final class TestNamespace {
         return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev
     }
 
+    /// `iptables-save` in the namespace as iptables-restore input: `#` lines dropped, counters
+    /// zeroed, so it compares with what Portcullis renders.
+    func savedIptables() -> String {
+        exec(["iptables-save"]).stdout.split(separator: "\n", omittingEmptySubsequences: false)
+            .filter { !$0.hasPrefix("#") }
+            .map { $0.replacing(#/\[\d+:\d+\]$/#, with: "[0:0]") }
+            .joined(separator: "\n")
+    }
+
     /// A libnftables dry run of `text` (native syntax or JSON) inside the namespace.
     func nftDryRun(_ text: String) throws -> NftResult {
         try inside {
