@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "NftablesKit", dependencies: ["CNftables"]),
         .target(name: "PortcullisRender", dependencies: ["PortcullisIR", "JanssonKit"]),
         // Reads live rulesets (iptables-save text) back into the IR, for audit, import and explain.
-        .target(name: "PortcullisReaders", dependencies: ["PortcullisIR", "PortcullisNet"]),
+        .target(name: "PortcullisReaders", dependencies: ["PortcullisIR", "PortcullisNet", "JanssonKit"]),
         // Risk findings and drift on rulesets read back from hosts, for `audit`.
         .target(name: "PortcullisAudit", dependencies: ["PortcullisIR", "PortcullisNet"]),
         // Walks a ruleset as the kernel would, for `explain`.

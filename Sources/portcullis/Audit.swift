@@ -71,15 +71,21 @@ struct Audit: ParsableCommand {
             }
             text = save.output
         }
-        // Captures may hold an ip6tables part after a '#### ip6tables' line.
+        // nft JSON (`nft -j list ruleset`), or iptables-save text, where captures may hold an
+        // ip6tables part after a '#### ip6tables' line.
         let parts = text.components(separatedBy: "#### ip6tables")
         var read = Ruleset()
         do {
-            for (index, part) in parts.prefix(2).enumerated() {
-                let (ruleset, warnings) = try IptablesSaveReader(family: index == 0 ? .ip : .ip6, source: source).read(
-                    part)
-                read.tables += ruleset.tables
-                for warning in warnings { printError("warning: \(source): \(warning)") }
+            if text.drop(while: \.isWhitespace).first == "{" {
+                read = try NftJSONReader(source: source).read(text)
+            } else {
+                for (index, part) in parts.prefix(2).enumerated() {
+                    let (ruleset, warnings) = try IptablesSaveReader(family: index == 0 ? .ip : .ip6, source: source)
+                        .read(
+                            part)
+                    read.tables += ruleset.tables
+                    for warning in warnings { printError("warning: \(source): \(warning)") }
+                }
             }
         } catch {
             printError("error: \(source): \(error)")

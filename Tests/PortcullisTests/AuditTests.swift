@@ -69,6 +69,13 @@ import Testing
         #expect(findings.contains { $0["id"]?.stringValue == "unexpected-rule" })
     }
 
+    @Test func nftJSONRulesetsAreAuditedToo() throws {
+        let json = Repo.read(Repo.golden + "/source-restricted/docker-20.10.nft.json")
+        let found = try ids(audit(["--ruleset", "-", "--format", "json"], input: json))
+        #expect(found.contains("published-to-everyone") && found.contains("icc-open"))
+        #expect(!found.contains("forward-policy-accept"))
+    }
+
     @Test func truncatedRulesetIsAnErrorNotACleanAudit() {
         let text = Repo.read(Repo.golden + "/web-stack/docker-20.10.iptables")
         let result = audit(["--ruleset", "-"], input: String(text.prefix(text.count / 2)))

@@ -47,6 +47,52 @@ import Testing
         #expect(rendered == text)
     }
 
+    static var jsonGoldens: [String] {
+        let manager = FileManager.default
+        return ((try? manager.contentsOfDirectory(atPath: Repo.golden)) ?? []).sorted().flatMap { folder in
+            ((try? manager.contentsOfDirectory(atPath: Repo.golden + "/" + folder)) ?? []).sorted()
+                .filter { $0.hasSuffix(".nft.json") }.map { folder + "/" + $0 }
+        }
+    }
+
+    @Test(arguments: jsonGoldens)
+    func nftJSONRendersBackIdentically(_ golden: String) throws {
+        let text = Repo.read(Repo.golden + "/" + golden)
+        let ruleset = try NftJSONReader(source: golden).read(text)
+        #expect(try NftJSONRenderer().render(ruleset)[0].text == text)
+        // And the IR is the one the iptables text gives, rule for rule.
+        let iptables = Repo.read(Repo.golden + "/" + golden.replacingOccurrences(of: ".nft.json", with: ".iptables"))
+        if !iptables.isEmpty {
+            let (fromText, _) = try IptablesSaveReader().read(iptables)
+            for table in fromText.tables {
+                for chain in table.chains {
+                    let other = ruleset.table(.ip, table.name)?.chain(chain.name)
+                    #expect(other?.rules.map(\.matches).map(Set.init) == chain.rules.map(\.matches).map(Set.init))
+                    #expect(other?.rules.map(\.action) == chain.rules.map(\.action))
+                }
+            }
+        }
+    }
+
+    @Test(arguments: [
+        ("{\"nftables\": [", "invalid JSON"), ("[]", "expected an object with an 'nftables' array"),
+        (
+            "{\"nftables\": [{\"rule\": {\"family\": \"ip\", \"table\": \"t\", \"chain\": \"c\", \"expr\": []}}]}",
+            "table ip t is not declared"
+        ),
+        (
+            "{\"nftables\": [{\"table\": {\"family\": \"ip\", \"name\": \"t\"}}, {\"chain\": {\"family\": \"ip\", \"table\": \"t\", \"name\": \"c\"}}, {\"rule\": {\"family\": \"ip\", \"table\": \"t\", \"chain\": \"c\", \"expr\": [{\"queue\": {\"num\": 1}}]}}]}",
+            "$.nftables[2].rule.expr[0]: expression not modelled"
+        ),
+    ])
+    func malformedJSONIsAnErrorWithItsPath(_ text: String, _ message: String) {
+        #expect {
+            _ = try NftJSONReader().read(text)
+        } throws: { error in
+            (error as? ReadError)?.message.contains(message) ?? false
+        }
+    }
+
     @Test func docker2010CaptureBecomesIR() throws {
         let text = Self.texts.first { $0.0 == "docker-20.10/s02-one-publish.rules" }!.1
         let (ruleset, _) = try IptablesSaveReader().read(text)
