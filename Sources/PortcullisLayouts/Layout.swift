@@ -17,7 +17,7 @@ public protocol Layout: Sendable {
 
 /// Every layout Portcullis knows, by name.
 public enum Layouts {
-    public static let all: [any Layout] = [Docker15Layout(), Docker2010Layout(), Docker28Layout()]
+    public static let all: [any Layout] = [Docker15Layout(), Docker2010Layout(), Docker28Layout(), Docker29Layout()]
 
     public static func named(_ name: String) -> (any Layout)? { all.first { $0.name == name } }
 

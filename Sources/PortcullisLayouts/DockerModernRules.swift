@@ -1,0 +1,186 @@
+import PortcullisIR
+import PortcullisNet
+import PortcullisPolicy
+import PortcullisSyntax
+
+/// What Docker 28.2.2+ and Docker 29 (iptables backend) have in common: the `DOCKER-FORWARD`,
+/// `DOCKER-CT` and `DOCKER-BRIDGE` chains, the per-bridge DROP at the end of filter `DOCKER`,
+/// per-port ACCEPTs inserted above it, and the raw-PREROUTING direct-access drops. The two differ
+/// in how they isolate networks: 28 has `DOCKER-ISOLATION-STAGE-1/2` (internal networks' drops in
+/// STAGE-1) and a nat `DOCKER -i BR -j RETURN` per bridge; 29 has neither, and keeps internal
+/// networks' drops in `DOCKER-INTERNAL`.
+struct DockerModernRules {
+    static let forward = "DOCKER-FORWARD"
+    static let conntrack = "DOCKER-CT"
+    static let bridges = "DOCKER-BRIDGE"
+    static let stage1 = "DOCKER-ISOLATION-STAGE-1"
+    static let stage2 = "DOCKER-ISOLATION-STAGE-2"
+    static let internalChain = "DOCKER-INTERNAL"
+    static let user = "DOCKER-USER"
+    static let loopback = IPPrefix(address: IPAddress(ipv4: 0x7F00_0000), length: 8)
+
+    /// Docker 28: STAGE-1/2 isolation and the nat skip-DNAT RETURNs; Docker 29: neither.
+    let isolationChains: Bool
+
+    /// The chain holding internal networks' drops.
+    var internalDrops: String { isolationChains ? Self.stage1 : Self.internalChain }
+
+    /// The chain skeleton, DOCKER-FORWARD's jumps and the nat and FORWARD jumps, as the driver's
+    /// init and the controller's setupUserChain leave them.
+    func start(host: HostSettings) -> XtablesHistory {
+        var history = XtablesHistory(family: .ip, forwardPolicy: host.forwardPolicyDrop == false ? .accept : .drop)
+        // Driver init: the chains, DOCKER-FORWARD's three jumps (each put on top, in reverse, so
+        // they read CT, ISOLATION or INTERNAL, BRIDGE), the nat jumps (addNATJumpRules), the
+        // FORWARD jump.
+        history.newChain(.nat, "DOCKER")
+        let middle = isolationChains ? [Self.stage1, Self.stage2] : [Self.internalChain]
+        for chain in ["DOCKER", Self.bridges, Self.conntrack, Self.forward] + middle {
+            history.newChain(.filter, chain)
+        }
+        for target in [Self.bridges, middle[0], Self.conntrack] {
+            history.ensureJumpOnTop(.filter, Self.forward, to: target)
+        }
+        history.append(.nat, "PREROUTING", DockerClassicRules.preroutingToDocker)
+        history.append(
+            .nat, "OUTPUT", DockerClassicRules.outputToDocker(family: .ipv4, excludeLoopback: host.userlandProxy))
+        history.ensureJumpOnTop(.filter, "FORWARD", to: Self.forward)
+        // The controller's setupUserChain: since 28.2.2 DOCKER-USER is created empty.
+        history.newChain(.filter, Self.user)
+        history.ensureJumpOnTop(.filter, "FORWARD", to: Self.user)
+        return history
+    }
+
+    /// Replays the policy's events, then adds the policy's own rules to DOCKER-USER and, for
+    /// allowed flows across bridges, exceptions on top of raw PREROUTING (the direct-access
+    /// drops there come before DOCKER-USER).
+    func replay(_ policy: Policy, history: inout XtablesHistory) {
+        for event in policy.events {
+            switch event {
+            case .createNetwork(let name):
+                guard let network = policy.network(name) else { continue }
+                createNetwork(network, host: policy.host, history: &history)
+            case .startContainer(let name):
+                guard let container = policy.container(name) else { continue }
+                startContainer(container, policy: policy, history: &history)
+            }
+        }
+        let userRules = UserRules(policy: policy, family: .ipv4)
+        for rule in userRules.rules() { history.append(.filter, Self.user, rule) }
+        for rule in userRules.crossBridgeAllowances().reversed() { history.insert(.raw, "PREROUTING", rule) }
+    }
+
+    func createNetwork(_ network: Network, host: HostSettings, history: inout XtablesHistory) {
+        guard let subnet = network.subnet4 else { return }
+        let provenance = network.origin.provenance
+        let bridge = network.bridge
+        if network.internal {
+            // setupInternalNetworkRules: incoming drop, then outgoing drop, both inserted; then
+            // the ICC rule, appended (an internal network has no outgoing accept to carry ICC).
+            history.insert(
+                .filter, internalDrops,
+                Rule(
+                    [.address(.destination, subnet, negated: true), .interface(.source, bridge)], .drop,
+                    provenance: provenance))
+            history.insert(
+                .filter, internalDrops,
+                Rule(
+                    [.address(.source, subnet, negated: true), .interface(.destination, bridge)], .drop,
+                    provenance: provenance))
+            history.append(.filter, Self.forward, DockerClassicRules.icc(network, accept: network.icc))
+            return
+        }
+        let hairpin = !host.userlandProxy
+        // setupNonInternalNetworkRules.
+        if network.masquerade {
+            history.insert(.nat, "POSTROUTING", DockerClassicRules.masquerade(network, subnet))
+            if !hairpin && isolationChains {
+                history.insert(.nat, "DOCKER", Rule([.interface(.source, bridge)], .return, provenance: provenance))
+            }
+        }
+        if hairpin {
+            history.insert(
+                .nat, "POSTROUTING",
+                Rule([.interface(.destination, bridge), .localAddress(.source)], .masquerade, provenance: provenance))
+        }
+        if network.icc {
+            history.append(.filter, Self.forward, Rule([.interface(.source, bridge)], .accept, provenance: provenance))
+        } else {
+            history.append(.filter, Self.forward, DockerClassicRules.icc(network, accept: false))
+            history.append(.filter, Self.forward, DockerClassicRules.outgoing(network))
+        }
+        // setDefaultForwardRule, then the DOCKER-CT and DOCKER-BRIDGE rules.
+        history.append(
+            .filter, "DOCKER",
+            Rule(
+                [.interface(.source, bridge, negated: true), .interface(.destination, bridge)], .drop,
+                provenance: provenance))
+        history.append(.filter, Self.conntrack, DockerClassicRules.established(network))
+        history.append(.filter, Self.bridges, DockerClassicRules.jumpToDocker(network))
+        guard isolationChains else { return }
+        // setINC: the STAGE-1 jump is appended, the STAGE-2 drop inserted.
+        history.append(
+            .filter, Self.stage1,
+            Rule(
+                [.interface(.source, bridge), .interface(.destination, bridge, negated: true)], .jump(Self.stage2),
+                provenance: provenance))
+        history.insert(.filter, Self.stage2, Rule([.interface(.destination, bridge)], .drop, provenance: provenance))
+    }
+
+    /// Endpoints first (one raw direct-access drop per address on a non-internal network), then
+    /// the port bindings of the gateway endpoint.
+    func startContainer(_ container: Container, policy: Policy, history: inout XtablesHistory) {
+        for attachment in container.attachments {
+            guard let network = policy.network(attachment.network), !network.internal, network.subnet4 != nil,
+                let address = attachment.address4
+            else { continue }
+            history.append(
+                .raw, "PREROUTING",
+                Rule(
+                    [
+                        .address(.destination, IPPrefix(host: address)),
+                        .interface(.source, network.bridge, negated: true),
+                    ],
+                    .drop, provenance: container.origin.provenance))
+        }
+        guard let (attachment, network) = DockerClassicRules.portMappingEndpoint(container, policy: policy),
+            let address = attachment.address4
+        else { return }
+        let hairpin = !policy.host.userlandProxy
+        for binding in DockerClassicRules.bindings(container) {
+            let hostAddress = binding.publish.hostAddress ?? network.hostBinding
+            guard hostAddress?.family ?? .ipv4 == .ipv4 else { continue }
+            let specific = hostAddress.flatMap { $0.isUnspecified ? nil : $0 }
+            let rules = DockerClassicRules.publish(
+                binding.publish, hostPort: binding.hostPort, containerPort: binding.containerPort,
+                containerAddress: address, network: network, hostAddress: specific, matchBridgeOnDNAT: !hairpin)
+            // filterPortMappedOnLoopback: remote packets to a loopback publish are dropped.
+            if let specific, Self.loopback.contains(specific) {
+                history.append(
+                    .raw, "PREROUTING",
+                    Rule(
+                        [
+                            .address(.destination, IPPrefix(host: specific)), .interface(.source, "lo", negated: true),
+                            .transport(binding.publish.transport), .port(.destination, PortRange(binding.hostPort)),
+                        ], .drop, provenance: binding.publish.origin.provenance))
+            }
+            // setPerPortNAT (hairpin MASQUERADE only without the proxy), setPerPortForwarding
+            // (ACCEPT inserted at the head of DOCKER, above the bridge's DROP). The SCTP checksum
+            // rule needs DOCKER_IPTABLES_SCTP_CHECKSUM=1 since 28 and is not written.
+            history.append(.nat, "DOCKER", rules.dnat)
+            if hairpin { history.append(.nat, "POSTROUTING", rules.hairpinMasquerade) }
+            history.insert(.filter, "DOCKER", rules.accept)
+        }
+    }
+
+    /// Neither layout writes ip6tables rules, although both Dockers do for IPv6 networks.
+    static func refuseIPv6(_ policy: Policy, docker: String, _ problems: inout LayoutDiagnostics) {
+        for network in policy.networks where network.subnet6 != nil {
+            problems.unsupported(
+                "an IPv6 subnet (network '\(network.name)')", at: network.origin,
+                hint:
+                    "Docker \(docker) writes ip6tables rules for it, which this layout does not; use --layout docker-20.10"
+            )
+        }
+        DockerClassicRules.refuseIPv6HostAddresses(policy, &problems)
+    }
+}
