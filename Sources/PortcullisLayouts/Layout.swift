@@ -94,10 +94,6 @@ struct XtablesHistory {
         tables[table]![chain: chain].rules.insert(Rule([], .jump(target), provenance: .daemon), at: 0)
     }
 
-    mutating func delete(_ table: XtablesTable, _ chain: String, _ rule: Rule) {
-        tables[table]?[chain: chain].rules.removeAll { $0.matches == rule.matches && $0.action == rule.action }
-    }
-
     private func contains(_ table: XtablesTable, _ chain: String, _ rule: Rule) -> Bool {
         tables[table]![chain: chain].rules.contains {
             $0.matches == rule.matches && $0.action == rule.action && $0.effects == rule.effects
