@@ -59,6 +59,21 @@ extension XtablesTableKind {
 struct XtablesHistory {
     var tables: [XtablesTable: Table] = [:]
     let family: TableFamily
+    /// What each chain holds, for Docker's "add unless present" check in constant time.
+    private var present: [String: Set<RuleKey>] = [:]
+
+    /// A rule as `iptables -C` compares it: matches, effects and target, not comments or origin.
+    private struct RuleKey: Hashable {
+        let matches: [Match]
+        let effects: [Effect]
+        let action: Action?
+
+        init(_ rule: Rule) {
+            matches = rule.matches
+            effects = rule.effects
+            action = rule.action
+        }
+    }
 
     init(family: TableFamily, forwardPolicy: ChainPolicy) {
         self.family = family
@@ -72,31 +87,38 @@ struct XtablesHistory {
         if tables[table]!.chain(name) == nil { tables[table]!.chains.append(Chain(name: name)) }
     }
 
+    /// Edits a chain in place (no copy of its rules).
+    private mutating func edit(_ table: XtablesTable, _ chain: String, _ body: (inout Chain) -> Void) {
+        newChain(table, chain)
+        let index = tables[table]!.chains.firstIndex { $0.name == chain }!
+        body(&tables[table]!.chains[index])
+    }
+
+    /// Records the rule as present; false when an identical one already is.
+    private mutating func add(_ table: XtablesTable, _ chain: String, _ rule: Rule) -> Bool {
+        present["\(table.rawValue)/\(chain)", default: []].insert(RuleKey(rule)).inserted
+    }
+
     /// `iptables -I CHAIN` (position 1), skipped when an identical rule exists, like Docker's
     /// `-C` check before every add.
     mutating func insert(_ table: XtablesTable, _ chain: String, _ rule: Rule) {
-        newChain(table, chain)
-        if contains(table, chain, rule) { return }
-        tables[table]![chain: chain].rules.insert(rule, at: 0)
+        guard add(table, chain, rule) else { return }
+        edit(table, chain) { $0.rules.insert(rule, at: 0) }
     }
 
     /// `iptables -A CHAIN`, skipped when an identical rule exists.
     mutating func append(_ table: XtablesTable, _ chain: String, _ rule: Rule) {
-        newChain(table, chain)
-        if contains(table, chain, rule) { return }
-        tables[table]![chain: chain].rules.append(rule)
+        guard add(table, chain, rule) else { return }
+        edit(table, chain) { $0.rules.append(rule) }
     }
 
     /// Docker's `EnsureJumpRule`: delete the jump wherever it is, then insert it at the top.
     mutating func ensureJumpOnTop(_ table: XtablesTable, _ chain: String, to target: String) {
-        newChain(table, chain)
-        tables[table]![chain: chain].rules.removeAll { $0.matches.isEmpty && $0.action == .jump(target) }
-        tables[table]![chain: chain].rules.insert(Rule([], .jump(target), provenance: .daemon), at: 0)
-    }
-
-    private func contains(_ table: XtablesTable, _ chain: String, _ rule: Rule) -> Bool {
-        tables[table]![chain: chain].rules.contains {
-            $0.matches == rule.matches && $0.action == rule.action && $0.effects == rule.effects
+        let jump = Rule([], .jump(target), provenance: .daemon)
+        _ = add(table, chain, jump)
+        edit(table, chain) { chain in
+            chain.rules.removeAll { $0.matches.isEmpty && $0.action == .jump(target) }
+            chain.rules.insert(jump, at: 0)
         }
     }
 

@@ -822,22 +822,43 @@ public struct Checker {
     }
 
     private mutating func checkPublishConflicts() {
-        var seen: [(Publish, IPAddress?, String)] = []
+        struct Binding: Hashable {
+            let address: IPAddress?
+            let transport: TransportProtocol
+            let port: UInt16
+        }
+        // Who holds each host port, by address; all addresses (nil) clash with every address.
+        var holders: [Binding: (Publish, String)] = [:]
+        var anyAddress: [TransportProtocol: [UInt16: (Publish, String)]] = [:]
+        var someAddress: [TransportProtocol: [UInt16: (Publish, String)]] = [:]
         for container in containers {
             for publish in container.publishes {
                 let address = boundAddress(publish, of: container)
-                if let (other, _, owner) = seen.first(where: { other, otherAddress, _ in
-                    // Two different host addresses may share a port; all addresses (nil) clash
-                    // with every address.
-                    other.transport == publish.transport && other.hostPorts.overlaps(publish.hostPorts)
-                        && (otherAddress == nil || address == nil || otherAddress == address)
-                }) {
+                var clash: (Publish, String)?
+                for port in publish.hostPorts.first...publish.hostPorts.last where clash == nil {
+                    clash =
+                        address == nil
+                        ? anyAddress[publish.transport]?[port] ?? someAddress[publish.transport]?[port]
+                        : holders[Binding(address: address, transport: publish.transport, port: port)]
+                            ?? anyAddress[publish.transport]?[port]
+                }
+                if let (other, owner) = clash {
                     error(
                         "host port \(publish.hostPorts)/\(publish.transport.rawValue) is already published by container '\(owner)' (line \(other.origin.location.line))",
                         at: SourceRange(start: publish.origin.location, length: 7),
                         hint: "two publishes cannot share a host address, port and protocol")
                 }
-                seen.append((publish, address, container.name))
+                for port in publish.hostPorts.first...publish.hostPorts.last {
+                    if address == nil {
+                        anyAddress[publish.transport, default: [:]][port] =
+                            anyAddress[publish.transport]?[port] ?? (publish, container.name)
+                    } else {
+                        let binding = Binding(address: address, transport: publish.transport, port: port)
+                        holders[binding] = holders[binding] ?? (publish, container.name)
+                        someAddress[publish.transport, default: [:]][port] =
+                            someAddress[publish.transport]?[port] ?? (publish, container.name)
+                    }
+                }
             }
         }
     }

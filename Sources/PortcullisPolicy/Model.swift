@@ -6,9 +6,9 @@ import PortcullisSyntax
 public struct Policy: Sendable {
     public var host: HostSettings
     /// Networks in creation order (the daemon's default bridge first, then declaration order).
-    public var networks: [Network]
+    public let networks: [Network]
     /// Containers in start order.
-    public var containers: [Container]
+    public let containers: [Container]
     public var groups: [String: [String]]
     public var addressSets: [String: [IPPrefix]]
     public var services: [String: [PortSpec]]
@@ -16,9 +16,29 @@ public struct Policy: Sendable {
     public var rules: [PolicyRule]
     /// The order in which the daemon would see networks created and containers started.
     public var events: [CreationEvent]
+    /// Positions by name, so lookups stay constant-time on hosts with thousands of containers.
+    private let networkIndex: [String: Int]
+    private let containerIndex: [String: Int]
 
-    public func network(_ name: String) -> Network? { networks.first { $0.name == name } }
-    public func container(_ name: String) -> Container? { containers.first { $0.name == name } }
+    init(
+        host: HostSettings, networks: [Network], containers: [Container], groups: [String: [String]],
+        addressSets: [String: [IPPrefix]], services: [String: [PortSpec]], rules: [PolicyRule], events: [CreationEvent]
+    ) {
+        self.host = host
+        self.networks = networks
+        self.containers = containers
+        self.groups = groups
+        self.addressSets = addressSets
+        self.services = services
+        self.rules = rules
+        self.events = events
+        networkIndex = Dictionary(networks.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
+        containerIndex = Dictionary(
+            containers.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    public func network(_ name: String) -> Network? { networkIndex[name].map { networks[$0] } }
+    public func container(_ name: String) -> Container? { containerIndex[name].map { containers[$0] } }
 }
 
 public enum CreationEvent: Sendable, Hashable {
