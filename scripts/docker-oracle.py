@@ -681,6 +681,18 @@ def subseed_of(seed, i):
     return int.from_bytes(hashlib.sha256(("%d/%d" % (seed, i)).encode()).digest()[:6], "big")
 
 
+def compile_policy(binary, policy):
+    """Compiles policy text with --layout docker-20.10 --backend iptables."""
+    with tempfile.NamedTemporaryFile("w", suffix=".policy", prefix="pco-", delete=False) as f:
+        f.write(policy)
+        path = f.name
+    try:
+        return subprocess.run([binary, "compile", path, "--layout", "docker-20.10", "--backend", "iptables"],
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        os.unlink(path)
+
+
 def run_scenario(args, seed, i, sub, work, cli):
     """Returns (status, report text, seconds); status in ok/MISMATCH/ERROR."""
     t0 = time.time()
@@ -692,14 +704,7 @@ def run_scenario(args, seed, i, sub, work, cli):
     cmds = docker_commands(sc)
     shown = ["dockerd --iptables=true" + "".join(" " + f for f in sc.flags) + "    (plus private roots/socket, vfs)"]
     if args.dry_run:
-        with tempfile.NamedTemporaryFile("w", suffix=".policy", prefix="pco-", delete=False) as f:
-            f.write(policy)
-            pfile = f.name
-        try:
-            r = subprocess.run([args.binary, "compile", pfile, "--layout", "docker-20.10",
-                                "--backend", "iptables"], capture_output=True, text=True, timeout=60)
-        finally:
-            os.unlink(pfile)
+        r = compile_policy(args.binary, policy)
         text = "  commands:\n" + "".join("    $ %s\n" % c[1] for c in cmds)
         text += "  policy:\n" + "".join("    " + l + "\n" if l else "\n" for l in policy.split("\n"))
         if r.returncode:
@@ -731,14 +736,7 @@ def run_scenario(args, seed, i, sub, work, cli):
     finally:
         run.cleanup()
     if captured is not None:
-        with tempfile.NamedTemporaryFile("w", suffix=".policy", prefix="pco-", delete=False) as f:
-            f.write(policy)
-            pfile = f.name
-        try:
-            r = subprocess.run([args.binary, "compile", pfile, "--layout", "docker-20.10",
-                                "--backend", "iptables"], capture_output=True, text=True, timeout=60)
-        finally:
-            os.unlink(pfile)
+        r = compile_policy(args.binary, policy)
         if r.returncode:
             status, detail = "ERROR", "portcullis compile failed (exit %d):\n%s%s" % (r.returncode, r.stdout, r.stderr)
         elif r.stdout != captured:
