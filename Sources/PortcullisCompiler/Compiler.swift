@@ -62,7 +62,7 @@ public struct Compiler: Sendable {
     public func render(_ policy: Policy, sources: SourceStore, layout: any Layout, backend: Backend) -> Result<
         [RenderedFile], CompileFailure
     > {
-        switch layout.lower(policy) {
+        switch layout.lower(policy, for: backend.firewall) {
         case .failure(let error):
             return .failure(.diagnostics(error.diagnostics, sources))
         case .success(let ruleset):

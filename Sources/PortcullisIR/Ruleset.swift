@@ -16,6 +16,13 @@ public struct Ruleset: Sendable, Hashable {
     }
 }
 
+/// The kind of firewall a ruleset is built for. Docker writes different rules through its
+/// nftables firewaller than through iptables, and some layouts exist for only one of them.
+public enum Firewall: String, Sendable, Hashable, CaseIterable {
+    case iptables
+    case nftables
+}
+
 /// nftables table families; `ip` and `ip6` are also what iptables and ip6tables tables map to.
 public enum TableFamily: String, Sendable, Hashable, CaseIterable {
     case ip

@@ -13,6 +13,15 @@ public protocol Layout: Sendable {
     var summary: String { get }
     /// Builds the ruleset, or reports the parts of the policy this layout cannot express.
     func lower(_ policy: Policy) -> Result<Ruleset, DiagnosticError>
+    /// Builds the ruleset for one kind of firewall. Layouts whose rules do not depend on it
+    /// (the iptables-era Docker layouts, rendered as nft by translation) keep the default.
+    func lower(_ policy: Policy, for firewall: Firewall) -> Result<Ruleset, DiagnosticError>
+}
+
+extension Layout {
+    public func lower(_ policy: Policy, for firewall: Firewall) -> Result<Ruleset, DiagnosticError> {
+        lower(policy)
+    }
 }
 
 /// Every layout Portcullis knows, by name.

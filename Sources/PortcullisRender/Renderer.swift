@@ -16,6 +16,14 @@ public enum Backend: String, Sendable, CaseIterable {
         }
     }
 
+    /// The kind of firewall the output is loaded into.
+    public var firewall: Firewall {
+        switch self {
+        case .iptables: .iptables
+        case .nftables, .nftablesJSON: .nftables
+        }
+    }
+
     public var renderer: any Renderer {
         switch self {
         case .iptables: IptablesRenderer()

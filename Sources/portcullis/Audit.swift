@@ -101,7 +101,7 @@ struct Audit: ParsableCommand {
             let (checked, sources) = try compiler.check(policy).get(orExit: fail)
             let (resolved, _) = try compiler.resolve(layout: layout, backend: "iptables", policy: checked).get(
                 orExit: fail)
-            switch resolved.lower(checked) {
+            switch resolved.lower(checked, for: .iptables) {
             case .success(let expected):
                 findings = DriftAudit(expected: expected, actual: read, text: ruleText).findings()
             case .failure(let error): throw fail(.diagnostics(error.diagnostics, sources))

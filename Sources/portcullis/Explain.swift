@@ -42,6 +42,13 @@ struct Explain: ParsableCommand {
     @Option(help: "The layout to evaluate (default: the policy's, else docker-20.10).")
     var layout: String?
 
+    @Option(
+        help: """
+            The backend whose rules to evaluate (default: the policy's, else iptables): docker-29 writes \
+            different rules through nftables, and the native layout exists only there.
+            """)
+    var backend: String?
+
     @Option(help: "The host's own address, as seen from outside.")
     var hostAddress = "192.0.2.1"
 
@@ -51,10 +58,10 @@ struct Explain: ParsableCommand {
     func run() throws {
         let compiler = Compiler()
         let (checked, sources) = try compiler.check(policy).get(orExit: fail)
-        let (resolvedLayout, _) = try compiler.resolve(layout: layout, backend: "iptables", policy: checked).get(
-            orExit: fail)
+        let (resolvedLayout, resolvedBackend) = try compiler.resolve(layout: layout, backend: backend, policy: checked)
+            .get(orExit: fail)
         let ruleset: Ruleset
-        switch resolvedLayout.lower(checked) {
+        switch resolvedLayout.lower(checked, for: resolvedBackend.firewall) {
         case .success(let lowered): ruleset = lowered
         case .failure(let error): throw fail(.diagnostics(error.diagnostics, sources))
         }
