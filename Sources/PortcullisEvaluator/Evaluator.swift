@@ -54,6 +54,17 @@ public struct TraceStep: Sendable {
     /// nil when the step is a base chain's policy.
     public let rule: Rule?
     public let outcome: String
+    /// The map element that decided the step (a published port in a DNAT map, a bridge pair in
+    /// a verdict map), whose provenance names the statement behind it.
+    public let element: SetElement?
+
+    init(table: String, chain: String, rule: Rule?, outcome: String, element: SetElement? = nil) {
+        self.table = table
+        self.chain = chain
+        self.rule = rule
+        self.outcome = outcome
+        self.element = element
+    }
 }
 
 public enum Verdict: String, Sendable {
@@ -147,12 +158,26 @@ public struct Evaluator: Sendable {
     func walk(_ chain: Chain, in table: Table, _ state: inout State, depth: Int) -> Flow {
         guard depth < 64 else { return .verdict(.drop) }  // the kernel refuses loops; never hang on one
         for rule in chain.rules where matches(rule, state, table: table) {
+            var element: SetElement?
             func step(_ outcome: String) {
-                state.trace.append(TraceStep(table: table.name, chain: chain.name, rule: rule, outcome: outcome))
+                state.trace.append(
+                    TraceStep(table: table.name, chain: chain.name, rule: rule, outcome: outcome, element: element))
             }
-            guard let action = rule.action else {
+            guard var action = rule.action else {
                 step(rule.effects.isEmpty ? "matched" : "log")
                 continue
+            }
+            // A map lookup decides the action; a packet no element covers goes on to the next rule.
+            switch action {
+            case .verdictMap(let keys, let map), .dnatMap(_, let keys, let map):
+                guard let set = table.sets.first(where: { $0.name == map }),
+                    let key = keyValues(keys, set: set, state),
+                    let found = set.element(covering: key),
+                    let resolved = resolve(action, found)
+                else { continue }
+                element = found
+                action = resolved
+            default: break
             }
             switch action {
             case .accept:
@@ -186,8 +211,8 @@ public struct Evaluator: Sendable {
                 return .verdict(.accept)
             case .checksumFill:
                 step("checksum fill")
-            case .verdictMap:
-                step("verdict map (not evaluated)")
+            case .verdictMap, .dnatMap:
+                continue  // resolved above
             case .opaque(let text):
                 step("\(text) (not evaluated)")
             }
@@ -206,6 +231,8 @@ public struct Evaluator: Sendable {
                 return (interface == name) != negated
             case .transport(let transport, let negated):
                 return (packet.transport == transport) != negated
+            case .transports(let transports):
+                return packet.transport.map(transports.contains) ?? false
             case .port(let direction, let ports):
                 return ports.contains(direction == .source ? packet.sourcePort : packet.destinationPort)
             case .localAddress(let direction, let negated):
@@ -221,9 +248,64 @@ public struct Evaluator: Sendable {
                 return ports.contains(state.originalDestinationPort)
             case .limit:
                 return true  // a rate limit lets the first packet through
-            case .inSet, .opaque:
+            case .inSet(let keys, let name, let negated):
+                // An address key of the other family means the rule does not apply to the packet
+                // (`ip saddr` implies an IPv4 packet), negated or not.
+                guard let set = table.sets.first(where: { $0.name == name }),
+                    let key = keyValues(keys, set: set, state)
+                else { return false }
+                return (set.element(covering: key) != nil) != negated
+            case .opaque:
                 return false  // not modelled: the rule is taken not to match
             }
+        }
+    }
+
+    /// The packet's values for a set's key fields; nil when the packet has no such value (no
+    /// output interface before routing, no port) or an address field is of the other family.
+    func keyValues(_ fields: [SetKeyField], set: NamedSet, _ state: State) -> [SetValue]? {
+        let packet = state.packet
+        var values: [SetValue] = []
+        for (index, field) in fields.enumerated() {
+            let type = index < set.keyTypes.count ? set.keyTypes[index] : nil
+            func address(_ address: IPAddress) -> SetValue? {
+                let family: IPFamily? =
+                    switch type {
+                    case .ipv4Address?: .ipv4
+                    case .ipv6Address?: .ipv6
+                    default: nil
+                    }
+                return family == address.family ? .address(IPPrefix(host: address)) : nil
+            }
+            let value: SetValue? =
+                switch field {
+                case .sourceAddress: address(packet.source)
+                case .destinationAddress: address(packet.destination)
+                case .originalDestinationAddress: address(state.originalDestination)
+                case .inputInterface: .interface(packet.inputInterface)
+                case .outputInterface: state.outputInterface.map { .interface($0) }
+                case .transport: packet.transport.map { .transport($0) }
+                case .destinationPort: packet.transport == nil ? nil : .ports(PortRange(packet.destinationPort))
+                case .originalDestinationPort:
+                    packet.transport == nil ? nil : .ports(PortRange(state.originalDestinationPort))
+                }
+            guard let value else { return nil }
+            values.append(value)
+        }
+        return values
+    }
+
+    /// What a map element makes of a map action: its verdict, or the DNAT it yields.
+    func resolve(_ action: Action, _ element: SetElement) -> Action? {
+        switch (action, element.value) {
+        case (.verdictMap, .verdict(let verdict)?):
+            return verdict
+        case (.dnatMap, .data(let data)?):
+            guard case .address(let prefix)? = data.first else { return nil }
+            if data.count > 1, case .ports(let ports) = data[1] { return .dnat(prefix.address, ports) }
+            return .dnat(prefix.address, nil)
+        default:
+            return nil
         }
     }
 }

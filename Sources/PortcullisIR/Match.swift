@@ -40,6 +40,9 @@ public enum Match: Sendable, Hashable {
     case interface(Direction, String, negated: Bool = false)
     /// `-p tcp`, `meta l4proto tcp` (implied by a port match in nft).
     case transport(TransportProtocol, negated: Bool = false)
+    /// `meta l4proto { tcp, udp, sctp }` (nftables only): one of several protocols, which nft
+    /// requires before a NAT statement maps to a port.
+    case transports([TransportProtocol])
     /// `-m tcp --dport 80`, `tcp dport 80`; needs a `.transport` match in the same rule.
     case port(Direction, PortRange)
     /// `-m addrtype --dst-type LOCAL`, `fib daddr type local`.
@@ -111,6 +114,9 @@ public enum Action: Sendable, Hashable {
     case checksumFill
     /// A verdict map lookup (`... vmap @name`), native layout only.
     case verdictMap(keys: [SetKeyField], map: String)
+    /// Destination NAT to what a map yields for the packet's fields (`dnat ip to KEYS map @name`):
+    /// an address, or an address and a port when the map's data says so. nftables only.
+    case dnatMap(IPFamily, keys: [SetKeyField], map: String)
     /// A target read from a live ruleset that Portcullis does not model, kept verbatim
     /// (`TCPMSS --clamp-mss-to-pmtu`).
     case opaque(String)

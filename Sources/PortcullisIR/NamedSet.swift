@@ -50,9 +50,38 @@ public enum MapResult: Sendable, Hashable {
 public struct SetElement: Sendable, Hashable {
     public var key: [SetValue]
     public var value: MapResult?
+    /// The policy statement the element stands for; not rendered, used by explain and audit.
+    public var provenance: Provenance?
 
-    public init(key: [SetValue], value: MapResult? = nil) {
+    public init(key: [SetValue], value: MapResult? = nil, provenance: Provenance? = nil) {
         self.key = key
         self.value = value
+        self.provenance = provenance
+    }
+}
+
+extension SetValue {
+    /// Whether this component of a set element covers a packet's value for the same field: an
+    /// address inside the prefix, a port inside the range, the same protocol or interface.
+    public func covers(_ value: SetValue) -> Bool {
+        switch (self, value) {
+        case (.address(let prefix), .address(let other)):
+            prefix.family == other.family && prefix.length <= other.length && prefix.contains(other.address)
+        case (.ports(let range), .ports(let other)): range.first <= other.first && other.last <= range.last
+        case (.transport(let t), .transport(let other)): t == other
+        case (.interface(let name), .interface(let other)): name == other
+        default: false
+        }
+    }
+}
+
+extension NamedSet {
+    /// The element a packet's key falls into, as the kernel looks it up; nil when none does.
+    /// Elements of one set never overlap (nft refuses overlapping intervals), so the first
+    /// covering element is the only one.
+    public func element(covering key: [SetValue]) -> SetElement? {
+        elements.first { element in
+            element.key.count == key.count && zip(element.key, key).allSatisfy { $0.covers($1) }
+        }
     }
 }

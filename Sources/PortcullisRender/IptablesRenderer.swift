@@ -116,6 +116,10 @@ public struct IptablesRenderer: Renderer {
             return ("limit", ["--limit", "\(rate.count)/\(unit)"])
         case .inSet(_, let set, _):
             throw RenderError("iptables cannot look up the nftables set '\(set)'", provenance: provenance)
+        case .transports(let transports):
+            throw RenderError(
+                "iptables matches one protocol per rule, not \(transports.map(\.rawValue).joined(separator: ", "))",
+                provenance: provenance)
         case .opaque(let text):
             return ("", [text])
         case .address, .interface, .transport:
@@ -148,8 +152,8 @@ public struct IptablesRenderer: Renderer {
         case .dnat(let address, let ports):
             let host = address.family == .ipv6 ? "[\(address)]" : address.description
             return ["-j", "DNAT", "--to-destination", host + (ports.map { ":\($0)" } ?? "")]
-        case .verdictMap(_, let map):
-            throw RenderError("iptables cannot use the nftables verdict map '\(map)'", provenance: rule.provenance)
+        case .verdictMap(_, let map), .dnatMap(_, _, let map):
+            throw RenderError("iptables cannot use the nftables map '\(map)'", provenance: rule.provenance)
         case .opaque(let text):
             return ["-j", text]
         }

@@ -138,6 +138,7 @@ public struct NftJSONRenderer: Renderer {
         case .ports(let ports): portsJSON(ports)
         case .flags(let flags): .array(flags.map { .string($0) })
         case .setReference(let name): .string("@\(name)")
+        case .keywords(let words): .object([("set", .array(words.map { .string($0) }))])
         }
     }
 
@@ -175,6 +176,11 @@ public struct NftJSONRenderer: Renderer {
             return .object([("snat", .object(members))])
         case .verdictMap(let key, let map):
             return .object([("vmap", .object([("key", operandJSON(key)), ("data", .string("@\(map)"))]))])
+        case .dnatMap(let family, let key, let map):
+            var members: [(String, JSON)] = inet ? [("family", .string(NftVocabulary.addressProtocol(family)))] : []
+            members.append(
+                ("addr", .object([("map", .object([("key", operandJSON(key)), ("data", .string("@\(map)"))]))])))
+            return .object([("dnat", .object(members))])
         }
     }
 }

@@ -118,6 +118,7 @@ public struct NftTextRenderer: Renderer {
         case .ports(let ports): ports.description
         case .flags(let flags): flags.joined(separator: ",")
         case .setReference(let name): "@\(name)"
+        case .keywords(let words): "{ " + words.joined(separator: ", ") + " }"
         }
     }
 
@@ -139,6 +140,8 @@ public struct NftTextRenderer: Renderer {
             return "snat \(natFamily(family, table))to \(address)"
         case .verdictMap(let key, let map):
             return "\(operandText(key)) vmap @\(map)"
+        case .dnatMap(let family, let key, let map):
+            return "dnat \(natFamily(family, table))to \(operandText(key)) map @\(try identifier(map))"
         }
     }
 

@@ -15,6 +15,8 @@ enum NftExpression {
     case snat(family: IPFamily, address: IPAddress)
     case masquerade
     case verdictMap(NftOperand, map: String)
+    /// `dnat ip to KEY map @name`.
+    case dnatMap(family: IPFamily, key: NftOperand, map: String)
 }
 
 enum NftOperand {
@@ -32,6 +34,8 @@ enum NftValue {
     case ports(PortRange)
     case flags([String])
     case setReference(String)
+    /// An anonymous set of keywords: `{ tcp, udp }`.
+    case keywords([String])
 }
 
 struct NftRule {
@@ -84,6 +88,8 @@ enum NftVocabulary {
                 if !hasPort || negated {
                     expressions.append(.match(.meta("l4proto"), negated: negated, .keyword(t.rawValue)))
                 }
+            case .transports(let transports):
+                expressions.append(.match(.meta("l4proto"), negated: false, .keywords(transports.map(\.rawValue))))
             case .port(let direction, let ports):
                 guard let transport else {
                     throw RenderError(
@@ -142,6 +148,8 @@ enum NftVocabulary {
             case .snat(let address): expressions.append(.snat(family: address.family, address: address))
             case .verdictMap(let keys, let map):
                 expressions.append(.verdictMap(operand(keys, table: table, set: map), map: map))
+            case .dnatMap(let family, let keys, let map):
+                expressions.append(.dnatMap(family: family, key: operand(keys, table: table, set: map), map: map))
             case .opaque(let text):
                 throw RenderError(
                     "target '\(text)' has no nftables form known to Portcullis", provenance: rule.provenance)
