@@ -35,8 +35,10 @@ let package = Package(
         .target(name: "JanssonKit", dependencies: ["CJansson"]),
         .target(name: "NftablesKit", dependencies: ["CNftables"]),
         .target(name: "PortcullisRender", dependencies: ["PortcullisIR", "JanssonKit"]),
-        // Reads live rulesets (iptables-save text) back into the IR, for audit, import and explain.
-        .target(name: "PortcullisReaders", dependencies: ["PortcullisIR", "PortcullisNet", "JanssonKit"]),
+        // Reads rulesets (iptables-save text, libnftables JSON, live through libnftables) back
+        // into the IR, for audit and import.
+        .target(
+            name: "PortcullisReaders", dependencies: ["PortcullisIR", "PortcullisNet", "JanssonKit", "NftablesKit"]),
         // Risk findings and drift on rulesets read back from hosts, for `audit`.
         .target(name: "PortcullisAudit", dependencies: ["PortcullisIR", "PortcullisNet"]),
         // Walks a ruleset as the kernel would, for `explain`.

@@ -22,6 +22,35 @@ public struct Finding: Sendable, Equatable {
     public let rule: Rule?
     public let explanation: String
     public let fix: String
+    /// The table's family, when it matters (nftables rulesets hold several).
+    public let family: TableFamily?
+    /// For drift: the rule the policy wants where the host has `rule` (with its policy line).
+    public let expectedRule: Rule?
+    /// For drift in order: the rule `rule` should stay on the other side of.
+    public let otherRule: Rule?
+    /// What the finding is about when it is not a rule (a set element).
+    public let subject: String?
+    /// The policy statement behind a finding that is not about a rule.
+    public let policyOrigin: Provenance?
+
+    public init(
+        id: String, severity: Severity, table: String, chain: String, rule: Rule?, explanation: String, fix: String,
+        family: TableFamily? = nil, expectedRule: Rule? = nil, otherRule: Rule? = nil, subject: String? = nil,
+        policyOrigin: Provenance? = nil
+    ) {
+        self.id = id
+        self.severity = severity
+        self.table = table
+        self.chain = chain
+        self.rule = rule
+        self.explanation = explanation
+        self.fix = fix
+        self.family = family
+        self.expectedRule = expectedRule
+        self.otherRule = otherRule
+        self.subject = subject
+        self.policyOrigin = policyOrigin
+    }
 }
 
 /// Risk findings on a Docker-style host's ruleset (read from a live host or a saved file),

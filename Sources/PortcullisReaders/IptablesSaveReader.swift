@@ -2,18 +2,44 @@ import Foundation
 import PortcullisIR
 import PortcullisNet
 
-/// A problem that stops reading: the ruleset is not valid `iptables-save` output.
+/// A problem that stops reading: the ruleset is not valid `iptables-save` output or not a
+/// libnftables JSON ruleset. Text errors name their line; JSON errors name the JSON path in
+/// their message (and have line 0, or the line of a JSON syntax error).
 public struct ReadError: Error, Sendable, CustomStringConvertible {
     public let line: Int
     public let message: String
-    public var description: String { "line \(line): \(message)" }
+    /// The input is well formed but uses something the IR cannot hold (a set type, ...).
+    public let unsupported: Bool
+
+    public init(line: Int, message: String, unsupported: Bool = false) {
+        self.line = line
+        self.message = message
+        self.unsupported = unsupported
+    }
+
+    public var description: String { line > 0 ? "line \(line): \(message)" : message }
 }
 
 /// Something read that Portcullis does not model; it is kept verbatim, never dropped.
 public struct ReadWarning: Sendable, CustomStringConvertible {
     public let line: Int
+    /// The JSON path of what the warning is about, for JSON input.
+    public let path: String?
     public let message: String
-    public var description: String { "line \(line): \(message)" }
+
+    public init(line: Int, message: String) {
+        self.line = line
+        self.path = nil
+        self.message = message
+    }
+
+    public init(path: String, message: String) {
+        self.line = 0
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String { path.map { "\($0): \(message)" } ?? "line \(line): \(message)" }
 }
 
 /// Reads `iptables-save` / `ip6tables-save` output (nft or legacy variant, with or without

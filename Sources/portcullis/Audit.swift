@@ -17,27 +17,43 @@ struct Audit: ParsableCommand {
             address with no source restriction, loopback publishes reachable from other hosts,
             ICC open, DNAT to addresses no bridge holds, duplicated and shadowed rules.
 
-            With a policy, compares what it compiles to with what the host holds, chain by chain:
-            missing rules, unexpected rules, policies and orders that differ.
+            With a policy, compares what it compiles to with what the host holds, on meaning:
+            rules missing, unexpected or changed, orders that change a verdict, chains not
+            hooked, sets and map elements that differ, other tools' tables that can drop what the
+            policy accepts. Each finding names the table, the chain, the rule and the policy line.
 
-            The rules come from iptables-save output (--ruleset FILE, '-' for stdin) or from the
-            live host (--live runs iptables-save in the current network namespace).
+            The rules come from a file (--ruleset FILE, '-' for stdin: iptables-save output or
+            an 'nft -j list ruleset' document, told apart by content or by --from) or from the
+            live host (--live: iptables-save and ip6tables-save, plus the nftables tables of other
+            tools listed through libnftables; with --backend nftables, the whole ruleset through
+            libnftables), in the current network namespace.
             Exit codes: 0 nothing found, 1 findings, 2 error.
 
             Examples:
               iptables-save | portcullis audit --ruleset -
               portcullis audit --live --format json
               portcullis audit policies/web-stack.policy --live
+              portcullis audit policies/web-stack.policy --live --backend nftables
+              nft -j list ruleset > host.json; portcullis audit policies/web-stack.policy --ruleset host.json
             """)
 
     @Argument(help: "A policy to compare the host with (optional).")
     var policy: String?
 
-    @Option(help: "iptables-save output to audit ('-' for stdin).")
+    @Option(help: "A saved ruleset to audit ('-' for stdin): iptables-save output or nft JSON.")
     var ruleset: String?
 
     @Flag(help: "Audit the rules of this host (the current network namespace).")
     var live = false
+
+    @Option(help: "The format of --ruleset: iptables-save or nft-json (default: told by content).")
+    var from: String?
+
+    @Option(
+        help:
+            "With --live: read the host through iptables (iptables-save) or nftables (libnftables JSON). Default: the policy's backend, else iptables."
+    )
+    var backend: String?
 
     @Option(help: "The layout to compare with (default: the policy's, else docker-20.10).")
     var layout: String?
@@ -45,15 +61,74 @@ struct Audit: ParsableCommand {
     @Option(help: "text or json (schema: docs/audit.md).")
     var format = "text"
 
+    /// What was read, and how it is spelled back for display.
+    struct HostRules {
+        var ruleset = Ruleset()
+        var source: String
+        var firewall: Firewall
+        var unreadTables: [String] = []
+    }
+
     func run() throws {
         guard (ruleset != nil) != live, format == "text" || format == "json" else {
             printError("error: give exactly one of --ruleset FILE and --live, and --format text or json")
             throw ExitCode(2)
         }
-        let text: String
-        let source: String
+        guard from == nil || from == "iptables-save" || from == "nft-json", from == nil || ruleset != nil else {
+            printError("error: --from is iptables-save or nft-json, and goes with --ruleset")
+            throw ExitCode(2)
+        }
+        let compiler = Compiler()
+        var lower: ((Firewall) throws -> Ruleset)?
+        var policyBackend: String?
+        if let policy {
+            let (model, sources) = try compiler.check(policy).get(orExit: fail)
+            let (resolved, _) = try compiler.resolve(layout: layout, backend: nil, policy: model).get(orExit: fail)
+            policyBackend = model.host.backend
+            lower = { firewall in
+                switch resolved.lower(model, for: firewall) {
+                case .success(let ruleset): return ruleset
+                case .failure(let error): throw fail(.diagnostics(error.diagnostics, sources))
+                }
+            }
+        }
+        let backendName = backend ?? policyBackend ?? Backend.iptables.rawValue
+        guard let liveBackend = Backend(rawValue: backendName) else {
+            printError("error: unknown backend '\(backendName)'; backends are: iptables, nftables, nftables-json")
+            throw ExitCode(2)
+        }
+        let host = try read(liveFirewall: liveBackend.firewall)
+
+        var findings: [Finding]
+        var expected = Ruleset()
+        if let lower {
+            // The policy as the host's kind of firewall holds it.
+            expected = try lower(host.firewall)
+            findings = DriftAudit(expected: expected, actual: host.ruleset, unreadTables: host.unreadTables).findings()
+        } else {
+            findings = RiskAudit(ruleset: host.ruleset).findings()
+            for name in host.unreadTables {
+                findings.append(
+                    Finding(
+                        id: "table-not-read", severity: .medium, table: name, chain: "", rule: nil,
+                        explanation:
+                            "the host has table \(name), of a family Portcullis does not read; it was not audited",
+                        fix: "check it with 'nft list table \(name)'"))
+            }
+        }
+        findings.sort { ($0.severity, $1.id) > ($1.severity, $0.id) }
+        let spell = RuleSpeller(firewall: host.firewall, actual: host.ruleset, expected: expected)
+        if format == "json" {
+            print(json(findings, host: host, spell: spell).rendered(indent: 2))
+        } else {
+            printText(findings, host: host, spell: spell)
+        }
+        if !findings.isEmpty { throw ExitCode(1) }
+    }
+
+    /// Reads the host's rules, all or nothing: an error exits 2, never a partial audit.
+    func read(liveFirewall: Firewall) throws -> HostRules {
         if let ruleset {
-            source = ruleset
             let data =
                 ruleset == "-"
                 ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: ruleset)
@@ -61,91 +136,202 @@ struct Audit: ParsableCommand {
                 printError("error: cannot read \(ruleset)")
                 throw ExitCode(2)
             }
-            text = String(decoding: data, as: UTF8.self)
-        } else {
-            source = "iptables-save (live)"
-            let save = Tool.run(["iptables-save"])
-            guard save.status == 0 else {
-                printError("error: iptables-save failed: \(save.error)")
+            let text = String(decoding: data, as: UTF8.self)
+            let json = from.map { $0 == "nft-json" } ?? (text.drop(while: \.isWhitespace).first == "{")
+            return json ? try readJSON(text, source: ruleset) : try readIptables(text, source: ruleset)
+        }
+        switch liveFirewall {
+        case .nftables:
+            do {
+                return try readJSON(try LiveNftables.listJSON(), source: "nftables (live)")
+            } catch let error as LiveNftables.ListError {
+                printError("error: \(error)")
                 throw ExitCode(2)
             }
-            text = save.output
-        }
-        // nft JSON (`nft -j list ruleset`), or iptables-save text, where captures may hold an
-        // ip6tables part after a '#### ip6tables' line.
-        let parts = text.components(separatedBy: "#### ip6tables")
-        var read = Ruleset()
-        do {
-            if text.drop(while: \.isWhitespace).first == "{" {
-                read = try NftJSONReader(source: source).read(text)
-            } else {
-                for (index, part) in parts.prefix(2).enumerated() {
-                    let (ruleset, warnings) = try IptablesSaveReader(family: index == 0 ? .ip : .ip6, source: source)
-                        .read(
-                            part)
-                    read.tables += ruleset.tables
-                    for warning in warnings { printError("warning: \(source): \(warning)") }
+        case .iptables:
+            var text = ""
+            for tool in ["iptables-save", "ip6tables-save"] {
+                let save = Tool.run([tool])
+                guard save.status == 0 else {
+                    printError("error: \(tool) failed: \(save.error)")
+                    throw ExitCode(2)
                 }
+                text += (tool == "ip6tables-save" ? "#### ip6tables\n" : "") + save.output
+            }
+            var host = try readIptables(text, source: "iptables-save (live)")
+            // Other tools' nftables tables can drop what the policy accepts: read them too
+            // (iptables-nft's own tables are the ones iptables-save printed).
+            do {
+                let others = try NftJSONReader(source: "nftables (live)").read(try LiveNftables.listJSON())
+                let xtables = Set(XtablesTableKind.allCases.map(\.rawValue) + ["security"])
+                for table in others.ruleset.tables
+                where !(table.family != .inet && xtables.contains(table.name))
+                    && host.ruleset.table(table.family, table.name) == nil
+                {
+                    host.ruleset.tables.append(table)
+                }
+                host.unreadTables += others.skippedTables
+            } catch {
+                printError("warning: nftables tables of other tools not read: \(error)")
+            }
+            return host
+        }
+    }
+
+    func readJSON(_ text: String, source: String) throws -> HostRules {
+        do {
+            let result = try NftJSONReader(source: source).read(text)
+            for warning in result.warnings { printError("warning: \(source): \(warning)") }
+            return HostRules(
+                ruleset: result.ruleset, source: source, firewall: .nftables, unreadTables: result.skippedTables)
+        } catch {
+            printError("error: \(source): \(error)")
+            throw ExitCode(2)
+        }
+    }
+
+    /// iptables-save text; captures may hold an ip6tables part after a '#### ip6tables' line.
+    func readIptables(_ text: String, source: String) throws -> HostRules {
+        var host = HostRules(source: source, firewall: .iptables)
+        do {
+            for (index, part) in text.components(separatedBy: "#### ip6tables").prefix(2).enumerated() {
+                let (ruleset, warnings) = try IptablesSaveReader(family: index == 0 ? .ip : .ip6, source: source).read(
+                    part)
+                host.ruleset.tables += ruleset.tables
+                for warning in warnings { printError("warning: \(source): \(warning)") }
             }
         } catch {
             printError("error: \(source): \(error)")
             throw ExitCode(2)
         }
-        let renderer = IptablesRenderer()
-        let ruleText: @Sendable (Rule, String, TableFamily) -> String = { rule, chain, family in
-            (try? renderer.renderRule(rule, chain: chain, family: family)) ?? "(unrenderable rule)"
-        }
-        var findings: [Finding]
-        if let policy {
-            let compiler = Compiler()
-            let (checked, sources) = try compiler.check(policy).get(orExit: fail)
-            let (resolved, _) = try compiler.resolve(layout: layout, backend: "iptables", policy: checked).get(
-                orExit: fail)
-            switch resolved.lower(checked, for: .iptables) {
-            case .success(let expected):
-                findings = DriftAudit(expected: expected, actual: read, text: ruleText).findings()
-            case .failure(let error): throw fail(.diagnostics(error.diagnostics, sources))
-            }
-        } else {
-            findings = RiskAudit(ruleset: read).findings()
-        }
-        findings.sort { ($0.severity, $1.id) > ($1.severity, $0.id) }
-        if format == "json" {
-            let items: [JSON] = findings.map { finding in
-                var members: [(String, JSON)] = [
-                    ("id", .string(finding.id)), ("severity", .string(finding.severity.rawValue)),
-                    ("table", .string(finding.table)), ("chain", .string(finding.chain)),
-                ]
-                if let rule = finding.rule {
-                    members.append(("rule", .string(ruleText(rule, finding.chain, .ip))))
-                    if let file = rule.provenance?.file, let line = rule.provenance?.line {
-                        members.append(("location", .string("\(file):\(line)")))
-                    }
+        return host
+    }
+
+    static func location(_ provenance: Provenance?) -> String? {
+        guard let provenance, let file = provenance.file else { return nil }
+        if let line = provenance.line { return "\(file):\(line)" }
+        return "\(file) \(provenance.statement)"
+    }
+
+    func json(_ findings: [Finding], host: HostRules, spell: RuleSpeller) -> JSON {
+        let items: [JSON] = findings.map { finding in
+            var members: [(String, JSON)] = [
+                ("id", .string(finding.id)), ("severity", .string(finding.severity.rawValue)),
+                ("table", .string(finding.table)), ("chain", .string(finding.chain)),
+            ]
+            if let family = finding.family { members.append(("family", .string(family.rawValue))) }
+            func add(_ key: String, _ rule: Rule?, side: RuleSpeller.Side) {
+                guard let rule else { return }
+                members.append((key, .string(spell.text(rule, finding, side))))
+                if let location = Self.location(rule.provenance) {
+                    members.append(
+                        (
+                            key == "rule" ? "location" : key.replacingOccurrences(of: "rule", with: "location"),
+                            .string(location)
+                        ))
                 }
-                members += [("explanation", .string(finding.explanation)), ("fix", .string(finding.fix))]
-                return .object(members)
             }
-            print(
-                JSON.object([
-                    ("schema", .string("portcullis-audit/1")), ("source", .string(source)),
-                    ("mode", .string(policy == nil ? "risks" : "drift")), ("findings", .array(items)),
-                ]).rendered(indent: 2))
-        } else if findings.isEmpty {
-            print("\(source): no findings")
-        } else {
-            for finding in findings {
-                var line = "\(finding.severity.rawValue): \(finding.id) in \(finding.table)/\(finding.chain)"
-                if let rule = finding.rule {
-                    if let file = rule.provenance?.file, let number = rule.provenance?.line {
-                        line += " (\(file):\(number))"
-                    }
-                    line += "\n    \(ruleText(rule, finding.chain, .ip))"
-                }
-                line += "\n    \(finding.explanation)\n    fix: \(finding.fix)"
-                print(line)
+            add("rule", finding.rule, side: finding.id == "missing-rule" ? .expected : .actual)
+            add("policy_rule", finding.expectedRule, side: .expected)
+            add("other_rule", finding.otherRule, side: .expected)
+            if let subject = finding.subject { members.append(("subject", .string(subject))) }
+            if let origin = Self.location(finding.policyOrigin) {
+                members.append(("policy_location", .string(origin)))
             }
-            print("\(findings.count) finding\(findings.count == 1 ? "" : "s")")
+            members += [("explanation", .string(finding.explanation)), ("fix", .string(finding.fix))]
+            return .object(members)
         }
-        if !findings.isEmpty { throw ExitCode(1) }
+        return JSON.object([
+            ("schema", .string("portcullis-audit/1")), ("source", .string(host.source)),
+            ("mode", .string(policy == nil ? "risks" : "drift")), ("findings", .array(items)),
+        ])
+    }
+
+    func printText(_ findings: [Finding], host: HostRules, spell: RuleSpeller) {
+        guard !findings.isEmpty else {
+            print("\(host.source): no findings")
+            return
+        }
+        for finding in findings {
+            let table =
+                host.firewall == .nftables ? "\(finding.family?.rawValue ?? "") \(finding.table)" : finding.table
+            var line = "\(finding.severity.rawValue): \(finding.id) in \(table)"
+            if !finding.chain.isEmpty { line += "/\(finding.chain)" }
+            if let rule = finding.rule {
+                if let location = Self.location(rule.provenance) { line += " (\(location))" }
+                line += "\n    \(spell.text(rule, finding, finding.id == "missing-rule" ? .expected : .actual))"
+            }
+            if let expected = finding.expectedRule {
+                line += "\n    policy wants: \(spell.text(expected, finding, .expected))"
+                if let origin = expected.provenance { line += "\n      from \(origin)" }
+            }
+            if let other = finding.otherRule {
+                line += "\n    other rule: \(spell.text(other, finding, .expected))"
+                if let origin = other.provenance { line += "\n      from \(origin)" }
+            }
+            if let subject = finding.subject { line += "\n    \(subject)" }
+            if let origin = finding.policyOrigin { line += "\n      from \(origin)" }
+            line += "\n    \(finding.explanation)\n    fix: \(finding.fix)"
+            print(line)
+        }
+        print("\(findings.count) finding\(findings.count == 1 ? "" : "s")")
+    }
+}
+
+/// Spells a rule the way the host's firewall prints it: `-A CHAIN ...` for iptables, nft
+/// syntax for nftables (with opaque parts as read).
+struct RuleSpeller {
+    enum Side {
+        case actual
+        case expected
+    }
+
+    let firewall: Firewall
+    let actual: Ruleset
+    let expected: Ruleset
+
+    func text(_ rule: Rule, _ finding: Finding, _ side: Side) -> String {
+        let family = finding.family ?? .ip
+        switch firewall {
+        case .iptables:
+            return (try? IptablesRenderer().renderRule(rule, chain: finding.chain, family: family))
+                ?? "(a rule iptables cannot spell)"
+        case .nftables:
+            let ruleset = side == .actual ? actual : expected
+            let sets = ruleset.table(family, finding.table)?.sets ?? []
+            let single = Ruleset(tables: [
+                Table(
+                    family: family, name: "t",
+                    chains: [
+                        Chain(
+                            name: "c",
+                            rules: [
+                                Rule(
+                                    rule.matches.filter {
+                                        if case .opaque = $0 { return false }
+                                        return true
+                                    }, effects: rule.effects, opaqueAction(rule.action) ? nil : rule.action,
+                                    comment: rule.comment)
+                            ])
+                    ],
+                    sets: sets)
+            ])
+            guard let text = try? NftTextRenderer().render(single).first?.text,
+                let line = text.split(separator: "\n").first(where: { $0.hasPrefix("\t\t") })
+            else { return "(a rule nft cannot spell)" }
+            var words = [line.trimmingCharacters(in: .whitespaces)]
+            let opaque = rule.matches.compactMap { match -> String? in
+                if case .opaque(let text) = match { return text }
+                return nil
+            }
+            words.insert(contentsOf: opaque, at: 0)
+            if case .opaque(let text)? = rule.action { words.append(text) }
+            return words.filter { !$0.isEmpty }.joined(separator: " ")
+        }
+    }
+
+    func opaqueAction(_ action: Action?) -> Bool {
+        if case .opaque? = action { return true }
+        return false
     }
 }
