@@ -3,7 +3,9 @@ import Testing
 
 /// The `portcullis` executable: exit codes, where output goes, and the error format.
 @Suite struct CommandLineTests {
-    static let binary = Repo.root + "/.build/debug/portcullis"
+    /// The built executable; `PORTCULLIS_BINARY` names another (a build with its own scratch path).
+    static let binary =
+        ProcessInfo.processInfo.environment["PORTCULLIS_BINARY"] ?? Repo.root + "/.build/debug/portcullis"
 
     func portcullis(_ arguments: [String]) -> CommandResult { run([Self.binary] + arguments) }
 
