@@ -255,7 +255,7 @@ public struct Evaluator: Sendable {
                     let key = keyValues(keys, set: set, state)
                 else { return false }
                 return (set.element(covering: key) != nil) != negated
-            case .opaque:
+            case .mark, .opaque:
                 return false  // not modelled: the rule is taken not to match
             }
         }

@@ -58,6 +58,9 @@ public enum Match: Sendable, Hashable {
     case originalDestinationPort(PortRange)
     /// `-m limit --limit N/unit`, `limit rate N/unit`.
     case limit(Rate)
+    /// `meta mark & MASK == VALUE` (`meta mark VALUE` without a mask), `-m mark --mark VALUE/MASK`:
+    /// the packet's firewall mark, as Docker's `--bridge-accept-fwmark` rule tests it.
+    case mark(UInt32, mask: UInt32? = nil)
     /// A lookup of the packet's fields in a named set (nftables only).
     case inSet(keys: [SetKeyField], set: String, negated: Bool = false)
     /// A match module read from a live ruleset that Portcullis does not model, kept verbatim
@@ -96,6 +99,9 @@ public enum Effect: Sendable, Hashable {
     case counter
     /// `-j LOG --log-prefix P` (a rule of its own in iptables), `log prefix P`.
     case log(prefix: RuleComment)
+    /// `meta mark set meta mark | BITS`: adds bits to the packet's firewall mark (nftables only;
+    /// iptables would need a MARK rule of its own).
+    case addMarkBits(UInt32)
 }
 
 /// What happens to a packet that matched: verdicts, jumps, and address translation.

@@ -46,12 +46,19 @@ public struct Table: Sendable, Hashable {
     public var chains: [Chain]
     /// Named sets and maps (the native layout's lookups).
     public var sets: [NamedSet]
+    /// Whether rules keep their matches in the order given, as `nft list` prints a table written
+    /// natively for nftables (Docker's own `docker-bridges`). Otherwise nft renderers order them
+    /// as iptables-nft does, for tables that stand for iptables ones.
+    public var keepsMatchOrder: Bool
 
-    public init(family: TableFamily, name: String, chains: [Chain] = [], sets: [NamedSet] = []) {
+    public init(
+        family: TableFamily, name: String, chains: [Chain] = [], sets: [NamedSet] = [], keepsMatchOrder: Bool = false
+    ) {
         self.family = family
         self.name = name
         self.chains = chains
         self.sets = sets
+        self.keepsMatchOrder = keepsMatchOrder
     }
 
     public func chain(_ name: String) -> Chain? { chains.first { $0.name == name } }

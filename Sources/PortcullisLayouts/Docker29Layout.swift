@@ -27,4 +27,13 @@ public struct Docker29Layout: Layout {
         rules.replay(policy, history: &history)
         return problems.result(Ruleset(tables: history.ruleset(order: [.mangle, .raw, .filter, .nat])))
     }
+
+    /// With `.nftables`, Docker 29's own nftables firewaller (`ip docker-bridges`, see
+    /// `Docker29NftablesRules`); with `.iptables`, the iptables one above.
+    public func lower(_ policy: Policy, for firewall: Firewall) -> Result<Ruleset, DiagnosticError> {
+        guard firewall == .nftables else { return lower(policy) }
+        var problems = LayoutDiagnostics(layout: name)
+        let tables = Docker29NftablesRules(policy: policy).lower(&problems)
+        return problems.result(Ruleset(tables: tables))
+    }
 }

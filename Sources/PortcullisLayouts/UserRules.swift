@@ -12,6 +12,9 @@ import PortcullisSyntax
 struct UserRules {
     let policy: Policy
     let family: IPFamily
+    /// Statements added to the accept of each `allow` (Docker 29's nftables layout marks the
+    /// packet, since an nftables accept does not stop Docker's own base chains).
+    var allowEffects: [Effect] = []
 
     /// Where a container or network sits: its bridge and its address (or subnet).
     struct Site: Hashable {
@@ -20,6 +23,14 @@ struct UserRules {
         let network: String
         let bridge: String
         let prefix: IPPrefix
+    }
+
+    /// Every source and destination a flow rule expands to, in rule order; a pair of one address
+    /// with itself is left out.
+    func pairs(_ rule: PolicyRule) -> [(source: Site, destination: Site)] {
+        rule.sources.flatMap(sites).flatMap { source in
+            rule.destinations.flatMap(sites).filter { $0 != source }.map { (source, $0) }
+        }
     }
 
     func sites(_ endpoint: Endpoint) -> [Site] {
@@ -159,28 +170,25 @@ struct UserRules {
     /// before routing and are left out.
     func crossBridgeAllowances() -> [Rule] {
         policy.rules.filter { $0.kind == .allow }.flatMap { rule in
-            rule.sources.flatMap(sites).flatMap { source in
-                rule.destinations.flatMap(sites).filter { $0.bridge != source.bridge }.flatMap { destination in
-                    let text = comment(rule.text)
-                    let provenance = rule.origin.provenance
-                    let ports = rule.ports.isEmpty ? [nil] : rule.ports.map(Optional.some)
-                    return ports.flatMap { spec -> [Rule] in
-                        let forward: [Match] =
-                            spec.map { [.transport($0.transport), .port(.destination, $0.ports)] } ?? []
-                        let reply: [Match] = spec.map { [.transport($0.transport), .port(.source, $0.ports)] } ?? []
-                        return [
-                            Rule(
-                                [
-                                    .address(.source, source.prefix), .address(.destination, destination.prefix),
-                                    .interface(.source, source.bridge),
-                                ] + forward, .accept, comment: text, provenance: provenance),
-                            Rule(
-                                [
-                                    .address(.source, destination.prefix), .address(.destination, source.prefix),
-                                    .interface(.source, destination.bridge),
-                                ] + reply, .accept, comment: text, provenance: provenance),
-                        ]
-                    }
+            pairs(rule).filter { $0.source.bridge != $0.destination.bridge }.flatMap { source, destination in
+                let text = comment(rule.text)
+                let provenance = rule.origin.provenance
+                let ports = rule.ports.isEmpty ? [nil] : rule.ports.map(Optional.some)
+                return ports.flatMap { spec -> [Rule] in
+                    let forward: [Match] = spec.map { [.transport($0.transport), .port(.destination, $0.ports)] } ?? []
+                    let reply: [Match] = spec.map { [.transport($0.transport), .port(.source, $0.ports)] } ?? []
+                    return [
+                        Rule(
+                            [
+                                .address(.source, source.prefix), .address(.destination, destination.prefix),
+                                .interface(.source, source.bridge),
+                            ] + forward, .accept, comment: text, provenance: provenance),
+                        Rule(
+                            [
+                                .address(.source, destination.prefix), .address(.destination, source.prefix),
+                                .interface(.source, destination.bridge),
+                            ] + reply, .accept, comment: text, provenance: provenance),
+                    ]
                 }
             }
         }
@@ -190,19 +198,20 @@ struct UserRules {
         var rules: [Rule] = []
         for rule in policy.rules where rule.kind != .egress {
             let text = comment(rule.text)
-            for source in rule.sources.flatMap(sites) {
-                for destination in rule.destinations.flatMap(sites) where source != destination {
-                    for ports in portVariants(rule.ports) {
-                        let matches: [Match] =
-                            [
-                                .address(.source, source.prefix), .address(.destination, destination.prefix),
-                                .interface(.source, source.bridge), .interface(.destination, destination.bridge),
-                            ] + ports
-                        if rule.kind == .allow {
-                            rules.append(Rule(matches, .accept, comment: text, provenance: rule.origin.provenance))
-                        } else {
-                            rules += drop(matches, comment: text, provenance: rule.origin.provenance)
-                        }
+            for (source, destination) in pairs(rule) {
+                for ports in portVariants(rule.ports) {
+                    let matches: [Match] =
+                        [
+                            .address(.source, source.prefix), .address(.destination, destination.prefix),
+                            .interface(.source, source.bridge), .interface(.destination, destination.bridge),
+                        ] + ports
+                    if rule.kind == .allow {
+                        rules.append(
+                            Rule(
+                                matches, effects: allowEffects, .accept, comment: text,
+                                provenance: rule.origin.provenance))
+                    } else {
+                        rules += drop(matches, comment: text, provenance: rule.origin.provenance)
                     }
                 }
             }

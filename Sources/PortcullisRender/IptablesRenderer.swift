@@ -114,6 +114,8 @@ public struct IptablesRenderer: Renderer {
         case .limit(let rate):
             let unit = ["second": "sec", "minute": "min", "hour": "hour", "day": "day"][rate.unit.rawValue]!
             return ("limit", ["--limit", "\(rate.count)/\(unit)"])
+        case .mark(let value, let mask):
+            return ("mark", ["--mark", Self.hex(value) + (mask.map { "/" + Self.hex($0) } ?? "")])
         case .inSet(_, let set, _):
             throw RenderError("iptables cannot look up the nftables set '\(set)'", provenance: provenance)
         case .transports(let transports):
@@ -139,6 +141,9 @@ public struct IptablesRenderer: Renderer {
             }
             return ["-j", "LOG", "--log-prefix", Self.saveString(prefix.text)]
         }
+        if rule.effects.contains(where: { if case .addMarkBits = $0 { true } else { false } }) {
+            throw RenderError("iptables needs a MARK rule of its own to set a mark", provenance: rule.provenance)
+        }
         guard let action = rule.action else { return [] }
         switch action {
         case .accept: return ["-j", "ACCEPT"]
@@ -158,6 +163,9 @@ public struct IptablesRenderer: Renderer {
             return ["-j", text]
         }
     }
+
+    /// `0x10000000`: marks as `iptables-save` prints them.
+    static func hex(_ value: UInt32) -> String { "0x" + String(value, radix: 16) }
 
     /// `80` or `8000:8010`, the port syntax of iptables.
     func portText(_ ports: PortRange) -> String { ports.isSingle ? "\(ports.first)" : "\(ports.first):\(ports.last)" }

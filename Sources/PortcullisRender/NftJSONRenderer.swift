@@ -128,6 +128,8 @@ public struct NftJSONRenderer: Renderer {
             return .object([("ct", .object(members))])
         case .concat(let parts):
             return .object([("concat", .array(parts.map(operandJSON)))])
+        case .bitwiseAnd(let operand, let mask):
+            return .object([("&", .array([operandJSON(operand), .integer(Int(mask))]))])
         }
     }
 
@@ -139,6 +141,7 @@ public struct NftJSONRenderer: Renderer {
         case .flags(let flags): .array(flags.map { .string($0) })
         case .setReference(let name): .string("@\(name)")
         case .keywords(let words): .object([("set", .array(words.map { .string($0) }))])
+        case .hex(let value): .integer(Int(value))
         }
     }
 
@@ -181,6 +184,11 @@ public struct NftJSONRenderer: Renderer {
             members.append(
                 ("addr", .object([("map", .object([("key", operandJSON(key)), ("data", .string("@\(map)"))]))])))
             return .object([("dnat", .object(members))])
+        case .addMarkBits(let bits):
+            let mark = JSON.object([("meta", .object([("key", .string("mark"))]))])
+            return .object([
+                ("mangle", .object([("key", mark), ("value", .object([("|", .array([mark, .integer(Int(bits))]))]))]))
+            ])
         }
     }
 }

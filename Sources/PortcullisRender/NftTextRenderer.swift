@@ -107,6 +107,7 @@ public struct NftTextRenderer: Renderer {
         case .ct(let key, let direction, let family):
             ["ct", direction, family, key].compactMap { $0 }.joined(separator: " ")
         case .concat(let parts): parts.map(operandText).joined(separator: " . ")
+        case .bitwiseAnd(let operand, let mask): "\(operandText(operand)) & \(hexText(mask))"
         }
     }
 
@@ -119,12 +120,20 @@ public struct NftTextRenderer: Renderer {
         case .flags(let flags): flags.joined(separator: ",")
         case .setReference(let name): "@\(name)"
         case .keywords(let words): "{ " + words.joined(separator: ", ") + " }"
+        case .hex(let value): hexText(value)
         }
+    }
+
+    /// `0x10000000`, as nft prints marks.
+    func hexText(_ value: UInt32) -> String {
+        let digits = String(value, radix: 16)
+        return "0x" + String(repeating: "0", count: max(0, 8 - digits.count)) + digits
     }
 
     func expressionText(_ expression: NftExpression, in table: Table) throws(RenderError) -> String {
         switch expression {
         case .match(let left, let negated, let right):
+            if case .bitwiseAnd = left { return "\(operandText(left)) \(negated ? "!=" : "==") \(valueText(right))" }
             return "\(operandText(left)) \(negated ? "!= " : "")\(valueText(right))"
         case .counter: return "counter"
         case .log(let prefix): return "log prefix \"\(prefix)\""
@@ -142,6 +151,8 @@ public struct NftTextRenderer: Renderer {
             return "\(operandText(key)) vmap @\(map)"
         case .dnatMap(let family, let key, let map):
             return "dnat \(natFamily(family, table))to \(operandText(key)) map @\(try identifier(map))"
+        case .addMarkBits(let bits):
+            return "meta mark set meta mark | \(hexText(bits))"
         }
     }
 

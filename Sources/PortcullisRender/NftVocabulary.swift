@@ -17,6 +17,8 @@ enum NftExpression {
     case verdictMap(NftOperand, map: String)
     /// `dnat ip to KEY map @name`.
     case dnatMap(family: IPFamily, key: NftOperand, map: String)
+    /// `meta mark set meta mark | BITS`.
+    case addMarkBits(UInt32)
 }
 
 enum NftOperand {
@@ -25,6 +27,8 @@ enum NftOperand {
     case fib(String)
     case ct(key: String, direction: String?, family: String?)
     case concat([NftOperand])
+    /// `OPERAND & MASK`, compared with `==`.
+    indirect case bitwiseAnd(NftOperand, UInt32)
 }
 
 enum NftValue {
@@ -36,6 +40,8 @@ enum NftValue {
     case setReference(String)
     /// An anonymous set of keywords: `{ tcp, udp }`.
     case keywords([String])
+    /// A number nft prints in hex (marks).
+    case hex(UInt32)
 }
 
 struct NftRule {
@@ -62,8 +68,11 @@ enum NftVocabulary {
             default: 5
             }
         }
-        let ordered = rule.matches.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }
-            .map(\.element)
+        let ordered =
+            table.keepsMatchOrder
+            ? rule.matches
+            : rule.matches.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }
+                .map(\.element)
         let hasPort = rule.matches.contains {
             if case .port = $0 { return true }
             return false
@@ -123,6 +132,9 @@ enum NftVocabulary {
                     .match(.ct(key: "proto-dst", direction: "original", family: nil), negated: false, .ports(ports)))
             case .limit(let rate):
                 expressions.append(.limit(rate))
+            case .mark(let value, let mask):
+                expressions.append(
+                    .match(mask.map { .bitwiseAnd(.meta("mark"), $0) } ?? .meta("mark"), negated: false, .hex(value)))
             case .opaque(let text):
                 throw RenderError("'\(text)' has no nftables form known to Portcullis", provenance: rule.provenance)
             case .inSet(let keys, let set, let negated):
@@ -133,6 +145,7 @@ enum NftVocabulary {
             switch effect {
             case .counter: expressions.append(.counter)
             case .log(let prefix): expressions.append(.log(prefix: prefix.text))
+            case .addMarkBits(let bits): expressions.append(.addMarkBits(bits))
             }
         }
         if let action = rule.action {

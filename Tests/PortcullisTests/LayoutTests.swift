@@ -3,17 +3,21 @@ import PortcullisCompiler
 import PortcullisIR
 import PortcullisLayouts
 import PortcullisPolicy
+import PortcullisRender
 import PortcullisSyntax
 import Testing
 
-/// Compiles an in-memory policy with a layout; returns the iptables text or the diagnostics.
-func compileInline(_ text: String, layout: String = "docker-20.10") -> Result<String, CompileFailure> {
+/// Compiles an in-memory policy with a layout; returns the text of the first file (iptables by
+/// default) or the diagnostics.
+func compileInline(_ text: String, layout: String = "docker-20.10", backend: Backend = .iptables) -> Result<
+    String, CompileFailure
+> {
     let (loaded, diagnostics) = PolicyLoader.load("inline.policy") { _ in text }
     if !diagnostics.isEmpty { return .failure(.diagnostics(diagnostics, loaded.sources)) }
     switch Checker.check(loaded) {
     case .failure(let error): return .failure(.diagnostics(error.diagnostics, loaded.sources))
     case .success(let policy):
-        return Compiler().render(policy, sources: loaded.sources, layout: Layouts.named(layout)!, backend: .iptables)
+        return Compiler().render(policy, sources: loaded.sources, layout: Layouts.named(layout)!, backend: backend)
             .map { $0[0].text }
     }
 }

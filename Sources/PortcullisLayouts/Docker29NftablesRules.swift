@@ -1,0 +1,368 @@
+import PortcullisIR
+import PortcullisNet
+import PortcullisPolicy
+import PortcullisSyntax
+
+/// Docker 29's nftables firewaller (`"firewall-backend": "nftables"`), IPv4: one table,
+/// `ip docker-bridges`, whose base chains only dispatch through verdict maps keyed by interface
+/// name to four chains per bridge. Rules stand in the order moby's nftabler writes them: each
+/// chain's rules by rule group (conntrack, fwmark, ICC, ports, final drop), appended within a
+/// group as networks are created and containers started (docker-rules.md section 7, moby
+/// `daemon/libnetwork/drivers/bridge/internal/nftabler` at docker-v29.7.2).
+///
+/// Docker's nftables backend has no DOCKER-USER. The policy's own rules go into a table of
+/// ours, `ip portcullis-user`, whose forward chain runs just before Docker's (priority filter - 1).
+/// Drops there are final; an accept is not (Docker's base chain still runs), so an `allow` of a
+/// flow Docker would drop also sets a firewall mark, which the daemon (started with
+/// `"bridge-accept-fwmark"`) accepts at the top of the bridge's `filter-forward-in` chain. An
+/// `allow` across bridges also needs to pass Docker's raw direct-access drops, which no other
+/// table can undo: such a policy models a daemon with `"allow-direct-routing": true` (no raw
+/// drops of its own) and writes the same drops into our raw chain, below exceptions for the
+/// allowed flows.
+struct Docker29NftablesRules {
+    static let table = "docker-bridges"
+    static let userTable = "portcullis-user"
+    /// The mark Portcullis sets on allowed flows Docker would drop: the daemon must run with
+    /// `"bridge-accept-fwmark": "0x10000000/0x10000000"`. One bit, so other marks survive.
+    static let acceptMark: UInt32 = 0x1000_0000
+
+    static let forward = "filter-FORWARD"
+    static let natOutput = "nat-OUTPUT"
+    static let natPostrouting = "nat-POSTROUTING"
+    static let natPrerouting = "nat-PREROUTING"
+    static let natChain = "nat-prerouting-and-output"
+    static let rawPrerouting = "raw-PREROUTING"
+    static let forwardInJumps = "filter-forward-in-jumps"
+    static let forwardOutJumps = "filter-forward-out-jumps"
+    static let postroutingInJumps = "nat-postrouting-in-jumps"
+    static let postroutingOutJumps = "nat-postrouting-out-jumps"
+
+    static func forwardIn(_ bridge: String) -> String { "filter-forward-in__" + bridge }
+    static func forwardOut(_ bridge: String) -> String { "filter-forward-out__" + bridge }
+    static func postroutingIn(_ bridge: String) -> String { "nat-postrouting-in__" + bridge }
+    static func postroutingOut(_ bridge: String) -> String { "nat-postrouting-out__" + bridge }
+
+    let policy: Policy
+    let family: IPFamily = .ipv4
+
+    /// A rule with a counter, as every rule Docker's nftabler writes outside the base chains.
+    static func counted(_ matches: [Match], _ action: Action, comment: String? = nil, provenance: Provenance) -> Rule {
+        Rule(matches, effects: [.counter], action, comment: comment.flatMap(RuleComment.init), provenance: provenance)
+    }
+
+    /// One bridge's chains, rule group by rule group (nftabler's `RuleGroup`s).
+    struct Bridge {
+        let network: Network
+        var forwardInInitial: [Rule] = []
+        var forwardInMark: [Rule] = []
+        var forwardInICC: [Rule] = []
+        var forwardInPorts: [Rule] = []
+        var forwardInFinal: [Rule] = []
+        var forwardOut: [Rule] = []
+        var postroutingIn: [Rule] = []
+        var postroutingOut: [Rule] = []
+
+        var chains: [Chain] {
+            let bridge = network.bridge
+            return [
+                Chain(
+                    name: Docker29NftablesRules.forwardIn(bridge),
+                    rules: forwardInInitial + forwardInMark + forwardInICC + forwardInPorts + forwardInFinal),
+                Chain(name: Docker29NftablesRules.forwardOut(bridge), rules: forwardOut),
+                Chain(name: Docker29NftablesRules.postroutingIn(bridge), rules: postroutingIn),
+                Chain(name: Docker29NftablesRules.postroutingOut(bridge), rules: postroutingOut),
+            ]
+        }
+    }
+
+    /// What the policy asks of the daemon's configuration, and what it cannot have.
+    struct Needs {
+        /// `--bridge-accept-fwmark`: some allowed flow is one Docker drops in filter-forward.
+        var acceptMark = false
+        /// `--allow-direct-routing`: some allowed flow crosses bridges (Docker's raw drops).
+        var directRouting = false
+    }
+
+    func needs(_ problems: inout LayoutDiagnostics) -> Needs {
+        var needs = Needs()
+        let user = UserRules(policy: policy, family: family)
+        for rule in policy.rules where rule.kind == .allow {
+            var refused: Set<String> = []
+            for (source, destination) in user.pairs(rule) {
+                guard let network = policy.network(destination.network) else { continue }
+                let crosses = source.bridge != destination.bridge
+                if network.internal && (crosses || !network.icc) {
+                    // Internal networks' chains have no fwmark rule: nothing can accept past
+                    // their INTERNAL NETWORK INGRESS or ICC drops.
+                    if refused.insert(network.name).inserted {
+                        problems.unsupported(
+                            "an allow into internal network '\(network.name)' with Docker's nftables firewaller",
+                            at: rule.origin,
+                            hint:
+                                "Docker 29's nftables rules for internal networks drop \(crosses ? "traffic from other bridges" : "traffic between containers") before any mark is looked at; use --backend iptables"
+                        )
+                    }
+                    continue
+                }
+                if crosses {
+                    needs.directRouting = true
+                    needs.acceptMark = true
+                } else if !network.icc {
+                    needs.acceptMark = true
+                }
+            }
+        }
+        return needs
+    }
+
+    func lower(_ problems: inout LayoutDiagnostics) -> [Table] {
+        refuse(&problems)
+        let needs = needs(&problems)
+        var docker = dockerTable(needs)
+        docker.keepsMatchOrder = true
+        return [docker] + userTable(needs)
+    }
+
+    func refuse(_ problems: inout LayoutDiagnostics) {
+        if policy.host.forwardPolicyDrop == true, let location = policy.host.locations["forward-policy"] {
+            problems.unsupported(
+                "forward-policy drop with Docker's nftables firewaller",
+                at: Origin("forward-policy drop", at: location),
+                hint: "Docker 29 with nftables never sets the forward policy (moby#50646); use --backend iptables")
+        }
+        for network in policy.networks {
+            let plain = network.bridge.allSatisfy {
+                $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-")
+            }
+            if !plain {
+                problems.unsupported(
+                    "bridge '\(network.bridge)' with Docker's nftables firewaller", at: network.origin,
+                    hint: "its chain names (filter-forward-in__\(network.bridge)...) cannot be written in nft syntax")
+            }
+            if network.subnet6 != nil {
+                problems.unsupported(
+                    "an IPv6 subnet (network '\(network.name)') with Docker's nftables firewaller", at: network.origin,
+                    hint: "Docker 29 writes an ip6 docker-bridges table for it, which this layout does not yet")
+            }
+        }
+        DockerClassicRules.refuseIPv6HostAddresses(policy, &problems)
+    }
+
+    // MARK: - Docker's table
+
+    func dockerTable(_ needs: Needs) -> Table {
+        var bridges: [Bridge] = []
+        var dnat: [Rule] = []
+        var raw: [Rule] = []
+        let hairpin = !policy.host.userlandProxy
+        for event in policy.events {
+            switch event {
+            case .createNetwork(let name):
+                guard let network = policy.network(name), network.subnet4 != nil else { continue }
+                bridges.append(createNetwork(network, needs: needs))
+            case .startContainer(let name):
+                guard let container = policy.container(name) else { continue }
+                if !needs.directRouting { raw += directAccessDrops(container) }
+                guard let (attachment, network) = DockerClassicRules.portMappingEndpoint(container, policy: policy),
+                    let address = attachment.address4,
+                    let index = bridges.firstIndex(where: { $0.network.name == network.name })
+                else { continue }
+                for binding in DockerClassicRules.bindings(container) {
+                    let hostAddress = binding.publish.hostAddress ?? network.hostBinding
+                    guard hostAddress?.family ?? family == family else { continue }
+                    let specific = hostAddress.flatMap { $0.isUnspecified ? nil : $0 }
+                    let ports = portRules(
+                        binding, containerAddress: address, network: network, hostAddress: specific, hairpin: hairpin)
+                    // setPerPortForwarding, setPerPortDNAT, setPerPortHairpinMasq,
+                    // filterPortMappedOnLoopback; a rule already there is not added twice.
+                    appendOnce(&bridges[index].forwardInPorts, ports.accept)
+                    dnat.append(ports.dnat)
+                    if hairpin { appendOnce(&bridges[index].postroutingIn, ports.hairpinMasquerade) }
+                    if let loopback = ports.loopbackDrop { raw.append(loopback) }
+                }
+            }
+        }
+        let daemon = Provenance.daemon
+        let loopback = IPPrefix(address: IPAddress(ipv4: 0x7F00_0000), length: 8)
+        let toNAT = Self.counted([.localAddress(.destination)], .jump(Self.natChain), provenance: daemon)
+        let base: [Chain] = [
+            Chain(
+                name: Self.forward, base: BaseChain(type: .filter, hook: .forward, priority: 0),
+                rules: [
+                    Rule([], .verdictMap(keys: [.outputInterface], map: Self.forwardInJumps), provenance: daemon),
+                    Rule([], .verdictMap(keys: [.inputInterface], map: Self.forwardOutJumps), provenance: daemon),
+                ]),
+            Chain(
+                name: Self.natOutput, base: BaseChain(type: .nat, hook: .output, priority: -100),
+                rules: [
+                    Self.counted(
+                        (hairpin ? [] : [.address(.destination, loopback, negated: true)]) + [
+                            .localAddress(.destination)
+                        ],
+                        .jump(Self.natChain), provenance: daemon)
+                ]),
+            Chain(
+                name: Self.natPostrouting, base: BaseChain(type: .nat, hook: .postrouting, priority: 100),
+                rules: [
+                    Rule([], .verdictMap(keys: [.inputInterface], map: Self.postroutingOutJumps), provenance: daemon),
+                    Rule([], .verdictMap(keys: [.outputInterface], map: Self.postroutingInJumps), provenance: daemon),
+                ]),
+            Chain(
+                name: Self.natPrerouting, base: BaseChain(type: .nat, hook: .prerouting, priority: -100), rules: [toNAT]
+            ),
+            Chain(name: Self.natChain, rules: dnat),
+            Chain(
+                name: Self.rawPrerouting, base: BaseChain(type: .filter, hook: .prerouting, priority: -300), rules: raw),
+        ]
+        func jumps(_ name: String, _ chain: (String) -> String) -> NamedSet {
+            NamedSet(
+                name: name, keyTypes: [.interfaceName], mapValue: .verdict, interval: false,
+                elements: bridges.map { bridge in
+                    SetElement(
+                        key: [.interface(bridge.network.bridge)], value: .verdict(.jump(chain(bridge.network.bridge))),
+                        provenance: bridge.network.origin.provenance)
+                })
+        }
+        return Table(
+            family: .ip, name: Self.table, chains: base + bridges.flatMap(\.chains),
+            sets: [
+                jumps(Self.forwardInJumps, Self.forwardIn), jumps(Self.forwardOutJumps, Self.forwardOut),
+                jumps(Self.postroutingInJumps, Self.postroutingIn),
+                jumps(Self.postroutingOutJumps, Self.postroutingOut),
+            ])
+    }
+
+    /// nftabler's `NewNetwork`: the four chains and their map elements, and the rules that do
+    /// not depend on containers.
+    func createNetwork(_ network: Network, needs: Needs) -> Bridge {
+        let provenance = network.origin.provenance
+        let bridgeName = network.bridge
+        var bridge = Bridge(network: network)
+        let established = Self.counted([.connectionState([.established, .related])], .accept, provenance: provenance)
+        bridge.forwardInInitial = [established]
+        bridge.forwardOut = [established]
+        let icc: Action = network.icc ? .accept : .drop
+        if network.internal {
+            bridge.forwardInInitial.append(
+                Self.counted(
+                    [.interface(.source, bridgeName, negated: true)], .drop, comment: "INTERNAL NETWORK INGRESS",
+                    provenance: provenance))
+            bridge.forwardOut.append(
+                Self.counted(
+                    [.interface(.destination, bridgeName, negated: true)], .drop, comment: "INTERNAL NETWORK EGRESS",
+                    provenance: provenance))
+            bridge.forwardInICC = [Self.counted([], icc, comment: "ICC", provenance: provenance)]
+            return bridge
+        }
+        if needs.acceptMark {
+            bridge.forwardInMark = [
+                Self.counted(
+                    [.mark(Self.acceptMark, mask: Self.acceptMark)], .accept, comment: "ALLOW FW MARK",
+                    provenance: Provenance(statement: "docker daemon option bridge-accept-fwmark"))
+            ]
+        }
+        bridge.forwardInICC = [
+            Self.counted([.interface(.source, bridgeName)], icc, comment: "ICC", provenance: provenance)
+        ]
+        bridge.forwardOut.append(Self.counted([], .accept, comment: "OUTGOING", provenance: provenance))
+        bridge.forwardInFinal = [Self.counted([], .drop, comment: "UNPUBLISHED PORT DROP", provenance: provenance)]
+        if network.masquerade, let subnet = network.subnet4 {
+            bridge.postroutingOut = [
+                Self.counted(
+                    [.interface(.destination, bridgeName, negated: true), .address(.source, subnet)], .masquerade,
+                    comment: "MASQUERADE", provenance: provenance)
+            ]
+        }
+        if !policy.host.userlandProxy {
+            bridge.postroutingIn = [
+                Self.counted(
+                    [.localAddress(.source)], .masquerade, comment: "MASQUERADE FROM HOST", provenance: provenance)
+            ]
+        }
+        return bridge
+    }
+
+    /// nftabler's `filterDirectAccess` for each of the container's endpoints on a non-internal
+    /// network: packets routed to its address from anywhere but its bridge are dropped.
+    func directAccessDrops(_ container: Container, comment: String = "DROP DIRECT ACCESS") -> [Rule] {
+        container.attachments.compactMap { attachment in
+            guard let network = policy.network(attachment.network), !network.internal, network.subnet4 != nil,
+                let address = attachment.address4
+            else { return nil }
+            return Self.counted(
+                [.address(.destination, IPPrefix(host: address)), .interface(.source, network.bridge, negated: true)],
+                .drop, comment: comment, provenance: container.origin.provenance)
+        }
+    }
+
+    struct PortRules {
+        var accept: Rule
+        var dnat: Rule
+        var hairpinMasquerade: Rule
+        var loopbackDrop: Rule?
+    }
+
+    func portRules(
+        _ binding: DockerClassicRules.Binding, containerAddress: IPAddress, network: Network, hostAddress: IPAddress?,
+        hairpin: Bool
+    ) -> PortRules {
+        let provenance = binding.publish.origin.provenance
+        let transport = binding.publish.transport
+        let container = IPPrefix(host: containerAddress)
+        let containerPort: [Match] = [.transport(transport), .port(.destination, PortRange(binding.containerPort))]
+        let hostPort: [Match] = [.transport(transport), .port(.destination, PortRange(binding.hostPort))]
+        var dnatMatches: [Match] = hairpin ? [] : [.interface(.source, network.bridge, negated: true)]
+        if let hostAddress { dnatMatches.append(.address(.destination, IPPrefix(host: hostAddress))) }
+        var loopbackDrop: Rule?
+        if let hostAddress, DockerModernRules.loopback.contains(hostAddress) {
+            loopbackDrop = Self.counted(
+                [.interface(.source, "lo", negated: true), .address(.destination, IPPrefix(host: hostAddress))]
+                    + hostPort, .drop, comment: "DROP REMOTE LOOPBACK", provenance: provenance)
+        }
+        return PortRules(
+            accept: Self.counted([.address(.destination, container)] + containerPort, .accept, provenance: provenance),
+            dnat: Self.counted(
+                dnatMatches + hostPort, .dnat(containerAddress, PortRange(binding.containerPort)), comment: "DNAT",
+                provenance: provenance),
+            hairpinMasquerade: Self.counted(
+                [.address(.source, container), .address(.destination, container)] + containerPort, .masquerade,
+                comment: "MASQ TO OWN PORT", provenance: provenance),
+            loopbackDrop: loopbackDrop)
+    }
+
+    /// Docker ignores "rule exists" when the same per-port rule comes from two bindings.
+    func appendOnce(_ rules: inout [Rule], _ rule: Rule) {
+        let exists = rules.contains {
+            $0.matches == rule.matches && $0.effects == rule.effects && $0.action == rule.action
+                && $0.comment == rule.comment
+        }
+        if !exists { rules.append(rule) }
+    }
+
+    // MARK: - The policy's own table
+
+    /// `ip portcullis-user`: the policy's rules in a forward chain that runs before Docker's and,
+    /// when an allowed flow crosses bridges, the direct-access drops Docker leaves out with
+    /// `allow-direct-routing`, below exceptions for those flows. Absent when there is nothing to
+    /// write.
+    func userTable(_ needs: Needs) -> [Table] {
+        let user = UserRules(
+            policy: policy, family: family, allowEffects: needs.acceptMark ? [.addMarkBits(Self.acceptMark)] : [])
+        var chains: [Chain] = []
+        if needs.directRouting {
+            let drops = policy.containers.flatMap {
+                directAccessDrops($0, comment: "portcullis: no direct access to \($0.name) (allow-direct-routing)")
+            }
+            chains.append(
+                Chain(
+                    name: Self.rawPrerouting, base: BaseChain(type: .filter, hook: .prerouting, priority: -300),
+                    rules: user.crossBridgeAllowances() + drops))
+        }
+        let rules = user.rules()
+        if !rules.isEmpty {
+            chains.append(
+                Chain(name: Self.forward, base: BaseChain(type: .filter, hook: .forward, priority: -1), rules: rules))
+        }
+        return chains.isEmpty ? [] : [Table(family: .ip, name: Self.userTable, chains: chains)]
+    }
+}
