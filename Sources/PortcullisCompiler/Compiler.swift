@@ -55,6 +55,13 @@ public struct Compiler: Sendable {
                     "unknown backend '\(backendName)'; backends are: \(Backend.allCases.map(\.rawValue).joined(separator: ", "))"
                 ))
         }
+        guard resolvedLayout.firewalls.contains(resolvedBackend.firewall) else {
+            let backends = Backend.allCases.filter { resolvedLayout.firewalls.contains($0.firewall) }.map(\.rawValue)
+            return .failure(
+                .usage(
+                    "layout '\(resolvedLayout.name)' is written for \(resolvedLayout.firewalls.map(\.rawValue).sorted().joined(separator: " and ")) only; use --backend \(backends.joined(separator: " or "))"
+                ))
+        }
         return .success((resolvedLayout, resolvedBackend))
     }
 

@@ -169,14 +169,25 @@ public struct Evaluator: Sendable {
             }
             // A map lookup decides the action; a packet no element covers goes on to the next rule.
             switch action {
-            case .verdictMap(let keys, let map), .dnatMap(_, let keys, let map):
-                guard let set = table.sets.first(where: { $0.name == map }),
-                    let key = keyValues(keys, set: set, state),
-                    let found = set.element(covering: key),
-                    let resolved = resolve(action, found)
+            case .verdictMap(let keys, let map):
+                guard let found = lookup(keys, in: map, table: table, state),
+                    case .verdict(let verdict)? = found.value
                 else { continue }
                 element = found
-                action = resolved
+                action = verdict
+            case .dnatMap(_, let keys, let addressMap, let portMap):
+                guard let found = lookup(keys, in: addressMap, table: table, state),
+                    case .data(let data)? = found.value, case .address(let address)? = data.first
+                else { continue }
+                var port: PortRange?
+                if let portMap {
+                    guard let mapped = lookup(keys, in: portMap, table: table, state),
+                        case .data(let data)? = mapped.value, case .ports(let ports)? = data.first
+                    else { continue }
+                    port = ports
+                }
+                element = found
+                action = .dnat(address.address, port)
             default: break
             }
             switch action {
@@ -295,17 +306,11 @@ public struct Evaluator: Sendable {
         return values
     }
 
-    /// What a map element makes of a map action: its verdict, or the DNAT it yields.
-    func resolve(_ action: Action, _ element: SetElement) -> Action? {
-        switch (action, element.value) {
-        case (.verdictMap, .verdict(let verdict)?):
-            return verdict
-        case (.dnatMap, .data(let data)?):
-            guard case .address(let prefix)? = data.first else { return nil }
-            if data.count > 1, case .ports(let ports) = data[1] { return .dnat(prefix.address, ports) }
-            return .dnat(prefix.address, nil)
-        default:
+    /// The element of a table's set or map that covers the packet's key fields.
+    func lookup(_ keys: [SetKeyField], in name: String, table: Table, _ state: State) -> SetElement? {
+        guard let set = table.sets.first(where: { $0.name == name }), let key = keyValues(keys, set: set, state) else {
             return nil
         }
+        return set.element(covering: key)
     }
 }

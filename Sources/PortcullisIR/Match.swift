@@ -120,9 +120,11 @@ public enum Action: Sendable, Hashable {
     case checksumFill
     /// A verdict map lookup (`... vmap @name`), native layout only.
     case verdictMap(keys: [SetKeyField], map: String)
-    /// Destination NAT to what a map yields for the packet's fields (`dnat ip to KEYS map @name`):
-    /// an address, or an address and a port when the map's data says so. nftables only.
-    case dnatMap(IPFamily, keys: [SetKeyField], map: String)
+    /// Destination NAT to the address one map yields for the packet's fields, and to the port a
+    /// second map yields when given (`dnat ip to KEYS map @addresses : KEYS map @ports`); the
+    /// rule does not apply when either lookup finds nothing. nftables only. (Two maps rather
+    /// than one with concatenated data: libnftables 1.0.6 cannot read such a map as JSON.)
+    case dnatMap(IPFamily, keys: [SetKeyField], addressMap: String, portMap: String?)
     /// A target read from a live ruleset that Portcullis does not model, kept verbatim
     /// (`TCPMSS --clamp-mss-to-pmtu`).
     case opaque(String)

@@ -11,6 +11,8 @@ public protocol Layout: Sendable {
     var name: String { get }
     /// One line for `--help` and the docs.
     var summary: String { get }
+    /// The kinds of firewall the layout can be written for.
+    var firewalls: Set<Firewall> { get }
     /// Builds the ruleset, or reports the parts of the policy this layout cannot express.
     func lower(_ policy: Policy) -> Result<Ruleset, DiagnosticError>
     /// Builds the ruleset for one kind of firewall. Layouts whose rules do not depend on it
@@ -19,6 +21,8 @@ public protocol Layout: Sendable {
 }
 
 extension Layout {
+    public var firewalls: Set<Firewall> { Set(Firewall.allCases) }
+
     public func lower(_ policy: Policy, for firewall: Firewall) -> Result<Ruleset, DiagnosticError> {
         lower(policy)
     }
@@ -26,7 +30,9 @@ extension Layout {
 
 /// Every layout Portcullis knows, by name.
 public enum Layouts {
-    public static let all: [any Layout] = [Docker15Layout(), Docker2010Layout(), Docker28Layout(), Docker29Layout()]
+    public static let all: [any Layout] = [
+        Docker15Layout(), Docker2010Layout(), Docker28Layout(), Docker29Layout(), NativeLayout(),
+    ]
 
     public static func named(_ name: String) -> (any Layout)? { all.first { $0.name == name } }
 

@@ -586,19 +586,28 @@ struct RuleReader {
         }
         switch kind {
         case "masquerade" where body == .null || only([]): return .masquerade
-        case "dnat" where only(["addr", "family"]) && body["addr"]?["map"] != nil:
-            // `dnat ip to KEY map @name`: the address (and port) a named map yields.
-            guard let lookup = body["addr"]?["map"], let map = lookup["data"]?.stringValue, map.hasPrefix("@"),
-                sets.contains(String(map.dropFirst())), let keys = lookup["key"].flatMap(Self.keyFields),
-                keys.transport == nil
-            else { return nil }
+        case "dnat" where only(["addr", "port", "family"]) && body["addr"]?["map"] != nil:
+            // `dnat ip to KEY map @addresses[:KEY map @ports]`: what named maps yield for the key.
+            func mapName(_ lookup: JSON?) -> (String, [SetKeyField])? {
+                guard let lookup = lookup?["map"], let map = lookup["data"]?.stringValue, map.hasPrefix("@"),
+                    sets.contains(String(map.dropFirst())), let keys = lookup["key"].flatMap(Self.keyFields),
+                    keys.transport == nil
+                else { return nil }
+                return (String(map.dropFirst()), keys.fields)
+            }
+            guard let (addressMap, keys) = mapName(body["addr"]) else { return nil }
+            var portMap: String?
+            if body["port"] != nil {
+                guard let (name, portKeys) = mapName(body["port"]), portKeys == keys else { return nil }
+                portMap = name
+            }
             let ipFamily: IPFamily
             switch (body["family"]?.stringValue, family) {
             case ("ip", _), (nil, .ip): ipFamily = .ipv4
             case ("ip6", _), (nil, .ip6): ipFamily = .ipv6
             default: return nil
             }
-            return .dnatMap(ipFamily, keys: keys.fields, map: String(map.dropFirst()))
+            return .dnatMap(ipFamily, keys: keys, addressMap: addressMap, portMap: portMap)
         case "dnat" where only(["addr", "port", "family"]):
             guard let address = body["addr"]?.stringValue.flatMap(IPAddress.init) else { return nil }
             let ports = body["port"].flatMap(Self.ports)

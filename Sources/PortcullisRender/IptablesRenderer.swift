@@ -157,7 +157,7 @@ public struct IptablesRenderer: Renderer {
         case .dnat(let address, let ports):
             let host = address.family == .ipv6 ? "[\(address)]" : address.description
             return ["-j", "DNAT", "--to-destination", host + (ports.map { ":\($0)" } ?? "")]
-        case .verdictMap(_, let map), .dnatMap(_, _, let map):
+        case .verdictMap(_, let map), .dnatMap(_, _, let map, _):
             throw RenderError("iptables cannot use the nftables map '\(map)'", provenance: rule.provenance)
         case .opaque(let text):
             return ["-j", text]

@@ -179,10 +179,13 @@ public struct NftJSONRenderer: Renderer {
             return .object([("snat", .object(members))])
         case .verdictMap(let key, let map):
             return .object([("vmap", .object([("key", operandJSON(key)), ("data", .string("@\(map)"))]))])
-        case .dnatMap(let family, let key, let map):
+        case .dnatMap(let family, let key, let addressMap, let portMap):
+            func lookup(_ map: String) -> JSON {
+                .object([("map", .object([("key", operandJSON(key)), ("data", .string("@\(map)"))]))])
+            }
             var members: [(String, JSON)] = inet ? [("family", .string(NftVocabulary.addressProtocol(family)))] : []
-            members.append(
-                ("addr", .object([("map", .object([("key", operandJSON(key)), ("data", .string("@\(map)"))]))])))
+            members.append(("addr", lookup(addressMap)))
+            if let portMap { members.append(("port", lookup(portMap))) }
             return .object([("dnat", .object(members))])
         case .addMarkBits(let bits):
             let mark = JSON.object([("meta", .object([("key", .string("mark"))]))])

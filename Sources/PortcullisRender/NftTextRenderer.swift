@@ -149,8 +149,10 @@ public struct NftTextRenderer: Renderer {
             return "snat \(natFamily(family, table))to \(address)"
         case .verdictMap(let key, let map):
             return "\(operandText(key)) vmap @\(map)"
-        case .dnatMap(let family, let key, let map):
-            return "dnat \(natFamily(family, table))to \(operandText(key)) map @\(try identifier(map))"
+        case .dnatMap(let family, let key, let addressMap, let portMap):
+            let address = "\(operandText(key)) map @\(try identifier(addressMap))"
+            let port = try portMap.map { map throws(RenderError) in ":\(operandText(key)) map @\(try identifier(map))" }
+            return "dnat \(natFamily(family, table))to \(address)\(port ?? "")"
         case .addMarkBits(let bits):
             return "meta mark set meta mark | \(hexText(bits))"
         }

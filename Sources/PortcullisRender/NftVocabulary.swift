@@ -15,8 +15,8 @@ enum NftExpression {
     case snat(family: IPFamily, address: IPAddress)
     case masquerade
     case verdictMap(NftOperand, map: String)
-    /// `dnat ip to KEY map @name`.
-    case dnatMap(family: IPFamily, key: NftOperand, map: String)
+    /// `dnat ip to KEY map @addresses` with `:KEY map @ports` when the port is mapped too.
+    case dnatMap(family: IPFamily, key: NftOperand, addressMap: String, portMap: String?)
     /// `meta mark set meta mark | BITS`.
     case addMarkBits(UInt32)
 }
@@ -161,8 +161,11 @@ enum NftVocabulary {
             case .snat(let address): expressions.append(.snat(family: address.family, address: address))
             case .verdictMap(let keys, let map):
                 expressions.append(.verdictMap(operand(keys, table: table, set: map), map: map))
-            case .dnatMap(let family, let keys, let map):
-                expressions.append(.dnatMap(family: family, key: operand(keys, table: table, set: map), map: map))
+            case .dnatMap(let family, let keys, let addressMap, let portMap):
+                expressions.append(
+                    .dnatMap(
+                        family: family, key: operand(keys, table: table, set: addressMap), addressMap: addressMap,
+                        portMap: portMap))
             case .opaque(let text):
                 throw RenderError(
                     "target '\(text)' has no nftables form known to Portcullis", provenance: rule.provenance)

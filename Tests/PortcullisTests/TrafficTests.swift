@@ -82,11 +82,11 @@ struct TrafficTests {
             Probe(what: "allow-listed port, elsewhere", from: "outside", to: uplink, port: "8443", expected: false),
             Probe(what: "unpublished port, routed", from: "outside", to: "198.18.101.10", port: "81", expected: false),
             Probe(
-                what: "published port, routed (Docker 20.10 allows, 28 and 29 drop)", from: "outside",
+                what: "published port, routed (Docker 20.10 allows; 28, 29 and native drop)", from: "outside",
                 to: "198.18.101.10",
                 port: "80",
                 expected: true,
-                except: ["docker-28", "docker-29"]),
+                except: ["docker-28", "docker-29", "native"]),
             Probe(
                 what: "allow-listed port, routed", from: "outside", to: "198.18.101.10", port: "443",
                 source: "198.19.0.10", expected: false),
@@ -111,7 +111,8 @@ struct TrafficTests {
         ],
         targets: [
             ("docker-20.10", "iptables"), ("docker-20.10", "nftables"), ("docker-20.10", "nftables-json"),
-            ("docker-28", "iptables"), ("docker-28", "nftables"), ("docker-29", "iptables"),
+            ("docker-28", "iptables"), ("docker-28", "nftables"), ("docker-29", "iptables"), ("native", "nftables"),
+            ("native", "nftables-json"),
         ])
 
     static let singleBridge = Scenario(
@@ -154,7 +155,7 @@ struct TrafficTests {
         ],
         targets: [
             ("docker-1.5", "iptables"), ("docker-1.5", "nftables"), ("docker-20.10", "iptables"),
-            ("docker-20.10", "nftables"),
+            ("docker-20.10", "nftables"), ("native", "nftables"),
         ])
 
     static let internalAndHairpin = Scenario(
@@ -201,7 +202,9 @@ struct TrafficTests {
             Probe(what: "internal network, to the outside", from: "db", to: internet, port: "9999", expected: false),
             Probe(what: "normal network, to the outside", from: "other", to: internet, port: "9999", expected: true),
         ],
-        targets: [("docker-20.10", "iptables"), ("docker-20.10", "nftables"), ("docker-28", "iptables")])
+        targets: [
+            ("docker-20.10", "iptables"), ("docker-20.10", "nftables"), ("docker-28", "iptables"), ("native", "nftables"),
+        ])
 
     static let cases: [(Scenario, String, String)] = [webStack, singleBridge, internalAndHairpin].flatMap { scenario in
         scenario.targets.map { (scenario, $0.layout, $0.backend) }

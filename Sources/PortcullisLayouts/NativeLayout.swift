@@ -1,0 +1,577 @@
+import PortcullisIR
+import PortcullisNet
+import PortcullisPolicy
+import PortcullisSyntax
+
+/// Portcullis' own nftables layout: one `inet portcullis` table for both address families,
+/// meant for hosts where the daemon writes no rules of its own (`--iptables=false`).
+///
+/// Docker's layouts add rules per container, published port and network, so each new
+/// connection walks a list that grows with the host. Here the rules are fixed by what the
+/// policy uses (one per `allow`/`deny` statement and a constant set besides); containers,
+/// published ports and networks are elements of sets and maps, looked up in constant time, so
+/// starting a container or publishing a port changes elements, never rules.
+///
+/// The verdicts are those of the Docker layouts with Portcullis' rules in front (language
+/// reference, section 5), with three deliberate differences: traffic from outside reaches a
+/// container only through a published port's DNAT (Docker 20.10 also forwards traffic routed
+/// straight to a published container port); a packet whose source address belongs to a
+/// bridge's subnet is dropped unless it arrives on that bridge, because flows are keyed by
+/// address; and published ports are translated for every client, the container's own bridge
+/// included, with hairpin traffic masqueraded, where Docker leaves that to its userland proxy.
+public struct NativeLayout: Layout {
+    public let name = "native"
+    public let summary =
+        "Portcullis' nftables layout: one inet table of sets and verdict maps; rules do not grow with containers"
+    public let firewalls: Set<Firewall> = [.nftables]
+
+    public init() {}
+
+    public func lower(_ policy: Policy) -> Result<Ruleset, DiagnosticError> {
+        var table = Table(family: .inet, name: "portcullis")
+        var builder = NativeTableBuilder(policy: policy)
+        builder.build(into: &table)
+        return .success(Ruleset(tables: [table]))
+    }
+}
+
+/// Builds the one table of the native layout; see `NativeLayout`.
+struct NativeTableBuilder {
+    let policy: Policy
+    /// The address families the policy has networks in (IPv4 always).
+    let families: [IPFamily]
+
+    init(policy: Policy) {
+        self.policy = policy
+        families = policy.networks.contains { $0.subnet6 != nil } ? [.ipv4, .ipv6] : [.ipv4]
+    }
+
+    /// Set names carry the family: `sites-v4`, `publish-v6`.
+    static func named(_ base: String, _ family: IPFamily) -> String { "\(base)-\(family == .ipv4 ? "v4" : "v6")" }
+
+    static func addressType(_ family: IPFamily) -> NamedSet.KeyType {
+        family == .ipv4 ? .ipv4Address : .ipv6Address
+    }
+
+    static func everywhere(_ family: IPFamily) -> IPPrefix {
+        IPPrefix(address: family == .ipv4 ? IPAddress(ipv4: 0) : IPAddress(ipv6: 0, 0), length: 0)
+    }
+
+    static func loopback(_ family: IPFamily) -> IPPrefix {
+        family == .ipv4
+            ? IPPrefix(address: IPAddress(ipv4: 0x7F00_0000), length: 8) : IPPrefix(host: IPAddress(ipv6: 0, 1))
+    }
+
+    func comment(_ text: String) -> RuleComment? { RuleComment("portcullis: " + text) }
+
+    static let layoutProvenance = Provenance(statement: "native layout")
+
+    mutating func build(into table: inout Table) {
+        let userRules = families.map { UserRules(policy: policy, family: $0) }
+        table.sets += networkSets()
+        var forward = Chain(
+            name: "forward",
+            base: BaseChain(
+                type: .filter, hook: .forward, priority: 0,
+                policy: policy.host.forwardPolicyDrop == false ? .accept : .drop))
+        forward.rules.append(
+            Rule(
+                [.connectionState([.established, .related])], .accept,
+                comment: comment("replies to accepted connections"), provenance: Self.layoutProvenance))
+        forward.rules += antiSpoofing()
+        forward.rules += flows(userRules, sets: &table.sets)
+        forward.rules += egress(userRules, sets: &table.sets)
+        forward.rules += dockerDefaults()
+
+        var prerouting = Chain(
+            name: "prerouting", base: BaseChain(type: .nat, hook: .prerouting, priority: -100))
+        var output = Chain(name: "output", base: BaseChain(type: .nat, hook: .output, priority: -100))
+        var publish = Chain(name: "publish")
+        prerouting.rules += remoteLoopback()
+        prerouting.rules += allowLists(userRules, sets: &table.sets)
+        prerouting.rules.append(
+            Rule([.localAddress(.destination)], .jump("publish"), provenance: Self.layoutProvenance))
+        // With the userland proxy on, Docker leaves connections to a loopback address to it.
+        if policy.host.userlandProxy {
+            output.rules += families.map { family in
+                Rule(
+                    [.address(.destination, Self.loopback(family), negated: true), .localAddress(.destination)],
+                    .jump("publish"), provenance: Self.layoutProvenance)
+            }
+        } else {
+            output.rules.append(
+                Rule([.localAddress(.destination)], .jump("publish"), provenance: Self.layoutProvenance))
+        }
+        publish.rules += publishRules(sets: &table.sets)
+
+        var postrouting = Chain(
+            name: "postrouting", base: BaseChain(type: .nat, hook: .postrouting, priority: 100))
+        postrouting.rules += masquerade(sets: &table.sets)
+
+        table.chains = [forward, prerouting, output, postrouting, publish]
+    }
+
+    // MARK: Networks
+
+    /// Bridges, their subnets and ICC, as elements; shared by several rules.
+    func networkSets() -> [NamedSet] {
+        var sets = [
+            NamedSet(
+                name: "bridges", keyTypes: [.interfaceName], interval: false,
+                elements: policy.networks.map {
+                    SetElement(key: [.interface($0.bridge)], provenance: $0.origin.provenance)
+                }),
+            NamedSet(
+                name: "icc", keyTypes: [.interfaceName, .interfaceName], mapValue: .verdict, interval: false,
+                elements: policy.networks.map {
+                    SetElement(
+                        key: [.interface($0.bridge), .interface($0.bridge)], value: .verdict($0.icc ? .accept : .drop),
+                        provenance: $0.origin.provenance)
+                }),
+        ]
+        if policy.networks.contains(where: \.internal) {
+            sets.append(
+                NamedSet(
+                    name: "internal", keyTypes: [.interfaceName], interval: false,
+                    elements: policy.networks.filter(\.internal).map {
+                        SetElement(key: [.interface($0.bridge)], provenance: $0.origin.provenance)
+                    }))
+        }
+        for family in families {
+            let subnets = policy.networks.compactMap { network in
+                (family == .ipv4 ? network.subnet4 : network.subnet6).map { (network, $0) }
+            }
+            sets.append(
+                NamedSet(
+                    name: Self.named("sites", family), keyTypes: [Self.addressType(family), .interfaceName],
+                    interval: true,
+                    elements: subnets.map { network, subnet in
+                        SetElement(
+                            key: [.address(subnet), .interface(network.bridge)], provenance: network.origin.provenance)
+                    }))
+            sets.append(
+                NamedSet(
+                    name: Self.named("subnets", family), keyTypes: [Self.addressType(family)], interval: true,
+                    elements: subnets.map { network, subnet in
+                        SetElement(key: [.address(subnet)], provenance: network.origin.provenance)
+                    }))
+        }
+        return sets
+    }
+
+    /// Flows and egress are keyed by address, so an address must not be claimed from the wrong
+    /// interface: a bridge speaks only from its subnets, and its subnets only from it.
+    func antiSpoofing() -> [Rule] {
+        families.flatMap { family -> [Rule] in
+            let sites = Self.named("sites", family)
+            let text = comment("\(family == .ipv4 ? "IPv4" : "IPv6") sources belong to their bridges")
+            return [
+                Rule(
+                    [
+                        .inSet(keys: [.inputInterface], set: "bridges"),
+                        .inSet(keys: [.sourceAddress, .inputInterface], set: sites, negated: true),
+                    ], .drop, comment: text, provenance: Self.layoutProvenance),
+                Rule(
+                    [
+                        .inSet(keys: [.inputInterface], set: "bridges", negated: true),
+                        .inSet(keys: [.sourceAddress], set: Self.named("subnets", family)),
+                    ], .drop, comment: text, provenance: Self.layoutProvenance),
+            ]
+        }
+    }
+
+    /// Docker's own verdicts, once Portcullis' rules have had their say: ICC per bridge,
+    /// internal networks sealed, networks isolated from each other, containers free to go out,
+    /// and traffic from outside only through a published port.
+    func dockerDefaults() -> [Rule] {
+        var rules: [Rule] = []
+        if policy.host.userlandProxy {
+            // Docker leaves a container's connection to a published port to its userland proxy,
+            // which reaches the container from the host whatever the two bridges are.
+            rules.append(
+                Rule(
+                    [.inSet(keys: [.inputInterface], set: "bridges"), .destinationTranslated()], .accept,
+                    comment: comment("published ports, from containers too"), provenance: Self.layoutProvenance))
+        }
+        rules.append(
+            Rule(
+                [], .verdictMap(keys: [.inputInterface, .outputInterface], map: "icc"),
+                provenance: Self.layoutProvenance))
+        if policy.networks.contains(where: \.internal) {
+            rules += [
+                Rule(
+                    [.inSet(keys: [.inputInterface], set: "internal")], .drop,
+                    comment: comment("internal networks stay on their bridge"), provenance: Self.layoutProvenance),
+                Rule(
+                    [.inSet(keys: [.outputInterface], set: "internal")], .drop,
+                    comment: comment("internal networks stay on their bridge"), provenance: Self.layoutProvenance),
+            ]
+        }
+        rules += [
+            Rule(
+                [.inSet(keys: [.inputInterface], set: "bridges"), .inSet(keys: [.outputInterface], set: "bridges")],
+                .drop, comment: comment("networks are isolated from each other"), provenance: Self.layoutProvenance),
+            Rule(
+                [.inSet(keys: [.inputInterface], set: "bridges")], .accept,
+                comment: comment("containers reach the outside"), provenance: Self.layoutProvenance),
+            Rule(
+                [.inSet(keys: [.outputInterface], set: "bridges"), .destinationTranslated()], .accept,
+                comment: comment("published ports"), provenance: Self.layoutProvenance),
+        ]
+        return rules
+    }
+
+    // MARK: Flows and egress
+
+    /// One rule per `allow`/`deny` statement and family, in file order (first match wins); the
+    /// statement's address pairs (and ports) are the elements of its own set.
+    func flows(_ userRules: [UserRules], sets: inout [NamedSet]) -> [Rule] {
+        var rules: [Rule] = []
+        for (index, rule) in policy.rules.enumerated() where rule.kind != .egress {
+            for user in userRules {
+                let family = user.family
+                var pairs: [(IPPrefix, IPPrefix)] = []
+                for source in rule.sources.flatMap(user.sites) {
+                    for destination in rule.destinations.flatMap(user.sites) where source != destination {
+                        pairs.append((source.prefix, destination.prefix))
+                    }
+                }
+                guard !pairs.isEmpty else { continue }
+                let ports = Self.mergedPorts(rule.ports)
+                let name = Self.named("flow-\(index + 1)", family)
+                var keyTypes = [Self.addressType(family), Self.addressType(family)]
+                var keys: [SetKeyField] = [.sourceAddress, .destinationAddress]
+                if !ports.isEmpty {
+                    keyTypes += [.transport, .service]
+                    keys += [.transport, .destinationPort]
+                }
+                let elements = Self.uncovered(
+                    pairs.flatMap { source, destination -> [[SetValue]] in
+                        ports.isEmpty
+                            ? [[.address(source), .address(destination)]]
+                            : ports.map {
+                                [.address(source), .address(destination), .transport($0.transport), .ports($0.ports)]
+                            }
+                    }
+                ).map { SetElement(key: $0, provenance: rule.origin.provenance) }
+                sets.append(NamedSet(name: name, keyTypes: keyTypes, interval: true, elements: elements))
+                let matches: [Match] = [.inSet(keys: keys, set: name)]
+                let text = comment(rule.text)
+                if rule.kind == .allow {
+                    rules.append(Rule(matches, .accept, comment: text, provenance: rule.origin.provenance))
+                } else {
+                    rules += user.drop(matches, comment: text, provenance: rule.origin.provenance)
+                }
+            }
+        }
+        return rules
+    }
+
+    /// Where egress is about: leaving through a named uplink, else leaving for anything but a bridge.
+    var leavingTheHost: Match {
+        policy.host.externalInterfaces.isEmpty
+            ? .inSet(keys: [.outputInterface], set: "bridges", negated: true)
+            : .inSet(keys: [.outputInterface], set: "external")
+    }
+
+    /// Egress accepts (with and without ports), then a drop for every restricted source.
+    func egress(_ userRules: [UserRules], sets: inout [NamedSet]) -> [Rule] {
+        var rules: [Rule] = []
+        var egressSets: [NamedSet] = []
+        for user in userRules {
+            let family = user.family
+            var withPorts: [SetElement] = []
+            var anyPort: [SetElement] = []
+            var restricted: [SetElement] = []
+            var restrictedSeen: Set<IPPrefix> = []
+            for rule in policy.rules where rule.kind == .egress {
+                let destinations: [IPPrefix]
+                switch rule.egressDestination {
+                case .anywhere: destinations = [Self.everywhere(family)]
+                case .prefixes(let prefixes): destinations = prefixes.filter { $0.family == family }
+                }
+                let ports = Self.mergedPorts(rule.ports)
+                for source in rule.sources.flatMap(user.sites) where policy.network(source.network)?.internal == false {
+                    if restrictedSeen.insert(source.prefix).inserted {
+                        restricted.append(
+                            SetElement(key: [.address(source.prefix)], provenance: rule.origin.provenance))
+                    }
+                    for destination in destinations {
+                        if ports.isEmpty {
+                            anyPort.append(
+                                SetElement(
+                                    key: [.address(source.prefix), .address(destination)],
+                                    provenance: rule.origin.provenance))
+                        }
+                        for spec in ports {
+                            withPorts.append(
+                                SetElement(
+                                    key: [
+                                        .address(source.prefix), .address(destination), .transport(spec.transport),
+                                        .ports(spec.ports),
+                                    ], provenance: rule.origin.provenance))
+                        }
+                    }
+                }
+            }
+            guard !restricted.isEmpty else { continue }
+            let address = Self.addressType(family)
+            let text = comment("egress")
+            if !withPorts.isEmpty {
+                let name = Self.named("egress-ports", family)
+                egressSets.append(
+                    NamedSet(
+                        name: name, keyTypes: [address, address, .transport, .service], interval: true,
+                        elements: Self.uncoveredElements(withPorts)))
+                rules.append(
+                    Rule(
+                        [
+                            leavingTheHost,
+                            .inSet(
+                                keys: [.sourceAddress, .destinationAddress, .transport, .destinationPort], set: name),
+                        ], .accept, comment: text, provenance: Self.layoutProvenance))
+            }
+            if !anyPort.isEmpty {
+                let name = Self.named("egress", family)
+                egressSets.append(
+                    NamedSet(
+                        name: name, keyTypes: [address, address], interval: true,
+                        elements: Self.uncoveredElements(anyPort)))
+                rules.append(
+                    Rule(
+                        [leavingTheHost, .inSet(keys: [.sourceAddress, .destinationAddress], set: name)], .accept,
+                        comment: text, provenance: Self.layoutProvenance))
+            }
+            let name = Self.named("egress-restricted", family)
+            egressSets.append(
+                NamedSet(name: name, keyTypes: [address], interval: true, elements: Self.uncoveredElements(restricted)))
+            rules += user.drop(
+                [leavingTheHost, .inSet(keys: [.sourceAddress], set: name)], comment: comment("other egress"),
+                provenance: Self.layoutProvenance)
+        }
+        if !egressSets.isEmpty && !policy.host.externalInterfaces.isEmpty {
+            sets.append(
+                NamedSet(
+                    name: "external", keyTypes: [.interfaceName], interval: false,
+                    elements: policy.host.externalInterfaces.map { SetElement(key: [.interface($0)]) }))
+        }
+        sets += egressSets
+        return rules
+    }
+
+    // MARK: Published ports
+
+    /// With `route_localnet` (the userland proxy off), a remote host could reach a port
+    /// published on a loopback address (moby#45610): such packets are not translated.
+    func remoteLoopback() -> [Rule] {
+        [
+            Rule(
+                [.interface(.source, "lo", negated: true), .address(.destination, Self.loopback(.ipv4))], .return,
+                comment: comment("loopback publishes are for the host only"), provenance: Self.layoutProvenance)
+        ]
+    }
+
+    /// A published port with `from`: connections from anyone else are dropped before the DNAT,
+    /// while their destination is still the host address and port the client wrote.
+    func allowLists(_ userRules: [UserRules], sets: inout [NamedSet]) -> [Rule] {
+        var rules: [Rule] = []
+        for user in userRules {
+            let family = user.family
+            var restricted: [SetElement] = []
+            var allowed: [SetElement] = []
+            for container in policy.containers {
+                for publish in container.publishes where !publish.allowedSources.isEmpty {
+                    guard let (_, network) = DockerClassicRules.portMappingEndpoint(container, policy: policy),
+                        let hostAddress = hostPrefix(publish, network: network, family: family)
+                    else { continue }
+                    let target: [SetValue] = [
+                        .address(hostAddress), .transport(publish.transport), .ports(publish.hostPorts),
+                    ]
+                    restricted.append(SetElement(key: target, provenance: publish.origin.provenance))
+                    for source in publish.allowedSources where source.family == family {
+                        allowed.append(
+                            SetElement(key: [.address(source)] + target, provenance: publish.origin.provenance))
+                    }
+                }
+            }
+            guard !restricted.isEmpty else { continue }
+            let address = Self.addressType(family)
+            let restrictedName = Self.named("allow-list-ports", family)
+            let allowedName = Self.named("allow-list-sources", family)
+            sets.append(
+                NamedSet(
+                    name: restrictedName, keyTypes: [address, .transport, .service], interval: true,
+                    elements: Self.uncoveredElements(restricted)))
+            sets.append(
+                NamedSet(
+                    name: allowedName, keyTypes: [address, address, .transport, .service], interval: true,
+                    elements: Self.uncoveredElements(allowed)))
+            rules += user.drop(
+                [
+                    .localAddress(.destination),
+                    .inSet(keys: [.destinationAddress, .transport, .destinationPort], set: restrictedName),
+                    .inSet(
+                        keys: [.sourceAddress, .destinationAddress, .transport, .destinationPort], set: allowedName,
+                        negated: true),
+                ], comment: comment("published port with an allow-list"), provenance: Self.layoutProvenance)
+        }
+        return rules
+    }
+
+    /// The host addresses a publish listens on, as a key: one address, or every address.
+    func hostPrefix(_ publish: Publish, network: Network, family: IPFamily) -> IPPrefix? {
+        guard let address = publish.hostAddress ?? network.hostBinding, !address.isUnspecified else {
+            return Self.everywhere(family)
+        }
+        return address.family == family ? IPPrefix(host: address) : nil
+    }
+
+    /// Published ports as two DNAT maps per family keyed by (host address, protocol, host port):
+    /// one yields the container's address for every publish (a range that keeps its ports is one
+    /// interval element), the other the container port where a publish translates it.
+    func publishRules(sets: inout [NamedSet]) -> [Rule] {
+        var rules: [Rule] = []
+        for family in families {
+            var addresses: [SetElement] = []
+            var ports: [SetElement] = []
+            for container in policy.containers {
+                guard let (attachment, network) = DockerClassicRules.portMappingEndpoint(container, policy: policy),
+                    let containerAddress = family == .ipv4 ? attachment.address4 : attachment.address6
+                else { continue }
+                for publish in container.publishes {
+                    guard let host = hostPrefix(publish, network: network, family: family) else { continue }
+                    let provenance = publish.origin.provenance
+                    let target = SetValue.address(IPPrefix(host: containerAddress))
+                    func key(_ hostPorts: PortRange) -> [SetValue] {
+                        [.address(host), .transport(publish.transport), .ports(hostPorts)]
+                    }
+                    if publish.hostPorts == publish.containerPorts {
+                        addresses.append(
+                            SetElement(key: key(publish.hostPorts), value: .data([target]), provenance: provenance))
+                        continue
+                    }
+                    for offset in 0..<publish.hostPorts.count {
+                        let hostPort = PortRange(UInt16(Int(publish.hostPorts.first) + offset))
+                        let containerPort = PortRange(UInt16(Int(publish.containerPorts.first) + offset))
+                        addresses.append(SetElement(key: key(hostPort), value: .data([target]), provenance: provenance))
+                        ports.append(
+                            SetElement(
+                                key: key(hostPort), value: .data([.ports(containerPort)]), provenance: provenance))
+                    }
+                }
+            }
+            let address = Self.addressType(family)
+            let keyTypes: [NamedSet.KeyType] = [address, .transport, .service]
+            let keys: [SetKeyField] = [.destinationAddress, .transport, .destinationPort]
+            let addressMap = Self.named("publish-address", family)
+            let portMap = Self.named("publish-port", family)
+            sets.append(
+                NamedSet(
+                    name: addressMap, keyTypes: keyTypes, mapValue: .data([address]), interval: true,
+                    elements: addresses))
+            sets.append(
+                NamedSet(
+                    name: portMap, keyTypes: keyTypes, mapValue: .data([.service]), interval: true, elements: ports))
+            let text = comment("published ports")
+            // A publish without a port translation has no element in the port map: the first rule
+            // does not apply to it and the second translates the address alone.
+            rules.append(
+                Rule(
+                    [.transports([.tcp, .udp, .sctp])],
+                    .dnatMap(family, keys: keys, addressMap: addressMap, portMap: portMap), comment: text,
+                    provenance: Self.layoutProvenance))
+            rules.append(
+                Rule(
+                    [], .dnatMap(family, keys: keys, addressMap: addressMap, portMap: nil), comment: text,
+                    provenance: Self.layoutProvenance))
+        }
+        return rules
+    }
+
+    /// Masquerade what leaves a network for another interface (Docker's `-s SUBNET ! -o BRIDGE`),
+    /// and hairpin connections that a published port sent back onto the client's own bridge.
+    func masquerade(sets: inout [NamedSet]) -> [Rule] {
+        var rules: [Rule] = []
+        for family in families {
+            let sites = Self.named("sites", family)
+            rules.append(
+                Rule(
+                    [.destinationTranslated(), .inSet(keys: [.sourceAddress, .outputInterface], set: sites)],
+                    .masquerade, comment: comment("hairpin through a published port"),
+                    provenance: Self.layoutProvenance))
+            rules.append(
+                Rule(
+                    [.inSet(keys: [.sourceAddress, .outputInterface], set: sites)], .return,
+                    comment: comment("traffic that stays on its bridge"), provenance: Self.layoutProvenance))
+            let name = Self.named("masquerade", family)
+            sets.append(
+                NamedSet(
+                    name: name, keyTypes: [Self.addressType(family)], interval: true,
+                    elements: policy.networks.compactMap { network in
+                        guard network.masquerade, !network.internal,
+                            let subnet = family == .ipv4 ? network.subnet4 : network.subnet6
+                        else { return nil }
+                        return SetElement(key: [.address(subnet)], provenance: network.origin.provenance)
+                    }))
+            rules.append(
+                Rule(
+                    [.inSet(keys: [.sourceAddress], set: name)], .masquerade, comment: comment("masquerade"),
+                    provenance: Self.layoutProvenance))
+        }
+        if !policy.host.userlandProxy {
+            // The host's own connections to a published loopback address leave with 127.0.0.1.
+            rules.append(
+                Rule(
+                    [.localAddress(.source), .inSet(keys: [.outputInterface], set: "bridges")], .masquerade,
+                    comment: comment("host connections to published ports"), provenance: Self.layoutProvenance))
+        }
+        return rules
+    }
+
+    // MARK: Element hygiene
+
+    /// Port specs with overlapping or adjacent ranges of one protocol merged, so that the
+    /// elements of one statement never overlap (nft refuses overlapping interval elements).
+    static func mergedPorts(_ specs: [PortSpec]) -> [PortSpec] {
+        var merged: [PortSpec] = []
+        for transport in TransportProtocol.allCases {
+            let ranges = specs.filter { $0.transport == transport }.map(\.ports).sorted { $0.first < $1.first }
+            var current: PortRange?
+            for range in ranges {
+                if let open = current, Int(range.first) <= Int(open.last) + 1 {
+                    current = PortRange(open.first, max(open.last, range.last))
+                } else {
+                    if let open = current { merged.append(PortSpec(open, transport)) }
+                    current = range
+                }
+            }
+            if let open = current { merged.append(PortSpec(open, transport)) }
+        }
+        return merged
+    }
+
+    /// Keys without those another key covers (a container inside a network named in the same
+    /// statement), and without duplicates; the order of first appearance is kept.
+    static func uncovered(_ keys: [[SetValue]]) -> [[SetValue]] {
+        var seen: Set<[SetValue]> = []
+        let unique = keys.filter { seen.insert($0).inserted }
+        // Only keys with a wider address can cover another; most statements have none.
+        let wide = unique.filter { key in
+            key.contains {
+                if case .address(let prefix) = $0 { return !prefix.isHost }
+                if case .ports(let ports) = $0 { return !ports.isSingle }
+                return false
+            }
+        }
+        guard !wide.isEmpty else { return unique }
+        return unique.filter { key in
+            !wide.contains { other in other != key && zip(other, key).allSatisfy { $0.covers($1) } }
+        }
+    }
+
+    static func uncoveredElements(_ elements: [SetElement]) -> [SetElement] {
+        var provenance: [[SetValue]: Provenance] = [:]
+        for element in elements where provenance[element.key] == nil { provenance[element.key] = element.provenance }
+        return uncovered(elements.map(\.key)).map { SetElement(key: $0, provenance: provenance[$0]) }
+    }
+}
