@@ -202,7 +202,7 @@ import Testing
         }
         let nat = try #require(portal.chain("natpre")?.rules)
         #expect(
-            nat[1].action == .dnatMap(.ipv4, keys: [.destinationPort], map: "m3")
+            nat[1].action == .dnatMap(.ipv4, keys: [.destinationPort], addressMap: "m3", portMap: nil)
                 || { if case .opaque = nat[1].action { true } else { false } }())
         #expect(read.warnings.contains { $0.message.contains("named counter object not read") })
     }
