@@ -64,9 +64,120 @@ import Testing
             [Repo.policies + "/web-stack.policy", "--ruleset", "-", "--format", "json"], input: compiled)
         #expect(result.status == 1)
         let findings = try #require(try JSON.parse(result.stdout)["findings"]?.arrayValue)
-        let missing = try #require(findings.first { $0["id"]?.stringValue == "missing-rule" })
-        #expect(missing["location"]?.stringValue?.hasSuffix("web-stack.policy:40") == true)
-        #expect(findings.contains { $0["id"]?.stringValue == "unexpected-rule" })
+        // A rule edited in place is one changed rule, with the host's line and the policy's.
+        #expect(findings.count == 1)
+        let changed = try #require(findings.first { $0["id"]?.stringValue == "changed-rule" })
+        #expect(changed["table"]?.stringValue == "filter" && changed["chain"]?.stringValue == "DOCKER-USER")
+        #expect(changed["rule"]?.stringValue?.contains("--dport 8001") == true)
+        #expect(changed["location"]?.stringValue == "-:34")
+        #expect(changed["policy_rule"]?.stringValue?.contains("--dport 8000") == true)
+        #expect(changed["policy_location"]?.stringValue?.hasSuffix("web-stack.policy:40") == true)
+    }
+
+    @Test func missingRuleNamesItsPolicyLine() throws {
+        let compiled =
+            run([CommandLineTests.binary, "compile", Repo.policies + "/web-stack.policy"]).stdout
+            .split(separator: "\n").filter { !$0.contains("--dport 8000 ") }.joined(separator: "\n") + "\n"
+        let result = audit(
+            [Repo.policies + "/web-stack.policy", "--ruleset", "-", "--format", "json"], input: compiled)
+        let findings = try #require(try JSON.parse(result.stdout)["findings"]?.arrayValue)
+        #expect(findings.map { $0["id"]?.stringValue } == ["missing-rule"])
+        #expect(findings.first?["location"]?.stringValue?.hasSuffix("web-stack.policy:40") == true)
+    }
+
+    /// Drift over nftables: the policy is compiled for nftables and compared with an
+    /// `nft -j list ruleset` document, on meaning (counters and handles do not count).
+    @Test func nftJSONDriftIsFoundOnMeaning() throws {
+        let policy = Repo.policies + "/web-stack.policy"
+        let golden = Repo.read(Repo.golden + "/web-stack/docker-20.10.nft.json")
+        let clean = audit([policy, "--ruleset", "-"], input: golden)
+        #expect(clean.status == 0 && clean.stdout == "-: no findings\n", "\(clean.stdout)")
+        // The same ruleset as a live listing prints it: handles and counters everywhere.
+        let listed = golden.replacingOccurrences(
+            of: "\"expr\": [", with: "\"handle\": 7, \"expr\": [{\"counter\": {\"packets\": 3, \"bytes\": 180}}, ")
+        #expect(audit([policy, "--ruleset", "-"], input: listed).status == 0)
+        let edited = golden.replacingOccurrences(of: "\"right\": 8000", with: "\"right\": 8001")
+        let result = audit([policy, "--ruleset", "-", "--format", "json"], input: edited)
+        #expect(result.status == 1)
+        let findings = try #require(try JSON.parse(result.stdout)["findings"]?.arrayValue)
+        #expect(findings.map { $0["id"]?.stringValue } == ["changed-rule"])
+        #expect(findings.first?["family"]?.stringValue == "ip")
+        #expect(findings.first?["rule"]?.stringValue?.contains("tcp dport 8001 accept") == true)
+        #expect(findings.first?["policy_location"]?.stringValue?.hasSuffix("web-stack.policy:40") == true)
+        #expect(findings.first?["location"]?.stringValue?.hasPrefix("- rule at $.nftables[") == true)
+    }
+
+    @Test func fromSaysTheFormat() {
+        let json = Repo.read(Repo.golden + "/web-stack/docker-20.10.nft.json")
+        let wrong = audit(["--ruleset", "-", "--from", "iptables-save"], input: json)
+        #expect(wrong.status == 2 && wrong.stderr.contains("error: -: line 1:"))
+        #expect(audit(["--ruleset", "-", "--from", "nft-json"], input: json).status == 1)
+        #expect(audit(["--ruleset", "-", "--from", "yaml"], input: json).status == 2)
+    }
+
+    @Test func tablesOfOtherFamiliesAreNeverPassedOver() throws {
+        let text = Repo.read(Repo.fixtures + "/nft/iptables-nft-docker-and-sets.json")
+        let result = audit(["--ruleset", "-", "--format", "json"], input: text)
+        #expect(try ids(result).contains("table-not-read"))
+        #expect(result.stderr.contains("warning: -: $.nftables[") && result.stderr.contains("xt target TCPMSS"))
+    }
+
+    /// A small Docker-style host with no risk at all, and one change per risk.
+    static let cleanHost = """
+        *filter
+        :INPUT ACCEPT [0:0]
+        :FORWARD DROP [0:0]
+        :OUTPUT ACCEPT [0:0]
+        :DOCKER - [0:0]
+        :DOCKER-USER - [0:0]
+        -A FORWARD -j DOCKER-USER
+        -A FORWARD -o docker0 -j DOCKER
+        -A FORWARD -i docker0 -o docker0 -j DROP
+        -A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT
+        -A DOCKER-USER -j RETURN
+        COMMIT
+        *nat
+        :PREROUTING ACCEPT [0:0]
+        :INPUT ACCEPT [0:0]
+        :OUTPUT ACCEPT [0:0]
+        :POSTROUTING ACCEPT [0:0]
+        :DOCKER - [0:0]
+        -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+        -A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE
+        -A DOCKER -d 198.18.0.1/32 ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80
+        COMMIT
+
+        """
+
+    @Test(arguments: [
+        ("forward-policy-accept", ":FORWARD DROP [0:0]", ":FORWARD ACCEPT [0:0]"),
+        ("docker-user-missing", "DOCKER-USER", "DOCKER-USR"),
+        (
+            "docker-user-not-first", "-A FORWARD -j DOCKER-USER\n-A FORWARD -o docker0 -j DOCKER\n",
+            "-A FORWARD -o docker0 -j DOCKER\n-A FORWARD -j DOCKER-USER\n"
+        ),
+        ("loopback-publish-reachable", "-d 198.18.0.1/32 ! -i docker0", "-d 127.0.0.1/32 ! -i docker0"),
+        ("published-to-everyone", "-A DOCKER -d 198.18.0.1/32 ! -i docker0", "-A DOCKER ! -i docker0"),
+        ("dnat-to-unknown-address", "--to-destination 172.17.0.2:80", "--to-destination 172.30.0.2:80"),
+        (
+            "duplicate-rule", "-A DOCKER-USER -j RETURN\n",
+            "-A DOCKER-USER -s 198.18.9.9/32 -j DROP\n-A DOCKER-USER -s 198.18.9.9/32 -j DROP\n-A DOCKER-USER -j RETURN\n"
+        ),
+        ("icc-open", "-i docker0 -o docker0 -j DROP", "-i docker0 -o docker0 -j ACCEPT"),
+        (
+            "shadowed-rule", "-A DOCKER-USER -j RETURN\n",
+            "-A DOCKER-USER -j RETURN\n-A DOCKER-USER -s 198.18.9.9/32 -j DROP\n"
+        ),
+    ])
+    func eachRiskIsFoundAlone(_ id: String, _ from: String, _ to: String) throws {
+        let clean = audit(["--ruleset", "-", "--format", "json"], input: Self.cleanHost)
+        #expect(clean.status == 0)
+        #expect(try ids(clean).isEmpty)
+        let crafted = Self.cleanHost.replacingOccurrences(of: from, with: to)
+        #expect(crafted != Self.cleanHost)
+        let result = audit(["--ruleset", "-", "--format", "json"], input: crafted)
+        #expect(result.status == 1)
+        #expect(try ids(result) == [id])
     }
 
     @Test func nftJSONRulesetsAreAuditedToo() throws {
