@@ -1,36 +1,56 @@
 import ArgumentParser
 import Foundation
 import PortcullisAudit
+import PortcullisIR
 import PortcullisReaders
+import PortcullisRender
 
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
         abstract: "Describe a host that Docker has been managing as a policy.",
         discussion: """
-            Reads iptables-save output of a host with Docker's classic rules (as Docker 20.10
-            writes them) and writes a policy with its networks (bridges, subnets, internal, ICC,
-            masquerade), containers (addresses, publishes) and host settings. Compiled with
-            --layout docker-20.10, the policy gives the same rules back. What the rules cannot
-            tell is reported as '# not imported:' lines and on stderr.
+            Reads the rules of a host Docker manages (iptables-save output, or the same tables as
+            'nft -j list ruleset' JSON) and writes a policy with its networks (bridges, subnets,
+            internal, ICC, masquerade), containers (addresses, publishes), host settings, and the
+            rules users added in DOCKER-USER as allow, deny and egress statements where the
+            language can say them. Compiled with the same layout, the policy gives the same rules
+            back. The layout (docker-1.5, docker-20.10, docker-28, docker-29) is detected from the
+            chains unless --layout says it. Names are deterministic: containers after their
+            address, networks after their bridge. What the rules cannot tell, and user rules the
+            language cannot say, are reported as '# not imported:' lines and on stderr.
 
-            Example:
+            Examples:
               iptables-save | portcullis import --from iptables-save - -o host.policy
+              nft -j list ruleset | portcullis import --from nft-json - -o host.policy
             """)
 
-    @Option(help: "The input format (iptables-save).")
+    @Option(help: "The input format: iptables-save or nft-json.")
     var from = "iptables-save"
 
     @Argument(help: "The saved ruleset ('-' for stdin).")
     var file: String
 
+    @Option(help: "The layout the host was written with (default: detected).")
+    var layout: String?
+
     @Option(name: .shortAndLong, help: "Write the policy here instead of stdout.")
     var output: String?
 
     func run() throws {
-        guard from == "iptables-save" else {
-            printError("error: only --from iptables-save is supported")
+        guard from == "iptables-save" || from == "nft-json" else {
+            printError("error: --from is iptables-save or nft-json")
             throw ExitCode(2)
+        }
+        var forced: DockerImporter.Layout?
+        if let layout {
+            guard let known = DockerImporter.Layout(rawValue: layout) else {
+                printError(
+                    "error: import reads the layouts \(DockerImporter.Layout.allCases.map(\.rawValue).joined(separator: ", ")), not '\(layout)'"
+                )
+                throw ExitCode(2)
+            }
+            forced = known
         }
         let data =
             file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file)
@@ -38,29 +58,49 @@ struct Import: ParsableCommand {
             printError("error: cannot read \(file)")
             throw ExitCode(2)
         }
-        let text = String(decoding: data, as: UTF8.self).components(separatedBy: "#### ip6tables")[0]
-        let importer: DockerImporter
+        let text = String(decoding: data, as: UTF8.self)
+        let ruleset: Ruleset
         do {
-            importer = DockerImporter(ruleset: try IptablesSaveReader(source: file).read(text).0)
+            if from == "nft-json" {
+                let read = try NftJSONReader(source: file).read(text)
+                for warning in read.warnings { printError("warning: \(file): \(warning)") }
+                ruleset = read.ruleset
+            } else {
+                let (read, warnings) = try IptablesSaveReader(source: file).read(
+                    text.components(separatedBy: "#### ip6tables")[0])
+                for warning in warnings { printError("warning: \(file): \(warning)") }
+                ruleset = read
+            }
         } catch {
             printError("error: \(file): \(error)")
             throw ExitCode(2)
         }
-        guard let layout = importer.detectedLayout else {
-            printError("error: \(file) holds no Docker rules (no DOCKER chain)")
-            throw ExitCode(2)
-        }
-        guard layout == .docker2010 else {
-            printError("error: detected \(layout.rawValue); import reads the docker-20.10 layout only so far")
-            throw ExitCode(2)
-        }
-        printError("detected layout \(layout.rawValue)")
-        let result = importer.importPolicy()
-        for line in result.notImported { printError("not imported: \(line)") }
-        if let output {
-            try result.policy.write(toFile: output, atomically: true, encoding: .utf8)
+        let importer = DockerImporter(ruleset: ruleset)
+        let chosen: DockerImporter.Layout
+        if let forced {
+            chosen = forced
+            printError("layout \(forced.rawValue) (given)")
         } else {
-            print(result.policy, terminator: "")
+            guard let detected = importer.detectedLayout else {
+                printError("error: \(file) holds no Docker rules (no filter DOCKER chain)")
+                throw ExitCode(2)
+            }
+            chosen = detected
+            printError("detected layout \(detected.rawValue)")
+        }
+        let result = importer.importPolicy(as: chosen)
+        for line in result.notImported { printError("not imported: \(line)") }
+        var policy = result.policy
+        let renderer = IptablesRenderer()
+        for (chain, rule) in result.notImportedRules {
+            let text = (try? renderer.renderRule(rule, chain: chain, family: .ip)) ?? "\(rule)"
+            printError("  \(text)")
+            policy += "#   \(text)\n"
+        }
+        if let output {
+            try policy.write(toFile: output, atomically: true, encoding: .utf8)
+        } else {
+            print(policy, terminator: "")
         }
     }
 }
