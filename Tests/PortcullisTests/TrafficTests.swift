@@ -111,8 +111,8 @@ struct TrafficTests {
         ],
         targets: [
             ("docker-20.10", "iptables"), ("docker-20.10", "nftables"), ("docker-20.10", "nftables-json"),
-            ("docker-28", "iptables"), ("docker-28", "nftables"), ("docker-29", "iptables"), ("native", "nftables"),
-            ("native", "nftables-json"),
+            ("docker-28", "iptables"), ("docker-28", "nftables"), ("docker-29", "iptables"), ("docker-29", "nftables"),
+            ("docker-29", "nftables-json"), ("native", "nftables"), ("native", "nftables-json"),
         ])
 
     static let singleBridge = Scenario(
@@ -155,7 +155,7 @@ struct TrafficTests {
         ],
         targets: [
             ("docker-1.5", "iptables"), ("docker-1.5", "nftables"), ("docker-20.10", "iptables"),
-            ("docker-20.10", "nftables"), ("native", "nftables"),
+            ("docker-20.10", "nftables"), ("docker-29", "nftables"), ("native", "nftables"),
         ])
 
     static let internalAndHairpin = Scenario(
@@ -203,7 +203,8 @@ struct TrafficTests {
             Probe(what: "normal network, to the outside", from: "other", to: internet, port: "9999", expected: true),
         ],
         targets: [
-            ("docker-20.10", "iptables"), ("docker-20.10", "nftables"), ("docker-28", "iptables"), ("native", "nftables"),
+            ("docker-20.10", "iptables"), ("docker-20.10", "nftables"), ("docker-28", "iptables"),
+            ("docker-29", "nftables"), ("native", "nftables"),
         ])
 
     static let cases: [(Scenario, String, String)] = [webStack, singleBridge, internalAndHairpin].flatMap { scenario in
