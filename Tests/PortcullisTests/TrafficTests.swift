@@ -203,7 +203,8 @@ struct TrafficTests {
             Probe(what: "normal network, to the outside", from: "other", to: internet, port: "9999", expected: true),
         ],
         targets: [
-            ("docker-20.10", "iptables"), ("docker-20.10", "nftables"), ("docker-28", "iptables"), ("native", "nftables"),
+            ("docker-20.10", "iptables"), ("docker-20.10", "nftables"), ("docker-28", "iptables"),
+            ("native", "nftables"),
         ])
 
     static let cases: [(Scenario, String, String)] = [webStack, singleBridge, internalAndHairpin].flatMap { scenario in
