@@ -58,6 +58,9 @@ public struct TraceStep: Sendable {
     /// a verdict map), whose provenance names the statement behind it.
     public let element: SetElement?
 
+    /// The policy statement behind the step: the element's when a map element decided it.
+    public var provenance: Provenance? { element?.provenance ?? rule?.provenance }
+
     init(table: String, chain: String, rule: Rule?, outcome: String, element: SetElement? = nil) {
         self.table = table
         self.chain = chain

@@ -77,16 +77,19 @@ struct XtablesHistory {
     /// What each chain holds, for Docker's "add unless present" check in constant time.
     private var present: [String: Set<RuleKey>] = [:]
 
-    /// A rule as `iptables -C` compares it: matches, effects and target, not comments or origin.
+    /// A rule as `iptables -C` compares it: matches (the comment is one), effects and target,
+    /// not its origin. Two statements that expand to the same packet matches stay two rules.
     private struct RuleKey: Hashable {
         let matches: [Match]
         let effects: [Effect]
         let action: Action?
+        let comment: RuleComment?
 
         init(_ rule: Rule) {
             matches = rule.matches
             effects = rule.effects
             action = rule.action
+            comment = rule.comment
         }
     }
 

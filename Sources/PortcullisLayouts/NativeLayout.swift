@@ -129,6 +129,14 @@ struct NativeTableBuilder {
                         provenance: $0.origin.provenance)
                 }),
         ]
+        if !proxiedNetworks.isEmpty {
+            sets.append(
+                NamedSet(
+                    name: "proxied", keyTypes: [.interfaceName], interval: false,
+                    elements: proxiedNetworks.map {
+                        SetElement(key: [.interface($0.bridge)], provenance: $0.origin.provenance)
+                    }))
+        }
         if policy.networks.contains(where: \.internal) {
             sets.append(
                 NamedSet(
@@ -159,6 +167,16 @@ struct NativeTableBuilder {
         return sets
     }
 
+    /// Networks whose containers reach published ports through Docker's userland proxy: with
+    /// the proxy on, Docker does not translate their connections to the host (`-i BRIDGE -j
+    /// RETURN` in nat `DOCKER`, written for networks that masquerade) and the proxy reaches
+    /// the container from the host, whatever the two bridges are. Native translates them, and
+    /// accepts them as the proxy would; from other networks the translated connection meets
+    /// ICC and isolation, as in Docker.
+    var proxiedNetworks: [Network] {
+        policy.host.userlandProxy ? policy.networks.filter { $0.masquerade && !$0.internal } : []
+    }
+
     /// Flows and egress are keyed by address, so an address must not be claimed from the wrong
     /// interface: a bridge speaks only from its subnets, and its subnets only from it.
     func antiSpoofing() -> [Rule] {
@@ -186,11 +204,21 @@ struct NativeTableBuilder {
     func dockerDefaults() -> [Rule] {
         var rules: [Rule] = []
         if policy.host.userlandProxy {
-            // Docker leaves a container's connection to a published port to its userland proxy,
-            // which reaches the container from the host whatever the two bridges are.
+            // Docker never translates a connection from the publishing container's own bridge
+            // (`! -i BRIDGE` on its DNAT rules): the proxy carries it.
+            rules += families.map { family in
+                Rule(
+                    [
+                        .destinationTranslated(),
+                        .inSet(keys: [.sourceAddress, .outputInterface], set: Self.named("sites", family)),
+                    ], .accept, comment: comment("published ports, from the same network"),
+                    provenance: Self.layoutProvenance)
+            }
+        }
+        if !proxiedNetworks.isEmpty {
             rules.append(
                 Rule(
-                    [.inSet(keys: [.inputInterface], set: "bridges"), .destinationTranslated()], .accept,
+                    [.inSet(keys: [.inputInterface], set: "proxied"), .destinationTranslated()], .accept,
                     comment: comment("published ports, from containers too"), provenance: Self.layoutProvenance))
         }
         rules.append(

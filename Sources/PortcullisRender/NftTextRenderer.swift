@@ -34,15 +34,32 @@ public struct NftTextRenderer: Renderer {
             )
         }
         for rule in chain.rules {
-            let nft = try NftVocabulary.translate(rule, in: table)
-            var text = try nft.expressions.map { e throws(RenderError) in try expressionText(e, in: table) }.joined(
-                separator: " ")
-            if let comment = nft.comment { text += " comment \"\(comment)\"" }
+            let text = try renderRule(rule, in: table)
             lines.append("\t\t" + text)
             if let origin = rule.provenance { provenance[text] = origin }
         }
         lines.append("\t}")
         return lines.joined(separator: "\n")
+    }
+
+    /// One rule as `nft list` prints it inside its chain, for explain and audit.
+    public func renderRule(_ rule: Rule, in table: Table) throws(RenderError) -> String {
+        let nft = try NftVocabulary.translate(rule, in: table)
+        var text = try nft.expressions.map { e throws(RenderError) in try expressionText(e, in: table) }.joined(
+            separator: " ")
+        if let comment = nft.comment { text += " comment \"\(comment)\"" }
+        return text
+    }
+
+    /// One set or map element as it is written between `elements = { }`.
+    public func renderElement(_ element: SetElement) throws(RenderError) -> String {
+        var text = element.key.map(setValueText).joined(separator: " . ")
+        switch element.value {
+        case nil: break
+        case .verdict(let action)?: text += " : " + (try verdictText(action))
+        case .data(let values)?: text += " : " + values.map(setValueText).joined(separator: " . ")
+        }
+        return text
     }
 
     func renderSet(_ set: NamedSet) throws(RenderError) -> String {
@@ -55,15 +72,7 @@ public struct NftTextRenderer: Renderer {
         var lines = ["\t\(set.mapValue == nil ? "set" : "map") \(try identifier(set.name)) {", "\t\ttype \(type)"]
         if set.interval { lines.append("\t\tflags interval") }
         if !set.elements.isEmpty {
-            let elements = try set.elements.map { element throws(RenderError) -> String in
-                var text = element.key.map(setValueText).joined(separator: " . ")
-                switch element.value {
-                case nil: break
-                case .verdict(let action)?: text += " : " + (try verdictText(action))
-                case .data(let values)?: text += " : " + values.map(setValueText).joined(separator: " . ")
-                }
-                return text
-            }
+            let elements = try set.elements.map { element throws(RenderError) in try renderElement(element) }
             lines.append("\t\telements = { " + elements.joined(separator: ",\n\t\t\t     ") + " }")
         }
         lines.append("\t}")

@@ -97,10 +97,24 @@ struct Explain: ParsableCommand {
             transport: transport,
             destinationPort: destinationPort)
         let result = Evaluator(ruleset: ruleset, routing: explanation.routing).evaluate(packet)
-        let renderer = IptablesRenderer()
+        // Rules are quoted in the syntax of the firewall they were built for.
         func ruleText(_ step: TraceStep) -> String {
             guard let rule = step.rule else { return step.outcome }
-            return (try? renderer.renderRule(rule, chain: step.chain, family: .ip)) ?? step.outcome
+            let text: String?
+            if resolvedBackend.firewall == .iptables {
+                text = try? IptablesRenderer().renderRule(rule, chain: step.chain, family: .ip)
+            } else if let table = ruleset.tables.first(where: { $0.name == step.table }) {
+                let nft = NftTextRenderer()
+                text = (try? nft.renderRule(rule, in: table)).map { rule in
+                    guard let element = step.element, let elementText = try? nft.renderElement(element) else {
+                        return rule
+                    }
+                    return rule + " (element " + elementText + ")"
+                }
+            } else {
+                text = nil
+            }
+            return text ?? step.outcome
         }
         let what = "\(source.description) -> \(destination.description)\(port.map { " port \($0)" } ?? "")"
         if format == "json" {
@@ -114,7 +128,7 @@ struct Explain: ParsableCommand {
                     ("table", .string(step.table)), ("chain", .string(step.chain)), ("rule", .string(ruleText(step))),
                     ("outcome", .string(step.outcome)),
                 ]
-                if let provenance = step.rule?.provenance {
+                if let provenance = step.provenance {
                     members.append(("statement", .string(provenance.statement)))
                     if let file = provenance.file, let line = provenance.line {
                         members.append(("location", .string("\(file):\(line)")))
@@ -138,7 +152,7 @@ struct Explain: ParsableCommand {
         print(headline)
         for step in result.trace {
             var line = "  \(step.table) \(step.chain): \(ruleText(step))"
-            if let provenance = step.rule?.provenance { line += "\n      from \(provenance)" }
+            if let provenance = step.provenance { line += "\n      from \(provenance)" }
             print(line)
         }
     }
