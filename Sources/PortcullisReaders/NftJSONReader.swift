@@ -81,7 +81,8 @@ public struct NftJSONReader {
                 guard !tables.contains(where: { $0.family == family && $0.name == name }) else {
                     throw ReadError(line: 0, message: "\(at): table \(familyName) \(name) listed twice")
                 }
-                tables.append(Table(family: family, name: name))
+                // Rules keep the order their expressions were listed in, so that they render back as read.
+                tables.append(Table(family: family, name: name, keepsMatchOrder: true))
             case "chain":
                 if isSkipped(body) { continue }
                 let table = try tableIndex(body, in: tables, at)
@@ -374,6 +375,16 @@ struct RuleReader {
             switch kind {
             case "counter" where body["packets"] != nil || body == .null:
                 effects.append(.counter)
+            case "mangle" where body["key"]?["meta"]?["key"]?.stringValue == "mark":
+                // `meta mark set meta mark | BITS`.
+                let mark = JSON.object([("meta", .object([("key", .string("mark"))]))])
+                if let or = body["value"]?["|"]?.arrayValue, or.count == 2, or[0] == mark,
+                    let bits = or[1].integerValue.flatMap(UInt32.init(exactly:))
+                {
+                    effects.append(.addMarkBits(bits))
+                } else {
+                    matches.append(opaque(expression, at))
+                }
             case "log":
                 if let text = body["prefix"]?.stringValue, let prefix = RuleComment(text),
                     case .object(let members) = body, members.count == 1
@@ -477,6 +488,15 @@ struct RuleReader {
                 result.append(.transport(known))
             }
             return result + [.port(field == "dport" ? .destination : .source, ports)]
+        }
+        // `meta mark & MASK == VALUE`, `meta mark VALUE`.
+        if let value = right.integerValue.flatMap(UInt32.init(exactly:)), !negated, op == "==" {
+            if left["meta"]?["key"]?.stringValue == "mark" { return [.mark(value)] }
+            if let and = left["&"]?.arrayValue, and.count == 2, and[0]["meta"]?["key"]?.stringValue == "mark",
+                let mask = and[1].integerValue.flatMap(UInt32.init(exactly:))
+            {
+                return [.mark(value, mask: mask)]
+            }
         }
         if let key = left["meta"]?["key"]?.stringValue {
             // `meta l4proto { tcp, udp }`: one of several protocols.

@@ -83,9 +83,13 @@ struct Audit: ParsableCommand {
         var policyBackend: String?
         if let policy {
             let (model, sources) = try compiler.check(policy).get(orExit: fail)
-            let (resolved, _) = try compiler.resolve(layout: layout, backend: nil, policy: model).get(orExit: fail)
             policyBackend = model.host.backend
+            let layout = self.layout
             lower = { firewall in
+                // Resolved for the firewall the host was read from (some layouts exist for one only).
+                let backend = firewall == .nftables ? Backend.nftables.rawValue : Backend.iptables.rawValue
+                let (resolved, _) = try compiler.resolve(layout: layout, backend: backend, policy: model).get(
+                    orExit: fail)
                 switch resolved.lower(model, for: firewall) {
                 case .success(let ruleset): return ruleset
                 case .failure(let error): throw fail(.diagnostics(error.diagnostics, sources))

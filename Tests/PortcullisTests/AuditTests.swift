@@ -107,6 +107,41 @@ import Testing
         #expect(findings.first?["location"]?.stringValue?.hasPrefix("- rule at $.nftables[") == true)
     }
 
+    /// Every nft JSON golden (the iptables-era layouts as nft, Docker 29's own nftables
+    /// tables with verdict maps, the native layout's sets and maps) is what its policy means.
+    static var nftGoldens: [(String, String)] {
+        ReaderTests.jsonGoldens.map { golden in
+            let parts = golden.split(separator: "/")
+            return (String(parts[0]), String(parts[1].dropLast(".nft.json".count)))
+        }
+    }
+
+    @Test(arguments: nftGoldens)
+    func nftGoldensHaveNoDrift(_ policy: String, _ layout: String) {
+        let result = audit([
+            Repo.policies + "/\(policy).policy", "--layout", layout, "--ruleset",
+            Repo.golden + "/\(policy)/\(layout).nft.json",
+        ])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+    }
+
+    /// Sets and maps drift element by element, traced to the policy line behind the element.
+    @Test func setElementsDrift() throws {
+        let golden = Repo.read(Repo.golden + "/web-stack/native.nft.json")
+        let edited = golden.replacingOccurrences(
+            of: "\"tcp\",\n              8000\n", with: "\"tcp\",\n              8001\n")
+        #expect(edited != golden)
+        let result = audit(
+            [Repo.policies + "/web-stack.policy", "--layout", "native", "--ruleset", "-", "--format", "json"],
+            input: edited)
+        #expect(result.status == 1)
+        let findings = try #require(try JSON.parse(result.stdout)["findings"]?.arrayValue)
+        let missing = try #require(findings.first { $0["id"]?.stringValue == "missing-element" })
+        #expect(missing["subject"]?.stringValue == "198.18.1.10 . 198.18.2.10 . tcp . 8000")
+        #expect(missing["table"]?.stringValue == "portcullis" && missing["family"]?.stringValue == "inet")
+        #expect(findings.contains { $0["id"]?.stringValue == "unexpected-element" })
+    }
+
     @Test func fromSaysTheFormat() {
         let json = Repo.read(Repo.golden + "/web-stack/docker-20.10.nft.json")
         let wrong = audit(["--ruleset", "-", "--from", "iptables-save"], input: json)

@@ -1,4 +1,5 @@
 import Foundation
+import PortcullisCompiler
 import PortcullisIR
 import PortcullisNet
 import PortcullisReaders
@@ -61,7 +62,10 @@ import Testing
         let read = try NftJSONReader(source: golden).read(text)
         #expect(read.warnings.isEmpty, "\(read.warnings)")
         let ruleset = read.ruleset
-        #expect(try NftJSONRenderer().render(ruleset)[0].text == text)
+        let rendered = try NftJSONRenderer().render(ruleset)[0].text
+        #expect(
+            rendered == text,
+            "\(UnifiedDiff.make(old: text, new: rendered, oldName: golden, newName: "read and rendered") ?? "")")
         // And the IR is the one the iptables text gives, rule for rule.
         let iptables = Repo.read(Repo.golden + "/" + golden.replacingOccurrences(of: ".nft.json", with: ".iptables"))
         if !iptables.isEmpty && ruleset.tables.allSatisfy({ $0.family == .ip && $0.sets.isEmpty }) {
