@@ -176,7 +176,9 @@ struct Audit: ParsableCommand {
                 }
                 host.unreadTables += others.skippedTables
             } catch {
-                printError("warning: nftables tables of other tools not read: \(error)")
+                // Without them the audit would be partial: an error, never a clean report.
+                printError("error: the nftables tables of other tools could not be read: \(error)")
+                throw ExitCode(2)
             }
             return host
         }
