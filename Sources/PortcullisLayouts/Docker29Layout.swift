@@ -33,7 +33,7 @@ public struct Docker29Layout: Layout {
     public func lower(_ policy: Policy, for firewall: Firewall) -> Result<Ruleset, DiagnosticError> {
         guard firewall == .nftables else { return lower(policy) }
         var problems = LayoutDiagnostics(layout: name)
-        let tables = Docker29NftablesRules(policy: policy).lower(&problems)
+        let tables = Docker29NftablesRules.lower(policy, &problems)
         return problems.result(Ruleset(tables: tables))
     }
 }

@@ -43,7 +43,29 @@ struct Docker29NftablesRules {
     static func postroutingOut(_ bridge: String) -> String { "nat-postrouting-out__" + bridge }
 
     let policy: Policy
-    let family: IPFamily = .ipv4
+    var family: IPFamily = .ipv4
+
+    var tableFamily: TableFamily { family == .ipv4 ? .ip : .ip6 }
+    func subnet(_ network: Network) -> IPPrefix? { family == .ipv4 ? network.subnet4 : network.subnet6 }
+    func address(_ attachment: Attachment) -> IPAddress? {
+        family == .ipv4 ? attachment.address4 : attachment.address6
+    }
+
+    /// Docker's tables (`ip`, and `ip6` when a network has an IPv6 subnet; Docker creates an
+    /// empty `ip6 docker-bridges` at start either way), then ours.
+    static func lower(_ policy: Policy, _ problems: inout LayoutDiagnostics) -> [Table] {
+        let families: [IPFamily] = policy.networks.contains { $0.subnet6 != nil } ? [.ipv4, .ipv6] : [.ipv4]
+        let layouts = families.map { Docker29NftablesRules(policy: policy, family: $0) }
+        layouts[0].refuse(&problems)
+        var needs = Needs()
+        var refused: Set<[String]> = []
+        for layout in layouts { layout.needs(&needs, refused: &refused, &problems) }
+        return layouts.map {
+            var docker = $0.dockerTable(needs)
+            docker.keepsMatchOrder = true
+            return docker
+        } + layouts.flatMap { $0.userTable(needs) }
+    }
 
     /// A rule with a counter, as every rule Docker's nftabler writes outside the base chains.
     static func counted(_ matches: [Match], _ action: Action, comment: String? = nil, provenance: Provenance) -> Rule {
@@ -83,18 +105,17 @@ struct Docker29NftablesRules {
         var directRouting = false
     }
 
-    func needs(_ problems: inout LayoutDiagnostics) -> Needs {
-        var needs = Needs()
+    /// What this family's allowed flows need; a refusal is reported once per rule and network.
+    func needs(_ needs: inout Needs, refused: inout Set<[String]>, _ problems: inout LayoutDiagnostics) {
         let user = UserRules(policy: policy, family: family)
         for rule in policy.rules where rule.kind == .allow {
-            var refused: Set<String> = []
             for (source, destination) in user.pairs(rule) {
                 guard let network = policy.network(destination.network) else { continue }
                 let crosses = source.bridge != destination.bridge
                 if network.internal && (crosses || !network.icc) {
                     // Internal networks' chains have no fwmark rule: nothing can accept past
                     // their INTERNAL NETWORK INGRESS or ICC drops.
-                    if refused.insert(network.name).inserted {
+                    if refused.insert([rule.text, "\(rule.origin.location.line)", network.name]).inserted {
                         problems.unsupported(
                             "an allow into internal network '\(network.name)' with Docker's nftables firewaller",
                             at: rule.origin,
@@ -112,15 +133,6 @@ struct Docker29NftablesRules {
                 }
             }
         }
-        return needs
-    }
-
-    func lower(_ problems: inout LayoutDiagnostics) -> [Table] {
-        refuse(&problems)
-        let needs = needs(&problems)
-        var docker = dockerTable(needs)
-        docker.keepsMatchOrder = true
-        return [docker] + userTable(needs)
     }
 
     func refuse(_ problems: inout LayoutDiagnostics) {
@@ -139,13 +151,7 @@ struct Docker29NftablesRules {
                     "bridge '\(network.bridge)' with Docker's nftables firewaller", at: network.origin,
                     hint: "its chain names (filter-forward-in__\(network.bridge)...) cannot be written in nft syntax")
             }
-            if network.subnet6 != nil {
-                problems.unsupported(
-                    "an IPv6 subnet (network '\(network.name)') with Docker's nftables firewaller", at: network.origin,
-                    hint: "Docker 29 writes an ip6 docker-bridges table for it, which this layout does not yet")
-            }
         }
-        DockerClassicRules.refuseIPv6HostAddresses(policy, &problems)
     }
 
     // MARK: - Docker's table
@@ -158,21 +164,20 @@ struct Docker29NftablesRules {
         for event in policy.events {
             switch event {
             case .createNetwork(let name):
-                guard let network = policy.network(name), network.subnet4 != nil else { continue }
+                guard let network = policy.network(name), subnet(network) != nil else { continue }
                 bridges.append(createNetwork(network, needs: needs))
             case .startContainer(let name):
                 guard let container = policy.container(name) else { continue }
                 if !needs.directRouting { raw += directAccessDrops(container) }
                 guard let (attachment, network) = DockerClassicRules.portMappingEndpoint(container, policy: policy),
-                    let address = attachment.address4,
+                    let address = address(attachment),
                     let index = bridges.firstIndex(where: { $0.network.name == network.name })
                 else { continue }
                 for binding in DockerClassicRules.bindings(container) {
-                    let hostAddress = binding.publish.hostAddress ?? network.hostBinding
-                    guard hostAddress?.family ?? family == family else { continue }
-                    let specific = hostAddress.flatMap { $0.isUnspecified ? nil : $0 }
+                    guard let host = hostAddress(binding.publish, network: network) else { continue }
                     let ports = portRules(
-                        binding, containerAddress: address, network: network, hostAddress: specific, hairpin: hairpin)
+                        binding, containerAddress: address, network: network, hostAddress: host.address,
+                        hairpin: hairpin)
                     // setPerPortForwarding, setPerPortDNAT, setPerPortHairpinMasq,
                     // filterPortMappedOnLoopback; a rule already there is not added twice.
                     appendOnce(&bridges[index].forwardInPorts, ports.accept)
@@ -183,7 +188,9 @@ struct Docker29NftablesRules {
             }
         }
         let daemon = Provenance.daemon
-        let loopback = IPPrefix(address: IPAddress(ipv4: 0x7F00_0000), length: 8)
+        let loopback =
+            family == .ipv4
+            ? IPPrefix(address: IPAddress(ipv4: 0x7F00_0000), length: 8) : IPPrefix(host: .init(ipv6: 0, 1))
         let toNAT = Self.counted([.localAddress(.destination)], .jump(Self.natChain), provenance: daemon)
         let base: [Chain] = [
             Chain(
@@ -224,7 +231,7 @@ struct Docker29NftablesRules {
                 })
         }
         return Table(
-            family: .ip, name: Self.table, chains: base + bridges.flatMap(\.chains),
+            family: tableFamily, name: Self.table, chains: base + bridges.flatMap(\.chains),
             sets: [
                 jumps(Self.forwardInJumps, Self.forwardIn), jumps(Self.forwardOutJumps, Self.forwardOut),
                 jumps(Self.postroutingInJumps, Self.postroutingIn),
@@ -266,7 +273,7 @@ struct Docker29NftablesRules {
         ]
         bridge.forwardOut.append(Self.counted([], .accept, comment: "OUTGOING", provenance: provenance))
         bridge.forwardInFinal = [Self.counted([], .drop, comment: "UNPUBLISHED PORT DROP", provenance: provenance)]
-        if network.masquerade, let subnet = network.subnet4 {
+        if network.masquerade, let subnet = subnet(network) {
             bridge.postroutingOut = [
                 Self.counted(
                     [.interface(.destination, bridgeName, negated: true), .address(.source, subnet)], .masquerade,
@@ -286,8 +293,8 @@ struct Docker29NftablesRules {
     /// network: packets routed to its address from anywhere but its bridge are dropped.
     func directAccessDrops(_ container: Container, comment: String = "DROP DIRECT ACCESS") -> [Rule] {
         container.attachments.compactMap { attachment in
-            guard let network = policy.network(attachment.network), !network.internal, network.subnet4 != nil,
-                let address = attachment.address4
+            guard let network = policy.network(attachment.network), !network.internal, subnet(network) != nil,
+                let address = address(attachment)
             else { return nil }
             return Self.counted(
                 [.address(.destination, IPPrefix(host: address)), .interface(.source, network.bridge, negated: true)],
@@ -312,8 +319,14 @@ struct Docker29NftablesRules {
         let containerPort: [Match] = [.transport(transport), .port(.destination, PortRange(binding.containerPort))]
         let hostPort: [Match] = [.transport(transport), .port(.destination, PortRange(binding.hostPort))]
         var dnatMatches: [Match] = hairpin ? [] : [.interface(.source, network.bridge, negated: true)]
+        if family == .ipv6 {
+            // Link-local sources are never translated (`ip6 saddr != fe80::/10`).
+            dnatMatches.append(
+                .address(.source, IPPrefix(address: .init(ipv6: 0xfe80 << 48, 0), length: 10), negated: true))
+        }
         if let hostAddress { dnatMatches.append(.address(.destination, IPPrefix(host: hostAddress))) }
         var loopbackDrop: Rule?
+        // IPv6 loopback is not routable: no drop for it.
         if let hostAddress, DockerModernRules.loopback.contains(hostAddress) {
             loopbackDrop = Self.counted(
                 [.interface(.source, "lo", negated: true), .address(.destination, IPPrefix(host: hostAddress))]
@@ -328,6 +341,24 @@ struct Docker29NftablesRules {
                 [.address(.source, container), .address(.destination, container)] + containerPort, .masquerade,
                 comment: "MASQ TO OWN PORT", provenance: provenance),
             loopbackDrop: loopbackDrop)
+    }
+
+    /// Whether a publish binds in this family, and on which host address (nil: every address).
+    /// Without a host address Docker binds 0.0.0.0 and [::] unless the network's default
+    /// binding (`host-binding`) names an IPv4 address; a publish on an address binds in its
+    /// family only.
+    func hostAddress(_ publish: Publish, network: Network) -> HostBinding? {
+        let chosen = publish.hostAddress ?? network.hostBinding
+        guard let chosen else { return HostBinding(address: nil) }
+        if chosen.isUnspecified {
+            return publish.hostAddress == nil || chosen.family == family ? HostBinding(address: nil) : nil
+        }
+        return chosen.family == family ? HostBinding(address: chosen) : nil
+    }
+
+    /// A publish's host address in one family; nil means every address of it.
+    struct HostBinding {
+        let address: IPAddress?
     }
 
     /// Docker ignores "rule exists" when the same per-port rule comes from two bindings.
@@ -363,6 +394,6 @@ struct Docker29NftablesRules {
             chains.append(
                 Chain(name: Self.forward, base: BaseChain(type: .filter, hook: .forward, priority: -1), rules: rules))
         }
-        return chains.isEmpty ? [] : [Table(family: .ip, name: Self.userTable, chains: chains)]
+        return chains.isEmpty ? [] : [Table(family: tableFamily, name: Self.userTable, chains: chains)]
     }
 }
