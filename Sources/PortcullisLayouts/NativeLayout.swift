@@ -273,16 +273,14 @@ struct NativeTableBuilder {
                     keyTypes += [.transport, .service]
                     keys += [.transport, .destinationPort]
                 }
-                let elements = Self.uncovered(
-                    pairs.flatMap { source, destination -> [[SetValue]] in
+                let elements = pairs.flatMap { source, destination -> [SetElement] in
+                    let addresses: [SetValue] = [.address(source), .address(destination)]
+                    let keys =
                         ports.isEmpty
-                            ? [[.address(source), .address(destination)]]
-                            : ports.map {
-                                [.address(source), .address(destination), .transport($0.transport), .ports($0.ports)]
-                            }
-                    }
-                ).map { SetElement(key: $0, provenance: rule.origin.provenance) }
-                sets.append(NamedSet(name: name, keyTypes: keyTypes, interval: true, elements: elements))
+                        ? [addresses] : ports.map { addresses + [.transport($0.transport), .ports($0.ports)] }
+                    return keys.map { SetElement(key: $0, provenance: rule.origin.provenance) }
+                }
+                sets.append(Self.lookupSet(name, keyTypes: keyTypes, elements: elements))
                 let matches: [Match] = [.inSet(keys: keys, set: name)]
                 let text = comment(rule.text)
                 if rule.kind == .allow {
@@ -302,77 +300,72 @@ struct NativeTableBuilder {
             : .inSet(keys: [.outputInterface], set: "external")
     }
 
-    /// Egress accepts (with and without ports), then a drop for every restricted source.
+    /// Egress accepts, then a drop for every restricted source. Accepts are split by the shape of
+    /// their key: with or without ports, to anywhere (no destination field, so hosts stay in
+    /// hash sets) or to prefixes.
     func egress(_ userRules: [UserRules], sets: inout [NamedSet]) -> [Rule] {
         var rules: [Rule] = []
         var egressSets: [NamedSet] = []
         for user in userRules {
             let family = user.family
-            var withPorts: [SetElement] = []
-            var anyPort: [SetElement] = []
+            let address = Self.addressType(family)
+            var accepts: [String: (keyTypes: [NamedSet.KeyType], keys: [SetKeyField], elements: [SetElement])] = [:]
+            var order: [String] = []
+            func accept(_ name: String, _ keyTypes: [NamedSet.KeyType], _ keys: [SetKeyField], _ element: SetElement) {
+                if accepts[name] == nil {
+                    accepts[name] = (keyTypes, keys, [])
+                    order.append(name)
+                }
+                accepts[name]!.elements.append(element)
+            }
             var restricted: [SetElement] = []
             var restrictedSeen: Set<IPPrefix> = []
             for rule in policy.rules where rule.kind == .egress {
-                let destinations: [IPPrefix]
+                let destinations: [IPPrefix?]
                 switch rule.egressDestination {
-                case .anywhere: destinations = [Self.everywhere(family)]
+                case .anywhere: destinations = [nil]
                 case .prefixes(let prefixes): destinations = prefixes.filter { $0.family == family }
                 }
                 let ports = Self.mergedPorts(rule.ports)
+                let provenance = rule.origin.provenance
                 for source in rule.sources.flatMap(user.sites) where policy.network(source.network)?.internal == false {
                     if restrictedSeen.insert(source.prefix).inserted {
-                        restricted.append(
-                            SetElement(key: [.address(source.prefix)], provenance: rule.origin.provenance))
+                        restricted.append(SetElement(key: [.address(source.prefix)], provenance: provenance))
                     }
                     for destination in destinations {
+                        let to: [SetValue] = destination.map { [.address($0)] } ?? []
+                        let toTypes: [NamedSet.KeyType] = destination == nil ? [] : [address]
+                        let toKeys: [SetKeyField] = destination == nil ? [] : [.destinationAddress]
+                        let base = destination == nil ? "egress-anywhere" : "egress"
                         if ports.isEmpty {
-                            anyPort.append(
-                                SetElement(
-                                    key: [.address(source.prefix), .address(destination)],
-                                    provenance: rule.origin.provenance))
+                            accept(
+                                Self.named(base, family), [address] + toTypes, [.sourceAddress] + toKeys,
+                                SetElement(key: [.address(source.prefix)] + to, provenance: provenance))
                         }
                         for spec in ports {
-                            withPorts.append(
+                            accept(
+                                Self.named(base + "-ports", family), [address] + toTypes + [.transport, .service],
+                                [.sourceAddress] + toKeys + [.transport, .destinationPort],
                                 SetElement(
-                                    key: [
-                                        .address(source.prefix), .address(destination), .transport(spec.transport),
-                                        .ports(spec.ports),
-                                    ], provenance: rule.origin.provenance))
+                                    key: [.address(source.prefix)] + to + [
+                                        .transport(spec.transport), .ports(spec.ports),
+                                    ],
+                                    provenance: provenance))
                         }
                     }
                 }
             }
             guard !restricted.isEmpty else { continue }
-            let address = Self.addressType(family)
-            let text = comment("egress")
-            if !withPorts.isEmpty {
-                let name = Self.named("egress-ports", family)
-                egressSets.append(
-                    NamedSet(
-                        name: name, keyTypes: [address, address, .transport, .service], interval: true,
-                        elements: Self.uncoveredElements(withPorts)))
+            for name in order {
+                let lookup = accepts[name]!
+                egressSets.append(Self.lookupSet(name, keyTypes: lookup.keyTypes, elements: lookup.elements))
                 rules.append(
                     Rule(
-                        [
-                            leavingTheHost,
-                            .inSet(
-                                keys: [.sourceAddress, .destinationAddress, .transport, .destinationPort], set: name),
-                        ], .accept, comment: text, provenance: Self.layoutProvenance))
-            }
-            if !anyPort.isEmpty {
-                let name = Self.named("egress", family)
-                egressSets.append(
-                    NamedSet(
-                        name: name, keyTypes: [address, address], interval: true,
-                        elements: Self.uncoveredElements(anyPort)))
-                rules.append(
-                    Rule(
-                        [leavingTheHost, .inSet(keys: [.sourceAddress, .destinationAddress], set: name)], .accept,
-                        comment: text, provenance: Self.layoutProvenance))
+                        [leavingTheHost, .inSet(keys: lookup.keys, set: name)], .accept, comment: comment("egress"),
+                        provenance: Self.layoutProvenance))
             }
             let name = Self.named("egress-restricted", family)
-            egressSets.append(
-                NamedSet(name: name, keyTypes: [address], interval: true, elements: Self.uncoveredElements(restricted)))
+            egressSets.append(Self.lookupSet(name, keyTypes: [address], elements: restricted))
             rules += user.drop(
                 [leavingTheHost, .inSet(keys: [.sourceAddress], set: name)], comment: comment("other egress"),
                 provenance: Self.layoutProvenance)
@@ -427,13 +420,9 @@ struct NativeTableBuilder {
             let restrictedName = Self.named("allow-list-ports", family)
             let allowedName = Self.named("allow-list-sources", family)
             sets.append(
-                NamedSet(
-                    name: restrictedName, keyTypes: [address, .transport, .service], interval: true,
-                    elements: Self.uncoveredElements(restricted)))
+                Self.lookupSet(restrictedName, keyTypes: [address, .transport, .service], elements: restricted))
             sets.append(
-                NamedSet(
-                    name: allowedName, keyTypes: [address, address, .transport, .service], interval: true,
-                    elements: Self.uncoveredElements(allowed)))
+                Self.lookupSet(allowedName, keyTypes: [address, address, .transport, .service], elements: allowed))
             rules += user.drop(
                 [
                     .localAddress(.destination),
@@ -454,14 +443,17 @@ struct NativeTableBuilder {
         return address.family == family ? IPPrefix(host: address) : nil
     }
 
-    /// Published ports as two DNAT maps per family keyed by (host address, protocol, host port):
-    /// one yields the container's address for every publish (a range that keeps its ports is one
-    /// interval element), the other the container port where a publish translates it.
+    /// Published ports as DNAT maps per family, in three shapes so that the thousands of single
+    /// ports stay in hash maps: publishes on every host address are keyed by (protocol, port),
+    /// those on one address by (address, protocol, port); each pair of maps yields the
+    /// container address and port (a range is one element per port). A range that keeps its
+    /// ports is one interval element of a third map, which yields the address alone.
     func publishRules(sets: inout [NamedSet]) -> [Rule] {
         var rules: [Rule] = []
         for family in families {
-            var addresses: [SetElement] = []
-            var ports: [SetElement] = []
+            var anyAddress: (addresses: [SetElement], ports: [SetElement]) = ([], [])
+            var oneAddress: (addresses: [SetElement], ports: [SetElement]) = ([], [])
+            var ranges: [SetElement] = []
             for container in policy.containers {
                 guard let (attachment, network) = DockerClassicRules.portMappingEndpoint(container, policy: policy),
                     let containerAddress = family == .ipv4 ? attachment.address4 : attachment.address6
@@ -470,48 +462,68 @@ struct NativeTableBuilder {
                     guard let host = hostPrefix(publish, network: network, family: family) else { continue }
                     let provenance = publish.origin.provenance
                     let target = SetValue.address(IPPrefix(host: containerAddress))
-                    func key(_ hostPorts: PortRange) -> [SetValue] {
-                        [.address(host), .transport(publish.transport), .ports(hostPorts)]
-                    }
-                    if publish.hostPorts == publish.containerPorts {
-                        addresses.append(
-                            SetElement(key: key(publish.hostPorts), value: .data([target]), provenance: provenance))
+                    let transport = SetValue.transport(publish.transport)
+                    if publish.hostPorts == publish.containerPorts && !publish.hostPorts.isSingle {
+                        ranges.append(
+                            SetElement(
+                                key: [.address(host), transport, .ports(publish.hostPorts)], value: .data([target]),
+                                provenance: provenance))
                         continue
                     }
                     for offset in 0..<publish.hostPorts.count {
-                        let hostPort = PortRange(UInt16(Int(publish.hostPorts.first) + offset))
-                        let containerPort = PortRange(UInt16(Int(publish.containerPorts.first) + offset))
-                        addresses.append(SetElement(key: key(hostPort), value: .data([target]), provenance: provenance))
-                        ports.append(
-                            SetElement(
-                                key: key(hostPort), value: .data([.ports(containerPort)]), provenance: provenance))
+                        let hostPort = SetValue.ports(PortRange(UInt16(Int(publish.hostPorts.first) + offset)))
+                        let containerPort = SetValue.ports(
+                            PortRange(UInt16(Int(publish.containerPorts.first) + offset)))
+                        let key = host.length == 0 ? [transport, hostPort] : [.address(host), transport, hostPort]
+                        let address = SetElement(key: key, value: .data([target]), provenance: provenance)
+                        let port = SetElement(key: key, value: .data([containerPort]), provenance: provenance)
+                        if host.length == 0 {
+                            anyAddress.addresses.append(address)
+                            anyAddress.ports.append(port)
+                        } else {
+                            oneAddress.addresses.append(address)
+                            oneAddress.ports.append(port)
+                        }
                     }
                 }
             }
             let address = Self.addressType(family)
-            let keyTypes: [NamedSet.KeyType] = [address, .transport, .service]
-            let keys: [SetKeyField] = [.destinationAddress, .transport, .destinationPort]
-            let addressMap = Self.named("publish-address", family)
-            let portMap = Self.named("publish-port", family)
-            sets.append(
-                NamedSet(
-                    name: addressMap, keyTypes: keyTypes, mapValue: .data([address]), interval: true,
-                    elements: addresses))
-            sets.append(
-                NamedSet(
-                    name: portMap, keyTypes: keyTypes, mapValue: .data([.service]), interval: true, elements: ports))
             let text = comment("published ports")
-            // A publish without a port translation has no element in the port map: the first rule
-            // does not apply to it and the second translates the address alone.
+            let shapes: [(String, [NamedSet.KeyType], [SetKeyField], (addresses: [SetElement], ports: [SetElement]))] =
+                [
+                    ("publish", [.transport, .service], [.transport, .destinationPort], anyAddress),
+                    (
+                        "publish-on", [address, .transport, .service],
+                        [.destinationAddress, .transport, .destinationPort],
+                        oneAddress
+                    ),
+                ]
+            for (base, keyTypes, keys, elements) in shapes {
+                let addressMap = Self.named(base + "-address", family)
+                let portMap = Self.named(base + "-port", family)
+                sets.append(
+                    Self.lookupSet(
+                        addressMap, keyTypes: keyTypes, mapValue: .data([address]), elements: elements.addresses))
+                sets.append(
+                    Self.lookupSet(portMap, keyTypes: keyTypes, mapValue: .data([.service]), elements: elements.ports))
+                rules.append(
+                    Rule(
+                        [.transports([.tcp, .udp, .sctp])],
+                        .dnatMap(family, keys: keys, addressMap: addressMap, portMap: portMap), comment: text,
+                        provenance: Self.layoutProvenance))
+            }
+            let rangeMap = Self.named("publish-range", family)
+            sets.append(
+                NamedSet(
+                    name: rangeMap, keyTypes: [address, .transport, .service], mapValue: .data([address]),
+                    interval: true, elements: ranges))
             rules.append(
                 Rule(
-                    [.transports([.tcp, .udp, .sctp])],
-                    .dnatMap(family, keys: keys, addressMap: addressMap, portMap: portMap), comment: text,
-                    provenance: Self.layoutProvenance))
-            rules.append(
-                Rule(
-                    [], .dnatMap(family, keys: keys, addressMap: addressMap, portMap: nil), comment: text,
-                    provenance: Self.layoutProvenance))
+                    [],
+                    .dnatMap(
+                        family, keys: [.destinationAddress, .transport, .destinationPort], addressMap: rangeMap,
+                        portMap: nil),
+                    comment: text, provenance: Self.layoutProvenance))
         }
         return rules
     }
@@ -557,6 +569,25 @@ struct NativeTableBuilder {
     }
 
     // MARK: Element hygiene
+
+    /// A set or map whose elements are deduplicated and never overlap, with `flags interval`
+    /// only when an element needs it (a prefix or a port range): the kernel inserts into hash
+    /// sets in constant time, into interval concatenations (pipapo) far more slowly.
+    static func lookupSet(
+        _ name: String, keyTypes: [NamedSet.KeyType], mapValue: NamedSet.MapValue? = nil, elements: [SetElement]
+    ) -> NamedSet {
+        let kept = mapValue == nil ? uncoveredElements(elements) : elements
+        let interval = kept.contains { element in
+            element.key.contains {
+                switch $0 {
+                case .address(let prefix): !prefix.isHost
+                case .ports(let ports): !ports.isSingle
+                default: false
+                }
+            }
+        }
+        return NamedSet(name: name, keyTypes: keyTypes, mapValue: mapValue, interval: interval, elements: kept)
+    }
 
     /// Port specs with overlapping or adjacent ranges of one protocol merged, so that the
     /// elements of one statement never overlap (nft refuses overlapping interval elements).
