@@ -106,6 +106,8 @@ public struct Evaluator: Sendable {
         var originalDestinationPort: UInt16
         var destinationTranslated = false
         var sourceTranslation: String?
+        /// The packet's firewall mark, which a rule may set and a later base chain test.
+        var mark: UInt32 = 0
         var trace: [TraceStep] = []
     }
 
@@ -166,6 +168,7 @@ public struct Evaluator: Sendable {
                 state.trace.append(
                     TraceStep(table: table.name, chain: chain.name, rule: rule, outcome: outcome, element: element))
             }
+            for case .addMarkBits(let bits) in rule.effects { state.mark |= bits }
             guard var action = rule.action else {
                 step(rule.effects.isEmpty ? "matched" : "log")
                 continue
@@ -269,7 +272,9 @@ public struct Evaluator: Sendable {
                     let key = keyValues(keys, set: set, state)
                 else { return false }
                 return (set.element(covering: key) != nil) != negated
-            case .mark, .opaque:
+            case .mark(let value, let mask):
+                return state.mark & (mask ?? .max) == value
+            case .opaque:
                 return false  // not modelled: the rule is taken not to match
             }
         }

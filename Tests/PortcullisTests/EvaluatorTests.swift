@@ -2,6 +2,7 @@ import Foundation
 import JanssonKit
 import PortcullisCompiler
 import PortcullisEvaluator
+import PortcullisIR
 import PortcullisLayouts
 import PortcullisNet
 import PortcullisPolicy
@@ -12,17 +13,19 @@ import Testing
 /// real packets confirm in `TrafficTests`) must get the same verdict from `Evaluator`, for
 /// every layout the scenario runs on.
 @Suite struct EvaluatorTests {
-    static let cases = TrafficTests.cases.map { ($0.0.name, $0.1) }.reduce(into: [(String, String)]()) { list, item in
-        if !list.contains(where: { $0 == item }) { list.append(item) }
-    }
+    /// Each scenario and layout once per kind of firewall (nft text and JSON load the same rules).
+    static let cases = TrafficTests.cases.map { ($0.0.name, $0.1, $0.2 == "iptables" ? "iptables" : "nftables") }
+        .reduce(into: [(String, String, String)]()) { list, item in
+            if !list.contains(where: { $0 == item }) { list.append(item) }
+        }
 
     @Test(arguments: cases)
-    func agreesWithTheKernel(_ scenarioName: String, _ layout: String) throws {
+    func agreesWithTheKernel(_ scenarioName: String, _ layout: String, _ firewall: String) throws {
         let scenario = try #require(TrafficTests.cases.first { $0.0.name == scenarioName }?.0)
         let (loaded, diagnostics) = PolicyLoader.load("traffic.policy") { _ in scenario.policy }
         try #require(diagnostics.isEmpty)
         let policy = try Checker.check(loaded).get()
-        let ruleset = try Layouts.named(layout)!.lower(policy).get()
+        let ruleset = try Layouts.named(layout)!.lower(policy, for: Firewall(rawValue: firewall)!).get()
         let explanation = Explanation(policy: policy, hostAddress: IPAddress(ContainerHost.uplinkHost)!)
         let evaluator = Evaluator(ruleset: ruleset, routing: explanation.routing)
         var disagreements: [String] = []
@@ -42,7 +45,7 @@ import Testing
             let verdict = evaluator.evaluate(packet).verdict
             if (verdict == .accept) != probe.expected(on: layout) { disagreements.append("\(probe.what): \(verdict)") }
         }
-        #expect(disagreements.isEmpty, "\(layout): \(disagreements)")
+        #expect(disagreements.isEmpty, "\(layout) on \(firewall): \(disagreements)")
     }
 
     @Test func explainPrintsTheVerdictFirstWithTheDecidingRules() {
