@@ -306,7 +306,7 @@ fi
 peer_row() { # NAME SECONDS KIB OUR_SECONDS OUR_KIB
     printf '   %-34s %10s %9s %16s %16s\n' "$1" "$(fmt "$2")" "$(mib "$3")" "$(ratio "$2" "$4")" "$(ratio "$3" "$5")"
 }
-printf '   %-34s %10s %9s %16s %16s\n' "" time "peak MiB" "time vs ours" "memory vs ours"
+printf '   %-34s %10s %9s %16s %16s\n' "" time "peak MiB" "peer/ours time" "peer/ours mem"
 printf '   %-34s %10s %9s\n' "portcullis docker-20.10/iptables" "$(fmt "$ours_ipt_s")" "$(mib "$ours_ipt_kib")"
 printf '   %-34s %10s %9s\n' "portcullis native/nftables" "$(fmt "$ours_nft_s")" "$(mib "$ours_nft_kib")"
 aerleon_nft_s=- aerleon_ipt_s=- ferm_s=-
