@@ -3,7 +3,7 @@ import PortcullisNet
 import PortcullisPolicy
 import PortcullisSyntax
 
-/// Docker 29.x with its default iptables firewaller, IPv4: Docker 28.2.2's chains without the
+/// Docker 29.x with its default iptables firewaller: Docker 28.2.2's chains without the
 /// isolation chains. `DOCKER-FORWARD` jumps to `DOCKER-CT`, `DOCKER-INTERNAL` (the drops that keep
 /// internal networks on their bridge) and `DOCKER-BRIDGE`; traffic between non-internal networks
 /// is stopped only by the raw-PREROUTING direct-access drops and each bridge's DROP at the end of
@@ -11,21 +11,18 @@ import PortcullisSyntax
 /// `DOCKER -i BR -j RETURN` rules are gone.
 ///
 /// Rule order follows the daemon's history as moby's generated iptables docs (docker-v29.0.0 to
-/// docker-v29.7.2) show it. Docker 29 also writes ip6tables rules for IPv6 networks; this layout
-/// does not, so it refuses IPv6 subnets and publishes on IPv6 host addresses.
+/// docker-v29.7.2) show it. Networks with an IPv6 subnet get the same chains in ip6tables (an
+/// `.ip6tables` file), with the policy's IPv6 rules in ip6 `DOCKER-USER`.
 public struct Docker29Layout: Layout {
     public let name = "docker-29"
-    public let summary = "Docker 29.x (iptables, IPv4): DOCKER-FORWARD, DOCKER-CT, DOCKER-INTERNAL, raw drops"
+    public let summary =
+        "Docker 29.x (iptables and ip6tables, or nftables): DOCKER-FORWARD, DOCKER-CT, DOCKER-INTERNAL, raw drops"
 
     public init() {}
 
     public func lower(_ policy: Policy) -> Result<Ruleset, DiagnosticError> {
-        var problems = LayoutDiagnostics(layout: name)
-        DockerModernRules.refuseIPv6(policy, docker: "29", &problems)
-        let rules = DockerModernRules(isolationChains: false)
-        var history = rules.start(host: policy.host)
-        rules.replay(policy, history: &history)
-        return problems.result(Ruleset(tables: history.ruleset(order: [.mangle, .raw, .filter, .nat])))
+        let problems = LayoutDiagnostics(layout: name)
+        return problems.result(Ruleset(tables: DockerModernRules.tables(policy, isolationChains: false)))
     }
 
     /// With `.nftables`, Docker 29's own nftables firewaller (`ip docker-bridges`, see

@@ -174,7 +174,8 @@ struct Docker29NftablesRules {
                     let index = bridges.firstIndex(where: { $0.network.name == network.name })
                 else { continue }
                 for binding in DockerClassicRules.bindings(container) {
-                    guard let host = hostAddress(binding.publish, network: network) else { continue }
+                    guard let host = DockerModernRules.hostBinding(binding.publish, network: network, family: family)
+                    else { continue }
                     let ports = portRules(
                         binding, containerAddress: address, network: network, hostAddress: host.address,
                         hairpin: hairpin)
@@ -341,24 +342,6 @@ struct Docker29NftablesRules {
                 [.address(.source, container), .address(.destination, container)] + containerPort, .masquerade,
                 comment: "MASQ TO OWN PORT", provenance: provenance),
             loopbackDrop: loopbackDrop)
-    }
-
-    /// Whether a publish binds in this family, and on which host address (nil: every address).
-    /// Without a host address Docker binds 0.0.0.0 and [::] unless the network's default
-    /// binding (`host-binding`) names an IPv4 address; a publish on an address binds in its
-    /// family only.
-    func hostAddress(_ publish: Publish, network: Network) -> HostBinding? {
-        let chosen = publish.hostAddress ?? network.hostBinding
-        guard let chosen else { return HostBinding(address: nil) }
-        if chosen.isUnspecified {
-            return publish.hostAddress == nil || chosen.family == family ? HostBinding(address: nil) : nil
-        }
-        return chosen.family == family ? HostBinding(address: chosen) : nil
-    }
-
-    /// A publish's host address in one family; nil means every address of it.
-    struct HostBinding {
-        let address: IPAddress?
     }
 
     /// Docker ignores "rule exists" when the same per-port rule comes from two bindings.

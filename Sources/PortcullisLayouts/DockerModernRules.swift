@@ -9,6 +9,11 @@ import PortcullisSyntax
 /// in how they isolate networks: 28 has `DOCKER-ISOLATION-STAGE-1/2` (internal networks' drops in
 /// STAGE-1) and a nat `DOCKER -i BR -j RETURN` per bridge; 29 has neither, and keeps internal
 /// networks' drops in `DOCKER-INTERNAL`.
+///
+/// Both write the same rules to ip6tables for the networks with an IPv6 subnet (one instance per
+/// family): IPv6 DNAT leaves link-local sources alone (`! -s fe80::/10`), internal networks'
+/// drops also match the other interface (`! -i BR -o BR`, `-i BR ! -o BR`), and loopback
+/// publishes get no raw drop (`::1` is not routable).
 struct DockerModernRules {
     static let forward = "DOCKER-FORWARD"
     static let conntrack = "DOCKER-CT"
@@ -21,6 +26,27 @@ struct DockerModernRules {
 
     /// Docker 28: STAGE-1/2 isolation and the nat skip-DNAT RETURNs; Docker 29: neither.
     let isolationChains: Bool
+    /// iptables (`.ipv4`) or ip6tables (`.ipv6`).
+    var family: IPFamily = .ipv4
+
+    var tableFamily: TableFamily { family == .ipv4 ? .ip : .ip6 }
+    func subnet(_ network: Network) -> IPPrefix? { family == .ipv4 ? network.subnet4 : network.subnet6 }
+    func address(_ attachment: Attachment) -> IPAddress? {
+        family == .ipv4 ? attachment.address4 : attachment.address6
+    }
+
+    /// The tables of a Docker 28 or 29 host: iptables, and ip6tables when a network has an IPv6
+    /// subnet (Docker, with ip6tables on by default since 27.0, also creates its ip6 chains on a
+    /// host without one; they are left out then, as for Docker 29's nftables tables).
+    static func tables(_ policy: Policy, isolationChains: Bool) -> [Table] {
+        let families: [IPFamily] = policy.networks.contains { $0.subnet6 != nil } ? [.ipv4, .ipv6] : [.ipv4]
+        return families.flatMap { family in
+            let rules = DockerModernRules(isolationChains: isolationChains, family: family)
+            var history = rules.start(host: policy.host)
+            rules.replay(policy, history: &history)
+            return history.ruleset(order: [.mangle, .raw, .filter, .nat])
+        }
+    }
 
     /// The chain holding internal networks' drops.
     var internalDrops: String { isolationChains ? Self.stage1 : Self.internalChain }
@@ -28,7 +54,8 @@ struct DockerModernRules {
     /// The chain skeleton, DOCKER-FORWARD's jumps and the nat and FORWARD jumps, as the driver's
     /// init and the controller's setupUserChain leave them.
     func start(host: HostSettings) -> XtablesHistory {
-        var history = XtablesHistory(family: .ip, forwardPolicy: host.forwardPolicyDrop == false ? .accept : .drop)
+        var history = XtablesHistory(
+            family: tableFamily, forwardPolicy: host.forwardPolicyDrop == false ? .accept : .drop)
         // Driver init: the chains, DOCKER-FORWARD's three jumps (each put on top, in reverse, so
         // they read CT, ISOLATION or INTERNAL, BRIDGE), the nat jumps (addNATJumpRules), the
         // FORWARD jump.
@@ -42,7 +69,7 @@ struct DockerModernRules {
         }
         history.append(.nat, "PREROUTING", DockerClassicRules.preroutingToDocker)
         history.append(
-            .nat, "OUTPUT", DockerClassicRules.outputToDocker(family: .ipv4, excludeLoopback: host.userlandProxy))
+            .nat, "OUTPUT", DockerClassicRules.outputToDocker(family: family, excludeLoopback: host.userlandProxy))
         history.ensureJumpOnTop(.filter, "FORWARD", to: Self.forward)
         // The controller's setupUserChain: since 28.2.2 DOCKER-USER is created empty.
         history.newChain(.filter, Self.user)
@@ -64,27 +91,33 @@ struct DockerModernRules {
                 startContainer(container, policy: policy, history: &history)
             }
         }
-        let userRules = UserRules(policy: policy, family: .ipv4)
+        let userRules = UserRules(policy: policy, family: family)
         for rule in userRules.rules() { history.append(.filter, Self.user, rule) }
         for rule in userRules.crossBridgeAllowances().reversed() { history.insert(.raw, "PREROUTING", rule) }
     }
 
     func createNetwork(_ network: Network, host: HostSettings, history: inout XtablesHistory) {
-        guard let subnet = network.subnet4 else { return }
+        guard let subnet = subnet(network) else { return }
         let provenance = network.origin.provenance
         let bridge = network.bridge
         if network.internal {
             // setupInternalNetworkRules: incoming drop, then outgoing drop, both inserted; then
             // the ICC rule, appended (an internal network has no outgoing accept to carry ICC).
+            // For IPv6 each drop also names the other interface, so that link-local traffic
+            // within the bridge is not caught.
+            let ipv6 = family == .ipv6
             history.insert(
                 .filter, internalDrops,
                 Rule(
-                    [.address(.destination, subnet, negated: true), .interface(.source, bridge)], .drop,
+                    [.address(.destination, subnet, negated: true), .interface(.source, bridge)]
+                        + (ipv6 ? [.interface(.destination, bridge, negated: true)] : []), .drop,
                     provenance: provenance))
             history.insert(
                 .filter, internalDrops,
                 Rule(
-                    [.address(.source, subnet, negated: true), .interface(.destination, bridge)], .drop,
+                    [.address(.source, subnet, negated: true)]
+                        + (ipv6 ? [.interface(.source, bridge, negated: true)] : [])
+                        + [.interface(.destination, bridge)], .drop,
                     provenance: provenance))
             history.append(.filter, Self.forward, DockerClassicRules.icc(network, accept: network.icc))
             return
@@ -130,8 +163,8 @@ struct DockerModernRules {
     /// the port bindings of the gateway endpoint.
     func startContainer(_ container: Container, policy: Policy, history: inout XtablesHistory) {
         for attachment in container.attachments {
-            guard let network = policy.network(attachment.network), !network.internal, network.subnet4 != nil,
-                let address = attachment.address4
+            guard let network = policy.network(attachment.network), !network.internal, subnet(network) != nil,
+                let address = address(attachment)
             else { continue }
             history.append(
                 .raw, "PREROUTING",
@@ -143,16 +176,19 @@ struct DockerModernRules {
                     .drop, provenance: container.origin.provenance))
         }
         guard let (attachment, network) = DockerClassicRules.portMappingEndpoint(container, policy: policy),
-            let address = attachment.address4
+            let address = address(attachment)
         else { return }
         let hairpin = !policy.host.userlandProxy
         for binding in DockerClassicRules.bindings(container) {
-            let hostAddress = binding.publish.hostAddress ?? network.hostBinding
-            guard hostAddress?.family ?? .ipv4 == .ipv4 else { continue }
-            let specific = hostAddress.flatMap { $0.isUnspecified ? nil : $0 }
-            let rules = DockerClassicRules.publish(
+            guard let host = Self.hostBinding(binding.publish, network: network, family: family) else { continue }
+            let specific = host.address
+            var rules = DockerClassicRules.publish(
                 binding.publish, hostPort: binding.hostPort, containerPort: binding.containerPort,
                 containerAddress: address, network: network, hostAddress: specific, matchBridgeOnDNAT: !hairpin)
+            if family == .ipv6 {
+                // setPerPortNAT: link-local sources are never translated.
+                rules.dnat.matches.insert(.address(.source, Self.linkLocal, negated: true), at: 0)
+            }
             // filterPortMappedOnLoopback: remote packets to a loopback publish are dropped.
             if let specific, Self.loopback.contains(specific) {
                 history.append(
@@ -172,15 +208,23 @@ struct DockerModernRules {
         }
     }
 
-    /// Neither layout writes ip6tables rules, although both Dockers do for IPv6 networks.
-    static func refuseIPv6(_ policy: Policy, docker: String, _ problems: inout LayoutDiagnostics) {
-        for network in policy.networks where network.subnet6 != nil {
-            problems.unsupported(
-                "an IPv6 subnet (network '\(network.name)')", at: network.origin,
-                hint:
-                    "Docker \(docker) writes ip6tables rules for it, which this layout does not; use --layout docker-20.10"
-            )
+    static let linkLocal = IPPrefix(address: IPAddress(ipv6: 0xfe80 << 48, 0), length: 10)
+
+    /// Whether a publish binds in `family`, and on which host address (nil: every address of
+    /// it). Without a host address Docker binds 0.0.0.0 and [::] unless the network's default
+    /// binding (`host-binding`) names an IPv4 address; a publish on an address binds in its
+    /// family only.
+    static func hostBinding(_ publish: Publish, network: Network, family: IPFamily) -> HostBinding? {
+        let chosen = publish.hostAddress ?? network.hostBinding
+        guard let chosen else { return HostBinding(address: nil) }
+        if chosen.isUnspecified {
+            return publish.hostAddress == nil || chosen.family == family ? HostBinding(address: nil) : nil
         }
-        DockerClassicRules.refuseIPv6HostAddresses(policy, &problems)
+        return chosen.family == family ? HostBinding(address: chosen) : nil
+    }
+
+    /// A publish's host address in one family; nil means every address of it.
+    struct HostBinding {
+        let address: IPAddress?
     }
 }

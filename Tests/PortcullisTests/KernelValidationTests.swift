@@ -2,8 +2,8 @@ import Foundation
 import Testing
 
 /// The kernel's own verdict on every golden file, each in a fresh network namespace:
-/// iptables files load with iptables-restore and read back byte for byte with iptables-save
-/// (so our text is in iptables' canonical form); nft text and JSON pass a libnftables dry run,
+/// iptables (ip6tables) files load with iptables-restore (ip6tables-restore) and read back byte
+/// for byte with iptables-save (ip6tables-save), so our text is in iptables' canonical form; nft text and JSON pass a libnftables dry run,
 /// and applying either gives the same ruleset.
 @Suite(.enabled(if: Kernel.enabled, Kernel.reason), .serialized)
 struct KernelValidationTests {
@@ -26,6 +26,18 @@ struct KernelValidationTests {
         let load = namespace.exec(["iptables-restore"], input: text)
         try #require(load.status == 0, "iptables-restore: \(load.stderr)")
         #expect(namespace.savedIptables() == text)
+    }
+
+    @Test(arguments: goldens("ip6tables"))
+    func ip6tablesGoldenLoadsAndSavesIdentically(_ golden: String) throws {
+        try #require(Kernel.isRoot, "CI must run this test as root")
+        let text = Repo.read(Repo.golden + "/" + golden)
+        let namespace = try TestNamespace()
+        let test = namespace.exec(["ip6tables-restore", "--test"], input: text)
+        #expect(test.status == 0, "ip6tables-restore --test: \(test.stderr)")
+        let load = namespace.exec(["ip6tables-restore"], input: text)
+        try #require(load.status == 0, "ip6tables-restore: \(load.stderr)")
+        #expect(namespace.savedIp6tables() == text)
     }
 
     @Test(arguments: goldens("nft"))

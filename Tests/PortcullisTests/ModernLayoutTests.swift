@@ -1,5 +1,8 @@
 import Foundation
 import PortcullisCompiler
+import PortcullisLayouts
+import PortcullisPolicy
+import PortcullisSyntax
 import Testing
 
 /// A layout's VERBATIM scenarios (moby's generated iptables docs, converted to iptables-save
@@ -115,31 +118,78 @@ struct VerbatimFixtures: Sendable, CustomTestStringConvertible {
             ])
     }
 
-    /// Docker 28 and 29 write ip6tables rules for IPv6 networks, which these layouts do not.
+    /// Docker 28 and 29 write ip6tables rules for IPv6 networks: an IPv6 publish on `::1` gets
+    /// its DNAT (link-local sources excepted) but no raw drop, since `::1` is not routable; the
+    /// policy's IPv6 rules go to ip6 DOCKER-USER, and an allow across bridges gets its raw
+    /// exception there too.
     @Test(arguments: all)
-    func refusesIPv6(_ fixtures: VerbatimFixtures) throws {
+    func writesIp6tablesForIPv6Networks(_ fixtures: VerbatimFixtures) throws {
         let policy = """
             network bridge {
                 bridge docker0
                 subnet 172.17.0.0/16
-                subnet fd00::/64
+                subnet fd00:17::/64
+            }
+            network other {
+                bridge br-other
+                subnet 198.18.9.0/24
+                subnet fd00:9::/64
             }
             container web {
                 attach bridge 172.17.0.2
-                attach bridge fd00::2
+                attach bridge fd00:17::2
                 publish [::1]:8080 -> 80/tcp
             }
+            container client {
+                attach other 198.18.9.2
+                attach other fd00:9::2
+            }
+            allow client -> web port 80/tcp
 
             """
-        guard case .failure(.diagnostics(let diagnostics, _)) = compileInline(policy, layout: fixtures.layout) else {
-            Issue.record("an IPv6 network compiled with \(fixtures.layout)")
-            return
-        }
+        let (loaded, diagnostics) = PolicyLoader.load("inline.policy") { _ in policy }
+        #expect(diagnostics.isEmpty)
+        let checked = try Checker.check(loaded).get()
+        let files = try Compiler().render(
+            checked, sources: loaded.sources, layout: Layouts.named(fixtures.layout)!, backend: .iptables
+        ).get()
+        #expect(files.map(\.fileExtension) == ["iptables", "ip6tables"])
+        let v4 = files[0].text
+        let v6 = files[1].text
+        // The IPv4 file has no IPv6 address, and the loopback publish is IPv6 only.
+        #expect(!v4.contains("fd00:"))
+        #expect(!v4.contains("8080"))
         #expect(
-            diagnostics.map(\.message).sorted() == [
-                "layout \(fixtures.layout) cannot express a publish on an IPv6 host address",
-                "layout \(fixtures.layout) cannot express an IPv6 subnet (network 'bridge')",
+            rules(v6, chain: "DOCKER").filter { $0.contains("DNAT") } == [
+                "-A DOCKER ! -s fe80::/10 -d ::1/128 ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00:17::2]:80"
             ])
+        #expect(
+            rules(v6, chain: "PREROUTING").filter { $0.contains("-j DROP") } == [
+                "-A PREROUTING -d fd00:17::2/128 ! -i docker0 -j DROP",
+                "-A PREROUTING -d fd00:9::2/128 ! -i br-other -j DROP",
+            ])
+        #expect(
+            rules(v6, chain: "PREROUTING").filter { $0.contains("-j ACCEPT") } == [
+                "-A PREROUTING -s fd00:9::2/128 -d fd00:17::2/128 -i br-other -p tcp -m tcp --dport 80 -m comment --comment \"portcullis: allow client -> web port 80/tcp\" -j ACCEPT",
+                "-A PREROUTING -s fd00:17::2/128 -d fd00:9::2/128 -i docker0 -p tcp -m tcp --sport 80 -m comment --comment \"portcullis: allow client -> web port 80/tcp\" -j ACCEPT",
+            ])
+        #expect(
+            rules(v6, chain: "DOCKER-USER") == [
+                "-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment \"portcullis: replies to accepted connections\" -j ACCEPT",
+                "-A DOCKER-USER -s fd00:9::2/128 -d fd00:17::2/128 -i br-other -o docker0 -p tcp -m tcp --dport 80 -m comment --comment \"portcullis: allow client -> web port 80/tcp\" -j ACCEPT",
+            ])
+        #expect(rules(v6, chain: "OUTPUT") == ["-A OUTPUT ! -d ::1/128 -m addrtype --dst-type LOCAL -j DOCKER"])
+    }
+
+    /// A policy without IPv6 subnets compiles to one iptables file, as before.
+    @Test(arguments: all)
+    func noIp6tablesWithoutIPv6Networks(_ fixtures: VerbatimFixtures) throws {
+        let (loaded, _) = PolicyLoader.load("\(fixtures.directory)/\(fixtures.portmap).policy")
+        let checked = try Checker.check(loaded).get()
+        let files = try Compiler().render(
+            checked, sources: loaded.sources, layout: Layouts.named(fixtures.layout)!, backend: .iptables
+        ).get()
+        #expect(files.map(\.fileExtension) == ["iptables"])
     }
 }
 

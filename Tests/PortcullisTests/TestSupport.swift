@@ -118,12 +118,15 @@ final class TestNamespace {
 
     /// `iptables-save` in the namespace as iptables-restore input: `#` lines dropped, counters
     /// zeroed, so it compares with what Portcullis renders.
-    func savedIptables() -> String {
-        exec(["iptables-save"]).stdout.split(separator: "\n", omittingEmptySubsequences: false)
+    func savedIptables(_ save: String = "iptables-save") -> String {
+        exec([save]).stdout.split(separator: "\n", omittingEmptySubsequences: false)
             .filter { !$0.hasPrefix("#") }
             .map { $0.replacing(#/\[\d+:\d+\]$/#, with: "[0:0]") }
             .joined(separator: "\n")
     }
+
+    /// `ip6tables-save` in the namespace, in the same form.
+    func savedIp6tables() -> String { savedIptables("ip6tables-save") }
 
     /// A libnftables dry run of `text` (native syntax or JSON) inside the namespace.
     func nftDryRun(_ text: String) throws -> NftResult {
