@@ -60,6 +60,16 @@ public final class NftContext {
         }
     }
 
+    /// Listings without set elements: the structure of a table, however large its sets.
+    public var terse: Bool {
+        get { nft_ctx_output_get_flags(context) & UInt32(NFT_CTX_OUTPUT_TERSE) != 0 }
+        set {
+            var flags = nft_ctx_output_get_flags(context)
+            if newValue { flags |= UInt32(NFT_CTX_OUTPUT_TERSE) } else { flags &= ~UInt32(NFT_CTX_OUTPUT_TERSE) }
+            nft_ctx_output_set_flags(context, flags)
+        }
+    }
+
     /// Runs one buffer of commands (native syntax or JSON) as one kernel transaction.
     @discardableResult
     public func run(_ commands: String) -> NftResult {

@@ -1,10 +1,12 @@
 import Foundation
 import Logging
+import NftablesKit
 
 /// What `apply` did.
 public enum ApplyOutcome: Sendable, Equatable {
     case unchanged(generation: Int)
-    case applied(generation: Int)
+    /// `kernelSeconds`: how long the kernel transaction itself took.
+    case applied(generation: Int, change: AppliedChange, kernelSeconds: Double)
 }
 
 /// What `rollback` did.
@@ -51,12 +53,15 @@ public struct Applier {
             logger.info("no changes: the kernel already holds generation \(previous.number)")
             return .unchanged(generation: previous.number)
         }
+        let started = DispatchTime.now()
         try plan.commit()
+        let kernelSeconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
         let number = try store.save(
             backend: name, layout: layout, policy: policy, applied: files, before: plan.before,
-            listingAfter: backend.listing(of: files))
+            listingAfter: plan.listingAfter ?? backend.listing(of: files),
+            kernelGeneration: backend is NftablesBackend ? RulesetGeneration.current() : nil)
         logger.info("applied generation \(number) (\(layout), \(name))")
-        return .applied(generation: number)
+        return .applied(generation: number, change: plan.change, kernelSeconds: kernelSeconds)
     }
 
     /// Undoes the latest generation: the one before it is applied again with the same
@@ -72,7 +77,7 @@ public struct Applier {
         } else if let nft = backend as? NftablesBackend {
             let tables = NftablesBackend.tables(in: latest.applied[nft.ext] ?? "", json: nft.json)
             let live = try nft.liveTables()
-            if nft.listing(tables.filter(live.contains)) != latest.listingAfter {
+            if !nft.unchanged(since: latest, tables: tables.filter(live.contains)) {
                 throw ApplyError(
                     message:
                         "tables \(tables.map(\.spec).joined(separator: ", ")) changed since generation \(latest.number); not rolling back over those changes"

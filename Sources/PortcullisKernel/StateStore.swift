@@ -13,8 +13,12 @@ public struct Generation: Sendable {
     public let applied: [String: String]
     /// What the owned tables held before this generation, by snapshot file name.
     public let before: [String: String]
-    /// The owned tables as listed right after the apply (nft backends), to see drift.
+    /// The owned tables as listed right after the apply without set elements (nft backends),
+    /// to see drift in their structure; elements are compared with `applied["nft.json"]`.
     public let listingAfter: String
+    /// The kernel's nftables ruleset generation right after the apply: while it has not moved,
+    /// nothing can have changed (see `RulesetGeneration`).
+    public let kernelGeneration: UInt32?
 }
 
 public struct StateError: Error, Sendable, CustomStringConvertible {
@@ -72,21 +76,23 @@ public struct StateStore: Sendable {
             number: number, backend: meta["backend"]?.stringValue ?? "", layout: meta["layout"]?.stringValue ?? "",
             policy: meta["policy"]?.stringValue ?? "", appliedAt: meta["applied_at"]?.stringValue ?? "",
             applied: contents("applied."), before: contents("before."),
-            listingAfter: (try? String(contentsOfFile: folder + "/listing-after.nft", encoding: .utf8)) ?? "")
+            listingAfter: (try? String(contentsOfFile: folder + "/listing-after.nft", encoding: .utf8)) ?? "",
+            kernelGeneration: meta["kernel_generation"]?.integerValue.map { UInt32(truncatingIfNeeded: $0) })
     }
 
     /// Writes a new generation and drops the oldest beyond `generationsKept`.
     @discardableResult
     public func save(
         backend: String, layout: String, policy: String, applied: [String: String], before: [String: String],
-        listingAfter: String
+        listingAfter: String, kernelGeneration: UInt32? = nil
     ) throws(StateError) -> Int {
         let number = (generationNumbers().last ?? 0) + 1
         let folder = generationsDirectory + "/" + String(format: "%06d", number)
-        let meta = JSON.object([
-            ("generation", .integer(number)), ("backend", .string(backend)), ("layout", .string(layout)),
-            ("policy", .string(policy)), ("applied_at", .string(ISO8601DateFormatter().string(from: Date()))),
-        ])
+        let meta = JSON.object(
+            [
+                ("generation", .integer(number)), ("backend", .string(backend)), ("layout", .string(layout)),
+                ("policy", .string(policy)), ("applied_at", .string(ISO8601DateFormatter().string(from: Date()))),
+            ] + (kernelGeneration.map { [("kernel_generation", JSON.integer(Int($0)))] } ?? []))
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             try (meta.rendered() + "\n").write(toFile: folder + "/meta.json", atomically: true, encoding: .utf8)

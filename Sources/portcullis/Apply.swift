@@ -81,7 +81,12 @@ struct Apply: ParsableCommand {
         let (checked, sources) = try compiler.check(policy).get(orExit: fail)
         let (layout, backend) = try compiler.resolve(layout: options.layout, backend: options.backend, policy: checked)
             .get(orExit: fail)
-        let files = try compiler.render(checked, sources: sources, layout: layout, backend: backend).get(orExit: fail)
+        var files = try compiler.render(checked, sources: sources, layout: layout, backend: backend).get(orExit: fail)
+        if backend == .nftables {
+            // The JSON twin is what the next apply compares with to send only changed elements.
+            files += try compiler.render(checked, sources: sources, layout: layout, backend: .nftablesJSON).get(
+                orExit: fail)
+        }
         guard Host.hasNetAdmin else {
             printError("error: applying a ruleset needs CAP_NET_ADMIN; nothing was changed")
             throw ExitCode(2)
@@ -102,8 +107,18 @@ struct Apply: ParsableCommand {
         switch outcome {
         case .unchanged(let generation):
             print("no changes: generation \(generation) is already applied")
-        case .applied(let generation):
-            print("applied generation \(generation) (\(layout.name), \(backend.rawValue))")
+        case .applied(let generation, let change, let seconds):
+            let took = String(format: "%.1f ms in the kernel", seconds * 1000)
+            switch change {
+            case .replaced:
+                print(
+                    "applied generation \(generation) (\(layout.name), \(backend.rawValue)): replaced the ruleset, \(took)"
+                )
+            case .elements(let added, let removed):
+                print(
+                    "applied generation \(generation) (\(layout.name), \(backend.rawValue)): only set elements changed, \(added) added and \(removed) removed in one transaction, \(took)"
+                )
+            }
             if let confirm { try awaitConfirmation(generation, seconds: confirm, store: store, logger: logger) }
         }
     }
