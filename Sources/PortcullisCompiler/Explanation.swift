@@ -11,14 +11,21 @@ public struct Explanation: Sendable {
     /// The address the host answers on from outside (for `--to host`).
     public let hostAddress: IPAddress
 
-    public init(policy: Policy, hostAddress: IPAddress) {
+    /// A live host's own addresses and routes, which then decide instead of the policy's networks.
+    public let hostRouting: HostRouting?
+
+    public init(policy: Policy, hostAddress: IPAddress, routing: HostRouting? = nil) {
         self.policy = policy
         self.hostAddress = hostAddress
+        hostRouting = routing
     }
 
-    public var externalInterface: String { policy.host.externalInterfaces.first ?? "eth0" }
+    public var externalInterface: String {
+        hostRouting?.defaultInterface ?? policy.host.externalInterfaces.first ?? "eth0"
+    }
 
     public var routing: HostRouting {
+        if let hostRouting { return hostRouting }
         var local: Set<IPAddress> = [hostAddress]
         var routes: [(IPPrefix, String)] = []
         for network in policy.networks {
@@ -93,6 +100,10 @@ public struct Explanation: Sendable {
                 description: "network \(text) (as \(candidate) on \(network.bridge))")
         }
         if let address = IPAddress(text) {
+            if let hostRouting {
+                let interface = hostRouting.interface(for: address)
+                return Endpoint(address: address, interface: interface, description: "\(address) on \(interface)")
+            }
             if let network = policy.networks.first(where: { $0.subnet4?.contains(address) == true }) {
                 return Endpoint(
                     address: address, interface: network.bridge, description: "\(address) on \(network.bridge)")

@@ -40,11 +40,7 @@ struct Audit: ParsableCommand {
     @Argument(help: "A policy to compare the host with (optional).")
     var policy: String?
 
-    @Option(help: "A saved ruleset to audit ('-' for stdin): iptables-save output or nft JSON.")
-    var ruleset: String?
-
-    @Flag(help: "Audit the rules of this host (the current network namespace).")
-    var live = false
+    @OptionGroup var host: HostRuleSource
 
     @Option(help: "The format of --ruleset: iptables-save or nft-json (default: told by content).")
     var from: String?
@@ -61,20 +57,12 @@ struct Audit: ParsableCommand {
     @Option(help: "text or json (schema: docs/audit.md).")
     var format = "text"
 
-    /// What was read, and how it is spelled back for display.
-    struct HostRules {
-        var ruleset = Ruleset()
-        var source: String
-        var firewall: Firewall
-        var unreadTables: [String] = []
-    }
-
     func run() throws {
-        guard (ruleset != nil) != live, format == "text" || format == "json" else {
+        guard (host.ruleset != nil) != host.live, format == "text" || format == "json" else {
             printError("error: give exactly one of --ruleset FILE and --live, and --format text or json")
             throw ExitCode(2)
         }
-        guard from == nil || from == "iptables-save" || from == "nft-json", from == nil || ruleset != nil else {
+        guard from == nil || from == "iptables-save" || from == "nft-json", from == nil || host.ruleset != nil else {
             printError("error: --from is iptables-save or nft-json, and goes with --ruleset")
             throw ExitCode(2)
         }
@@ -101,7 +89,7 @@ struct Audit: ParsableCommand {
             printError("error: unknown backend '\(backendName)'; backends are: iptables, nftables, nftables-json")
             throw ExitCode(2)
         }
-        let host = try read(liveFirewall: liveBackend.firewall)
+        let host = try self.host.read(liveFirewall: liveBackend.firewall, format: from)
 
         var findings: [Finding]
         var expected = Ruleset()
@@ -128,89 +116,6 @@ struct Audit: ParsableCommand {
             printText(findings, host: host, spell: spell)
         }
         if !findings.isEmpty { throw ExitCode(1) }
-    }
-
-    /// Reads the host's rules, all or nothing: an error exits 2, never a partial audit.
-    func read(liveFirewall: Firewall) throws -> HostRules {
-        if let ruleset {
-            let data =
-                ruleset == "-"
-                ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: ruleset)
-            guard let data else {
-                printError("error: cannot read \(ruleset)")
-                throw ExitCode(2)
-            }
-            let text = String(decoding: data, as: UTF8.self)
-            let json = from.map { $0 == "nft-json" } ?? (text.drop(while: \.isWhitespace).first == "{")
-            return json ? try readJSON(text, source: ruleset) : try readIptables(text, source: ruleset)
-        }
-        switch liveFirewall {
-        case .nftables:
-            do {
-                return try readJSON(try LiveNftables.listJSON(), source: "nftables (live)")
-            } catch let error as LiveNftables.ListError {
-                printError("error: \(error)")
-                throw ExitCode(2)
-            }
-        case .iptables:
-            var text = ""
-            for tool in ["iptables-save", "ip6tables-save"] {
-                let save = Tool.run([tool])
-                guard save.status == 0 else {
-                    printError("error: \(tool) failed: \(save.error)")
-                    throw ExitCode(2)
-                }
-                text += (tool == "ip6tables-save" ? "#### ip6tables\n" : "") + save.output
-            }
-            var host = try readIptables(text, source: "iptables-save (live)")
-            // Other tools' nftables tables can drop what the policy accepts: read them too
-            // (iptables-nft's own tables are the ones iptables-save printed).
-            do {
-                let others = try NftJSONReader(source: "nftables (live)").read(try LiveNftables.listJSON())
-                let xtables = Set(XtablesTableKind.allCases.map(\.rawValue) + ["security"])
-                for table in others.ruleset.tables
-                where !(table.family != .inet && xtables.contains(table.name))
-                    && host.ruleset.table(table.family, table.name) == nil
-                {
-                    host.ruleset.tables.append(table)
-                }
-                host.unreadTables += others.skippedTables
-            } catch {
-                // Without them the audit would be partial: an error, never a clean report.
-                printError("error: the nftables tables of other tools could not be read: \(error)")
-                throw ExitCode(2)
-            }
-            return host
-        }
-    }
-
-    func readJSON(_ text: String, source: String) throws -> HostRules {
-        do {
-            let result = try NftJSONReader(source: source).read(text)
-            for warning in result.warnings { printError("warning: \(source): \(warning)") }
-            return HostRules(
-                ruleset: result.ruleset, source: source, firewall: .nftables, unreadTables: result.skippedTables)
-        } catch {
-            printError("error: \(source): \(error)")
-            throw ExitCode(2)
-        }
-    }
-
-    /// iptables-save text; captures may hold an ip6tables part after a '#### ip6tables' line.
-    func readIptables(_ text: String, source: String) throws -> HostRules {
-        var host = HostRules(source: source, firewall: .iptables)
-        do {
-            for (index, part) in text.components(separatedBy: "#### ip6tables").prefix(2).enumerated() {
-                let (ruleset, warnings) = try IptablesSaveReader(family: index == 0 ? .ip : .ip6, source: source).read(
-                    part)
-                host.ruleset.tables += ruleset.tables
-                for warning in warnings { printError("warning: \(source): \(warning)") }
-            }
-        } catch {
-            printError("error: \(source): \(error)")
-            throw ExitCode(2)
-        }
-        return host
     }
 
     static func location(_ provenance: Provenance?) -> String? {

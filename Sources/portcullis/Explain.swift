@@ -1,11 +1,15 @@
 import ArgumentParser
 import Foundation
 import JanssonKit
+import PortcullisAudit
 import PortcullisCompiler
 import PortcullisEvaluator
 import PortcullisIR
+import PortcullisKernel
 import PortcullisNet
+import PortcullisPolicy
 import PortcullisRender
+import PortcullisSyntax
 
 struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,14 +25,24 @@ struct Explain: ParsableCommand {
             outside:ADDRESS (arriving on the host's external interface), or host (the host's own
             address, --host-address).
 
+            With --ruleset FILE (iptables-save output or nft JSON) or --live, the packet walks the
+            host's real rules instead of the compiled policy. The policy, when given, still names
+            the endpoints; without one, the networks and containers are imported from the rules
+            (containers named by address, as 'portcullis import' names them). With --live, the
+            host's own addresses and routes decide where the packet goes.
+
             Examples:
               portcullis explain policies/web-stack.policy --from web --to api --port 8000/tcp
               portcullis explain policies/source-restricted.policy --from outside:203.0.113.9 --to host --port 8443/tcp
               portcullis explain policies/egress-only.policy --from builder --to 198.51.100.7 --port 443/tcp --format json
+              iptables-save | portcullis explain --ruleset - --from outside:203.0.113.9 --to host --port 8080/tcp
+              portcullis explain --live --backend nftables --from 172.17.0.2 --to 198.51.100.7 --port 443/tcp
             """)
 
-    @Argument(help: "The policy file.")
-    var policy: String
+    @Argument(help: "The policy file (optional with --ruleset or --live).")
+    var policy: String?
+
+    @OptionGroup var host: HostRuleSource
 
     @Option(help: "Where the connection comes from.")
     var from: String
@@ -57,19 +71,47 @@ struct Explain: ParsableCommand {
 
     func run() throws {
         let compiler = Compiler()
-        let (checked, sources) = try compiler.check(policy).get(orExit: fail)
-        let (resolvedLayout, resolvedBackend) = try compiler.resolve(layout: layout, backend: backend, policy: checked)
-            .get(orExit: fail)
+        var checked: Policy
         let ruleset: Ruleset
-        switch resolvedLayout.lower(checked, for: resolvedBackend.firewall) {
-        case .success(let lowered): ruleset = lowered
-        case .failure(let error): throw fail(.diagnostics(error.diagnostics, sources))
+        let firewall: Firewall
+        var routing: HostRouting?
+        if host.isGiven {
+            guard host.ruleset == nil || !host.live else {
+                printError("error: give one of --ruleset FILE and --live")
+                throw ExitCode(2)
+            }
+            var model: Policy?
+            if let policy { model = try compiler.check(policy).get(orExit: fail).0 }
+            let backendName = backend ?? model?.host.backend ?? Backend.iptables.rawValue
+            guard let liveBackend = Backend(rawValue: backendName) else {
+                printError("error: unknown backend '\(backendName)'; backends are: iptables, nftables, nftables-json")
+                throw ExitCode(2)
+            }
+            let read = try host.read(liveFirewall: liveBackend.firewall)
+            (ruleset, firewall) = (read.ruleset, read.firewall)
+            checked = try model ?? importedPolicy(read)
+            if host.live { routing = try liveRouting() }
+        } else {
+            guard let policy else {
+                printError("error: give a policy, or the host's rules with --ruleset FILE or --live")
+                throw ExitCode(2)
+            }
+            let sources: SourceStore
+            (checked, sources) = try compiler.check(policy).get(orExit: fail)
+            let (resolvedLayout, resolvedBackend) = try compiler.resolve(
+                layout: layout, backend: backend, policy: checked
+            ).get(orExit: fail)
+            switch resolvedLayout.lower(checked, for: resolvedBackend.firewall) {
+            case .success(let lowered): ruleset = lowered
+            case .failure(let error): throw fail(.diagnostics(error.diagnostics, sources))
+            }
+            firewall = resolvedBackend.firewall
         }
         guard let host = IPAddress(hostAddress), format == "text" || format == "json" else {
             printError("error: --host-address must be an address and --format text or json")
             throw ExitCode(2)
         }
-        let explanation = Explanation(policy: checked, hostAddress: host)
+        let explanation = Explanation(policy: checked, hostAddress: host, routing: routing)
         let source: Explanation.Endpoint
         let destination: Explanation.Endpoint
         do {
@@ -101,7 +143,7 @@ struct Explain: ParsableCommand {
         func ruleText(_ step: TraceStep) -> String {
             guard let rule = step.rule else { return step.outcome }
             let text: String?
-            if resolvedBackend.firewall == .iptables {
+            if firewall == .iptables {
                 text = try? IptablesRenderer().renderRule(rule, chain: step.chain, family: .ip)
             } else if let table = ruleset.tables.first(where: { $0.name == step.table }) {
                 let nft = NftTextRenderer()
@@ -155,5 +197,48 @@ struct Explain: ParsableCommand {
             if let provenance = step.provenance { line += "\n      from \(provenance)" }
             print(line)
         }
+    }
+
+    /// Networks and containers as `portcullis import` reads them from a Docker host's rules, to
+    /// name endpoints and route packets; rules that are not Docker's give an empty host.
+    func importedPolicy(_ host: HostRules) throws -> Policy {
+        let importer = DockerImporter(ruleset: host.ruleset)
+        let text = importer.importPolicy(as: importer.detectedLayout ?? .docker2010).policy
+        for candidate in [text, ""] {
+            let (loaded, diagnostics) = PolicyLoader.load("rules imported from \(host.source)") { _ in candidate }
+            if diagnostics.contains(where: { $0.severity == .error }) { continue }
+            if case .success(let policy) = Checker.check(loaded) { return policy }
+        }
+        printError("error: cannot read networks from \(host.source); name a policy for the endpoints")
+        throw ExitCode(2)
+    }
+
+    /// This host's own addresses and routes (`ip -j address`, `ip -j route`), for `--live`.
+    func liveRouting() throws -> HostRouting {
+        let addresses = Tool.run(["ip", "-j", "address", "show"])
+        let routes = Tool.run(["ip", "-j", "route", "show"])
+        guard addresses.status == 0, routes.status == 0, let interfaces = try? JSON.parse(addresses.output).arrayValue,
+            let table = try? JSON.parse(routes.output).arrayValue
+        else {
+            printError("error: cannot read this host's addresses and routes with 'ip -j'")
+            throw ExitCode(2)
+        }
+        var local: Set<IPAddress> = []
+        for interface in interfaces {
+            for info in interface["addr_info"]?.arrayValue ?? [] {
+                if let address = info["local"]?.stringValue.flatMap(IPAddress.init) { local.insert(address) }
+            }
+        }
+        var connected: [(prefix: IPPrefix, interface: String)] = []
+        var uplink = "eth0"
+        for route in table {
+            guard let destination = route["dst"]?.stringValue, let device = route["dev"]?.stringValue else { continue }
+            if destination == "default" {
+                uplink = device
+            } else if case .success(let prefix) = IPPrefix.parse(Substring(destination)) {
+                connected.append((prefix, device))
+            }
+        }
+        return HostRouting(localAddresses: local, routes: connected, defaultInterface: uplink)
     }
 }
