@@ -250,6 +250,8 @@ public struct Evaluator: Sendable {
                 return (packet.transport == transport) != negated
             case .transports(let transports):
                 return packet.transport.map(transports.contains) ?? false
+            case .icmp:
+                return false  // explained packets are TCP, UDP or SCTP
             case .port(let direction, let ports):
                 return ports.contains(direction == .source ? packet.sourcePort : packet.destinationPort)
             case .localAddress(let direction, let negated):

@@ -40,6 +40,9 @@ public enum Match: Sendable, Hashable {
     case interface(Direction, String, negated: Bool = false)
     /// `-p tcp`, `meta l4proto tcp` (implied by a port match in nft).
     case transport(TransportProtocol, negated: Bool = false)
+    /// The ICMP of the table's family: `-p icmp` / `-p ipv6-icmp`, `ip protocol icmp` /
+    /// `meta l4proto ipv6-icmp` (Docker accepts it into routed networks).
+    case icmp
     /// `meta l4proto { tcp, udp, sctp }` (nftables only): one of several protocols, which nft
     /// requires before a NAT statement maps to a port.
     case transports([TransportProtocol])
@@ -75,7 +78,7 @@ public enum Match: Sendable, Hashable {
         case .address(.destination, _, _): 1
         case .interface(.source, _, _): 2
         case .interface(.destination, _, _): 3
-        case .transport: 4
+        case .transport, .icmp: 4
         default: nil
         }
     }

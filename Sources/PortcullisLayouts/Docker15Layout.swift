@@ -16,6 +16,7 @@ public struct Docker15Layout: Layout {
 
     public func lower(_ policy: Policy) -> Result<Ruleset, DiagnosticError> {
         var problems = LayoutDiagnostics(layout: name)
+        problems.refuseGatewayModes(policy)
         checkExpressible(policy, &problems)
         let host = policy.host
         var history = XtablesHistory(family: .ip, forwardPolicy: host.forwardPolicyDrop == true ? .drop : .accept)

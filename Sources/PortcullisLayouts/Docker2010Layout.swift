@@ -20,6 +20,7 @@ public struct Docker2010Layout: Layout {
 
     public func lower(_ policy: Policy) -> Result<Ruleset, DiagnosticError> {
         var problems = LayoutDiagnostics(layout: name)
+        problems.refuseGatewayModes(policy)
         let host = policy.host
         var history = XtablesHistory(family: .ip, forwardPolicy: host.forwardPolicyDrop == false ? .accept : .drop)
         // Daemon start: setupIPChains.

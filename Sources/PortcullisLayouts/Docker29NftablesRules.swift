@@ -46,6 +46,8 @@ struct Docker29NftablesRules {
     var family: IPFamily = .ipv4
 
     var tableFamily: TableFamily { family == .ipv4 ? .ip : .ip6 }
+    /// A network's gateway mode in this family (IPv6 is always `nat`).
+    func gatewayMode(_ network: Network) -> GatewayMode { family == .ipv4 ? network.gatewayMode4 : .nat }
     func subnet(_ network: Network) -> IPPrefix? { family == .ipv4 ? network.subnet4 : network.subnet6 }
     func address(_ attachment: Attachment) -> IPAddress? {
         family == .ipv4 ? attachment.address4 : attachment.address6
@@ -173,15 +175,19 @@ struct Docker29NftablesRules {
                     let address = address(attachment),
                     let index = bridges.firstIndex(where: { $0.network.name == network.name })
                 else { continue }
+                let mode = gatewayMode(network)
                 for binding in DockerClassicRules.bindings(container) {
                     guard let host = DockerModernRules.hostBinding(binding.publish, network: network, family: family)
                     else { continue }
                     let ports = portRules(
                         binding, containerAddress: address, network: network, hostAddress: host.address,
                         hairpin: hairpin)
-                    // setPerPortForwarding, setPerPortDNAT, setPerPortHairpinMasq,
-                    // filterPortMappedOnLoopback; a rule already there is not added twice.
-                    appendOnce(&bridges[index].forwardInPorts, ports.accept)
+                    // setPerPortForwarding (not in nat-unprotected mode, whose final rule accepts
+                    // everything), then, unless routed mode maps no host port, setPerPortDNAT,
+                    // setPerPortHairpinMasq, filterPortMappedOnLoopback; a rule already there is
+                    // not added twice.
+                    if mode != .natUnprotected { appendOnce(&bridges[index].forwardInPorts, ports.accept) }
+                    guard mode != .routed else { continue }
                     dnat.append(ports.dnat)
                     if hairpin { appendOnce(&bridges[index].postroutingIn, ports.hairpinMasquerade) }
                     if let loopback = ports.loopbackDrop { raw.append(loopback) }
@@ -273,8 +279,17 @@ struct Docker29NftablesRules {
             Self.counted([.interface(.source, bridgeName)], icc, comment: "ICC", provenance: provenance)
         ]
         bridge.forwardOut.append(Self.counted([], .accept, comment: "OUTGOING", provenance: provenance))
-        bridge.forwardInFinal = [Self.counted([], .drop, comment: "UNPUBLISHED PORT DROP", provenance: provenance)]
-        if network.masquerade, let subnet = subnet(network) {
+        let mode = gatewayMode(network)
+        bridge.forwardInFinal = [
+            mode == .natUnprotected
+                ? Self.counted([], .accept, comment: "UNPROTECTED", provenance: provenance)
+                : Self.counted([], .drop, comment: "UNPUBLISHED PORT DROP", provenance: provenance)
+        ]
+        if mode == .routed {
+            bridge.forwardInInitial.append(
+                Self.counted([.icmp], .accept, comment: "ICMP", provenance: provenance))
+        }
+        if network.masquerade && mode != .routed, let subnet = subnet(network) {
             bridge.postroutingOut = [
                 Self.counted(
                     [.interface(.destination, bridgeName, negated: true), .address(.source, subnet)], .masquerade,
@@ -291,11 +306,12 @@ struct Docker29NftablesRules {
     }
 
     /// nftabler's `filterDirectAccess` for each of the container's endpoints on a non-internal
-    /// network: packets routed to its address from anywhere but its bridge are dropped.
+    /// network in nat mode: packets routed to its address from anywhere but its bridge are
+    /// dropped.
     func directAccessDrops(_ container: Container, comment: String = "DROP DIRECT ACCESS") -> [Rule] {
         container.attachments.compactMap { attachment in
             guard let network = policy.network(attachment.network), !network.internal, subnet(network) != nil,
-                let address = address(attachment)
+                gatewayMode(network) == .nat, let address = address(attachment)
             else { return nil }
             return Self.counted(
                 [.address(.destination, IPPrefix(host: address)), .interface(.source, network.bridge, negated: true)],

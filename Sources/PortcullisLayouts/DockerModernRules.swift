@@ -123,12 +123,16 @@ struct DockerModernRules {
             return
         }
         let hairpin = !host.userlandProxy
-        // setupNonInternalNetworkRules.
-        if network.masquerade {
+        let mode = gatewayMode(network)
+        let routed = mode == .routed
+        // setupNonInternalNetworkRules: no masquerading in routed mode; Docker 28 skips DNAT for
+        // traffic from the bridge when it masquerades with the proxy on, and always in routed
+        // mode.
+        if network.masquerade && !routed {
             history.insert(.nat, "POSTROUTING", DockerClassicRules.masquerade(network, subnet))
-            if !hairpin && isolationChains {
-                history.insert(.nat, "DOCKER", Rule([.interface(.source, bridge)], .return, provenance: provenance))
-            }
+        }
+        if isolationChains && (routed || (network.masquerade && !hairpin)) {
+            history.insert(.nat, "DOCKER", Rule([.interface(.source, bridge)], .return, provenance: provenance))
         }
         if hairpin {
             history.insert(
@@ -139,18 +143,34 @@ struct DockerModernRules {
             history.append(.filter, Self.forward, Rule([.interface(.source, bridge)], .accept, provenance: provenance))
         } else {
             history.append(.filter, Self.forward, DockerClassicRules.icc(network, accept: false))
-            history.append(.filter, Self.forward, DockerClassicRules.outgoing(network))
         }
-        // setDefaultForwardRule, then the DOCKER-CT and DOCKER-BRIDGE rules.
+        // setICMP: routed networks accept ICMP from anywhere.
+        if routed {
+            history.append(
+                .filter, "DOCKER", Rule([.interface(.destination, bridge), .icmp], .accept, provenance: provenance))
+        }
+        if !network.icc { history.append(.filter, Self.forward, DockerClassicRules.outgoing(network)) }
+        // setDefaultForwardRule (ACCEPT for nat-unprotected), then the DOCKER-CT and DOCKER-BRIDGE
+        // rules.
         history.append(
             .filter, "DOCKER",
             Rule(
-                [.interface(.source, bridge, negated: true), .interface(.destination, bridge)], .drop,
-                provenance: provenance))
+                [.interface(.source, bridge, negated: true), .interface(.destination, bridge)],
+                mode == .natUnprotected ? .accept : .drop, provenance: provenance))
         history.append(.filter, Self.conntrack, DockerClassicRules.established(network))
         history.append(.filter, Self.bridges, DockerClassicRules.jumpToDocker(network))
         guard isolationChains else { return }
-        // setINC: the STAGE-1 jump is appended, the STAGE-2 drop inserted.
+        // setINC: for a routed network, a RETURN for traffic into it and an ACCEPT for its
+        // replies, both inserted; then the STAGE-1 jump is appended, the STAGE-2 drop inserted.
+        if routed {
+            history.insert(
+                .filter, Self.stage1, Rule([.interface(.destination, bridge)], .return, provenance: provenance))
+            history.insert(
+                .filter, Self.stage1,
+                Rule(
+                    [.interface(.source, bridge), .connectionState([.related, .established])], .accept,
+                    provenance: provenance))
+        }
         history.append(
             .filter, Self.stage1,
             Rule(
@@ -163,8 +183,9 @@ struct DockerModernRules {
     /// the port bindings of the gateway endpoint.
     func startContainer(_ container: Container, policy: Policy, history: inout XtablesHistory) {
         for attachment in container.attachments {
+            // filterDirectAccess: not for internal networks, nor in routed or nat-unprotected mode.
             guard let network = policy.network(attachment.network), !network.internal, subnet(network) != nil,
-                let address = address(attachment)
+                gatewayMode(network) == .nat, let address = address(attachment)
             else { continue }
             history.append(
                 .raw, "PREROUTING",
@@ -179,6 +200,7 @@ struct DockerModernRules {
             let address = address(attachment)
         else { return }
         let hairpin = !policy.host.userlandProxy
+        let mode = gatewayMode(network)
         for binding in DockerClassicRules.bindings(container) {
             guard let host = Self.hostBinding(binding.publish, network: network, family: family) else { continue }
             let specific = host.address
@@ -189,6 +211,11 @@ struct DockerModernRules {
                 // setPerPortNAT: link-local sources are never translated.
                 rules.dnat.matches.insert(.address(.source, Self.linkLocal, negated: true), at: 0)
             }
+            // setPerPortForwarding (ACCEPT inserted at the head of DOCKER, above the bridge's
+            // DROP), except in nat-unprotected mode, where the bridge's rule accepts everything.
+            if mode != .natUnprotected { history.insert(.filter, "DOCKER", rules.accept) }
+            // Routed mode maps no host port: no DNAT, hairpin MASQUERADE or loopback drop.
+            guard mode != .routed else { continue }
             // filterPortMappedOnLoopback: remote packets to a loopback publish are dropped.
             if let specific, Self.loopback.contains(specific) {
                 history.append(
@@ -199,14 +226,15 @@ struct DockerModernRules {
                             .transport(binding.publish.transport), .port(.destination, PortRange(binding.hostPort)),
                         ], .drop, provenance: binding.publish.origin.provenance))
             }
-            // setPerPortNAT (hairpin MASQUERADE only without the proxy), setPerPortForwarding
-            // (ACCEPT inserted at the head of DOCKER, above the bridge's DROP). The SCTP checksum
-            // rule needs DOCKER_IPTABLES_SCTP_CHECKSUM=1 since 28 and is not written.
+            // setPerPortNAT (hairpin MASQUERADE only without the proxy). The SCTP checksum rule
+            // needs DOCKER_IPTABLES_SCTP_CHECKSUM=1 since 28 and is not written.
             history.append(.nat, "DOCKER", rules.dnat)
             if hairpin { history.append(.nat, "POSTROUTING", rules.hairpinMasquerade) }
-            history.insert(.filter, "DOCKER", rules.accept)
         }
     }
+
+    /// A network's gateway mode in this family (IPv6 is always `nat`).
+    func gatewayMode(_ network: Network) -> GatewayMode { family == .ipv4 ? network.gatewayMode4 : .nat }
 
     static let linkLocal = IPPrefix(address: IPAddress(ipv6: 0xfe80 << 48, 0), length: 10)
 

@@ -31,7 +31,8 @@ extension Layout {
 /// Every layout Portcullis knows, by name.
 public enum Layouts {
     public static let all: [any Layout] = [
-        Docker15Layout(), Docker2010Layout(), Docker28Layout(), Docker29Layout(), NativeLayout(),
+        Docker15Layout(), Docker2010Layout(), Docker28Layout(), Docker29Layout(),
+        RefusingGatewayModes(NativeLayout()),
     ]
 
     public static func named(_ name: String) -> (any Layout)? { all.first { $0.name == name } }
@@ -154,7 +155,47 @@ struct LayoutDiagnostics {
             Diagnostic("layout \(layout) cannot express \(what)", at: origin.range, hint: hint))
     }
 
+    /// For layouts that write only Docker's default gateway mode: every network that asks for
+    /// another one, at its `gateway-mode` line.
+    mutating func refuseGatewayModes(_ policy: Policy) {
+        for network in policy.networks where network.gatewayMode4 != .nat {
+            unsupported(
+                "gateway-mode \(network.gatewayMode4.rawValue) (network '\(network.name)')",
+                at: network.gatewayModeOrigin ?? network.origin,
+                hint: "gateway modes other than nat are written by the docker-28 and docker-29 layouts")
+        }
+    }
+
     func result(_ ruleset: @autoclosure () -> Ruleset) -> Result<Ruleset, DiagnosticError> {
         diagnostics.isEmpty ? .success(ruleset()) : .failure(DiagnosticError(diagnostics))
+    }
+}
+
+/// A layout that writes only the `nat` gateway mode and does not check for others itself: a
+/// policy with a network in another mode is refused (with the layout's own diagnostics, if any),
+/// whichever command lowers it.
+struct RefusingGatewayModes: Layout {
+    let base: any Layout
+
+    init(_ base: any Layout) { self.base = base }
+
+    var name: String { base.name }
+    var summary: String { base.summary }
+    var firewalls: Set<Firewall> { base.firewalls }
+
+    func lower(_ policy: Policy) -> Result<Ruleset, DiagnosticError> {
+        refusing(policy, base.lower(policy))
+    }
+
+    func lower(_ policy: Policy, for firewall: Firewall) -> Result<Ruleset, DiagnosticError> {
+        refusing(policy, base.lower(policy, for: firewall))
+    }
+
+    func refusing(_ policy: Policy, _ lowered: Result<Ruleset, DiagnosticError>) -> Result<Ruleset, DiagnosticError> {
+        var problems = LayoutDiagnostics(layout: name)
+        problems.refuseGatewayModes(policy)
+        guard !problems.diagnostics.isEmpty else { return lowered }
+        if case .failure(let error) = lowered { problems.diagnostics += error.diagnostics }
+        return .failure(DiagnosticError(problems.diagnostics))
     }
 }

@@ -319,6 +319,7 @@ public struct Checker {
         var isInternal = false
         var masquerade: Bool?
         var hostBinding: IPAddress?
+        var gatewayMode: GatewayMode?
         var seen: [String: SourceRange] = [:]
         for setting in block.settings {
             let key = setting.keyword.value
@@ -360,6 +361,15 @@ public struct Checker {
             case "internal": isInternal = true
             case "masquerade": masquerade = onOff(value!)
             case "host-binding": hostBinding = address(value!, what: "host binding address")
+            case "gateway-mode":
+                gatewayMode = GatewayMode(rawValue: value!.value)
+                if gatewayMode == nil {
+                    error(
+                        "expected 'nat', 'routed' or 'nat-unprotected', found '\(value!.value)'", at: value!.range,
+                        hint:
+                            "gateway-mode is Docker's com.docker.network.bridge.gateway_mode_ipv4; nat is the default"
+                    )
+                }
             default: break
             }
         }
@@ -418,6 +428,11 @@ public struct Checker {
                 "host-binding must be an IPv4 address",
                 at: block.settings.first { $0.keyword.value == "host-binding" }!.values[0].range)
         }
+        if isInternal, let gatewayMode, gatewayMode != .nat {
+            error(
+                "an internal network has no gateway mode", at: seen["gateway-mode"]!,
+                hint: "internal networks have no outside connectivity; remove 'gateway-mode \(gatewayMode.rawValue)'")
+        }
         if isInternal && masquerade == true {
             error(
                 "an internal network cannot masquerade", at: seen["masquerade"]!,
@@ -430,7 +445,11 @@ public struct Checker {
                 gateway4: gateway[.ipv4] ?? subnet4.0.first.adding(1),
                 subnet6: subnet6, gateway6: gateway[.ipv6] ?? subnet6.map { $0.first.adding(1) },
                 icc: icc ?? host.icc, internal: isInternal, masquerade: masquerade ?? host.ipMasquerade,
-                hostBinding: hostBinding, origin: Origin("network \(name.value)", at: block.keyword.range.start)))
+                hostBinding: hostBinding, gatewayMode4: gatewayMode ?? .nat,
+                gatewayModeOrigin: seen["gateway-mode"].map {
+                    Origin("gateway-mode \(gatewayMode?.rawValue ?? "")", at: $0.start)
+                },
+                origin: Origin("network \(name.value)", at: block.keyword.range.start)))
     }
 
     // MARK: - lists

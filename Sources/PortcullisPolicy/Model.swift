@@ -99,6 +99,18 @@ public struct LogSettings: Sendable, Hashable {
     public var prefix: String
 }
 
+/// How Docker connects a bridge network's IPv4 side to the outside
+/// (`com.docker.network.bridge.gateway_mode_ipv4`).
+public enum GatewayMode: String, Sendable, Hashable, CaseIterable {
+    /// Masquerade outgoing traffic, DNAT published ports, drop everything else routed in.
+    case nat
+    /// No NAT: containers are reachable at their own addresses on published ports (and ICMP);
+    /// nothing is masqueraded and no host port is mapped.
+    case routed
+    /// NAT as `nat`, but anything routed to a container's address is accepted.
+    case natUnprotected = "nat-unprotected"
+}
+
 public struct Network: Sendable, Hashable {
     public var name: String
     public var bridge: String
@@ -111,6 +123,10 @@ public struct Network: Sendable, Hashable {
     public var masquerade: Bool
     /// The host address publishes bind to when they name none (`0.0.0.0` when nil).
     public var hostBinding: IPAddress?
+    /// The IPv4 gateway mode; IPv6 is always `nat`.
+    public var gatewayMode4: GatewayMode = .nat
+    /// Where `gateway-mode` was written, if it was.
+    public var gatewayModeOrigin: Origin?
     public var origin: Origin
 
     /// Docker's default network: created at daemon start, before any user network.

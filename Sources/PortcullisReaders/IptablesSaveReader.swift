@@ -261,6 +261,8 @@ struct RuleParser {
                 if let known = TransportProtocol(rawValue: name) {
                     transport = known
                     matches.append(.transport(known, negated: negate))
+                } else if !negate, ["icmp", "ipv6-icmp", "icmpv6"].contains(name) {
+                    matches.append(.icmp)  // Docker's accept into routed networks
                 } else {
                     matches.append(.opaque((negate ? "! " : "") + "-p \(name)"))
                     warnings.append(ReadWarning(line: line, message: "kept as written, not modelled: -p \(name)"))

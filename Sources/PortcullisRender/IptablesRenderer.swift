@@ -86,6 +86,8 @@ public struct IptablesRenderer: Renderer {
             return (negated ? ["!"] : []) + [direction == .source ? "-i" : "-o", name]
         case .transport(let transport, let negated):
             return (negated ? ["!"] : []) + ["-p", transport.rawValue]
+        case .icmp:
+            return ["-p", family == .ip6 ? "ipv6-icmp" : "icmp"]
         default:
             return []
         }
@@ -124,7 +126,7 @@ public struct IptablesRenderer: Renderer {
                 provenance: provenance)
         case .opaque(let text):
             return ("", [text])
-        case .address, .interface, .transport:
+        case .address, .interface, .transport, .icmp:
             return ("", [])  // core options, printed before the modules
         }
     }

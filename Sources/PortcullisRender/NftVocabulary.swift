@@ -64,7 +64,7 @@ enum NftVocabulary {
             case .interface(.destination, _, _): 1
             case .address(.source, _, _): 2
             case .address(.destination, _, _): 3
-            case .transport, .port: 4
+            case .transport, .icmp, .port: 4
             default: 5
             }
         }
@@ -99,6 +99,12 @@ enum NftVocabulary {
                 }
             case .transports(let transports):
                 expressions.append(.match(.meta("l4proto"), negated: false, .keywords(transports.map(\.rawValue))))
+            case .icmp:
+                // As Docker's nftables firewaller writes them.
+                expressions.append(
+                    table.family == .ip6
+                        ? .match(.meta("l4proto"), negated: false, .keyword("ipv6-icmp"))
+                        : .match(.payload(protocol: "ip", field: "protocol"), negated: false, .keyword("icmp")))
             case .port(let direction, let ports):
                 guard let transport else {
                     throw RenderError(

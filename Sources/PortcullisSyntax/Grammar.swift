@@ -59,6 +59,7 @@ public enum Grammar {
             "internal": SettingShape(.none, ""),
             "masquerade": SettingShape(.one, "'on' or 'off'"),
             "host-binding": SettingShape(.one, "an address"),
+            "gateway-mode": SettingShape(.one, "'nat', 'routed' or 'nat-unprotected'"),
         ],
         .container: [
             "attach": SettingShape(.two, "a network name and an address", clauses: [("mac", .one, false)]),

@@ -217,6 +217,20 @@ private let bridge = "network bridge {\n    bridge docker0\n    subnet 172.17.0.
         BadPolicy(
             text: "host {\n    userland-proxy maybe\n}\n", line: 2, column: 20,
             message: "expected 'on' or 'off', found 'maybe'"),
+        // Gateway modes
+        BadPolicy(
+            text: "network n {\n    bridge br0\n    subnet 10.1.0.0/16\n    gateway-mode direct\n}\n", line: 4,
+            column: 18, message: "expected 'nat', 'routed' or 'nat-unprotected', found 'direct'",
+            hint: "gateway-mode is Docker's com.docker.network.bridge.gateway_mode_ipv4; nat is the default"),
+        BadPolicy(
+            text: "network n {\n    bridge br0\n    subnet 10.1.0.0/16\n    internal\n    gateway-mode routed\n}\n",
+            line: 5, column: 5, message: "an internal network has no gateway mode"),
+        BadPolicy(
+            text: "network n {\n    bridge br0\n    subnet 10.1.0.0/16\n    gateway-mode\n}\n", line: 4, column: 17,
+            message: "expected 'nat', 'routed' or 'nat-unprotected' after 'gateway-mode'"),
+        BadPolicy(
+            text: "network n {\n    bridge br0\n    subnet 10.1.0.0/16\n    gateway-mod routed\n}\n", line: 4,
+            column: 5, message: "unknown network setting 'gateway-mod'", hint: "did you mean 'gateway-mode'?"),
     ]
 
     @Test(arguments: cases)

@@ -5,9 +5,9 @@ import Testing
 /// The docker-29 layout with the nftables backend against the VERBATIM Docker 29.x nftables
 /// dumps of docker-rules.md section 7 (moby's generated nftables docs, counters stripped by the
 /// doc generator), kept as they are in Fixtures/docker-29-nftables. 7.1, 7.2 and 7.8 are whole
-/// tables; 7.3 to 7.5 show only the chains that differ from 7.2 (everything else identical);
-/// s79 is the pair of 7.9 unit goldens (ip and ip6 tables of one dual-stack network, counter
-/// values kept). 7.6 and 7.7 need gateway modes, which policies cannot say yet.
+/// tables; 7.3 to 7.7 show only the chains that differ from 7.2 (everything else identical;
+/// 7.6 and 7.7 are bridge1 in gateway modes routed and nat-unprotected); s79 is the pair of 7.9
+/// unit goldens (ip and ip6 tables of one dual-stack network, counter values kept).
 @Suite struct Docker29NftablesTests {
     static let directory = Repo.fixtures + "/docker-29-nftables"
     static let portmap = "s72-usernet-portmap"
@@ -64,7 +64,8 @@ import Testing
         #expect(
             Self.scenarios == [
                 "s71-new-daemon", "s72-usernet-portmap", "s73-usernet-portmap-lo", "s74-usernet-portmap-noicc",
-                "s75-usernet-portmap-noproxy", "s78-usernet-internal", "s79-unit-nat-dual-stack",
+                "s75-usernet-portmap-noproxy", "s76-usernet-portmap-routed", "s77-usernet-portmap-natunprot",
+                "s78-usernet-internal", "s79-unit-nat-dual-stack",
             ])
         for scenario in Self.scenarios {
             #expect(FileManager.default.fileExists(atPath: "\(Self.directory)/\(scenario).nft"))
@@ -83,7 +84,10 @@ import Testing
     /// The partial dumps really name chains of the full table (a typo would compare nothing).
     @Test func partialDumpsReplaceExistingChains() {
         let full = Self.chains(Repo.read("\(Self.directory)/\(Self.portmap).nft")).map(\.name)
-        for scenario in ["s73-usernet-portmap-lo", "s74-usernet-portmap-noicc", "s75-usernet-portmap-noproxy"] {
+        for scenario in [
+            "s73-usernet-portmap-lo", "s74-usernet-portmap-noicc", "s75-usernet-portmap-noproxy",
+            "s76-usernet-portmap-routed", "s77-usernet-portmap-natunprot",
+        ] {
             let listed = Self.chains(Repo.read("\(Self.directory)/\(scenario).nft")).map(\.name)
             #expect(!listed.isEmpty && listed.allSatisfy(full.contains), "\(scenario)")
         }
