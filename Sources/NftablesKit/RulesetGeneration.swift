@@ -1,4 +1,3 @@
-import CNftables
 import Glibc
 
 /// The kernel's nftables ruleset generation in the current network namespace: a counter that
@@ -12,10 +11,14 @@ public enum RulesetGeneration {
     static let getGeneration: UInt16 = 16  // NFT_MSG_GETGEN
     static let newGeneration: UInt16 = 15  // NFT_MSG_NEWGEN, the answer
     static let generationID: UInt16 = 1  // NFTA_GEN_ID
+    // From <linux/netlink.h>, which Glibc's module does not carry (and which clashes with it
+    // when a C module includes it).
+    static let netlinkNetfilter: Int32 = 12  // NETLINK_NETFILTER
+    static let requestFlag: UInt16 = 1  // NLM_F_REQUEST
 
     /// The current generation, or nil when the kernel cannot be asked (no permission, no nftables).
     public static func current() -> UInt32? {
-        let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_NETFILTER)
+        let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), netlinkNetfilter)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var timeout = timeval(tv_sec: 2, tv_usec: 0)
@@ -31,16 +34,17 @@ public enum RulesetGeneration {
         }
         put32(20, at: 0)  // nlmsg_len
         put16(subsystemNftables << 8 | getGeneration, at: 4)  // nlmsg_type
-        put16(UInt16(NLM_F_REQUEST), at: 6)  // nlmsg_flags
+        put16(requestFlag, at: 6)  // nlmsg_flags
         put32(1, at: 8)  // nlmsg_seq
         request[16] = UInt8(AF_UNSPEC)  // nfgen_family
         request[17] = 0  // NFNETLINK_V0
-        var address = sockaddr_nl()
-        address.nl_family = sa_family_t(AF_NETLINK)
-        let sent = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                sendto(fd, request, request.count, 0, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))
-            }
+        // struct sockaddr_nl: family, padding, port id 0 (the kernel), no groups.
+        var address = [UInt8](repeating: 0, count: 12)
+        withUnsafeBytes(of: UInt16(AF_NETLINK).littleEndian) { address.replaceSubrange(0..<2, with: $0) }
+        let sent = address.withUnsafeBytes { raw in
+            sendto(
+                fd, request, request.count, 0, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self),
+                socklen_t(raw.count))
         }
         guard sent == request.count else { return nil }
 
