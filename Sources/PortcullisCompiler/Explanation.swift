@@ -62,7 +62,8 @@ public struct Explanation: Sendable {
 
     /// Resolves an endpoint. A container on several networks is taken, like its own routing
     /// table would, at the network whose subnet holds `toward` (the other end's address), else
-    /// at the network it shares with `peer`, else at its first.
+    /// at the network it shares with `peer`, else at the one Docker routes it through (the
+    /// first non-internal network by name), else at its first.
     public func endpoint(_ text: String, peer: String? = nil, toward: IPAddress? = nil) throws(EndpointError)
         -> Endpoint
     {
@@ -81,6 +82,7 @@ public struct Explanation: Sendable {
                     return policy.network(attachment.network)?.subnet4?.contains(toward) == true
                 }
                 ?? container.attachments.first { peerNetworks.contains($0.network) && $0.address4 != nil }
+                ?? container.gatewayAttachment(network: policy.network).flatMap { $0.0.address4 == nil ? nil : $0.0 }
                 ?? container.attachments.first { $0.address4 != nil }
             guard let attachment, let address = attachment.address4, let network = policy.network(attachment.network)
             else {

@@ -97,8 +97,10 @@ enum IptablesOwnership {
             var declaration = currentChains.first { $0.name == chain.name } ?? chain
             if let ours = wantedChains.first(where: { $0.name == chain.name }) {
                 declaration.policy = ours.policy
-            } else if wanted == nil, let restored = restoredPolicies[chain.name] {
-                declaration.policy = restored
+            } else if wanted == nil, previous?.chains.contains(where: { $0.name == chain.name }) == true {
+                // What was there before Portcullis set it; a table that did not exist yet had
+                // the kernel's default for built-in chains.
+                declaration.policy = restoredPolicies[chain.name] ?? "ACCEPT"
             }
             merged.chains.append(declaration)
         }

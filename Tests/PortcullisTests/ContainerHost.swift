@@ -80,7 +80,10 @@ final class ContainerHost {
                 }
                 try must(namespace.exec(["ip", "addr", "add", "\(address)/\(subnet.length)", "dev", inside]))
                 try must(namespace.exec(["ip", "link", "set", inside, "up"]))
-                if index == 0, let gateway = network.gateway4 {
+                // Docker routes a container through the endpoint it picks as gateway (the first
+                // non-internal network by name); a container only on internal networks has none.
+                if container.gatewayAttachment(network: policy.network)?.0 == attachment, let gateway = network.gateway4
+                {
                     try must(namespace.exec(["ip", "route", "add", "default", "via", gateway.description]))
                 }
             }

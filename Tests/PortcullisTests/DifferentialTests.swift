@@ -232,8 +232,24 @@ import Testing
 /// deny and egress rules between them.
 struct PolicyGenerator {
     var state: UInt64
+    /// The outside world the policies talk about: documentation addresses for the evaluator,
+    /// the traffic harness's own (198.18.0.0/15) for policies applied in namespaces.
+    let office: String
+    let fromChoices: [String]
+    let egressChoices: [String]
 
-    init(seed: UInt64) { state = seed }
+    init(seed: UInt64, forNamespaces: Bool = false) {
+        state = seed
+        if forNamespaces {
+            office = "198.19.0.10, 198.19.0.16/28"
+            fromChoices = ["office", "198.19.0.10", "198.19.0.0/24"]
+            egressChoices = ["any", "office", ContainerHost.internetAddress]
+        } else {
+            office = "203.0.113.9, 198.51.100.0/28"
+            fromChoices = ["office", "203.0.113.9", "198.51.100.0/24"]
+            egressChoices = ["any", "office", "203.0.113.50"]
+        }
+    }
 
     /// SplitMix64: small, fast, and the same sequence everywhere for a seed.
     mutating func next() -> UInt64 {
@@ -255,7 +271,7 @@ struct PolicyGenerator {
         if chance(25) { host.append("userland-proxy off") }
         if chance(30) { host.append("external eth0") }
         if !host.isEmpty { lines += ["host {"] + host.map { "    " + $0 } + ["}"] }
-        lines.append("addresses office { 203.0.113.9, 198.51.100.0/28 }")
+        lines.append("addresses office { \(office) }")
 
         struct Net {
             let name: String
@@ -291,7 +307,7 @@ struct PolicyGenerator {
                     hostPort += 1 + below(3)
                     let containerPort = pick([80, 443, 5432, 8000])
                     let transport = chance(75) ? "tcp" : "udp"
-                    let from = chance(25) ? " from \(pick(["office", "203.0.113.9", "198.51.100.0/24"]))" : ""
+                    let from = chance(25) ? " from \(pick(fromChoices))" : ""
                     lines.append("    publish \(hostPort) -> \(containerPort)/\(transport)\(from)")
                 }
             }
@@ -312,7 +328,7 @@ struct PolicyGenerator {
             default:
                 let sources = containers.filter(\.outbound).map(\.name)
                 guard !sources.isEmpty else { continue }
-                lines.append("egress \(pick(sources)) -> \(pick(["any", "office", "203.0.113.50"]))\(ports)")
+                lines.append("egress \(pick(sources)) -> \(pick(egressChoices))\(ports)")
             }
         }
         return lines.joined(separator: "\n") + "\n"

@@ -41,6 +41,22 @@ struct KernelApplyTests {
         }
     }
 
+    /// A namespace with no iptables tables at all: rolling back the first generation leaves
+    /// FORWARD accepting, as the kernel creates it, not with the layout's DROP (found by
+    /// `KernelDifferentialTests`, whose nftables target then dropped everything).
+    @Test func rollingBackTheFirstGenerationPutsBackDefaultPolicies() throws {
+        try #require(Kernel.isRoot, "CI must run this test as root")
+        let namespace = try TestNamespace()
+        let state = StateDirectory()
+        let apply = portcullis(namespace, ["apply", Repo.policies + "/web-stack.policy", "--state-dir", state.path])
+        try #require(apply.status == 0, "\(apply.stderr)")
+        #expect(iptablesListing(namespace).contains(":FORWARD DROP"))
+        let back = portcullis(namespace, ["rollback", "--state-dir", state.path])
+        #expect(back.status == 0, "\(back.stderr)")
+        let after = iptablesListing(namespace)
+        #expect(after.contains(":FORWARD ACCEPT") && !after.contains("DOCKER"), "\(after)")
+    }
+
     @Test func iptablesApplyKeepsForeignRulesAndRollsBackExactly() throws {
         try #require(Kernel.isRoot, "CI must run this test as root")
         let namespace = try TestNamespace()
