@@ -231,7 +231,7 @@ import Testing
 /// containers on one or two networks with publishes (some allow-listed), a group, and allow,
 /// deny and egress rules between them.
 struct PolicyGenerator {
-    var state: UInt64
+    var random: SeededGenerator
     /// The outside world the policies talk about: documentation addresses for the evaluator,
     /// the traffic harness's own (198.18.0.0/15) for policies applied in namespaces.
     let office: String
@@ -239,7 +239,7 @@ struct PolicyGenerator {
     let egressChoices: [String]
 
     init(seed: UInt64, forNamespaces: Bool = false) {
-        state = seed
+        random = SeededGenerator(seed: seed)
         if forNamespaces {
             office = "198.19.0.10, 198.19.0.16/28"
             fromChoices = ["office", "198.19.0.10", "198.19.0.0/24"]
@@ -251,16 +251,7 @@ struct PolicyGenerator {
         }
     }
 
-    /// SplitMix64: small, fast, and the same sequence everywhere for a seed.
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
+    mutating func below(_ bound: Int) -> Int { Int(random.next() % UInt64(bound)) }
     mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
     mutating func pick<T>(_ items: [T]) -> T { items[below(items.count)] }
 
