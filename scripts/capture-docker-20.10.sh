@@ -30,9 +30,13 @@ ALL_SCENARIOS=(
   s11-host-binding s12-publish-all s13-icc-off-network s14-mac-and-default
   s15-many-ports-order
   s16-ports-sort-mixed s17-publish-all-order
+  s18-ip6tables-default-bridge s19-ip6tables-user-networks s20-ip6tables-host-addresses
+  s21-ip6tables-proxy-off s22-ip6tables-without-ipv6 s23-ip6tables-publish-all
 )
 # s16/s17 are extras beyond the original list of 15: they pin down how 20.10
 # orders port bindings (sorted, not command-line order) and allocates -P ports.
+# s18-s22 run the daemon with its experimental ip6tables on (IPv6: ULA
+# prefixes fd98:18::/32).
 
 # ---------------------------------------------------------------- state ----
 WORK=""        # shared temp dir (rootfs tarball)
@@ -206,7 +210,7 @@ record_containers() {
   local ids id
   ids=$(dk ps -aq --no-trunc | tac) || return 0 # oldest first
   for id in $ids; do
-    note "$(dk inspect -f '{{slice .Name 1}}: {{range $n, $v := .NetworkSettings.Networks}}{{$n}}={{$v.IPAddress}} mac={{$v.MacAddress}}; {{end}}' "$id")"
+    note "$(dk inspect -f '{{slice .Name 1}}: {{range $n, $v := .NetworkSettings.Networks}}{{$n}}={{$v.IPAddress}}{{if $v.GlobalIPv6Address}},{{$v.GlobalIPv6Address}}{{end}} mac={{$v.MacAddress}}; {{end}}' "$id")"
     note "$(dk inspect -f '{{slice .Name 1}} ports: {{range $p, $b := .NetworkSettings.Ports}}{{$p}}->{{if $b}}{{range $b}}{{.HostIp}}:{{.HostPort}} {{end}}{{else}}(not published) {{end}}{{end}}' "$id")"
   done
 }
@@ -241,6 +245,17 @@ NET() { # NET name subnet bridge [extra args...]
   D_ network create --subnet "$subnet" --gateway "${subnet%.0/24}.1" \
     -o "com.docker.network.bridge.name=$br" "$@" "$name"
 }
+
+# NET6 name v4subnet v6subnet bridge [extra args...]: a dual-stack network
+NET6() {
+  local name=$1 subnet=$2 subnet6=$3 br=$4; shift 4
+  D_ network create --ipv6 --subnet "$subnet" --gateway "${subnet%.0/24}.1" \
+    --subnet "$subnet6" --gateway "${subnet6%/*}1" \
+    -o "com.docker.network.bridge.name=$br" "$@" "$name"
+}
+
+# the daemon's IPv6 and its experimental ip6tables, docker0 on fd98:18:17::/64
+V6FLAGS=(--experimental --ip6tables --ipv6 --fixed-cidr-v6 fd98:18:17::/64)
 
 steps_s01-fresh() { :; }
 
@@ -334,6 +349,63 @@ steps_s17-publish-all-order() {
   note "namespace /proc/sys/net/ipv4/ip_local_port_range: $(ip netns exec "$NS" cat /proc/sys/net/ipv4/ip_local_port_range | tr '\t' ' ')"
   D_ run -d --name e1 -P --expose 70 --expose 90 tiny:1 &&
     D_ run -d --name e2 -P tiny:1
+}
+
+# ip6tables on: the default bridge with fixed-cidr-v6, one publish, one container without
+flags_s18-ip6tables-default-bridge() { FLAGS=("${V6FLAGS[@]}"); }
+steps_s18-ip6tables-default-bridge() {
+  D_ run -d --name web -p 8080:80 tiny:1 &&
+    D_ run -d --name c2 tiny:1
+}
+
+# dual-stack user networks (one with icc off, one internal), an IPv4-only network
+# with a publish, and a container on two dual-stack networks
+flags_s19-ip6tables-user-networks() { FLAGS=("${V6FLAGS[@]}"); }
+steps_s19-ip6tables-user-networks() {
+  NET6 quiet 198.18.11.0/24 fd98:18:11::/64 br-quiet -o com.docker.network.bridge.enable_icc=false &&
+    NET6 vault 198.18.12.0/24 fd98:18:12::/64 br-vault --internal &&
+    NET front 198.18.13.0/24 br-front &&
+    D_ run -d --name web --network quiet --ip 198.18.11.10 --ip6 fd98:18:11::10 -p 8080:80 -p 5353:53/udp tiny:1 &&
+    D_ run -d --name db --network vault --ip 198.18.12.10 --ip6 fd98:18:12::10 tiny:1 &&
+    D_ network connect --ip 198.18.12.20 --ip6 fd98:18:12::20 vault web &&
+    D_ run -d --name api --network front --ip 198.18.13.10 -p 9000:9000 tiny:1
+}
+
+# publishes on IPv6 and IPv4 host addresses
+flags_s20-ip6tables-host-addresses() { FLAGS=("${V6FLAGS[@]}"); }
+steps_s20-ip6tables-host-addresses() {
+  N_ ip addr add 198.18.0.1/32 dev lo &&
+    N_ ip addr add fd98:18::1/128 dev lo &&
+    D_ run -d --name web -p '[::1]:8080:80' -p 127.0.0.1:8081:81 -p '[fd98:18::1]:8082:82' -p 198.18.0.1:8083:83/udp tiny:1 &&
+    NET6 front 198.18.14.0/24 fd98:18:14::/64 br-front &&
+    D_ run -d --name api --network front --ip 198.18.14.10 --ip6 fd98:18:14::10 -p '[::]:9000:9000' -p 9001:9001 tiny:1
+}
+
+# ip6tables on, userland proxy off
+flags_s21-ip6tables-proxy-off() { FLAGS=("${V6FLAGS[@]}" --userland-proxy=false); }
+steps_s21-ip6tables-proxy-off() {
+  D_ run -d --name web -p 8080:80 -p '[::1]:8081:81' tiny:1 &&
+    NET6 front 198.18.15.0/24 fd98:18:15::/64 br-front &&
+    D_ run -d --name api --network front --ip 198.18.15.10 --ip6 fd98:18:15::10 -p 9000:9000 tiny:1
+}
+
+# ip6tables on, but no IPv6 anywhere (no --ipv6)
+flags_s22-ip6tables-without-ipv6() { FLAGS=(--experimental --ip6tables); }
+steps_s22-ip6tables-without-ipv6() {
+  D_ run -d --name web -p 8080:80 tiny:1 &&
+    NET front 198.18.16.0/24 br-front &&
+    D_ run -d --name api --network front --ip 198.18.16.10 -p 9000:9000 tiny:1
+}
+
+# daemon-chosen host ports with ip6tables on: a dual-stack container, an IPv4-only one,
+# then a dual-stack one again
+flags_s23-ip6tables-publish-all() { FLAGS=("${V6FLAGS[@]}"); }
+steps_s23-ip6tables-publish-all() {
+  note "namespace /proc/sys/net/ipv4/ip_local_port_range: $(ip netns exec "$NS" cat /proc/sys/net/ipv4/ip_local_port_range | tr '\t' ' ')"
+  NET front 198.18.17.0/24 br-front &&
+    D_ run -d --name p1 -P tiny:1 &&
+    D_ run -d --name q1 --network front --ip 198.18.17.10 -p 90 tiny:1 &&
+    D_ run -d --name r1 -p 70 tiny:1
 }
 
 # ------------------------------------------------------------------ main ----

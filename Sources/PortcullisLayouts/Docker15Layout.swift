@@ -61,7 +61,13 @@ public struct Docker15Layout: Layout {
                 "userland-proxy off", at: Origin("userland-proxy off", at: location),
                 hint: "the switch arrived in Docker 1.7")
         }
-        DockerClassicRules.refuseIPv6HostAddresses(policy, &problems)
+        DockerClassicRules.refuseIPv6HostAddresses(
+            policy, &problems, hint: "Docker 1.5 writes no ip6tables rules; publish on an IPv4 host address")
+        if policy.host.ip6tables, let location = policy.host.locations["ip6tables"] {
+            problems.unsupported(
+                "ip6tables on", at: Origin("ip6tables on", at: location),
+                hint: "Docker 1.5 writes no ip6tables rules; Docker 20.10's --ip6tables is layout docker-20.10")
+        }
         for container in policy.containers {
             for publish in container.publishes where publish.transport == .sctp {
                 problems.unsupported(

@@ -5,9 +5,16 @@ import PortcullisSyntax
 
 /// Docker's classic layout (18.06 to 27.x), as Docker 20.10 writes it: `DOCKER-USER` and
 /// `DOCKER-ISOLATION-STAGE-1/2` jumped to from the top of FORWARD, a block of four FORWARD rules
-/// per bridge, per-port DNAT / ACCEPT / hairpin MASQUERADE. IPv6 networks are carried in the
-/// policy but not rendered: 20.10 writes no ip6tables rules unless its experimental
-/// `--ip6tables` is on.
+/// per bridge, per-port DNAT / ACCEPT / hairpin MASQUERADE.
+///
+/// With the host's `ip6tables on` (20.10's experimental `--ip6tables`) the same history is
+/// replayed in ip6tables, as 20.10 writes it there (a second file): the chains exist from daemon
+/// start; networks with an IPv6 subnet get their rules and the FORWARD and nat jumps; every
+/// non-internal network, IPv6 or not, gets its isolation rules; published ports of containers
+/// with an IPv6 address on the mapping endpoint get DNAT (no link-local exclusion yet), ACCEPT
+/// and hairpin MASQUERADE. 20.10 creates no ip6tables `DOCKER-USER`: the layout adds it, jumped
+/// to first from FORWARD, only when the policy has IPv6 rules of its own. Without `ip6tables on`
+/// IPv6 subnets are carried but not rendered.
 public struct Docker2010Layout: Layout {
     public let name = "docker-20.10"
     public let summary = "Docker 18.06-27.x classic chains, exactly as Docker 20.10 writes them"
@@ -21,103 +28,143 @@ public struct Docker2010Layout: Layout {
     public func lower(_ policy: Policy) -> Result<Ruleset, DiagnosticError> {
         var problems = LayoutDiagnostics(layout: name)
         problems.refuseGatewayModes(policy)
-        let host = policy.host
-        var history = XtablesHistory(family: .ip, forwardPolicy: host.forwardPolicyDrop == false ? .accept : .drop)
-        // Daemon start: setupIPChains.
-        history.newChain(.nat, "DOCKER")
-        history.newChain(.filter, "DOCKER")
-        history.newChain(.filter, Self.stage1)
-        history.newChain(.filter, Self.stage2)
-        history.append(.filter, Self.stage1, Rule([], .return, provenance: .daemon))
-        history.append(.filter, Self.stage2, Rule([], .return, provenance: .daemon))
-        setupUserChain(&history)
-
-        for event in policy.events {
-            switch event {
-            case .createNetwork(let name):
-                guard let network = policy.network(name) else { continue }
-                createNetwork(network, host: host, history: &history)
-                setupUserChain(&history)
-            case .startContainer(let name):
-                guard let container = policy.container(name) else { continue }
-                DockerClassicRules.programPorts(
-                    container, policy: policy, matchBridgeOnDNAT: host.userlandProxy, history: &history)
-            }
+        if !policy.host.ip6tables {
+            DockerClassicRules.refuseIPv6HostAddresses(
+                policy, &problems,
+                hint: "Docker 20.10 writes ip6tables rules only with --ip6tables: set 'ip6tables on' in the host block")
         }
-        DockerClassicRules.refuseIPv6HostAddresses(policy, &problems)
-        let userRules = UserRules(policy: policy, family: .ipv4).rules()
-        for rule in userRules.reversed() { history.insert(.filter, Self.user, rule) }
-        return problems.result(Ruleset(tables: history.ruleset(order: [.mangle, .filter, .nat])))
+        let families: [IPFamily] = policy.host.ip6tables ? [.ipv4, .ipv6] : [.ipv4]
+        return problems.result(Ruleset(tables: families.flatMap { Replay(family: $0).tables(policy) }))
     }
 
-    /// The controller's `setupUserChain`, re-run after every network: DOCKER-USER exists, ends
-    /// in RETURN, and FORWARD jumps to it first.
-    private func setupUserChain(_ history: inout XtablesHistory) {
-        history.newChain(.filter, Self.user)
-        history.append(.filter, Self.user, Rule([], .return, provenance: .daemon))
-        history.ensureJumpOnTop(.filter, "FORWARD", to: Self.user)
-    }
+    /// The daemon's calls in one family (iptables or ip6tables).
+    struct Replay {
+        let family: IPFamily
 
-    private func createNetwork(_ network: Network, host: HostSettings, history: inout XtablesHistory) {
-        guard let subnet = network.subnet4 else { return }
-        let hairpin = !host.userlandProxy
-        let provenance = network.origin.provenance
-        if network.internal {
-            // setupInternalNetworkRules: incoming drop, then outgoing drop, both inserted.
-            history.insert(
-                .filter, Self.stage1,
-                Rule(
-                    [.address(.destination, subnet, negated: true), .interface(.source, network.bridge)], .drop,
-                    provenance: provenance))
-            history.insert(
-                .filter, Self.stage1,
-                Rule(
-                    [.address(.source, subnet, negated: true), .interface(.destination, network.bridge)], .drop,
-                    provenance: provenance))
-            setIcc(network, &history)
-        } else {
-            // setupIPTablesInternal.
-            if network.masquerade {
-                history.insert(.nat, "POSTROUTING", DockerClassicRules.masquerade(network, subnet))
+        func subnet(_ network: Network) -> IPPrefix? { family == .ipv4 ? network.subnet4 : network.subnet6 }
+
+        func tables(_ policy: Policy) -> [Table] {
+            let host = policy.host
+            var history = XtablesHistory(
+                family: family == .ipv4 ? .ip : .ip6, forwardPolicy: host.forwardPolicyDrop == false ? .accept : .drop)
+            // Daemon start: setupIPChains, in each family the daemon writes.
+            history.newChain(.nat, "DOCKER")
+            history.newChain(.filter, "DOCKER")
+            history.newChain(.filter, stage1)
+            history.newChain(.filter, stage2)
+            history.append(.filter, stage1, Rule([], .return, provenance: .daemon))
+            history.append(.filter, stage2, Rule([], .return, provenance: .daemon))
+            setupUserChain(&history)
+
+            for event in policy.events {
+                switch event {
+                case .createNetwork(let name):
+                    guard let network = policy.network(name) else { continue }
+                    createNetwork(network, host: host, history: &history)
+                    setupUserChain(&history)
+                case .startContainer(let name):
+                    guard let container = policy.container(name) else { continue }
+                    DockerClassicRules.programPorts(
+                        container, policy: policy, family: family, matchBridgeOnDNAT: host.userlandProxy,
+                        history: &history)
+                }
             }
-            if network.masquerade && !hairpin {
-                history.insert(
-                    .nat, "DOCKER", Rule([.interface(.source, network.bridge)], .return, provenance: provenance))
+            let userRules = UserRules(policy: policy, family: family).rules()
+            if family == .ipv6 && !userRules.isEmpty {
+                // Docker 20.10 has no ip6tables DOCKER-USER (23.0 added it, in this shape).
+                history.newChain(.filter, user)
+                history.append(.filter, user, Rule([], .return, provenance: .daemon))
+                history.ensureJumpOnTop(.filter, "FORWARD", to: user)
             }
-            if hairpin {
+            for rule in userRules.reversed() { history.insert(.filter, user, rule) }
+            return history.ruleset(order: [.mangle, .filter, .nat])
+        }
+
+        /// The controller's `setupUserChain`, re-run after every network: DOCKER-USER exists,
+        /// ends in RETURN, and FORWARD jumps to it first. IPv4 only in 20.10.
+        private func setupUserChain(_ history: inout XtablesHistory) {
+            guard family == .ipv4 else { return }
+            history.newChain(.filter, user)
+            history.append(.filter, user, Rule([], .return, provenance: .daemon))
+            history.ensureJumpOnTop(.filter, "FORWARD", to: user)
+        }
+
+        private func createNetwork(_ network: Network, host: HostSettings, history: inout XtablesHistory) {
+            // setupIPTables runs in ip6tables only for networks with IPv6; the isolation rules
+            // (setINC) are written in every family the daemon writes.
+            if let subnet = subnet(network) {
+                setupIPTables(network, subnet, host: host, history: &history)
+            }
+            if !network.internal {
+                // setINC: isolate this bridge from every other.
+                let provenance = network.origin.provenance
                 history.insert(
-                    .nat, "POSTROUTING",
+                    .filter, stage1,
                     Rule(
-                        [.interface(.destination, network.bridge), .localAddress(.source)], .masquerade,
-                        provenance: provenance))
+                        [.interface(.source, network.bridge), .interface(.destination, network.bridge, negated: true)],
+                        .jump(stage2), provenance: provenance))
+                history.insert(
+                    .filter, stage2, Rule([.interface(.destination, network.bridge)], .drop, provenance: provenance))
             }
-            setIcc(network, &history)
-            history.insert(.filter, "FORWARD", DockerClassicRules.outgoing(network))
-            // ProgramChain for nat, then filter.
-            history.append(.nat, "PREROUTING", DockerClassicRules.preroutingToDocker)
-            history.append(.nat, "OUTPUT", DockerClassicRules.outputToDocker(family: .ipv4, excludeLoopback: !hairpin))
-            history.insert(.filter, "FORWARD", DockerClassicRules.jumpToDocker(network))
-            history.insert(.filter, "FORWARD", DockerClassicRules.established(network))
         }
-        history.ensureJumpOnTop(.filter, "FORWARD", to: Self.stage1)
-        if !network.internal {
-            // setINC: isolate this bridge from every other.
-            history.insert(
-                .filter, Self.stage1,
-                Rule(
-                    [.interface(.source, network.bridge), .interface(.destination, network.bridge, negated: true)],
-                    .jump(Self.stage2), provenance: provenance))
-            history.insert(
-                .filter, Self.stage2, Rule([.interface(.destination, network.bridge)], .drop, provenance: provenance))
-        }
-    }
 
-    /// ICC on inserts an ACCEPT; ICC off appends a DROP (so DROPs gather at the end of FORWARD).
-    private func setIcc(_ network: Network, _ history: inout XtablesHistory) {
-        if network.icc {
-            history.insert(.filter, "FORWARD", DockerClassicRules.icc(network, accept: true))
-        } else {
-            history.append(.filter, "FORWARD", DockerClassicRules.icc(network, accept: false))
+        private func setupIPTables(
+            _ network: Network, _ subnet: IPPrefix, host: HostSettings, history: inout XtablesHistory
+        ) {
+            let hairpin = !host.userlandProxy
+            let provenance = network.origin.provenance
+            if network.internal {
+                // setupInternalNetworkRules: incoming drop, then outgoing drop, both inserted.
+                history.insert(
+                    .filter, stage1,
+                    Rule(
+                        [.address(.destination, subnet, negated: true), .interface(.source, network.bridge)], .drop,
+                        provenance: provenance))
+                history.insert(
+                    .filter, stage1,
+                    Rule(
+                        [.address(.source, subnet, negated: true), .interface(.destination, network.bridge)], .drop,
+                        provenance: provenance))
+                setIcc(network, &history)
+            } else {
+                // setupIPTablesInternal.
+                if network.masquerade {
+                    history.insert(.nat, "POSTROUTING", DockerClassicRules.masquerade(network, subnet))
+                }
+                if network.masquerade && !hairpin {
+                    history.insert(
+                        .nat, "DOCKER", Rule([.interface(.source, network.bridge)], .return, provenance: provenance))
+                }
+                if hairpin {
+                    history.insert(
+                        .nat, "POSTROUTING",
+                        Rule(
+                            [.interface(.destination, network.bridge), .localAddress(.source)], .masquerade,
+                            provenance: provenance))
+                }
+                setIcc(network, &history)
+                history.insert(.filter, "FORWARD", DockerClassicRules.outgoing(network))
+                // ProgramChain for nat, then filter.
+                history.append(.nat, "PREROUTING", DockerClassicRules.preroutingToDocker)
+                history.append(
+                    .nat, "OUTPUT", DockerClassicRules.outputToDocker(family: family, excludeLoopback: !hairpin))
+                history.insert(.filter, "FORWARD", DockerClassicRules.jumpToDocker(network))
+                history.insert(.filter, "FORWARD", DockerClassicRules.established(network))
+            }
+            history.ensureJumpOnTop(.filter, "FORWARD", to: stage1)
         }
+
+        /// ICC on inserts an ACCEPT; ICC off appends a DROP (so DROPs gather at the end of FORWARD).
+        private func setIcc(_ network: Network, _ history: inout XtablesHistory) {
+            if network.icc {
+                history.insert(.filter, "FORWARD", DockerClassicRules.icc(network, accept: true))
+            } else {
+                history.append(.filter, "FORWARD", DockerClassicRules.icc(network, accept: false))
+            }
+        }
+
+        private var stage1: String { Docker2010Layout.stage1 }
+        private var stage2: String { Docker2010Layout.stage2 }
+        private var user: String { Docker2010Layout.user }
     }
 }

@@ -86,14 +86,12 @@ enum DockerClassicRules {
                 : nil)
     }
 
-    /// Neither classic layout writes IPv6 rules (Docker 1.5 had none; 20.10 only with its
-    /// experimental --ip6tables), so a publish on an IPv6 host address cannot be honoured.
-    static func refuseIPv6HostAddresses(_ policy: Policy, _ problems: inout LayoutDiagnostics) {
+    /// Without ip6tables rules (Docker 1.5 had none; 20.10 writes them only with its
+    /// experimental --ip6tables) a publish on an IPv6 host address cannot be honoured.
+    static func refuseIPv6HostAddresses(_ policy: Policy, _ problems: inout LayoutDiagnostics, hint: String) {
         for container in policy.containers {
             for publish in container.publishes where publish.hostAddress?.family == .ipv6 {
-                problems.unsupported(
-                    "a publish on an IPv6 host address", at: publish.origin,
-                    hint: "this layout writes IPv4 rules only; publish on an IPv4 host address")
+                problems.unsupported("a publish on an IPv6 host address", at: publish.origin, hint: hint)
             }
         }
     }
@@ -136,20 +134,23 @@ enum DockerClassicRules {
         container.gatewayAttachment(network: policy.network)
     }
 
-    /// Appends the rules of every binding of a container, as `ChainInfo.Forward` does at start.
+    /// Appends the rules of every binding of a container in one family, as `ChainInfo.Forward`
+    /// does at start. Docker 20.10 maps a binding in each family where the container has an
+    /// address on the gateway endpoint and the host address allows it (`validatePortBindingIPv4`,
+    /// `validatePortBindingIPv6`): no host address means both, `0.0.0.0` or `::` one family.
     static func programPorts(
-        _ container: Container, policy: Policy, matchBridgeOnDNAT: Bool, history: inout XtablesHistory
+        _ container: Container, policy: Policy, family: IPFamily = .ipv4, matchBridgeOnDNAT: Bool,
+        history: inout XtablesHistory
     ) {
         guard let (attachment, network) = portMappingEndpoint(container, policy: policy),
-            let address = attachment.address4
+            let address = family == .ipv4 ? attachment.address4 : attachment.address6
         else { return }
         for binding in bindings(container) {
-            let hostAddress = binding.publish.hostAddress ?? network.hostBinding
-            guard hostAddress?.family ?? .ipv4 == .ipv4 else { continue }
+            guard let host = DockerModernRules.hostBinding(binding.publish, network: network, family: family)
+            else { continue }
             let rules = publish(
                 binding.publish, hostPort: binding.hostPort, containerPort: binding.containerPort,
-                containerAddress: address,
-                network: network, hostAddress: hostAddress.flatMap { $0 == IPAddress(ipv4: 0) ? nil : $0 },
+                containerAddress: address, network: network, hostAddress: host.address,
                 matchBridgeOnDNAT: matchBridgeOnDNAT)
             history.append(.nat, "DOCKER", rules.dnat)
             history.append(.filter, "DOCKER", rules.accept)

@@ -238,6 +238,7 @@ public struct Checker {
             case "ip-masquerade": host.ipMasquerade = onOff(value!) ?? true
             case "forward-policy": host.forwardPolicyDrop = onOff(value!, "drop", "accept")
             case "count-drops": host.countDrops = onOff(value!) ?? false
+            case "ip6tables": host.ip6tables = onOff(value!) ?? false
             case "external":
                 for name in setting.values {
                     if checkInterfaceName(name) { host.externalInterfaces.append(name.value) }

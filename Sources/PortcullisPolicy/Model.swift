@@ -78,6 +78,10 @@ public struct HostSettings: Sendable, Hashable {
     public var ephemeralPorts = PortRange(32768, 60999)
     public var logDrops: LogSettings?
     public var countDrops = false
+    /// Docker's `--ip6tables` (experimental and off in 20.10): whether the daemon writes
+    /// ip6tables rules for its IPv6 networks. Only the docker-20.10 layout depends on it; Docker
+    /// 28 and 29 write them whatever it says (on by default since 27).
+    public var ip6tables = false
     /// Where each setting was written, for layouts that cannot honour one.
     public var locations: [String: SourceLocation] = [:]
 

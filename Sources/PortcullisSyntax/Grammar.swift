@@ -50,6 +50,7 @@ public enum Grammar {
             "ephemeral-ports": SettingShape(.one, "a port range such as 32768-60999"),
             "log-drops": SettingShape(.none, "", clauses: [("rate", .one, false), ("prefix", .one, false)]),
             "count-drops": SettingShape(.one, "'on' or 'off'"),
+            "ip6tables": SettingShape(.one, "'on' or 'off'"),
         ],
         .network: [
             "bridge": SettingShape(.one, "an interface name"),

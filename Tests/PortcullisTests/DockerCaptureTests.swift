@@ -4,7 +4,10 @@ import Testing
 
 /// The docker-20.10 layout against rulesets real Docker 20.10.24 daemons wrote
 /// (Fixtures/docker-20.10, made by scripts/capture-docker-20.10.sh): each scenario's policy
-/// must compile to exactly the captured `iptables-save` output, counters and `#` lines aside.
+/// must compile to exactly the captured `iptables-save` output, counters and `#` lines aside,
+/// and to the captured `ip6tables-save` output as a second file when the daemon wrote any
+/// (the s18 to s23 scenarios ran with `--experimental --ip6tables`; the policies say
+/// `ip6tables on`).
 @Suite struct DockerCaptureTests {
     static let directory = Repo.fixtures + "/docker-20.10"
     static var scenarios: [String] {
@@ -17,15 +20,24 @@ import Testing
     static let unorderedScenarios: Set<String> = ["s16-ports-sort-mixed"]
 
     /// The IPv4 part of a capture, as iptables-restore input.
-    static func captured(_ scenario: String) -> String {
+    static func captured(_ scenario: String) -> String { parts(scenario).ipv4 }
+
+    /// The IPv4 and IPv6 parts of a capture (the IPv6 one empty when the daemon wrote none).
+    static func parts(_ scenario: String) -> (ipv4: String, ipv6: String) {
         let text = Repo.read("\(directory)/\(scenario).rules")
-        var lines: [String] = []
+        var parts: [[String]] = [[], []]
+        var part = 0
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.hasPrefix("#### ip6tables") { break }
+            if line.hasPrefix("#### ip6tables") {
+                part = 1
+                continue
+            }
             if line.hasPrefix("#") || line.isEmpty { continue }
-            lines.append(String(line))
+            parts[part].append(String(line))
         }
-        return lines.joined(separator: "\n") + "\n"
+        return (
+            parts[0].joined(separator: "\n") + "\n", parts[1].isEmpty ? "" : parts[1].joined(separator: "\n") + "\n"
+        )
     }
 
     @Test func everyCaptureHasAPolicy() {
@@ -41,9 +53,15 @@ import Testing
         let result = Compiler().compile(
             "\(Self.directory)/\(scenario).policy", layout: "docker-20.10", backend: "iptables")
         let files = try result.get()
-        #expect(files.count == 1)
+        let (expected, expected6) = Self.parts(scenario)
+        #expect(files.map(\.fileExtension) == (expected6.isEmpty ? ["iptables"] : ["iptables", "ip6tables"]))
         let actual = files[0].text
-        let expected = Self.captured(scenario)
+        if files.count == 2 {
+            #expect(
+                files[1].text == expected6,
+                "\(UnifiedDiff.make(old: expected6, new: files[1].text, oldName: "captured", newName: "compiled") ?? "")"
+            )
+        }
         if Self.unorderedScenarios.contains(scenario) {
             #expect(actual.split(separator: "\n").sorted() == expected.split(separator: "\n").sorted())
         } else {
