@@ -473,6 +473,10 @@ struct RuleReader {
         if let payload = left["payload"], let field = payload["field"]?.stringValue,
             let proto = payload["protocol"]?.stringValue
         {
+            // `ip protocol icmp`: Docker's accept into routed networks (ip and inet tables).
+            if proto == "ip", field == "protocol", !negated, family != .ip6, Self.isICMP(right, .ipv4) {
+                return [.icmp]
+            }
             if proto == "ip" || proto == "ip6" {
                 guard field == "saddr" || field == "daddr", let prefix = Self.prefix(right),
                     prefix.family == (proto == "ip" ? .ipv4 : .ipv6)
@@ -508,6 +512,9 @@ struct RuleReader {
             switch (key, right.stringValue) {
             case ("iifname", let name?): return [.interface(.source, name, negated: negated)]
             case ("oifname", let name?): return [.interface(.destination, name, negated: negated)]
+            case ("l4proto", _) where !negated && family != .inet && Self.isICMP(right, family == .ip6 ? .ipv6 : .ipv4):
+                // The ICMP of the table's family (`meta l4proto ipv6-icmp` in ip6 tables).
+                return [.icmp]
             case ("l4proto", let name?):
                 guard let known = TransportProtocol(rawValue: name) else { return nil }
                 if !negated { transport = known }
@@ -540,6 +547,14 @@ struct RuleReader {
             }
         }
         return nil
+    }
+
+    /// The ICMP protocol of an address family, by name or number (`icmp` / 1, `ipv6-icmp` / 58).
+    static func isICMP(_ value: JSON, _ family: IPFamily) -> Bool {
+        switch family {
+        case .ipv4: value.stringValue == "icmp" || value.integerValue == 1
+        case .ipv6: value.stringValue == "ipv6-icmp" || value.stringValue == "icmpv6" || value.integerValue == 58
+        }
     }
 
     /// The packet fields of a set or map lookup key, and the transport a `tcp dport` part implies.

@@ -10,42 +10,67 @@ import Testing
 /// every real-Docker capture; what is not modelled is kept verbatim with a warning; malformed
 /// input is an error with its line, never a crash and never a partial read.
 @Suite struct ReaderTests {
-    /// Every iptables text the repository holds: golden files and the IPv4/IPv6 parts of captures.
-    static var texts: [(String, String)] {
-        var result: [(String, String)] = []
+    /// Every iptables text the repository holds: golden files (`.iptables`, `.ip6tables`), the
+    /// IPv4/IPv6 parts of captures (`.rules`) and the verbatim unit goldens (`.iptables`,
+    /// `.ip6tables`), each with the family it is read as.
+    static var sources: [(name: String, text: String, family: TableFamily)] {
+        var result: [(String, String, TableFamily)] = []
         let manager = FileManager.default
+        func family(_ file: String) -> TableFamily { file.hasSuffix(".ip6tables") ? .ip6 : .ip }
         for folder in ((try? manager.contentsOfDirectory(atPath: Repo.golden)) ?? []).sorted() {
             for file in ((try? manager.contentsOfDirectory(atPath: Repo.golden + "/" + folder)) ?? []).sorted()
-            where file.hasSuffix(".iptables") {
-                result.append(("golden/\(folder)/\(file)", Repo.read(Repo.golden + "/\(folder)/\(file)")))
+            where file.hasSuffix(".iptables") || file.hasSuffix(".ip6tables") {
+                result.append(
+                    ("golden/\(folder)/\(file)", Repo.read(Repo.golden + "/\(folder)/\(file)"), family(file)))
             }
         }
         for folder in ((try? manager.contentsOfDirectory(atPath: Repo.fixtures)) ?? []).sorted() {
-            for file in ((try? manager.contentsOfDirectory(atPath: Repo.fixtures + "/" + folder)) ?? []).sorted()
-            where file.hasSuffix(".rules") {
-                let parts = Repo.read(Repo.fixtures + "/\(folder)/\(file)").components(separatedBy: "#### ip6tables")
-                for (index, part) in parts.enumerated() {
+            for file in ((try? manager.contentsOfDirectory(atPath: Repo.fixtures + "/" + folder)) ?? []).sorted() {
+                let text = Repo.read(Repo.fixtures + "/\(folder)/\(file)")
+                if file.hasSuffix(".iptables") || file.hasSuffix(".ip6tables") {
+                    let lines = text.split(separator: "\n").filter { !$0.hasPrefix("#") }
+                    result.append(("\(folder)/\(file)", lines.joined(separator: "\n") + "\n", family(file)))
+                }
+                guard file.hasSuffix(".rules") else { continue }
+                for (index, part) in text.components(separatedBy: "#### ip6tables").enumerated() {
                     let lines = part.split(separator: "\n").filter { !$0.hasPrefix("#") }
                     if lines.isEmpty { continue }
                     result.append(
-                        ("\(folder)/\(file)\(index == 0 ? "" : " (IPv6)")", lines.joined(separator: "\n") + "\n"))
+                        (
+                            "\(folder)/\(file)\(index == 0 ? "" : " (IPv6)")", lines.joined(separator: "\n") + "\n",
+                            index == 0 ? .ip : .ip6
+                        ))
                 }
             }
         }
         return result
     }
 
+    static var texts: [(String, String)] { sources.map { ($0.name, $0.text) } }
+
     @Test func thereIsMuchToRead() {
         #expect(Self.texts.count >= 30)
+        let names = Set(Self.texts.map(\.0))
+        // The IPv6 goldens and the verbatim unit goldens of docker-28/29 are among them.
+        for name in [
+            "golden/dual-stack/docker-28.ip6tables", "docker-28-ipv6/u59-nat.ip6tables",
+            "docker-29-ipv6/u69-internal.iptables", "docker-29-gateway-modes/u69-natunprot.iptables",
+            "docker-28-gateway-modes/s58-usernet-portmap-routed.rules",
+        ] {
+            #expect(names.contains(name), "\(name)")
+        }
     }
 
     @Test(arguments: texts.map(\.0))
     func rendersBackIdentically(_ name: String) throws {
-        let text = try #require(Self.texts.first { $0.0 == name }?.1)
-        let (ruleset, warnings) = try IptablesSaveReader(source: name).read(text)
+        let source = try #require(Self.sources.first { $0.name == name })
+        let (ruleset, warnings) = try IptablesSaveReader(family: source.family, source: name).read(source.text)
         #expect(warnings.isEmpty, "\(warnings)")
-        let rendered = try IptablesRenderer().render(ruleset)[0].text
-        #expect(rendered == text)
+        #expect(ruleset.tables.allSatisfy { $0.family == source.family })
+        let rendered = try IptablesRenderer().render(ruleset).first {
+            $0.fileExtension == (source.family == .ip6 ? "ip6tables" : "iptables")
+        }?.text
+        #expect(rendered == source.text)
     }
 
     static var jsonGoldens: [String] {
@@ -77,6 +102,57 @@ import Testing
                     #expect(other?.rules.map(\.action) == chain.rules.map(\.action))
                 }
             }
+        }
+    }
+
+    /// Docker 29's own nftables tables (Fixtures/docker-29-nftables: every VERBATIM dump, the
+    /// routed network's ICMP accept among them) as nft JSON: read without a warning, written
+    /// back to the same JSON, and printed as nft text they are Docker's dump.
+    @Test(arguments: Docker29NftablesTests.scenarios)
+    func dockerNftablesDumpsReadBack(_ scenario: String) throws {
+        let json = try Docker29NftablesTests.compile(scenario, backend: "nftables-json")
+        let read = try NftJSONReader(source: scenario).read(json)
+        #expect(read.warnings.isEmpty, "\(read.warnings)")
+        #expect(try NftJSONRenderer().render(read.ruleset)[0].text == json)
+        let text = try NftTextRenderer().render(read.ruleset)[0].text
+        let expected = Docker29NftablesTests.expected(scenario)
+        #expect(
+            text == expected, "\(UnifiedDiff.make(old: expected, new: text, oldName: scenario, newName: "read") ?? "")")
+        if scenario.hasSuffix("-routed") {
+            let chain = read.ruleset.table(.ip, "docker-bridges")?.chain("filter-forward-in__bridge1")
+            #expect(chain?.rules.contains { $0.matches == [.icmp] && $0.action == .accept } == true)
+        }
+    }
+
+    /// ICMP as Docker and iptables-nft spell it is `Match.icmp` in the table's family; what is
+    /// not the same condition (negated, another family's ICMP, an inet table's `meta l4proto`)
+    /// is kept as written.
+    @Test(arguments: [
+        ("ip", #"{"payload": {"protocol": "ip", "field": "protocol"}}"#, "==", #""icmp""#, true),
+        ("ip", #"{"meta": {"key": "l4proto"}}"#, "==", #""icmp""#, true),
+        ("ip", #"{"meta": {"key": "l4proto"}}"#, "==", "1", true),
+        ("inet", #"{"payload": {"protocol": "ip", "field": "protocol"}}"#, "==", #""icmp""#, true),
+        ("ip6", #"{"meta": {"key": "l4proto"}}"#, "==", #""ipv6-icmp""#, true),
+        ("ip6", #"{"meta": {"key": "l4proto"}}"#, "==", #""icmp""#, false),
+        ("ip", #"{"payload": {"protocol": "ip", "field": "protocol"}}"#, "!=", #""icmp""#, false),
+        ("inet", #"{"meta": {"key": "l4proto"}}"#, "==", #""icmp""#, false),
+    ])
+    func icmpIsModelledInItsFamily(_ family: String, _ left: String, _ op: String, _ right: String, _ modelled: Bool)
+        throws
+    {
+        let text = """
+            {"nftables": [{"table": {"family": "\(family)", "name": "t"}},
+            {"chain": {"family": "\(family)", "table": "t", "name": "c"}},
+            {"rule": {"family": "\(family)", "table": "t", "chain": "c", "expr": [
+            {"match": {"op": "\(op)", "left": \(left), "right": \(right)}}, {"accept": null}]}}]}
+            """
+        let read = try NftJSONReader().read(text)
+        let rule = try #require(read.ruleset.tables.first?.chains.first?.rules.first)
+        if modelled {
+            #expect(rule.matches == [.icmp] && read.warnings.isEmpty)
+        } else {
+            #expect(rule.matches.allSatisfy { if case .opaque = $0 { true } else { false } })
+            #expect(read.warnings.count == 1)
         }
     }
 
@@ -342,5 +418,45 @@ import Testing
                 #expect(error.line >= 1)
             }
         }
+    }
+}
+
+/// The kernel's word on reading nft JSON: every nftables capture and dump in the test data
+/// (Docker 20.10's iptables-nft tables, Docker 29's own tables) loaded in a fresh namespace and
+/// listed as JSON reads without a warning, and what the reader wrote back loads in another
+/// namespace to the very same ruleset.
+@Suite(.enabled(if: Kernel.enabled, Kernel.reason), .serialized)
+struct ReaderKernelTests {
+    static var dumps: [String] {
+        let manager = FileManager.default
+        let captures = ((try? manager.contentsOfDirectory(atPath: Repo.fixtures + "/docker-20.10")) ?? [])
+            .filter { $0.hasSuffix(".nft") }.sorted().map { "docker-20.10/" + $0 }
+        return captures + Docker29NftablesTests.scenarios.map { "docker-29-nftables/\($0).nft" }
+    }
+
+    static func text(_ dump: String) -> String {
+        if dump.hasPrefix("docker-29-nftables/") {
+            return Docker29NftablesTests.expected(String(dump.dropFirst("docker-29-nftables/".count).dropLast(4)))
+        }
+        return Repo.read(Repo.fixtures + "/" + dump)
+    }
+
+    @Test(arguments: dumps)
+    func listedJSONReadsBackToTheSameRuleset(_ dump: String) throws {
+        try #require(Kernel.isRoot, "CI must run this test as root")
+        let namespace = try TestNamespace()
+        let (applied, listing) = try namespace.nftApplyAndList(Self.text(dump))
+        try #require(applied.succeeded, "\(applied.error)")
+        let json = namespace.exec(["nft", "-j", "list", "ruleset"])
+        try #require(json.status == 0, "\(json.stderr)")
+        let read = try NftJSONReader(source: dump).read(json.stdout)
+        #expect(read.warnings.isEmpty, "\(read.warnings)")
+        let written = try NftJSONRenderer().render(read.ruleset)[0].text
+        let other = try TestNamespace()
+        let (again, listingAgain) = try other.nftApplyAndList(written)
+        #expect(again.succeeded, "\(again.error)")
+        #expect(
+            listingAgain == listing,
+            "\(UnifiedDiff.make(old: listing, new: listingAgain, oldName: dump, newName: "read and written") ?? "")")
     }
 }
