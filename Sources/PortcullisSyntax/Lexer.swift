@@ -33,11 +33,29 @@ public struct Token: Sendable, Hashable {
 }
 
 /// Splits policy text into tokens; `#` starts a comment that runs to the end of the line.
+///
+/// It walks the UTF-8 bytes: everything the grammar gives meaning to is ASCII, and a host with
+/// tens of thousands of containers is a file of megabytes (walking `Character`s, with their
+/// grapheme breaking, took most of the compile time there). Columns still count characters.
 public struct Lexer {
+    static let newline = UInt8(ascii: "\n")
+    static let carriageReturn = UInt8(ascii: "\r")
+    static let quote = UInt8(ascii: "\"")
+
+    static func isPunctuation(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "{"), UInt8(ascii: "}"), UInt8(ascii: ","), UInt8(ascii: "#"), quote: true
+        default: false
+        }
+    }
+
+    static func isWordByte(_ byte: UInt8) -> Bool { byte > 0x20 && byte < 0x7F && !isPunctuation(byte) }
+
     public static func tokenize(_ text: String, file: String) -> (tokens: [Token], diagnostics: [Diagnostic]) {
         var tokens: [Token] = []
         var diagnostics: [Diagnostic] = []
-        let chars = Array(text)
+        let bytes = Array(text.utf8)
+        let count = bytes.count
         var i = 0
         var line = 1
         var column = 1
@@ -51,102 +69,115 @@ public struct Lexer {
                 ))
             lineHasToken = true
         }
-        func isPunctuation(_ c: Character) -> Bool { "{},#\"".contains(c) }
-        func isWordCharacter(_ c: Character) -> Bool {
-            guard c.isASCII, let v = c.asciiValue else { return false }
-            return v > 0x20 && v < 0x7F && !isPunctuation(c)
+        /// A line ends at `\n`, or at `\r\n` (one character, as `Character` sees it).
+        func endsLine(_ j: Int) -> Bool {
+            bytes[j] == newline || (bytes[j] == carriageReturn && j + 1 < count && bytes[j + 1] == newline)
+        }
+        /// The character starting at byte `j` (a whole grapheme cluster) and its length in bytes.
+        func character(at j: Int) -> (Character, Int) {
+            let window = String(decoding: bytes[j..<min(j + 64, count)], as: UTF8.self)
+            let character = window.first ?? "\u{FFFD}"
+            return (character, max(1, character.utf8.count))
         }
 
-        while i < chars.count {
-            let c = chars[i]
-            if c == "\n" || c == "\r\n" {
-                i += 1
+        while i < count {
+            let c = bytes[i]
+            if endsLine(i) {
+                i += c == carriageReturn ? 2 : 1
                 line += 1
                 column = 1
                 lineHasToken = false
                 continue
             }
-            if c == " " || c == "\t" || c == "\r" {
+            if c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") || c == carriageReturn {
                 i += 1
                 column += 1
                 continue
             }
-            if c == "#" {
-                while i < chars.count && chars[i] != "\n" && chars[i] != "\r\n" { i += 1 }
+            if c == UInt8(ascii: "#") {
+                while i < count && !endsLine(i) { i += 1 }
                 continue
             }
             let start = location()
             switch c {
-            case "{":
+            case UInt8(ascii: "{"):
                 emit(.openBrace, "{", start: start, length: 1)
                 i += 1
                 column += 1
-            case "}":
+            case UInt8(ascii: "}"):
                 emit(.closeBrace, "}", start: start, length: 1)
                 i += 1
                 column += 1
-            case ",":
+            case UInt8(ascii: ","):
                 emit(.comma, ",", start: start, length: 1)
                 i += 1
                 column += 1
-            case "\"":
-                var value = ""
+            case quote:
+                var value: [UInt8] = []
                 var j = i + 1
+                var length = 1  // in characters, the opening quote included
                 var terminated = false
-                var bad: Character?
-                while j < chars.count && chars[j] != "\n" && chars[j] != "\r\n" {
-                    if chars[j] == "\"" {
+                var bad = false
+                while j < count && !endsLine(j) {
+                    if bytes[j] == quote {
                         terminated = true
                         break
                     }
-                    if chars[j] == "\\" && j + 1 < chars.count && (chars[j + 1] == "\"" || chars[j + 1] == "\\") {
-                        value.append(chars[j + 1])
+                    if bytes[j] == UInt8(ascii: "\\") && j + 1 < count
+                        && (bytes[j + 1] == quote || bytes[j + 1] == UInt8(ascii: "\\"))
+                    {
+                        value.append(bytes[j + 1])
                         j += 2
+                        length += 2
                         continue
                     }
-                    if chars[j].isASCII && (chars[j].asciiValue ?? 0) < 0x20 && chars[j] != "\t" { bad = chars[j] }
-                    value.append(chars[j])
-                    j += 1
+                    if bytes[j] < 0x20 && bytes[j] != UInt8(ascii: "\t") { bad = true }
+                    let (_, size) = bytes[j] < 0x80 ? (" ", 1) : character(at: j)
+                    value += bytes[j..<j + size]
+                    j += size
+                    length += 1
                 }
-                let length = j - i + (terminated ? 1 : 0)
+                if terminated { length += 1 }
                 if !terminated {
                     diagnostics.append(
                         Diagnostic(
                             "unterminated string", at: SourceRange(start: start, length: length),
                             hint: "close the string with '\"' on the same line"))
-                } else if bad != nil {
+                } else if bad {
                     diagnostics.append(
                         Diagnostic(
                             "control character in string", at: SourceRange(start: start, length: length),
                             hint: "strings hold printable text only"))
                 }
-                emit(.string, value, start: start, length: length)
+                emit(.string, String(decoding: value, as: UTF8.self), start: start, length: length)
                 column += length
                 i = j + (terminated ? 1 : 0)
             default:
-                if c == "-" && i + 1 < chars.count && chars[i + 1] == ">" {
+                if c == UInt8(ascii: "-") && i + 1 < count && bytes[i + 1] == UInt8(ascii: ">") {
                     emit(.arrow, "->", start: start, length: 2)
                     i += 2
                     column += 2
                     continue
                 }
-                guard isWordCharacter(c) else {
-                    let shown = c.unicodeScalars.map { "U+" + String($0.value, radix: 16, uppercase: true) }.joined()
+                guard isWordByte(c) else {
+                    let (character, size) = character(at: i)
+                    let shown = character.unicodeScalars.map { "U+" + String($0.value, radix: 16, uppercase: true) }
+                        .joined()
                     diagnostics.append(
                         Diagnostic(
-                            "unexpected character \(c.isASCII && !(c.asciiValue! < 0x20) ? "'\(c)'" : shown)",
+                            "unexpected character \(c >= 0x20 && c < 0x7F ? "'\(character)'" : shown)",
                             at: SourceRange(start: start, length: 1),
                             hint: "names, addresses and keywords use printable ASCII; put other text in a \"string\""))
-                    i += 1
+                    i += size
                     column += 1
                     continue
                 }
                 var j = i
-                while j < chars.count && isWordCharacter(chars[j]) {
-                    if chars[j] == "-" && j + 1 < chars.count && chars[j + 1] == ">" { break }
+                while j < count && isWordByte(bytes[j]) {
+                    if bytes[j] == UInt8(ascii: "-") && j + 1 < count && bytes[j + 1] == UInt8(ascii: ">") { break }
                     j += 1
                 }
-                emit(.word, String(chars[i..<j]), start: start, length: j - i)
+                emit(.word, String(decoding: bytes[i..<j], as: UTF8.self), start: start, length: j - i)
                 column += j - i
                 i = j
             }

@@ -53,6 +53,14 @@ private let bridge = "network bridge {\n    bridge docker0\n    subnet 172.17.0.
         BadPolicy(text: "include \"other.policy\n", line: 1, column: 9, message: "unterminated string"),
         BadPolicy(
             text: "network n {\n    bridge br\u{e9}\n}\n", line: 2, column: 14, message: "unexpected character U+E9"),
+        // Columns count characters, not bytes: 'é' in a string and a comment, CRLF line ends.
+        BadPolicy(
+            text: "host {\r\n    log-drops prefix \"d\u{e9}j\u{e0}\" rate 5/fortnight # r\u{e9}sum\u{e9}\r\n}\r\n",
+            line: 2, column: 34, message: "invalid rate '5/fortnight'"),
+        BadPolicy(
+            text: "network n {\n    bridge \u{1F1EB}\u{1F1F7}\n}\n", line: 2, column: 12,
+            message: "unexpected character U+1F1EBU+1F1F7"),
+        BadPolicy(text: "include \"a\u{e9}\r\n", line: 1, column: 9, message: "unterminated string"),
         BadPolicy(
             text: "include other.policy\n", line: 1, column: 9, message: "expected a quoted file name after 'include'"),
         BadPolicy(text: bridge + "allow a b\n", line: 5, column: 9, message: "expected '->' in 'allow'"),
