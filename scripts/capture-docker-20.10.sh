@@ -32,6 +32,7 @@ ALL_SCENARIOS=(
   s16-ports-sort-mixed s17-publish-all-order
   s18-ip6tables-default-bridge s19-ip6tables-user-networks s20-ip6tables-host-addresses
   s21-ip6tables-proxy-off s22-ip6tables-without-ipv6 s23-ip6tables-publish-all
+  s24-ip6tables-publish-all-proxy-off
 )
 # s16/s17 are extras beyond the original list of 15: they pin down how 20.10
 # orders port bindings (sorted, not command-line order) and allocates -P ports.
@@ -407,6 +408,10 @@ steps_s23-ip6tables-publish-all() {
     D_ run -d --name q1 --network front --ip 198.18.17.10 -p 90 tiny:1 &&
     D_ run -d --name r1 -p 70 tiny:1
 }
+
+# the same without the userland proxy
+flags_s24-ip6tables-publish-all-proxy-off() { FLAGS=("${V6FLAGS[@]}" --userland-proxy=false); }
+steps_s24-ip6tables-publish-all-proxy-off() { steps_s23-ip6tables-publish-all; }
 
 # ------------------------------------------------------------------ main ----
 run_scenario() {

@@ -69,7 +69,7 @@ public struct Docker2010Layout: Layout {
                         history: &history)
                 }
             }
-            let userRules = UserRules(policy: policy, family: family).rules()
+            let userRules = UserRules(policy: policy, family: family, ipv6PortsOfTheirOwn: true).rules()
             if family == .ipv6 && !userRules.isEmpty {
                 // Docker 20.10 has no ip6tables DOCKER-USER (23.0 added it, in this shape).
                 history.newChain(.filter, user)

@@ -109,11 +109,13 @@ enum DockerClassicRules {
     /// then protocol name. Docker's comparator is inconsistent when host and container port
     /// order disagree, so Docker itself varies between runs there; this is the order it gives
     /// whenever the two agree.
-    static func bindings(_ container: Container) -> [Binding] {
+    /// With `ipv6Ports`, daemon-chosen ports are those of Docker 20.10's IPv6 bindings.
+    static func bindings(_ container: Container, ipv6Ports: Bool = false) -> [Binding] {
         let all = container.publishes.flatMap { publish in
-            (0..<publish.hostPorts.count).map {
+            let hostPorts = ipv6Ports ? publish.hostPorts6 ?? publish.hostPorts : publish.hostPorts
+            return (0..<hostPorts.count).map {
                 Binding(
-                    publish: publish, hostPort: UInt16(Int(publish.hostPorts.first) + $0),
+                    publish: publish, hostPort: UInt16(Int(hostPorts.first) + $0),
                     containerPort: UInt16(Int(publish.containerPorts.first) + $0))
             }
         }
@@ -145,7 +147,7 @@ enum DockerClassicRules {
         guard let (attachment, network) = portMappingEndpoint(container, policy: policy),
             let address = family == .ipv4 ? attachment.address4 : attachment.address6
         else { return }
-        for binding in bindings(container) {
+        for binding in bindings(container, ipv6Ports: family == .ipv6) {
             guard let host = DockerModernRules.hostBinding(binding.publish, network: network, family: family)
             else { continue }
             let rules = publish(

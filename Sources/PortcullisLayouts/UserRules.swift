@@ -15,6 +15,9 @@ struct UserRules {
     /// Statements added to the accept of each `allow` (Docker 29's nftables layout marks the
     /// packet, since an nftables accept does not stop Docker's own base chains).
     var allowEffects: [Effect] = []
+    /// Docker 20.10 allocates daemon-chosen ports per family: IPv6 allow-lists then match the
+    /// IPv6 binding's host port (`Publish.hostPorts6`).
+    var ipv6PortsOfTheirOwn = false
 
     /// Where a container or network sits: its bridge and its address (or subnet).
     struct Site: Hashable {
@@ -129,7 +132,9 @@ struct UserRules {
             {
                 matches.append(.originalDestination(IPPrefix(host: hostAddress)))
             }
-            matches += [.originalDestinationPort(publish.hostPorts), .port(.destination, publish.containerPorts)]
+            let hostPorts =
+                family == .ipv6 && ipv6PortsOfTheirOwn ? publish.hostPorts6 ?? publish.hostPorts : publish.hostPorts
+            matches += [.originalDestinationPort(hostPorts), .port(.destination, publish.containerPorts)]
             let allowed = publish.allowedSources.filter { $0.family == family }.map { source in
                 Rule(
                     [.address(.source, source)] + matches, .return, comment: text, provenance: publish.origin.provenance

@@ -772,10 +772,16 @@ public struct Checker {
     /// address or on all addresses (and, for all addresses, on any).
     /// A container whose gateway network changes as its later networks are connected has its
     /// mappings released and programmed again, so its ports are allocated once per change.
+    /// Docker 20.10 allocates each binding once per family, IPv4 first (`allocatePortsInternal`),
+    /// with separate counters for `0.0.0.0` and `::`: an IPv6 binding exists when the mapping
+    /// endpoint has an IPv6 address, or for any container while the userland proxy runs (it
+    /// proxies `::` to the IPv4 address). So the two counters can drift apart; where they do, the
+    /// IPv6 port is kept in `hostPorts6`.
     private mutating func allocateEphemeralPorts() {
         struct Key: Hashable {
             let address: IPAddress?
             let transport: TransportProtocol
+            let ipv6: Bool
         }
         var taken: [Key: Set<UInt16>] = [:]
         var last: [Key: UInt16] = [:]
@@ -787,55 +793,73 @@ public struct Checker {
                 let b = container.publishes[$1]
                 return (b.containerPorts.first, a.transport.rawValue) < (a.containerPorts.first, b.transport.rawValue)
             }
-            // The gateway network after the run (first attachment) and after each connect.
-            var gateways: [Network] = []
+            // The gateway endpoint after the run (first attachment) and after each connect.
+            var gateways: [(Attachment, Network)] = []
             for count in 1...max(1, container.attachments.count) {
-                if let gateway = container.gatewayAttachment(afterConnecting: count, network: network)?.1,
-                    gateways.last?.name != gateway.name
+                if let gateway = container.gatewayAttachment(afterConnecting: count, network: network),
+                    gateways.last?.1.name != gateway.1.name
                 {
                     gateways.append(gateway)
                 }
             }
             /// A port is in use for an address if it is bound on that address or on all
-            /// addresses; for all addresses, if it is bound on any.
+            /// addresses of its family; for all addresses, if it is bound on any of them.
             func isTaken(_ port: UInt16, _ key: Key) -> Bool {
                 taken.contains { other, ports in
-                    other.transport == key.transport && ports.contains(port)
+                    other.transport == key.transport && other.ipv6 == key.ipv6 && ports.contains(port)
                         && (other.address == key.address || other.address == nil || key.address == nil)
                 }
             }
             var held: [(Key, UInt16)] = []
-            for gateway in gateways {
+            for (attachment, gateway) in gateways {
                 for (key, port) in held { taken[key]?.remove(port) }
                 held = []
-                func key(_ publish: Publish) -> Key {
-                    let address = (publish.hostAddress ?? gateway.hostBinding).flatMap { $0.isUnspecified ? nil : $0 }
-                    return Key(address: address, transport: publish.transport)
+                /// The binding of each family (`validatePortBindingIPv4`, `validatePortBindingIPv6`).
+                func keys(_ publish: Publish) -> [Key] {
+                    let chosen = publish.hostAddress ?? gateway.hostBinding
+                    let address = chosen.flatMap { $0.isUnspecified ? nil : $0 }
+                    var keys: [Key] = []
+                    if chosen?.family ?? .ipv4 == .ipv4 {
+                        keys.append(Key(address: address, transport: publish.transport, ipv6: false))
+                    }
+                    let bindsIPv6 =
+                        publish.hostAddress.map { $0.family == .ipv6 } ?? (gateway.hostBinding?.isUnspecified ?? true)
+                    if bindsIPv6 && (attachment.address6 != nil || host.userlandProxy) {
+                        keys.append(Key(address: address, transport: publish.transport, ipv6: true))
+                    }
+                    return keys
                 }
                 for publish in container.publishes where !publish.hostPortIsEphemeral {
-                    for port in publish.hostPorts.first...publish.hostPorts.last {
-                        taken[key(publish), default: []].insert(port)
+                    for key in keys(publish) {
+                        for port in publish.hostPorts.first...publish.hostPorts.last {
+                            taken[key, default: []].insert(port)
+                        }
                     }
                 }
                 for p in pending {
-                    let key = key(container.publishes[p])
-                    var candidate = last[key].map { $0 >= range.last ? range.first : $0 + 1 } ?? range.first
-                    var tries = 0
-                    while isTaken(candidate, key) && tries < range.count {
-                        candidate = candidate >= range.last ? range.first : candidate + 1
-                        tries += 1
+                    var ports: [Bool: UInt16] = [:]
+                    for key in keys(container.publishes[p]) {
+                        var candidate = last[key].map { $0 >= range.last ? range.first : $0 + 1 } ?? range.first
+                        var tries = 0
+                        while isTaken(candidate, key) && tries < range.count {
+                            candidate = candidate >= range.last ? range.first : candidate + 1
+                            tries += 1
+                        }
+                        guard tries < range.count else {
+                            error(
+                                "no free port left in the ephemeral range \(range)",
+                                at: SourceRange(start: container.publishes[p].origin.location, length: 1),
+                                hint: "widen 'ephemeral-ports' in the host block or publish fixed host ports")
+                            return
+                        }
+                        taken[key, default: []].insert(candidate)
+                        last[key] = candidate
+                        held.append((key, candidate))
+                        ports[key.ipv6] = candidate
                     }
-                    guard tries < range.count else {
-                        error(
-                            "no free port left in the ephemeral range \(range)",
-                            at: SourceRange(start: container.publishes[p].origin.location, length: 1),
-                            hint: "widen 'ephemeral-ports' in the host block or publish fixed host ports")
-                        return
-                    }
-                    taken[key, default: []].insert(candidate)
-                    last[key] = candidate
-                    held.append((key, candidate))
-                    containers[c].publishes[p].hostPorts = PortRange(candidate)
+                    guard let port = ports[false] ?? ports[true] else { continue }
+                    containers[c].publishes[p].hostPorts = PortRange(port)
+                    containers[c].publishes[p].hostPorts6 = ports[true].flatMap { $0 == port ? nil : PortRange($0) }
                 }
             }
         }

@@ -163,6 +163,9 @@ public struct Publish: Sendable, Hashable {
     /// True when the policy named no host port and the daemon picked one (`publish-all`,
     /// `publish 80/tcp`); Docker orders such bindings as if their host port were 0.
     public var hostPortIsEphemeral: Bool
+    /// The daemon-chosen host port of the IPv6 binding where Docker 20.10's separate IPv6
+    /// counter gave another one than `hostPorts` (nil: the same).
+    public var hostPorts6: PortRange? = nil
     public var containerPorts: PortRange
     public var transport: TransportProtocol
     /// Who may connect from outside; empty means anyone (Docker's behaviour).
