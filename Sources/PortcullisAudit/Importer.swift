@@ -57,33 +57,45 @@ public struct DockerImporter: Sendable {
         public let policy: String
         /// What could not be imported, one line each.
         public let notImported: [String]
-        /// User rules the language cannot say, with their chain, for the caller to print.
-        public let notImportedRules: [(chain: String, rule: Rule)]
+        /// User rules the language cannot say, with their chain and family, for the caller to print.
+        public let notImportedRules: [(chain: String, family: TableFamily, rule: Rule)]
+        /// What the rules do not say and the policy had to assume (it changes no rule), one line each.
+        public let assumed: [String]
     }
 
     struct ImportedNetwork {
         let bridge: String
         var subnet: IPPrefix?
+        var subnet6: IPPrefix?
         var `internal` = false
         var icc = true
         var masquerade = false
+        /// `routed` or `nat-unprotected` (IPv4's gateway mode), as Docker's rules show it.
+        var gatewayMode: String?
         var name = ""
+
+        func subnet(of family: IPFamily) -> IPPrefix? { family == .ipv4 ? subnet : subnet6 }
     }
 
-    struct ImportedPublish {
+    struct ImportedPublish: Equatable {
         let hostAddress: IPAddress?
-        let hostPort: UInt16
+        /// nil for a routed network's published port: no host port is mapped, only the
+        /// container port opened.
+        let hostPort: UInt16?
         let containerPort: UInt16
         let transport: TransportProtocol
     }
 
     struct ImportedContainer {
         let address: IPAddress
+        var address6: IPAddress?
         var bridge: String?
         var publishes: [ImportedPublish] = []
         var name: String {
             "c-" + address.description.map { $0 == "." || $0 == ":" ? "-" : String($0) }.joined()
         }
+
+        func holds(_ other: IPAddress) -> Bool { address == other || address6 == other }
     }
 
     static let ephemeral = PortRange(32768, 60999)
@@ -92,8 +104,78 @@ public struct DockerImporter: Sendable {
     var nat: Table? { ruleset.table(.ip, "nat") }
     var raw: Table? { ruleset.table(.ip, "raw") }
 
+    /// The containers one family's rules show, in creation order: raw direct-access drops,
+    /// DNAT rules (publishes) and, on routed networks, the per-port ACCEPTs (no DNAT there).
+    func containers(_ family: TableFamily, networks: [ImportedNetwork], notImported: inout [String])
+        -> [ImportedContainer]
+    {
+        var containers: [ImportedContainer] = []
+        func container(_ address: IPAddress) -> Int {
+            if let at = containers.firstIndex(where: { $0.address == address }) { return at }
+            containers.append(ImportedContainer(address: address))
+            return containers.count - 1
+        }
+        for rule in ruleset.table(family, "raw")?.chain("PREROUTING")?.rules ?? []
+        where rule.action == .drop && rule.matches.count == 2 {
+            if case .address(.destination, let prefix, false) = rule.matches[0], prefix.isHost,
+                case .interface(.source, let bridge, true) = rule.matches[1], bridge != "lo",
+                networks.contains(where: { $0.bridge == bridge })
+            {
+                containers[container(prefix.address)].bridge = bridge
+            }
+        }
+        for rule in ruleset.table(family, "nat")?.chain("DOCKER")?.rules ?? [] {
+            guard case .dnat(let address, let ports)? = rule.action, let containerPort = ports?.first else { continue }
+            var hostAddress: IPAddress?
+            var hostPort: UInt16?
+            var transport: TransportProtocol?
+            for match in rule.matches {
+                switch match {
+                case .address(.destination, let prefix, false): hostAddress = prefix.address
+                case .port(.destination, let range): hostPort = range.first
+                case .transport(let t, false): transport = t
+                default: break
+                }
+            }
+            guard let hostPort, let transport else {
+                notImported.append("nat DOCKER: a DNAT rule without a port")
+                continue
+            }
+            containers[container(address)].publishes.append(
+                ImportedPublish(
+                    hostAddress: hostAddress, hostPort: hostPort, containerPort: containerPort, transport: transport))
+        }
+        // Routed networks: each published port's ACCEPT is inserted at the top of DOCKER.
+        let routed = Set(networks.filter { $0.gatewayMode == "routed" }.map(\.bridge))
+        for rule in (ruleset.table(family, "filter")?.chain("DOCKER")?.rules ?? []).reversed()
+        where rule.action == .accept && rule.matches.count == 5 {
+            guard case .address(.destination, let prefix, false) = rule.matches[0], prefix.isHost,
+                case .interface(.source, let input, true) = rule.matches[1],
+                case .interface(.destination, let bridge, false) = rule.matches[2], input == bridge,
+                routed.contains(bridge), case .transport(let transport, false) = rule.matches[3],
+                case .port(.destination, let ports) = rule.matches[4]
+            else { continue }
+            let at = container(prefix.address)
+            containers[at].bridge = bridge
+            containers[at].publishes.append(
+                ImportedPublish(hostAddress: nil, hostPort: nil, containerPort: ports.first, transport: transport))
+        }
+        return containers
+    }
+
     public func importPolicy(as layout: Layout) -> Result {
+        // Docker 28 and 29 write ip6tables rules for networks with an IPv6 subnet; earlier
+        // layouts render none, so their ip6tables tables are not imported.
+        var ruleset = self.ruleset
+        if !layout.modern { ruleset.tables.removeAll { $0.family == .ip6 } }
+        return DockerImporter(ordered: ruleset).importPolicy(layout)
+    }
+
+    init(ordered ruleset: Ruleset) { self.ruleset = ruleset }
+
+    func importPolicy(_ layout: Layout) -> Result {
         var notImported: [String] = []
+        var assumed: [String] = []
         var networks: [ImportedNetwork] = []
         func index(_ bridge: String) -> Int {
             if let existing = networks.firstIndex(where: { $0.bridge == bridge }) { return existing }
@@ -121,37 +203,61 @@ public struct DockerImporter: Sendable {
                 if let (_, bridge) = Self.internalDrop(rule) { _ = index(bridge) }
             }
         case .docker28, .docker29:
-            // DOCKER-FORWARD gets each network's ICC / outgoing rules appended.
-            for rule in filter?.chain("DOCKER-FORWARD")?.rules ?? [] {
-                if case .interface(.source, let bridge, false)? = rule.matches.first { _ = index(bridge) }
-            }
-        }
-        for chain in ["DOCKER-ISOLATION-STAGE-1", "DOCKER-INTERNAL"] {
-            for rule in filter?.chain(chain)?.rules ?? [] {
-                if let (subnet, bridge) = Self.internalDrop(rule) {
-                    let at = index(bridge)
-                    networks[at].internal = true
-                    networks[at].subnet = subnet
+            // DOCKER-FORWARD gets each network's ICC / outgoing rules appended (ip6tables holds
+            // the networks with an IPv6 subnet, in the same order).
+            for family in [TableFamily.ip, .ip6] {
+                for rule in ruleset.table(family, "filter")?.chain("DOCKER-FORWARD")?.rules ?? [] {
+                    if case .interface(.source, let bridge, false)? = rule.matches.first { _ = index(bridge) }
                 }
             }
         }
-        for chain in ["FORWARD", "DOCKER-FORWARD"] {
-            for rule in filter?.chain(chain)?.rules ?? [] where rule.matches.count == 2 {
-                if case .interface(.source, let input, false) = rule.matches[0],
-                    case .interface(.destination, let output, false) = rule.matches[1], input == output,
-                    let at = networks.firstIndex(where: { $0.bridge == input })
-                {
-                    networks[at].icc = rule.action == .accept
+        for family in [TableFamily.ip, .ip6] {
+            let filter = ruleset.table(family, "filter")
+            for chain in ["DOCKER-ISOLATION-STAGE-1", "DOCKER-INTERNAL"] {
+                for rule in filter?.chain(chain)?.rules ?? [] {
+                    if let (subnet, bridge) = Self.internalDrop(rule) {
+                        let at = index(bridge)
+                        networks[at].internal = true
+                        if family == .ip { networks[at].subnet = subnet } else { networks[at].subnet6 = subnet }
+                    }
                 }
             }
-        }
-        for rule in nat?.chain("POSTROUTING")?.rules ?? [] where rule.action == .masquerade {
-            if case .address(.source, let subnet, false) = rule.matches.first, !subnet.isHost,
-                case .interface(.destination, let bridge, true)? = rule.matches.dropFirst().first
+            for chain in ["FORWARD", "DOCKER-FORWARD"] {
+                for rule in filter?.chain(chain)?.rules ?? [] where rule.matches.count == 2 {
+                    if case .interface(.source, let input, false) = rule.matches[0],
+                        case .interface(.destination, let output, false) = rule.matches[1], input == output,
+                        let at = networks.firstIndex(where: { $0.bridge == input })
+                    {
+                        networks[at].icc = rule.action == .accept
+                    }
+                }
+            }
+            for rule in ruleset.table(family, "nat")?.chain("POSTROUTING")?.rules ?? [] where rule.action == .masquerade
             {
-                let at = index(bridge)
-                networks[at].subnet = subnet
-                networks[at].masquerade = true
+                if case .address(.source, let subnet, false) = rule.matches.first, !subnet.isHost,
+                    case .interface(.destination, let bridge, true)? = rule.matches.dropFirst().first
+                {
+                    let at = index(bridge)
+                    if family == .ip { networks[at].subnet = subnet } else { networks[at].subnet6 = subnet }
+                    networks[at].masquerade = true
+                }
+            }
+        }
+        // Gateway modes (docker-28 and 29, IPv4): routed networks accept ICMP into the bridge,
+        // nat-unprotected ones accept everything from outside instead of dropping it.
+        if layout.modern {
+            for rule in filter?.chain("DOCKER")?.rules ?? [] where rule.action == .accept {
+                if rule.matches.count == 2, case .interface(.destination, let bridge, false) = rule.matches[0],
+                    rule.matches[1] == .icmp, let at = networks.firstIndex(where: { $0.bridge == bridge })
+                {
+                    networks[at].gatewayMode = "routed"
+                }
+                if rule.matches.count == 2, case .interface(.source, let input, true) = rule.matches[0],
+                    case .interface(.destination, let bridge, false) = rule.matches[1], input == bridge,
+                    let at = networks.firstIndex(where: { $0.bridge == bridge })
+                {
+                    networks[at].gatewayMode = "nat-unprotected"
+                }
             }
         }
         // The default bridge is created when the daemon starts.
@@ -165,49 +271,67 @@ public struct DockerImporter: Sendable {
 
         // Containers: Docker 28 and 29 drop direct access to every endpoint in raw PREROUTING,
         // in creation order; published ports come from the DNAT rules, in the order appended.
-        var containers: [ImportedContainer] = []
-        func container(_ address: IPAddress) -> Int {
-            if let at = containers.firstIndex(where: { $0.address == address }) { return at }
-            containers.append(ImportedContainer(address: address))
-            return containers.count - 1
-        }
-        for rule in raw?.chain("PREROUTING")?.rules ?? [] where rule.action == .drop && rule.matches.count == 2 {
-            if case .address(.destination, let prefix, false) = rule.matches[0], prefix.isHost,
-                case .interface(.source, let bridge, true) = rule.matches[1], bridge != "lo",
-                networks.contains(where: { $0.bridge == bridge })
-            {
-                containers[container(prefix.address)].bridge = bridge
-            }
-        }
-        for rule in nat?.chain("DOCKER")?.rules ?? [] {
-            guard case .dnat(let address, let ports)? = rule.action, let containerPort = ports?.first else { continue }
-            var hostAddress: IPAddress?
-            var hostPort: UInt16?
-            var transport: TransportProtocol?
-            for match in rule.matches {
-                switch match {
-                case .address(.destination, let prefix, false): hostAddress = prefix.address
-                case .port(.destination, let range): hostPort = range.first
-                case .transport(let t, false): transport = t
-                default: break
+        var containers = self.containers(.ip, networks: networks, notImported: &notImported)
+        // IPv6 endpoints are the second address of a container Docker gave an IPv4 one: paired
+        // on their bridge with the container that publishes the same ports, else in order.
+        for v6 in self.containers(.ip6, networks: networks, notImported: &notImported) {
+            let bridge =
+                v6.bridge ?? networks.first(where: { $0.subnet6?.contains(v6.address) == true })?.bridge
+            func shared(_ p: [ImportedPublish]) -> [ImportedPublish] {
+                p.filter { $0.hostAddress == nil }.map {
+                    ImportedPublish(
+                        hostAddress: nil, hostPort: $0.hostPort, containerPort: $0.containerPort,
+                        transport: $0.transport)
                 }
             }
-            guard let hostPort, let transport else {
-                notImported.append("nat DOCKER: a DNAT rule without a port")
+            let candidates = containers.indices.filter { at in
+                let held = containers[at]
+                let heldBridge =
+                    held.bridge ?? networks.first(where: { $0.subnet?.contains(held.address) == true })?.bridge
+                return held.address6 == nil && bridge != nil && heldBridge == bridge
+            }
+            guard
+                let at = candidates.first(where: { shared(containers[$0].publishes) == shared(v6.publishes) })
+                    ?? candidates.first
+            else {
+                notImported.append(
+                    "container \(v6.address): no IPv4 address of it is in the rules (Docker gives every endpoint one)")
                 continue
             }
-            containers[container(address)].publishes.append(
-                ImportedPublish(
-                    hostAddress: hostAddress, hostPort: hostPort, containerPort: containerPort, transport: transport))
+            containers[at].address6 = v6.address
+            if containers[at].bridge == nil { containers[at].bridge = bridge }
+            for publish in v6.publishes where publish.hostAddress != nil || !containers[at].publishes.contains(publish)
+            {
+                containers[at].publishes.append(publish)
+            }
         }
 
         // Names: the default bridge is 'bridge', others are named after their bridge.
         for at in networks.indices {
             networks[at].name = networks[at].bridge == "docker0" ? "bridge" : "net-" + networks[at].bridge
         }
+        // Docker writes a routed network's subnet in no rule: any subnet holding its
+        // containers gives the same rules. The /24 of the first container is assumed.
+        for at in networks.indices where networks[at].subnet == nil && networks[at].gatewayMode == "routed" {
+            let held = containers.filter { $0.bridge == networks[at].bridge }.map(\.address)
+            guard let first = held.first else { continue }
+            var length = 24
+            while length > 0, !held.allSatisfy({ IPPrefix(address: first, length: length).contains($0) }) {
+                length -= 1
+            }
+            let subnet = IPPrefix(address: first, length: length).network
+            networks[at].subnet = subnet
+            assumed.append(
+                "network on bridge \(networks[at].bridge): a routed network's subnet is in no rule; \(subnet) (holding its containers) is written, which gives the same rules: check it"
+            )
+        }
         var users = UserRuleImport(networks: networks, containers: containers, layout: layout)
         let userChain = layout == .docker15 ? "PORTCULLIS-FORWARD" : "DOCKER-USER"
-        users.read(filter?.chain(userChain)?.rules ?? [], raw: raw?.chain("PREROUTING")?.rules ?? [])
+        for family in [TableFamily.ip, .ip6] {
+            users.read(
+                ruleset.table(family, "filter")?.chain(userChain)?.rules ?? [],
+                raw: ruleset.table(family, "raw")?.chain("PREROUTING")?.rules ?? [], family: family)
+        }
         containers = users.containers
 
         var lines = ["# Imported from a host managed by Docker (\(layout.rawValue) layout)."]
@@ -229,14 +353,35 @@ public struct DockerImporter: Sendable {
         for network in networks {
             guard let subnet = network.subnet else {
                 notImported.append(
-                    "network on bridge \(network.bridge): its subnet is not in the rules (no MASQUERADE)")
+                    network.subnet6 == nil
+                        ? "network on bridge \(network.bridge): its subnet is not in the rules (no MASQUERADE)"
+                        : "network on bridge \(network.bridge): its IPv4 subnet is not in the rules (no MASQUERADE)")
                 continue
             }
             known.insert(network.bridge)
             lines += ["", "network \(network.name) {", "    bridge \(network.bridge)", "    subnet \(subnet.network)"]
+            if let subnet6 = network.subnet6 {
+                lines.append("    subnet \(subnet6.network)")
+                // The gateway defaults to the subnet's first address; when a container holds
+                // it, the gateway is elsewhere (no rule names it).
+                let members = containers.filter { $0.bridge == network.bridge }
+                if members.contains(where: { $0.address6 == subnet6.first.adding(1) }) {
+                    let base = subnet6.last.masked(prefixLength: 112)
+                    let gateway =
+                        (1...0xFFFE).reversed().lazy.map { base.adding(UInt64($0)) }
+                        .first { address in !members.contains { $0.address6 == address } } ?? base
+                    lines.append("    gateway \(gateway)")
+                    assumed.append(
+                        "network on bridge \(network.bridge): its IPv6 gateway is in no rule and a container holds the first address; \(gateway) is written"
+                    )
+                }
+            }
             if network.internal { lines.append("    internal") }
             if !network.icc { lines.append("    icc deny") }
-            if !network.masquerade && !network.internal { lines.append("    masquerade off") }
+            if !network.masquerade && !network.internal && network.gatewayMode != "routed" {
+                lines.append("    masquerade off")
+            }
+            if let mode = network.gatewayMode { lines.append("    gateway-mode \(mode)") }
             lines.append("}")
         }
         var written: Set<IPAddress> = []
@@ -251,16 +396,23 @@ public struct DockerImporter: Sendable {
             }
             written.insert(imported.address)
             lines += ["", "container \(imported.name) {", "    attach \(network.name) \(imported.address)"]
+            if let address6 = imported.address6 { lines.append("    attach \(network.name) \(address6)") }
             for publish in imported.publishes {
-                // Docker's default ephemeral range holds the ports it chose itself (-P, -p PORT):
-                // imported as such, the allocator picks them again and in Docker's order.
-                if publish.hostAddress == nil && Self.ephemeral.contains(publish.hostPort) {
-                    lines.append("    publish \(publish.containerPort)/\(publish.transport.rawValue)")
+                let transport = publish.transport.rawValue
+                guard let hostPort = publish.hostPort else {
+                    // A routed network maps no host port: the container port is what is opened.
+                    lines.append("    publish \(publish.containerPort)/\(transport)")
                     continue
                 }
-                let host = publish.hostAddress.map { "\($0):" } ?? ""
-                lines.append(
-                    "    publish \(host)\(publish.hostPort) -> \(publish.containerPort)/\(publish.transport.rawValue)")
+                // Docker's default ephemeral range holds the ports it chose itself (-P, -p PORT):
+                // imported as such, the allocator picks them again and in Docker's order.
+                if publish.hostAddress == nil && Self.ephemeral.contains(hostPort) {
+                    lines.append("    publish \(publish.containerPort)/\(transport)")
+                    continue
+                }
+                let host =
+                    publish.hostAddress.map { $0.family == .ipv6 ? "[\($0)]:" : "\($0):" } ?? ""
+                lines.append("    publish \(host)\(hostPort) -> \(publish.containerPort)/\(transport)")
             }
             lines.append("}")
         }
@@ -272,7 +424,7 @@ public struct DockerImporter: Sendable {
         }
         var rules = users.notImported
         for statement in users.statements where !statements.contains(where: { $0.text == statement.text }) {
-            rules.append(contentsOf: statement.rules.map { (userChain, $0) })
+            rules.append(contentsOf: statement.rules.map { (userChain, $0.family, $0.rule) })
         }
         for chain in Set(rules.map(\.chain)).sorted() {
             let table = chain == "PREROUTING" ? "raw " : ""
@@ -280,17 +432,21 @@ public struct DockerImporter: Sendable {
                 "\(rules.filter { $0.chain == chain }.count) rule(s) in \(table)\(chain) the policy language cannot say (listed below)"
             )
         }
+        for line in assumed { lines.append("# assumed: \(line)") }
         for line in notImported { lines.append("# not imported: \(line)") }
         return Result(
-            policy: lines.joined(separator: "\n") + "\n", notImported: notImported, notImportedRules: rules)
+            policy: lines.joined(separator: "\n") + "\n", notImported: notImported, notImportedRules: rules,
+            assumed: assumed)
     }
 
-    /// `! -s SUBNET -o BRIDGE -j DROP`: Docker's rule for an internal network.
+    /// `! -s SUBNET -o BRIDGE -j DROP` (ip6tables: `! -s SUBNET ! -i BRIDGE -o BRIDGE -j DROP`):
+    /// Docker's rule for an internal network.
     static func internalDrop(_ rule: Rule) -> (IPPrefix, String)? {
-        guard rule.action == .drop, rule.matches.count == 2,
+        guard rule.action == .drop, rule.matches.count == 2 || rule.matches.count == 3,
             case .address(.source, let subnet, true) = rule.matches[0],
-            case .interface(.destination, let bridge, false) = rule.matches[1]
+            case .interface(.destination, let bridge, false) = rule.matches.last!
         else { return nil }
+        if rule.matches.count == 3 && rule.matches[1] != .interface(.source, bridge, negated: true) { return nil }
         return (subnet, bridge)
     }
 }
@@ -300,8 +456,10 @@ struct UserRuleImport {
     let networks: [DockerImporter.ImportedNetwork]
     var containers: [DockerImporter.ImportedContainer]
     let layout: DockerImporter.Layout
-    var statements: [(text: String, addresses: [IPAddress], rules: [Rule])] = []
-    var notImported: [(chain: String, rule: Rule)] = []
+    var statements: [(text: String, addresses: [IPAddress], rules: [(family: TableFamily, rule: Rule)])] = []
+    var notImported: [(chain: String, family: TableFamily, rule: Rule)] = []
+    /// The family of the rules being read.
+    var family: TableFamily = .ip
     var externals: [String] = []
 
     init(
@@ -350,20 +508,35 @@ struct UserRuleImport {
 
     /// The endpoint a prefix on a bridge stands for: a container's address, or a network's subnet.
     mutating func endpoint(_ prefix: IPPrefix?, bridge: String?) -> (name: String, address: IPAddress?)? {
-        guard let prefix, let network = network(bridge), let subnet = network.subnet else { return nil }
+        guard let prefix, let network = network(bridge), let subnet = network.subnet(of: prefix.family) else {
+            return nil
+        }
         if prefix.network == subnet.network && prefix.length == subnet.length { return (network.name, nil) }
         guard prefix.isHost, subnet.contains(prefix.address) else { return nil }
-        if let known = containers.first(where: { $0.address == prefix.address }) {
+        if let known = containers.first(where: { $0.holds(prefix.address) }) {
             return (known.name, known.address)
         }
-        // A container that left no rule of Docker's: its address is known now.
+        // A container that left no rule of Docker's: its address is known now (an IPv6 one
+        // alone cannot be a container: Docker gives every endpoint an IPv4 address).
+        guard prefix.family == .ipv4 else { return nil }
         var added = DockerImporter.ImportedContainer(address: prefix.address)
         added.bridge = network.bridge
         containers.append(added)
         return (added.name, added.address)
     }
 
-    mutating func read(_ rules: [Rule], raw: [Rule]) {
+    /// A statement, or one more rule of one already read (the other family's rule of a flow
+    /// between dual-stack containers).
+    mutating func add(_ text: String, _ addresses: [IPAddress], _ rule: Rule) {
+        if let at = statements.firstIndex(where: { $0.text == text }) {
+            statements[at].rules.append((family, rule))
+        } else {
+            statements.append((text, addresses, [(family, rule)]))
+        }
+    }
+
+    mutating func read(_ rules: [Rule], raw: [Rule], family: TableFamily) {
+        self.family = family
         var egressSources: Set<String> = []
         var pending: [(Int, Rule)] = []
         let body = rules.enumerated().filter { _, rule in
@@ -387,11 +560,9 @@ struct UserRuleImport {
                 let source = endpoint(fields.source, bridge: fields.input),
                 let destination = endpoint(fields.destination, bridge: fields.output)
             {
-                statements.append(
-                    (
-                        "\(kind) \(source.name) -> \(destination.name)\(fields.portText)",
-                        [source.address, destination.address].compactMap { $0 }, [rule]
-                    ))
+                add(
+                    "\(kind) \(source.name) -> \(destination.name)\(fields.portText)",
+                    [source.address, destination.address].compactMap { $0 }, rule)
                 continue
             }
             // egress: from a container on its bridge, out of the host.
@@ -404,8 +575,7 @@ struct UserRuleImport {
                 }
                 let destination =
                     fields.destination.map { $0.isHost ? $0.address.description : $0.network.description } ?? "any"
-                statements.append(
-                    ("egress \(source.name) -> \(destination)\(fields.portText)", [source.address!], [rule]))
+                add("egress \(source.name) -> \(destination)\(fields.portText)", [source.address!], rule)
                 egressSources.insert(source.name)
                 continue
             }
@@ -414,8 +584,8 @@ struct UserRuleImport {
         // What egress rules imply: returns to other bridges and the final drop of each source.
         for (_, rule) in pending {
             if let fields = Fields(rule), rule.effects.isEmpty, let input = fields.input,
-                let source = containers.first(where: {
-                    $0.address == fields.source?.address && fields.source?.isHost == true
+                let source = containers.first(where: { container in
+                    fields.source.map { container.holds($0.address) && $0.isHost } ?? false
                 }),
                 egressSources.contains(source.name), fields.destination == nil, fields.transport == nil,
                 (rule.action == .drop && fields.outputNegated && fields.output == input)
@@ -423,7 +593,7 @@ struct UserRuleImport {
             {
                 continue
             }
-            notImported.append((layout == .docker15 ? "PORTCULLIS-FORWARD" : "DOCKER-USER", rule))
+            notImported.append((layout == .docker15 ? "PORTCULLIS-FORWARD" : "DOCKER-USER", family, rule))
         }
         // Docker 28 and 29: each allow across bridges has raw PREROUTING exceptions; other
         // raw accepts are not Docker's.
@@ -436,7 +606,7 @@ struct UserRuleImport {
                 }
             }
             if !shape || !statements.contains(where: { $0.text.hasPrefix("allow ") }) {
-                notImported.append(("PREROUTING", rule))
+                notImported.append(("PREROUTING", family, rule))
             }
         }
     }

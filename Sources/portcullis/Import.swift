@@ -66,9 +66,14 @@ struct Import: ParsableCommand {
                 for warning in read.warnings { printError("warning: \(file): \(warning)") }
                 ruleset = read.ruleset
             } else {
-                let (read, warnings) = try IptablesSaveReader(source: file).read(
-                    text.components(separatedBy: "#### ip6tables")[0])
-                for warning in warnings { printError("warning: \(file): \(warning)") }
+                // A capture may hold ip6tables-save output after a '#### ip6tables' line.
+                var read = Ruleset()
+                for (index, part) in text.components(separatedBy: "#### ip6tables").prefix(2).enumerated() {
+                    let (tables, warnings) = try IptablesSaveReader(family: index == 0 ? .ip : .ip6, source: file)
+                        .read(part)
+                    for warning in warnings { printError("warning: \(file): \(warning)") }
+                    read.tables += tables.tables
+                }
                 ruleset = read
             }
         } catch {
@@ -89,11 +94,12 @@ struct Import: ParsableCommand {
             printError("detected layout \(detected.rawValue)")
         }
         let result = importer.importPolicy(as: chosen)
+        for line in result.assumed { printError("assumed: \(line)") }
         for line in result.notImported { printError("not imported: \(line)") }
         var policy = result.policy
         let renderer = IptablesRenderer()
-        for (chain, rule) in result.notImportedRules {
-            let text = (try? renderer.renderRule(rule, chain: chain, family: .ip)) ?? "\(rule)"
+        for (chain, family, rule) in result.notImportedRules {
+            let text = (try? renderer.renderRule(rule, chain: chain, family: family)) ?? "\(rule)"
             printError("  \(text)")
             policy += "#   \(text)\n"
         }

@@ -1,5 +1,6 @@
 import Foundation
 import JanssonKit
+import PortcullisCompiler
 import Testing
 
 /// `portcullis import`: a host Docker managed becomes a policy that compiles back to the same
@@ -73,6 +74,111 @@ import Testing
         }
     }
 
+    /// Docker 28 and 29's gateway modes (routed, nat-unprotected; VERBATIM dumps 5.8 and 6.7):
+    /// the mode is read from the rules (the ICMP accept, the bridge's accepting DOCKER rule) and
+    /// the policy compiles back to every table the dump prints. A routed network's subnet is in
+    /// no rule: the one assumed is said, and changes no rule.
+    @Test(arguments: GatewayModeTests.scenarios)
+    func gatewayModeDumpsCompileBack(_ scenario: GatewayModeTests.Scenario) throws {
+        let rules = scenario.path + ".rules"
+        let (policy, compiled, stderr) = try importAndCompile(rules)
+        #expect(stderr.hasPrefix("detected layout \(scenario.layout)\n"))
+        let mode = scenario.name.hasSuffix("-routed") ? "routed" : "nat-unprotected"
+        #expect(policy.contains("    gateway-mode \(mode)\n"), "\(policy)")
+        #expect(!policy.contains("# not imported:"), "\(policy)")
+        #expect(stderr.contains("assumed: network on bridge bridge1: a routed network's subnet") == (mode == "routed"))
+        let expected = VerbatimFixtures.tables(Repo.read(rules))
+        let actual = VerbatimFixtures.tables(compiled)
+        for (name, text) in expected {
+            #expect(actual[name] == text, "\(name) of \(scenario.name):\n\(policy)")
+        }
+    }
+
+    /// moby's unit goldens of dual-stack networks (5.9, 6.9) and nat-unprotected (6.9): the
+    /// ip6tables part is imported with the IPv4 one (after a '#### ip6tables' line, as
+    /// iptables-save and ip6tables-save print a host), IPv6 addresses join the container of the
+    /// same bridge and publishes, and both families compile back table by table. The unit
+    /// tests write no DOCKER-USER (ModernUnitGoldenTests says why); 5.9 has no IPv4 golden, so
+    /// its IPv4 part is what the fixture's policy compiles to (checked against Docker by the
+    /// layout's own tests).
+    @Test(arguments: ModernUnitGoldenTests.fixtures)
+    func unitGoldensImportWithTheirIPv6Part(_ fixture: ModernUnitGoldenTests.Fixture) throws {
+        let base = "\(fixture.directory)/\(fixture.scenario)"
+        let exists = { (ext: String) in FileManager.default.fileExists(atPath: "\(base).\(ext)") }
+        var ipv4 = exists("iptables") ? Repo.read(base + ".iptables") : ""
+        if ipv4.isEmpty {
+            let files = try Compiler().compile(base + ".policy", layout: fixture.layout, backend: "iptables").get()
+            ipv4 = try #require(files.first { $0.fileExtension == "iptables" }).text
+        }
+        var host = ipv4
+        if exists("ip6tables") { host += "#### ip6tables\n" + Repo.read(base + ".ip6tables") }
+        let path = scratchWrite(host)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (policy, compiled, stderr) = try importAndCompile(path)
+        #expect(stderr.hasPrefix("detected layout \(fixture.layout)\n"))
+        #expect(!policy.contains("# not imported:"), "\(policy)")
+        let parts = compiled.components(separatedBy: "#### ip6tables\n")
+        let hostParts = host.components(separatedBy: "#### ip6tables\n")
+        #expect(parts.count == hostParts.count, "\(policy)")
+        for (index, (ours, theirs)) in zip(parts, hostParts).enumerated() {
+            let actual = VerbatimFixtures.tables(ModernUnitGoldenTests.withoutUserChain(ours))
+            let expected = VerbatimFixtures.tables(ModernUnitGoldenTests.withoutUserChain(theirs))
+            for (name, text) in expected {
+                if actual[name] == nil && !text.contains("\n-A ") { continue }
+                #expect(actual[name] == text, "\(index == 0 ? "iptables" : "ip6tables") \(name):\n\(policy)")
+            }
+        }
+        if exists("ip6tables") && policy.contains("container ") {
+            #expect(policy.contains("    attach net-br-dummy fd49:efd7:54aa::1\n"), "\(policy)")
+        }
+    }
+
+    /// A host with dual-stack containers and a flow between them in both families' DOCKER-USER:
+    /// one statement, and the imported policy compiles back to the same IPv4 and IPv6 rules.
+    @Test func dualStackFlowIsOneStatement() throws {
+        let policy = """
+            host {
+                layout docker-28
+            }
+            network v6 {
+                bridge br-v6
+                subnet 198.18.6.0/24
+                subnet fd00:6::/64
+                icc deny
+            }
+            container web {
+                attach v6 198.18.6.2
+                attach v6 fd00:6::2
+                publish 8080 -> 80/tcp
+                publish [::1]:9001 -> 9001/tcp
+            }
+            container client {
+                attach v6 198.18.6.3
+                attach v6 fd00:6::3
+            }
+            allow client -> web port 80/tcp
+
+            """
+        let source = scratchWrite(policy)
+        defer { try? FileManager.default.removeItem(atPath: source) }
+        let host = run([CommandLineTests.binary, "compile", source]).stdout
+        #expect(host.contains("#### ip6tables\n"))
+        let path = scratchWrite(host)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (imported, compiled, _) = try importAndCompile(path)
+        #expect(imported.contains("allow c-198-18-6-3 -> c-198-18-6-2 port 80/tcp\n"), "\(imported)")
+        #expect(imported.components(separatedBy: "allow ").count == 2)
+        #expect(imported.contains("    publish [::1]:9001 -> 9001/tcp\n"))
+        #expect(!imported.contains("# not imported:"))
+        // The same rules in both families; only the comments name the statement differently.
+        func uncommented(_ text: String) -> String {
+            text.replacing(#/ -m comment --comment "[^"]*"/#, with: "")
+        }
+        #expect(uncommented(compiled) == uncommented(host), "\(imported)")
+        let (_, audit) = try importAndAudit(path)
+        #expect(audit.status == 0, "\(audit.stdout)")
+    }
+
     /// Every golden iptables file of every Docker layout (hosts with user rules among them):
     /// the imported policy means what the file means, and is the same text when the file has
     /// no user rules and nothing was left out.
@@ -84,9 +190,16 @@ import Testing
         }
     }
 
+    /// A golden with an `.ip6tables` file beside it is a host whose ip6tables-save output follows
+    /// its iptables-save output after a '#### ip6tables' line (as `compile` prints both).
     @Test(arguments: goldens)
     func goldenHostsImportOnMeaning(_ golden: String) throws {
-        let path = Repo.golden + "/" + golden
+        var path = Repo.golden + "/" + golden
+        let ip6 = path.replacingOccurrences(of: ".iptables", with: ".ip6tables")
+        if FileManager.default.fileExists(atPath: ip6) {
+            path = scratchWrite(Repo.read(path) + "#### ip6tables\n" + Repo.read(ip6))
+        }
+        defer { if !path.hasPrefix(Repo.golden) { try? FileManager.default.removeItem(atPath: path) } }
         let (policy, audit) = try importAndAudit(path)
         let reported = policy.contains("# not imported:")
         if !reported {
