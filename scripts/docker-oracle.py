@@ -8,9 +8,13 @@ Each scenario is generated from a sub-seed derived from (seed, index): daemon
 flags, user networks, containers, their addresses, networks and published
 ports.  The scenario is played against a fresh dockerd 20.10 running inside a
 fresh network namespace (private data-root, exec-root and socket), and the
-namespace's `iptables-save` (IPv4; `#` lines dropped, chain counters set to
-[0:0]) is compared byte for byte with `portcullis compile POLICY --layout
-docker-20.10 --backend iptables` for the equivalent policy.
+namespace's `iptables-save` and `ip6tables-save` (`#` lines dropped, chain
+counters set to [0:0]) are compared byte for byte with `portcullis compile
+POLICY --layout docker-20.10 --backend iptables` for the equivalent policy
+(its IPv6 part follows a `#### ip6tables` line).  Some scenarios run the daemon
+with `--experimental --ip6tables` (and `--ipv6 --fixed-cidr-v6`) and give some
+networks an IPv6 subnet; those draws come from a second generator seeded from
+the sub-seed, so the IPv4 part of every scenario is what it was before.
 
 Needs root, dockerd 20.10.x, the 20.10 client (/usr/bin/docker), iptables,
 nsenter, ip, /bin/busybox (static).  Python standard library only.
@@ -19,7 +23,8 @@ Safety: dockerd only ever runs inside namespaces this script creates with
 `ip netns add`; every namespace is deleted and every process started for it
 is stopped (by PID) on every path, including failures and Ctrl-C.  All chosen
 subnets and host addresses come from 198.18.0.0/15 (docker0 keeps
-172.17.0.0/16 unless --bip 198.18.X.1/24 is drawn).
+172.17.0.0/16 unless --bip 198.18.X.1/24 is drawn), IPv6 ones from the ULA
+prefix fd98:18::/31 (docker0: fd98:19::/64).
 See docs/oracle.md.
 """
 
@@ -59,8 +64,22 @@ class Net:
         self.name, self.bridge, self.octet = name, bridge, octet
         self.internal, self.icc_off, self.masq_off = internal, icc_off, masq_off
         self.host_binding, self.default = host_binding, default
+        self.v6 = False     # has an IPv6 subnet
         self.used = set()   # host numbers taken on a user network
         self.next_host = 2  # sequential allocation on the default bridge
+
+    @property
+    def subnet6(self):
+        return "fd98:19::/64" if self.default else "fd98:18:%d::/64" % self.octet
+
+    def addr6(self, addr4):
+        """The container's IPv6 address beside IPv4 address addr4: on docker0 Docker
+        derives it from the MAC address, itself 02:42 + the IPv4 address; on a user
+        network the scenario gives it (--ip6) with the IPv4 host number."""
+        a = [int(x) for x in addr4.split(".")]
+        if self.default:
+            return "fd98:19::242:%x:%x" % (a[0] << 8 | a[1], a[2] << 8 | a[3])
+        return "fd98:18:%d::%x" % (self.octet, a[3])
 
     @property
     def subnet(self):
@@ -86,14 +105,19 @@ class Pub:
         if self.hp is None:
             return cps + suffix
         hps = str(self.hp) if self.length == 1 else "%d-%d" % (self.hp, self.hp + self.length - 1)
-        return (self.hostip + ":" if self.hostip else "") + hps + ":" + cps + suffix
+        return self.host_prefix() + hps + ":" + cps + suffix
+
+    def host_prefix(self):
+        if not self.hostip:
+            return ""
+        return ("[%s]:" if ":" in self.hostip else "%s:") % self.hostip
 
     def policy(self):
         cps = str(self.cp) if self.length == 1 else "%d-%d" % (self.cp, self.cp + self.length - 1)
         if self.hp is None:
             return "publish %s/%s" % (cps, self.proto)
         hps = str(self.hp) if self.length == 1 else "%d-%d" % (self.hp, self.hp + self.length - 1)
-        return "publish %s%s -> %s/%s" % (self.hostip + ":" if self.hostip else "", hps, cps, self.proto)
+        return "publish %s%s -> %s/%s" % (self.host_prefix(), hps, cps, self.proto)
 
 
 class Cont:
@@ -113,6 +137,7 @@ class Scenario:
         self.nets = []          # user networks, creation order
         self.bridge = None      # the default network
         self.proxy_off = False
+        self.ip6tables = False  # --experimental --ip6tables
 
 
 # -------------------------------------------------------------- generator ----
@@ -155,7 +180,9 @@ def place_blocks(rng, lengths, lo, hi):
     return starts
 
 
-def gen_scenario(rng):
+def gen_scenario(rng, rng6=None):
+    """rng draws the IPv4 scenario; rng6 (optional) layers IPv6 on top of it without
+    consuming rng, so a sub-seed's IPv4 scenario does not depend on it."""
     sc = Scenario()
     octets = rng.sample(range(1, 250), 4)
     if rng.random() < 0.25:
@@ -205,7 +232,40 @@ def gen_scenario(rng):
             sc.steps.append(("run", c))
             for net, addr in c.attaches[1:]:
                 sc.steps.append(("connect", c, net, addr))
+    if rng6 is not None:
+        add_ipv6(rng6, sc)
     return sc
+
+
+def add_ipv6(rng6, sc):
+    """About a third of the scenarios get IPv6: mostly with the daemon's ip6tables on
+    (docker0 with --ipv6 --fixed-cidr-v6, some user networks with an IPv6 subnet, some
+    publishes of dual-stack containers moved to [::1] or [::]); a few with IPv6
+    networks but ip6tables off, where Docker and the layout write IPv4 only."""
+    r = rng6.random()
+    if r < 0.3:
+        sc.ip6tables = True
+        sc.flags += ["--experimental", "--ip6tables"]
+    elif r > 0.4:
+        return
+    if rng6.random() < 0.7:
+        sc.bridge.v6 = True
+        sc.flags += ["--ipv6", "--fixed-cidr-v6", sc.bridge.subnet6]
+    for n in sc.nets:
+        n.v6 = rng6.random() < 0.6
+    if not sc.ip6tables:
+        return
+    for step in sc.steps:
+        if step[0] != "run":
+            continue
+        c = step[1]
+        gws = sorted((n for n, _ in c.attaches if not n.internal), key=lambda n: n.name)
+        if not gws or not gws[0].v6:
+            continue
+        for p in c.pubs:
+            if p.hp is not None and p.hostip is None and rng6.random() < 0.25:
+                # the binding moves from both families to one IPv6 address
+                p.hostip = rng6.choice(["::1", "::"])
 
 
 def take_addr(rng, net):
@@ -356,6 +416,8 @@ def docker_commands(sc):
             n = step[1]
             argv = ["network", "create", "--subnet", n.subnet, "--gateway", n.addr(1),
                     "-o", "com.docker.network.bridge.name=" + n.bridge]
+            if n.v6:
+                argv[2:2] = ["--ipv6", "--subnet", n.subnet6, "--gateway", n.subnet6.replace("::/64", "::1")]
             if n.internal:
                 argv.append("--internal")
             if n.icc_off:
@@ -371,6 +433,8 @@ def docker_commands(sc):
             argv = ["run", "-d", "--name", c.name]
             if not net.default:
                 argv += ["--network", net.name, "--ip", addr]
+                if net.v6:
+                    argv += ["--ip6", net.addr6(addr)]
             for p in c.pubs:
                 argv += ["-p", p.docker()]
             if c.publish_all:
@@ -384,6 +448,8 @@ def docker_commands(sc):
             argv = ["network", "connect"]
             if not net.default:
                 argv += ["--ip", addr]
+                if net.v6:
+                    argv += ["--ip6", net.addr6(addr)]
             argv += [net.name, c.name]
         cmds.append((argv, "docker " + " ".join(argv), "docker"))
     return cmds
@@ -391,11 +457,14 @@ def docker_commands(sc):
 
 def policy_text(sc, header):
     out = ["# " + line for line in header]
-    if sc.proxy_off:
-        out += ["host {", "    userland-proxy off", "}", ""]
+    host = (["    userland-proxy off"] if sc.proxy_off else []) + (["    ip6tables on"] if sc.ip6tables else [])
+    if host:
+        out += ["host {"] + host + ["}", ""]
 
     def net_block(n):
         lines = ["network %s {" % n.name, "    bridge %s" % n.bridge, "    subnet %s" % n.subnet]
+        if n.v6:
+            lines.append("    subnet %s" % n.subnet6)
         if n.internal:
             lines.append("    internal")
         if n.icc_off:
@@ -415,6 +484,8 @@ def policy_text(sc, header):
             out.append("container %s {" % c.name)
             for n, addr in c.attaches:
                 out.append("    attach %s %s" % (n.name, addr))
+                if n.v6:
+                    out.append("    attach %s %s" % (n.name, n.addr6(addr)))
             for p in c.pubs:
                 out.append("    " + p.policy())
             if c.expose:
@@ -697,7 +768,7 @@ def run_scenario(args, seed, i, sub, work, cli):
     """Returns (status, report text, seconds); status in ok/MISMATCH/ERROR."""
     t0 = time.time()
     rng = random.Random(sub)
-    sc = gen_scenario(rng)
+    sc = gen_scenario(rng, random.Random("ipv6/%d" % sub))
     header = ["docker-oracle seed %d scenario %d (sub-seed %d)" % (seed, i, sub),
               "daemon flags: --iptables=true" + "".join(" " + f for f in sc.flags)]
     policy = policy_text(sc, header)
@@ -725,6 +796,12 @@ def run_scenario(args, seed, i, sub, work, cli):
         if r.returncode:
             raise RuntimeError("iptables-save failed: " + r.stderr)
         captured = norm_save(r.stdout)
+        r = run.nsexec(["ip6tables-save"])
+        if r.returncode:
+            raise RuntimeError("ip6tables-save failed: " + r.stderr)
+        if norm_save(r.stdout):
+            # portcullis compile prints the .ip6tables file after this line
+            captured += "#### ip6tables\n" + norm_save(r.stdout)
         if args.verbose:
             detail += "".join("  | " + l + "\n" for l in dump_ports(run, sc))
     except Interrupted:
@@ -742,7 +819,8 @@ def run_scenario(args, seed, i, sub, work, cli):
         elif r.stdout != captured:
             status = "MISMATCH"
             detail += "".join(difflib.unified_diff(captured.splitlines(True), r.stdout.splitlines(True),
-                                                   "captured (docker 20.10)", "compiled (portcullis)"))
+                                                   "captured (docker 20.10; iptables-save, then ip6tables-save)",
+                                                   "compiled (portcullis)"))
     secs = time.time() - t0
     text = ""
     if status != "ok" or args.verbose:
@@ -780,7 +858,7 @@ def main():
 
     if os.geteuid() != 0:
         sys.exit("docker-oracle: must run as root")
-    for c in ("dockerd", "iptables-save", "nsenter", "ip"):
+    for c in ("dockerd", "iptables-save", "ip6tables-save", "nsenter", "ip"):
         if not shutil.which(c):
             sys.exit("docker-oracle: missing " + c)
     if not os.access("/bin/busybox", os.X_OK):

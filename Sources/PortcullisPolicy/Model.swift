@@ -183,14 +183,15 @@ public struct Container: Sendable, Hashable {
     public var origin: Origin
 
     /// The endpoint that provides the default gateway once the first `count` attachments are
-    /// connected, where Docker programs the port mappings: libnetwork picks the first
-    /// non-internal network by name.
+    /// connected, where Docker programs the port mappings: libnetwork's endpoint order
+    /// (`Endpoint.Less`) puts non-internal networks first, then those with an IPv6 gateway (an
+    /// IPv6 subnet), then orders by network name.
     public func gatewayAttachment(afterConnecting count: Int? = nil, network: (String) -> Network?) -> (
         Attachment, Network
     )? {
         attachments.prefix(count ?? attachments.count).compactMap { attachment in
             network(attachment.network).flatMap { $0.internal ? nil : (attachment, $0) }
-        }.min { $0.1.name < $1.1.name }
+        }.min { ($0.1.subnet6 == nil ? 1 : 0, $0.1.name) < ($1.1.subnet6 == nil ? 1 : 0, $1.1.name) }
     }
 }
 
