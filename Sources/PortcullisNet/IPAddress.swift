@@ -31,7 +31,7 @@ public struct IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible
 
     /// Parses dotted-quad IPv4 or RFC 4291 IPv6 text; returns nil for anything else.
     public init?(_ text: Substring) {
-        if text.contains(":") {
+        if text.utf8.contains(UInt8(ascii: ":")) {
             guard let (h, l) = IPAddress.parseIPv6(text) else { return nil }
             self.init(ipv6: h, l)
         } else {
@@ -90,18 +90,29 @@ public struct IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible
         return (mh, ml)
     }
 
+    /// Four decimal octets without leading zeros, read byte by byte (policies of large hosts
+    /// hold tens of thousands of addresses).
     static func parseIPv4(_ text: Substring) -> UInt32? {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
         var value: UInt32 = 0
-        for part in parts {
-            guard !part.isEmpty, part.count <= 3, part.allSatisfy({ $0.isASCII && $0.isNumber }),
-                let octet = UInt32(part), octet <= 255,
-                part.count == 1 || part.first != "0"
-            else { return nil }
-            value = value << 8 | octet
+        var octet: UInt32 = 0
+        var digits = 0
+        var octets = 0
+        var leadingZero = false
+        for byte in text.utf8 {
+            if byte == UInt8(ascii: ".") {
+                guard digits > 0, octets < 3 else { return nil }
+                value = value << 8 | octet
+                (octet, digits, octets) = (0, 0, octets + 1)
+                continue
+            }
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), !leadingZero || digits == 0 else { return nil }
+            if digits == 0 { leadingZero = byte == UInt8(ascii: "0") }
+            octet = octet * 10 + UInt32(byte - UInt8(ascii: "0"))
+            digits += 1
+            guard digits <= 3, octet <= 255 else { return nil }
         }
-        return value
+        guard digits > 0, octets == 3 else { return nil }
+        return value << 8 | octet
     }
 
     static func formatIPv4(_ v: UInt32) -> String {

@@ -45,16 +45,30 @@ public struct PortRange: Sendable, Hashable, Comparable, CustomStringConvertible
 
     /// Parses `PORT` or `FIRST-LAST`; ports are 1...65535.
     public static func parse(_ text: Substring) -> Result<PortRange, ParseError> {
-        let parts = text.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-        var values: [UInt16] = []
-        for part in parts {
-            guard !part.isEmpty, part.allSatisfy({ $0.isASCII && $0.isNumber }) else { return .failure(.notANumber) }
-            guard part.count <= 5, let v = Int(part), (1...65535).contains(v) else { return .failure(.outOfRange) }
-            values.append(UInt16(v))
+        // `PORT` or `FIRST-LAST`, read byte by byte: a large host's policy holds many of them.
+        var values: [Int] = []
+        var value = 0
+        var digits = 0
+        func close() -> ParseError? {
+            guard digits > 0 else { return .notANumber }
+            guard digits <= 5, (1...65535).contains(value) else { return .outOfRange }
+            values.append(value)
+            (value, digits) = (0, 0)
+            return nil
         }
-        if values.count == 1 { return .success(PortRange(values[0])) }
+        for byte in text.utf8 {
+            if byte == UInt8(ascii: "-") && values.isEmpty {
+                if let error = close() { return .failure(error) }
+                continue
+            }
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return .failure(.notANumber) }
+            if digits < 6 { value = value * 10 + Int(byte - UInt8(ascii: "0")) }
+            digits += 1
+        }
+        if let error = close() { return .failure(error) }
+        if values.count == 1 { return .success(PortRange(UInt16(values[0]))) }
         guard values[0] <= values[1] else { return .failure(.reversed) }
-        return .success(PortRange(values[0], values[1]))
+        return .success(PortRange(UInt16(values[0]), UInt16(values[1])))
     }
 }
 

@@ -92,19 +92,20 @@ public struct DiagnosticError: Error, Sendable {
 }
 
 /// The text of every file read for a policy, kept so diagnostics can quote the offending line.
+/// Lines are found only when a diagnostic asks: most compilations quote none.
 public struct SourceStore: Sendable {
-    private var files: [String: [Substring]] = [:]
+    private var files: [String: String] = [:]
 
     public init() {}
 
-    public mutating func add(file: String, text: String) {
-        files[file] = text.split(separator: "\n", omittingEmptySubsequences: false).map {
-            $0.hasSuffix("\r") ? $0.dropLast() : $0
-        }
-    }
+    public mutating func add(file: String, text: String) { files[file] = text }
 
     public func line(_ number: Int, of file: String) -> String? {
-        guard let lines = files[file], number >= 1, number <= lines.count else { return nil }
-        return String(lines[number - 1])
+        guard let text = files[file], number >= 1 else { return nil }
+        // By bytes: as Characters, "\r\n" is one that is not "\n".
+        let lines = text.utf8.split(separator: UInt8(ascii: "\n"), maxSplits: number, omittingEmptySubsequences: false)
+        guard number <= lines.count else { return nil }
+        let line = lines[number - 1]
+        return String(decoding: line.last == UInt8(ascii: "\r") ? line.dropLast() : line, as: UTF8.self)
     }
 }

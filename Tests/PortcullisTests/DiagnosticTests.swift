@@ -290,6 +290,18 @@ private let bridge = "network bridge {\n    bridge docker0\n    subnet 172.17.0.
         )
     }
 
+    /// Files with CRLF line ends are quoted too (as Characters, "\r\n" is not "\n").
+    @Test func renderedDiagnosticQuotesLinesOfCRLFFiles() {
+        var sources = SourceStore()
+        sources.add(file: "p.policy", text: "network n {\r\n    bridge br/0\r\n}\r\n")
+        let diagnostic = Diagnostic(
+            "bad", at: SourceRange(start: SourceLocation(file: "p.policy", line: 2, column: 12), length: 4))
+        #expect(
+            diagnostic.rendered(sources: sources)
+                == "p.policy:2:12: error: bad\n        bridge br/0\n               ^~~~")
+        #expect(sources.line(4, of: "p.policy") == "" && sources.line(5, of: "p.policy") == nil)
+    }
+
     @Test func aDiamondIncludeIsReadOnce() {
         let files = [
             "main.policy": "include \"a.policy\"\ninclude \"b.policy\"\n",
