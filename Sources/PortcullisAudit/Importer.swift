@@ -14,12 +14,18 @@ import PortcullisNet
 /// cannot say.
 public struct DockerImporter: Sendable {
     public let ruleset: Ruleset
+    /// The firewaller that wrote the rules: Docker 29's own nftables tables (`docker-bridges`)
+    /// are read as the iptables chains it writes for the same host, and imported for the
+    /// nftables backend.
+    public let firewaller: Firewall
 
     /// Rules read from nft JSON list interfaces before addresses; the import reads matches in
     /// `iptables-save` order (addresses, interfaces, protocol, then the modules), so both
     /// sources are put in that order first.
     public init(ruleset: Ruleset) {
-        var ordered = ruleset
+        let nftables = DockerBridgesImport.iptablesForm(of: ruleset)
+        firewaller = nftables == nil ? .iptables : .nftables
+        var ordered = nftables ?? ruleset
         for t in ordered.tables.indices {
             for c in ordered.tables[t].chains.indices {
                 for r in ordered.tables[t].chains[c].rules.indices {
@@ -168,10 +174,13 @@ public struct DockerImporter: Sendable {
         // layouts render none, so their ip6tables tables are not imported.
         var ruleset = self.ruleset
         if !layout.modern { ruleset.tables.removeAll { $0.family == .ip6 } }
-        return DockerImporter(ordered: ruleset).importPolicy(layout)
+        return DockerImporter(ordered: ruleset, firewaller: firewaller).importPolicy(layout)
     }
 
-    init(ordered ruleset: Ruleset) { self.ruleset = ruleset }
+    init(ordered ruleset: Ruleset, firewaller: Firewall) {
+        self.ruleset = ruleset
+        self.firewaller = firewaller
+    }
 
     func importPolicy(_ layout: Layout) -> Result {
         var notImported: [String] = []
@@ -215,6 +224,14 @@ public struct DockerImporter: Sendable {
             let filter = ruleset.table(family, "filter")
             for chain in ["DOCKER-ISOLATION-STAGE-1", "DOCKER-INTERNAL"] {
                 for rule in filter?.chain(chain)?.rules ?? [] {
+                    if rule.action == .drop,
+                        rule.matches.count == 2,
+                        case .interface(.source, let input, true) = rule.matches[0],
+                        case .interface(.destination, let bridge, false) = rule.matches[1], input == bridge
+                    {
+                        // Docker's nftables firewaller: internal, its subnet in no rule.
+                        networks[index(bridge)].internal = true
+                    }
                     if let (subnet, bridge) = Self.internalDrop(rule) {
                         let at = index(bridge)
                         networks[at].internal = true
@@ -334,12 +351,15 @@ public struct DockerImporter: Sendable {
         }
         containers = users.containers
 
-        var lines = ["# Imported from a host managed by Docker (\(layout.rawValue) layout)."]
+        var lines = [
+            "# Imported from a host managed by Docker (\(layout.rawValue) layout\(firewaller == .nftables ? ", its nftables firewaller" : ""))."
+        ]
         lines.append("# Containers are named after their address (c-A-B-C-D) and networks after their bridge")
         lines.append("# (net-BRIDGE; the default bridge is 'bridge'): a ruleset holds no names. Containers that")
         lines.append("# left no rule are not listed; host ports in 32768-60999 (the ephemeral range) are taken")
         lines.append("# as chosen by the daemon (-P).")
         var host: [String] = ["    layout \(layout.rawValue)"]
+        if firewaller == .nftables { host.append("    backend nftables") }
         if proxyOff { host.append("    userland-proxy off") }
         let forwardPolicy = filter?.chain("FORWARD")?.base?.policy
         if layout == .docker15 {
@@ -609,5 +629,110 @@ struct UserRuleImport {
                 notImported.append(("PREROUTING", family, rule))
             }
         }
+    }
+}
+
+/// Docker 29's own nftables tables (`ip docker-bridges`, `ip6 docker-bridges`, and Portcullis'
+/// `portcullis-user` beside them) restated as the iptables chains Docker 29 writes for the same
+/// host, so that one importer reads both firewallers: per bridge, its ICC verdict, internal
+/// drops, gateway mode and MASQUERADE; the DNAT rules, raw drops, and the user rules.
+enum DockerBridgesImport {
+    static func iptablesForm(of ruleset: Ruleset) -> Ruleset? {
+        guard ruleset.table(.ip, "docker-bridges") != nil else { return nil }
+        var result = Ruleset()
+        for family in [TableFamily.ip, .ip6] {
+            guard let docker = ruleset.table(family, "docker-bridges") else { continue }
+            let user = ruleset.table(family, "portcullis-user")
+            var filter = Table(family: family, name: "filter")
+            var nat = Table(family: family, name: "nat")
+            var raw = Table(family: family, name: "raw")
+            // Docker never sets the forward policy with nftables; the layout's default is drop.
+            filter[chain: "FORWARD"] = Chain(
+                name: "FORWARD", base: BaseChain(type: .filter, hook: .forward, priority: 0, policy: .drop))
+            for name in ["DOCKER", "DOCKER-FORWARD", "DOCKER-INTERNAL", "DOCKER-USER"] {
+                filter[chain: name] = Chain(name: name)
+            }
+            nat[chain: "DOCKER"] = Chain(name: "DOCKER")
+            nat[chain: "POSTROUTING"] = Chain(
+                name: "POSTROUTING", base: BaseChain(type: .nat, hook: .postrouting, priority: 100))
+            raw[chain: "PREROUTING"] = Chain(
+                name: "PREROUTING", base: BaseChain(type: .filter, hook: .prerouting, priority: -300))
+            func plain(_ rule: Rule) -> Rule {
+                Rule(rule.matches, rule.action, provenance: rule.provenance)
+            }
+            // Bridges in the order the dispatch map lists them (Docker adds each at creation).
+            let bridges: [String] =
+                docker.sets.first { $0.name == "filter-forward-in-jumps" }?.elements.compactMap {
+                    if case .interface(let name)? = $0.key.first { return name }
+                    return nil
+                } ?? []
+            for bridge in bridges {
+                filter[chain: "DOCKER-FORWARD"].rules.append(Rule([.interface(.source, bridge)], .accept))
+                for rule in docker.chain("filter-forward-in__" + bridge)?.rules ?? [] {
+                    let comment = rule.comment?.text
+                    if comment == "ICC", rule.action == .accept || rule.action == .drop {
+                        filter[chain: "DOCKER-FORWARD"].rules.append(
+                            Rule([.interface(.source, bridge), .interface(.destination, bridge)], rule.action))
+                    } else if comment == "INTERNAL NETWORK INGRESS" {
+                        // Internal: the subnet is in no rule of Docker's nftables firewaller.
+                        filter[chain: "DOCKER-INTERNAL"].rules.append(
+                            Rule([.interface(.source, bridge, negated: true), .interface(.destination, bridge)], .drop))
+                    } else if comment == "UNPROTECTED" {
+                        filter[chain: "DOCKER"].rules.append(
+                            Rule(
+                                [.interface(.source, bridge, negated: true), .interface(.destination, bridge)], .accept)
+                        )
+                    } else if rule.matches == [.icmp], rule.action == .accept {
+                        filter[chain: "DOCKER"].rules.append(Rule([.interface(.destination, bridge), .icmp], .accept))
+                    } else if rule.action == .accept, rule.matches.count == 3,
+                        case .address(.destination, let address, false) = rule.matches[0],
+                        case .transport(let transport, false) = rule.matches[1], case .port = rule.matches[2]
+                    {
+                        // A published port's accept, inserted on top as iptables' DOCKER has it.
+                        filter[chain: "DOCKER"].rules.insert(
+                            Rule(
+                                [
+                                    .address(.destination, address), .interface(.source, bridge, negated: true),
+                                    .interface(.destination, bridge), .transport(transport), rule.matches[2],
+                                ], .accept), at: 0)
+                    }
+                }
+                for rule in docker.chain("nat-postrouting-out__" + bridge)?.rules ?? [] where rule.action == .masquerade
+                {
+                    if let subnet = rule.matches.lazy.compactMap({ match -> IPPrefix? in
+                        if case .address(.source, let prefix, false) = match, !prefix.isHost { return prefix }
+                        return nil
+                    }).first {
+                        nat[chain: "POSTROUTING"].rules.append(
+                            Rule(
+                                [.address(.source, subnet), .interface(.destination, bridge, negated: true)],
+                                .masquerade))
+                    }
+                }
+            }
+            nat[chain: "DOCKER"].rules += (docker.chain("nat-prerouting-and-output")?.rules ?? []).map(plain)
+            if let output = docker.chain("nat-OUTPUT")?.rules.first {
+                let guarded = output.matches.contains { if case .address = $0 { true } else { false } }
+                let loopback =
+                    family == .ip
+                    ? IPPrefix(address: IPAddress(ipv4: 0x7F00_0000), length: 8) : IPPrefix(host: IPAddress(ipv6: 0, 1))
+                nat[chain: "OUTPUT"] = Chain(
+                    name: "OUTPUT", base: BaseChain(type: .nat, hook: .output, priority: -100),
+                    rules: [
+                        Rule(
+                            (guarded ? [.address(.destination, loopback, negated: true)] : [])
+                                + [.localAddress(.destination)], .jump("DOCKER"))
+                    ])
+            }
+            raw[chain: "PREROUTING"].rules += (docker.chain("raw-PREROUTING")?.rules ?? []).map(plain)
+            // The policy's own rules: portcullis-user's forward chain is DOCKER-USER; its raw
+            // chain holds the exceptions and drops DOCKER-USER's flows need.
+            for rule in user?.chain("filter-FORWARD")?.rules ?? [] {
+                filter[chain: "DOCKER-USER"].rules.append(plain(rule))
+            }
+            raw[chain: "PREROUTING"].rules += (user?.chain("raw-PREROUTING")?.rules ?? []).map(plain)
+            result.tables += [raw, filter, nat]
+        }
+        return result
     }
 }

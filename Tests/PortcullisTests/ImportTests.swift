@@ -29,10 +29,12 @@ import Testing
     }
 
     /// Imports `rules` and audits the imported policy against them: no drift in meaning.
-    func importAndAudit(_ rules: String, input: String? = nil) throws -> (policy: String, audit: CommandResult) {
+    func importAndAudit(_ rules: String, input: String? = nil, from: String = "iptables-save") throws -> (
+        policy: String, audit: CommandResult
+    ) {
         let path = scratch()
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let imported = run([CommandLineTests.binary, "import", rules, "-o", path], input: input)
+        let imported = run([CommandLineTests.binary, "import", "--from", from, rules, "-o", path], input: input)
         try #require(imported.status == 0, "\(imported.stderr)")
         let audit = run([CommandLineTests.binary, "audit", path, "--ruleset", rules, "--format", "json"], input: input)
         return (Repo.read(path), audit)
@@ -196,7 +198,8 @@ import Testing
     func goldenHostsImportOnMeaning(_ golden: String) throws {
         var path = Repo.golden + "/" + golden
         let ip6 = path.replacingOccurrences(of: ".iptables", with: ".ip6tables")
-        if FileManager.default.fileExists(atPath: ip6) {
+        // (docker-20.10's ip6tables rules, behind its `ip6tables` host setting, are not imported yet.)
+        if FileManager.default.fileExists(atPath: ip6) && !golden.hasSuffix("/docker-20.10.iptables") {
             path = scratchWrite(Repo.read(path) + "#### ip6tables\n" + Repo.read(ip6))
         }
         defer { if !path.hasPrefix(Repo.golden) { try? FileManager.default.removeItem(atPath: path) } }
@@ -264,6 +267,64 @@ import Testing
             #expect(audit.status == 0, "\(audit.stdout)")
         } else {
             #expect(compiled == Repo.read(json))
+        }
+    }
+
+    /// Docker 29's own nftables tables (every VERBATIM dump of Fixtures/docker-29-nftables, as
+    /// nft JSON): detected as docker-29 on nftables, imported, and compiled back byte for byte.
+    /// Internal networks are the exception: Docker's nftables firewaller writes their subnet
+    /// in no rule, which the import reports.
+    @Test(arguments: Docker29NftablesTests.scenarios)
+    func dockerNftablesDumpsCompileBack(_ scenario: String) throws {
+        let json = try Docker29NftablesTests.compile(scenario, backend: "nftables-json")
+        let path = scratchWrite(json)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (policy, compiled, stderr) = try importAndCompile(path, ["--from", "nft-json"], backend: "nftables-json")
+        #expect(stderr.hasPrefix("detected layout docker-29\n"))
+        #expect(policy.contains("    layout docker-29\n    backend nftables\n"))
+        if scenario.hasSuffix("-internal") {
+            #expect(stderr.contains("not imported: network on bridge bridgeICC: its subnet is not in the rules"))
+        } else {
+            #expect(!policy.contains("# not imported:"), "\(policy)")
+            #expect(compiled == json, "\(policy)")
+        }
+    }
+
+    /// The same from a live listing: the dump loaded in a fresh namespace and listed with
+    /// `nft -j list ruleset` (handles, counters, metainfo) imports to the same policy.
+    @Test(.enabled(if: Kernel.enabled, Kernel.reason))
+    func listedDockerNftablesTablesImport() throws {
+        try #require(Kernel.isRoot, "CI must run this test as root")
+        let scenario = "s72-usernet-portmap"
+        let namespace = try TestNamespace()
+        let (applied, _) = try namespace.nftApplyAndList(Docker29NftablesTests.expected(scenario))
+        try #require(applied.succeeded, "\(applied.error)")
+        let listing = namespace.exec(["nft", "-j", "list", "ruleset"]).stdout
+        let path = scratchWrite(listing)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (_, compiled, _) = try importAndCompile(path, ["--from", "nft-json"], backend: "nftables")
+        #expect(compiled == Docker29NftablesTests.expected(scenario))
+    }
+
+    /// Every docker-29.nft.json golden (Docker 29's nftables tables with portcullis-user beside
+    /// them): imported, it means what the golden means (an audit finds nothing), and is the same
+    /// text when no user rule or left-out part is involved.
+    static var dockerNftablesGoldens: [String] {
+        ReaderTests.jsonGoldens.filter { $0.hasSuffix("/docker-29.nft.json") }
+    }
+
+    @Test(arguments: dockerNftablesGoldens)
+    func dockerNftablesGoldensImportOnMeaning(_ golden: String) throws {
+        let path = Repo.golden + "/" + golden
+        let (policy, audit) = try importAndAudit(path, from: "nft-json")
+        if policy.contains("# not imported:") {
+            #expect(audit.status == 1)
+        } else {
+            #expect(audit.status == 0, "\(golden): \(audit.stdout)\n\(policy)")
+        }
+        if !policy.contains("# not imported:") && !policy.contains("# From the rules in") {
+            let compiled = run([CommandLineTests.binary, "compile", scratchWrite(policy), "--backend", "nftables-json"])
+            #expect(compiled.stdout == Repo.read(path), "\(golden)")
         }
     }
 
