@@ -62,7 +62,114 @@ public struct RiskAudit: Sendable {
 
     public func findings() -> [Finding] {
         forwardPolicy() + dockerUserPlacement() + publishedEverywhere() + loopbackPublishes() + openICC()
-            + unknownDNATTargets() + duplicates() + shadowed()
+            + unknownDNATTargets() + duplicates() + shadowed() + dockerBridgesRisks()
+    }
+
+    /// The risks that mean something on Docker 29's own nftables tables (`ip` / `ip6
+    /// docker-bridges`) and on the native layout's `inet portcullis`: ports published to
+    /// everyone, loopback publishes without the remote-loopback drop, ICC open, DNAT to
+    /// addresses no bridge holds. (Duplicates and shadowed rules are found in every table.)
+    func dockerBridgesRisks() -> [Finding] {
+        var findings: [Finding] = []
+        for table in ruleset.tables where table.name == "docker-bridges" {
+            let dnats = (table.chain("nat-prerouting-and-output")?.rules ?? []).compactMap {
+                rule -> (rule: Rule, port: PortRange?)? in
+                guard case .dnat = rule.action else { return nil }
+                return (rule, Self.port(rule))
+            }
+            let user = ruleset.table(table.family, "portcullis-user")
+            let restricted = (user?.chains ?? []).flatMap(\.rules).compactMap { rule -> PortRange? in
+                guard rule.action == .drop || rule.action == .return else { return nil }
+                return rule.matches.lazy.compactMap { match -> PortRange? in
+                    if case .originalDestinationPort(let ports) = match { return ports }
+                    if case .port(.destination, let ports) = match { return ports }
+                    return nil
+                }.first
+            }
+            func finding(
+                _ id: String, _ severity: Finding.Severity, _ chain: String, _ rule: Rule, _ why: String, _ fix: String
+            )
+                -> Finding
+            {
+                Finding(
+                    id: id, severity: severity, table: table.name, chain: chain, rule: rule, explanation: why, fix: fix,
+                    family: table.family)
+            }
+            for dnat in dnats {
+                let destination = destinationAddress(of: dnat.rule)
+                let sourced = dnat.rule.matches.contains {
+                    if case .address(.source, _, false) = $0 { true } else { false }
+                }
+                if destination == nil && !sourced
+                    && !restricted.contains(where: { port in dnat.port.map { port.overlaps($0) } ?? false })
+                {
+                    findings.append(
+                        finding(
+                            "published-to-everyone", .medium, "nat-prerouting-and-output", dnat.rule,
+                            "port \(dnat.port.map(\.description) ?? "?") is published on every host address and nothing restricts its sources; host firewalls such as ufw do not see this traffic (it is forwarded, not input)",
+                            "publish on one address, or add a source allow-list (publish ... from SOURCES)"))
+                }
+                if let destination, destination.family == .ipv4,
+                    IPPrefix(address: IPAddress(ipv4: 0x7F00_0000), length: 8).contains(destination.address)
+                {
+                    let guarded = (table.chain("raw-PREROUTING")?.rules ?? []).contains { rule in
+                        rule.action == .drop && rule.matches.contains(.interface(.source, "lo", negated: true))
+                            && rule.matches.contains(.address(.destination, destination))
+                            && Self.port(rule).map { port in dnat.port.map { port.overlaps($0) } ?? false } ?? false
+                    }
+                    if !guarded {
+                        findings.append(
+                            finding(
+                                "loopback-publish-reachable", .high, "nat-prerouting-and-output", dnat.rule,
+                                "port \(dnat.port.map(\.description) ?? "?") is published on a loopback address, but no raw-PREROUTING rule drops packets for it that arrive from other hosts; a neighbour routing \(destination.address) to this host reaches the container (moby#45610)",
+                                "restore Docker's 'DROP REMOTE LOOPBACK' rule (iifname != \"lo\" ip daddr \(destination.address) ... drop) in raw-PREROUTING, or restart the daemon"
+                            ))
+                    }
+                }
+            }
+            // Bridge subnets: what each bridge masquerades.
+            let subnets: [IPPrefix] = table.chains.filter { $0.name.hasPrefix("nat-postrouting-out__") }.flatMap(
+                \.rules
+            )
+            .compactMap { rule in
+                guard rule.action == .masquerade else { return nil }
+                return rule.matches.lazy.compactMap { match -> IPPrefix? in
+                    if case .address(.source, let prefix, false) = match, !prefix.isHost { return prefix }
+                    return nil
+                }.first
+            }
+            if !subnets.isEmpty {
+                for dnat in dnats {
+                    guard case .dnat(let address, _) = dnat.rule.action,
+                        !subnets.contains(where: { $0.contains(address) })
+                    else { continue }
+                    findings.append(
+                        finding(
+                            "dnat-to-unknown-address", .medium, "nat-prerouting-and-output", dnat.rule,
+                            "DNAT to \(address), which no bridge subnet on this host holds: a leftover of a removed container?",
+                            "remove the rule (and its accept in the bridge's filter-forward-in chain), or re-apply the host's policy"
+                        ))
+                }
+            }
+            for chain in table.chains where chain.name.hasPrefix("filter-forward-in__") {
+                let bridge = String(chain.name.dropFirst("filter-forward-in__".count))
+                for rule in chain.rules where rule.action == .accept && rule.comment?.text == "ICC" {
+                    findings.append(
+                        finding(
+                            "icc-open", .low, chain.name, rule,
+                            "containers on \(bridge) may connect to each other on every port",
+                            "set 'icc deny' on the network and allow the flows it needs"))
+                }
+            }
+        }
+        return findings
+    }
+
+    static func port(_ rule: Rule) -> PortRange? {
+        rule.matches.lazy.compactMap { match -> PortRange? in
+            if case .port(.destination, let ports) = match { return ports }
+            return nil
+        }.first
     }
 
     var filter: Table? { ruleset.tables.first { $0.name == "filter" } }

@@ -227,8 +227,10 @@ struct RuleSpeller {
                     ],
                     sets: sets)
             ])
+            // The rule's line in chain c (the table's sets are printed before it).
             guard let text = try? NftTextRenderer().render(single).first?.text,
-                let line = text.split(separator: "\n").first(where: { $0.hasPrefix("\t\t") })
+                let line = text.split(separator: "\n").drop(while: { $0 != "\tchain c {" }).dropFirst().first(
+                    where: { $0.hasPrefix("\t\t") })
             else { return "(a rule nft cannot spell)" }
             var words = [line.trimmingCharacters(in: .whitespaces)]
             let opaque = rule.matches.compactMap { match -> String? in

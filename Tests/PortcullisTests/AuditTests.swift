@@ -1,5 +1,10 @@
 import Foundation
 import JanssonKit
+import PortcullisAudit
+import PortcullisIR
+import PortcullisNet
+import PortcullisReaders
+import PortcullisRender
 import Testing
 
 /// `portcullis audit` on real captures, compiled rulesets and damaged input.
@@ -227,5 +232,107 @@ import Testing
         let result = audit(["--ruleset", "-"], input: String(text.prefix(text.count / 2)))
         #expect(result.status == 2)
         #expect(result.stderr.contains("error:") && result.stdout.isEmpty)
+    }
+}
+
+/// Risks on Docker 29's own nftables tables: a crafted host with none, then one change per risk.
+@Suite struct DockerBridgesRiskTests {
+    static let clean = """
+        network bridge {
+            bridge docker0
+            subnet 172.17.0.0/16
+            icc deny
+        }
+        network bridge1 {
+            bridge bridge1
+            subnet 192.0.2.0/24
+            icc deny
+        }
+        container c1 {
+            attach bridge1 192.0.2.2
+            publish 127.0.0.1:8080 -> 80/tcp
+            publish 198.18.0.1:8443 -> 443/tcp
+        }
+
+        """
+
+    static func host() throws -> Ruleset {
+        let json = try compileInline(clean, layout: "docker-29", backend: .nftablesJSON).get()
+        return try NftJSONReader(source: "crafted").read(json).ruleset
+    }
+
+    static func ids(_ ruleset: Ruleset) -> [String] { RiskAudit(ruleset: ruleset).findings().map(\.id) }
+
+    /// Changes the rules of one chain of `ip docker-bridges`.
+    static func edit(_ ruleset: Ruleset, _ chain: String, _ change: (inout [Rule]) -> Void) -> Ruleset {
+        var ruleset = ruleset
+        let table = ruleset.tables.firstIndex { $0.family == .ip && $0.name == "docker-bridges" }!
+        change(&ruleset.tables[table][chain: chain].rules)
+        return ruleset
+    }
+
+    @Test func cleanHostHasNoRisk() throws {
+        #expect(Self.ids(try Self.host()) == [])
+    }
+
+    @Test func publishedToEveryone() throws {
+        let ruleset = Self.edit(try Self.host(), "nat-prerouting-and-output") { rules in
+            for i in rules.indices {
+                rules[i].matches.removeAll {
+                    $0 == .address(.destination, IPPrefix(host: IPAddress("198.18.0.1")!))
+                }
+            }
+        }
+        let findings = RiskAudit(ruleset: ruleset).findings()
+        #expect(findings.map(\.id) == ["published-to-everyone"])
+        #expect(findings.first?.family == .ip && findings.first?.chain == "nat-prerouting-and-output")
+        #expect(findings.first?.rule?.provenance?.statement.hasPrefix("rule at $.nftables[") == true)
+    }
+
+    @Test func loopbackPublishWithoutTheRemoteLoopbackDrop() throws {
+        let ruleset = Self.edit(try Self.host(), "raw-PREROUTING") { rules in
+            rules.removeAll { $0.comment?.text == "DROP REMOTE LOOPBACK" }
+        }
+        #expect(Self.ids(ruleset) == ["loopback-publish-reachable"])
+    }
+
+    @Test func iccOpen() throws {
+        let ruleset = Self.edit(try Self.host(), "filter-forward-in__bridge1") { rules in
+            for i in rules.indices where rules[i].comment?.text == "ICC" { rules[i].action = .accept }
+        }
+        #expect(Self.ids(ruleset) == ["icc-open"])
+    }
+
+    @Test func dnatToAnAddressNoBridgeHolds() throws {
+        let ruleset = Self.edit(try Self.host(), "nat-prerouting-and-output") { rules in
+            rules[0].action = .dnat(IPAddress("172.30.0.9")!, PortRange(80))
+        }
+        #expect(Self.ids(ruleset) == ["dnat-to-unknown-address"])
+    }
+
+    @Test func duplicatedAndShadowedRules() throws {
+        let duplicated = Self.edit(try Self.host(), "nat-prerouting-and-output") { rules in
+            rules.append(rules[0])
+        }
+        #expect(Self.ids(duplicated) == ["duplicate-rule"])
+        let shadowed = Self.edit(try Self.host(), "filter-forward-out__bridge1") { rules in
+            rules.append(Rule([.address(.destination, IPPrefix(host: IPAddress("198.18.9.9")!))], .drop))
+        }
+        #expect(Self.ids(shadowed) == ["shadowed-rule"])
+    }
+
+    /// The command reads Docker's tables as nft JSON and reports their risks with the table's family.
+    @Test func auditCommandReportsThem() throws {
+        let json = try compileInline(
+            Self.clean.replacingOccurrences(of: "publish 198.18.0.1:8443", with: "publish 8443"), layout: "docker-29",
+            backend: .nftablesJSON
+        ).get()
+        let result = run([CommandLineTests.binary, "audit", "--ruleset", "-", "--format", "json"], input: json)
+        #expect(result.status == 1)
+        let findings = try #require(try JSON.parse(result.stdout)["findings"]?.arrayValue)
+        #expect(findings.map { $0["id"]?.stringValue } == ["published-to-everyone"])
+        #expect(
+            findings.first?["family"]?.stringValue == "ip" && findings.first?["table"]?.stringValue == "docker-bridges")
+        #expect(findings.first?["rule"]?.stringValue?.contains("tcp dport 8443") == true)
     }
 }
