@@ -58,7 +58,7 @@ extension KernelRejection {
     public static func fromNft(_ error: String, file: RenderedFile) -> KernelRejection {
         let message = error.trimmingCharacters(in: .whitespacesAndNewlines)
         let provenance = message.split(separator: "\n").lazy.compactMap {
-            file.provenance[$0.trimmingCharacters(in: .whitespaces)]
+            file.provenance(ofRuleText: $0.trimmingCharacters(in: .whitespaces))
         }.first
         return KernelRejection(message: "libnftables rejected the ruleset: \(message)", provenance: provenance)
     }

@@ -12,10 +12,13 @@ public struct IptablesRenderer: Renderer {
         for (family, fileExtension) in [(TableFamily.ip, "iptables"), (.ip6, "ip6tables")] {
             let tables = ruleset.tables.filter { $0.family == family }
             if tables.isEmpty && family == .ip6 { continue }
-            var text = ""
-            var provenance: [String: Provenance] = [:]
-            for table in tables { text += try renderTable(table, provenance: &provenance) }
-            files.append(RenderedFile(fileExtension: fileExtension, text: text, provenance: provenance))
+            var lines: [String] = []
+            var origins: [Provenance?] = []
+            for table in tables { try renderTable(table, into: &lines, origins: &origins) }
+            files.append(
+                RenderedFile(
+                    fileExtension: fileExtension, text: lines.isEmpty ? "" : lines.joined(separator: "\n") + "\n",
+                    lineProvenance: origins))
         }
         if let inet = ruleset.tables.first(where: { $0.family == .inet }) {
             throw RenderError("iptables cannot express the inet table '\(inet.name)'; use an nftables backend")
@@ -25,31 +28,36 @@ public struct IptablesRenderer: Renderer {
 
     /// `*table`, built-in chains with policies, user chains sorted by name, then every chain's
     /// rules in that same order, then `COMMIT`.
-    func renderTable(_ table: Table, provenance: inout [String: Provenance]) throws(RenderError) -> String {
+    func renderTable(_ table: Table, into lines: inout [String], origins: inout [Provenance?]) throws(RenderError) {
         if let set = table.sets.first {
             throw RenderError("iptables cannot express the named set '\(set.name)'; use an nftables backend")
         }
         let chains =
             table.chains.filter(\.isBuiltin)
             + table.chains.filter { !$0.isBuiltin }.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
-        var lines = ["*\(table.name)"]
+        lines.append("*\(table.name)")
         for chain in chains {
             lines.append(":\(chain.name) \(chain.base.map { $0.policy.rawValue.uppercased() } ?? "-") [0:0]")
         }
+        origins += Array(repeating: nil, count: chains.count + 1)
         for chain in chains {
             for rule in chain.rules {
-                let line = try renderRule(rule, chain: chain.name, family: table.family)
-                lines.append(line)
-                if let origin = rule.provenance { provenance[line] = origin }
+                lines.append(try renderRule(rule, chain: chain.name, family: table.family))
+                origins.append(rule.provenance)
             }
         }
         lines.append("COMMIT")
-        return lines.joined(separator: "\n") + "\n"
+        origins.append(nil)
     }
 
     /// One rule as `iptables-save` prints it (`-A CHAIN ...`); also how traces show rules.
     public func renderRule(_ rule: Rule, chain: String, family: TableFamily) throws(RenderError) -> String {
-        var words = ["-A", chain]
+        // Appended word by word into one string: large hosts have tens of thousands of rules.
+        var line = "-A " + chain
+        var words: [String] {
+            get { [] }
+            set { for word in newValue { line += " " + word } }
+        }
         let core = rule.matches.filter { $0.iptablesCoreOrder != nil }.sorted {
             $0.iptablesCoreOrder! < $1.iptablesCoreOrder!
         }
@@ -75,7 +83,7 @@ public struct IptablesRenderer: Renderer {
         }
         if let comment = rule.comment { words += ["-m", "comment", "--comment", Self.saveString(comment.text)] }
         words += try targetWords(rule, family: family)
-        return words.joined(separator: " ")
+        return line
     }
 
     func coreWords(_ match: Match, family: TableFamily) -> [String] {

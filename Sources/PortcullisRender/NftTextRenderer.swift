@@ -5,41 +5,62 @@ import PortcullisNet
 public struct NftTextRenderer: Renderer {
     public init() {}
 
+    /// Lines of text and, for rule lines, where the rule came from.
+    struct Lines {
+        var text: [String] = []
+        var origins: [Provenance?] = []
+
+        mutating func append(_ line: String, from origin: Provenance? = nil) {
+            text.append(line)
+            origins.append(origin)
+        }
+    }
+
     public func render(_ ruleset: Ruleset) throws(RenderError) -> [RenderedFile] {
-        var blocks: [String] = []
-        var provenance: [String: Provenance] = [:]
-        for table in ruleset.tables { blocks.append(try renderTable(table, provenance: &provenance)) }
+        var lines = Lines()
+        for (index, table) in ruleset.tables.enumerated() {
+            if index > 0 { lines.append("") }
+            try renderTable(table, into: &lines)
+        }
         return [
             RenderedFile(
-                fileExtension: Backend.nftables.fileExtension, text: blocks.joined(separator: "\n"),
-                provenance: provenance)
+                fileExtension: Backend.nftables.fileExtension,
+                text: lines.text.isEmpty ? "" : lines.text.joined(separator: "\n") + "\n", lineProvenance: lines.origins
+            )
         ]
     }
 
-    func renderTable(_ table: Table, provenance: inout [String: Provenance]) throws(RenderError) -> String {
-        var sections: [String] = []
-        for set in table.sets { sections.append(try renderSet(set)) }
-        for chain in table.chains { sections.append(try renderChain(chain, in: table, provenance: &provenance)) }
-        return "table \(table.family.rawValue) \(try identifier(table.name)) {\n" + sections.joined(separator: "\n\n")
-            + "\n}\n"
+    /// `table FAMILY NAME {`, its sets and chains separated by blank lines, `}`.
+    func renderTable(_ table: Table, into lines: inout Lines) throws(RenderError) {
+        lines.append("table \(table.family.rawValue) \(try identifier(table.name)) {")
+        var first = true
+        func separate() {
+            if !first { lines.append("") }
+            first = false
+        }
+        for set in table.sets {
+            separate()
+            // A set's elements may span several lines; none of them is a rule.
+            for line in try renderSet(set).split(separator: "\n", omittingEmptySubsequences: false) {
+                lines.append(String(line))
+            }
+        }
+        for chain in table.chains {
+            separate()
+            try renderChain(chain, in: table, into: &lines)
+        }
+        lines.append("}")
     }
 
-    func renderChain(_ chain: Chain, in table: Table, provenance: inout [String: Provenance]) throws(RenderError)
-        -> String
-    {
-        var lines = ["\tchain \(try identifier(chain.name)) {"]
+    func renderChain(_ chain: Chain, in table: Table, into lines: inout Lines) throws(RenderError) {
+        lines.append("\tchain \(try identifier(chain.name)) {")
         if let base = chain.base {
             lines.append(
                 "\t\ttype \(base.type.rawValue) hook \(base.hook.rawValue) priority \(NftVocabulary.priorityText(base)); policy \(base.policy.rawValue);"
             )
         }
-        for rule in chain.rules {
-            let text = try renderRule(rule, in: table)
-            lines.append("\t\t" + text)
-            if let origin = rule.provenance { provenance[text] = origin }
-        }
+        for rule in chain.rules { lines.append("\t\t" + (try renderRule(rule, in: table)), from: rule.provenance) }
         lines.append("\t}")
-        return lines.joined(separator: "\n")
     }
 
     /// One rule as `nft list` prints it inside its chain, for explain and audit.

@@ -39,21 +39,31 @@ public struct RenderedFile: Sendable, Equatable {
     /// `iptables`, `ip6tables`, `nft` or `nft.json`: the golden file extension.
     public let fileExtension: String
     public let text: String
-    /// Where each rule line came from, keyed by the line's text without indentation, so that a
-    /// line the kernel rejects can be traced back to the policy.
-    public let provenance: [String: Provenance]
+    /// Where each line came from (by 0-based line index; nil for lines that are not rules), so
+    /// that a line the kernel rejects can be traced back to the policy. Filled as the lines are
+    /// written; searched only when something was rejected.
+    public let lineProvenance: [Provenance?]
 
-    public init(fileExtension: String, text: String, provenance: [String: Provenance] = [:]) {
+    public init(fileExtension: String, text: String, lineProvenance: [Provenance?] = []) {
         self.fileExtension = fileExtension
         self.text = text
-        self.provenance = provenance
+        self.lineProvenance = lineProvenance
     }
 
     /// The provenance of the rule on a 1-based line of `text`, if that line is a rule.
     public func provenance(ofLine number: Int) -> Provenance? {
+        guard number >= 1, number <= lineProvenance.count else { return nil }
+        return lineProvenance[number - 1]
+    }
+
+    /// The provenance of the rule written as `ruleText` (without indentation), as a kernel
+    /// message quotes it.
+    public func provenance(ofRuleText ruleText: String) -> Provenance? {
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        guard number >= 1, number <= lines.count else { return nil }
-        return provenance[lines[number - 1].trimmingCharacters(in: .whitespaces)]
+        for (index, line) in lines.enumerated() where index < lineProvenance.count && lineProvenance[index] != nil {
+            if line.trimmingCharacters(in: .whitespaces) == ruleText { return lineProvenance[index] }
+        }
+        return nil
     }
 }
 

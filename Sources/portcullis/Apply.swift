@@ -33,7 +33,9 @@ func kernelFailure(_ error: Error, files: [RenderedFile] = []) -> ExitCode {
     let lines = "\(error)".split(separator: "\n").map {
         $0.trimmingCharacters(in: .whitespaces).replacing(#/^\[\d+:\d+\] /#, with: "")
     }
-    if let origin = lines.lazy.compactMap({ line in files.lazy.compactMap { $0.provenance[line] }.first }).first {
+    if let origin = lines.lazy.compactMap({ line in files.lazy.compactMap { $0.provenance(ofRuleText: line) }.first })
+        .first
+    {
         message += "\n    the rejected rule comes from \(origin)"
     }
     printError(message)

@@ -1,7 +1,11 @@
 import Foundation
 import Logging
+import PortcullisIR
 import PortcullisKernel
+import PortcullisLayouts
+import PortcullisPolicy
 import PortcullisRender
+import PortcullisSyntax
 import Testing
 
 /// `portcullis apply`, `rollback` and `confirm` against the kernel, each test in namespaces of
@@ -243,12 +247,34 @@ struct KernelApplyTests {
     }
 
     @Test func kernelMessagesAreTracedToThePolicyLine() {
+        let origin = Provenance(statement: "allow a -> b", file: "p.policy", line: 7, column: 1)
         let file = RenderedFile(
             fileExtension: "iptables", text: "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j NOPE\nCOMMIT\n",
-            provenance: ["-A INPUT -j NOPE": .init(statement: "allow a -> b", file: "p.policy", line: 7, column: 1)])
+            lineProvenance: [nil, nil, origin, nil])
         let rejection = KernelRejection.fromIptables(
             "iptables-restore: line 3 failed", file: file, tool: "iptables-restore")
         #expect(rejection.description.contains("from allow a -> b (p.policy:7:1)"))
+        // libnftables quotes the rule instead of naming its line.
+        let nft = RenderedFile(
+            fileExtension: "nft", text: "table ip t {\n\tchain c {\n\t\tjump nope\n\t}\n}\n",
+            lineProvenance: [nil, nil, origin, nil, nil])
+        let quoted = KernelRejection.fromNft(
+            "Error: Could not process rule: No such file or directory\njump nope\n", file: nft)
+        #expect(quoted.description.contains("from allow a -> b (p.policy:7:1)"))
+    }
+
+    /// The renderers record each rule line's origin at its line number.
+    @Test func renderedLinesKnowTheirStatements() throws {
+        let (loaded, _) = PolicyLoader.load(Repo.policies + "/web-stack.policy")
+        let policy = try Checker.check(loaded).get()
+        let ruleset = try Layouts.named("docker-20.10")!.lower(policy).get()
+        for renderer in [IptablesRenderer(), NftTextRenderer()] as [any Renderer] {
+            let file = try #require(try renderer.render(ruleset).first)
+            let lines = file.text.split(separator: "\n", omittingEmptySubsequences: false)
+            #expect(file.lineProvenance.count == lines.count - 1)  // the text ends with a newline
+            let flow = try #require(lines.firstIndex { $0.contains("allow web -> api") })
+            #expect(file.provenance(ofLine: flow + 1)?.line == 40)  // the statement's line in web-stack.policy
+        }
     }
 
     @Test func confirmKeepsTheNewRuleset() throws {
