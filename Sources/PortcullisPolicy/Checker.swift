@@ -871,14 +871,21 @@ public struct Checker {
             let transport: TransportProtocol
             let port: UInt16
         }
+        /// A publish by position: a host publishes hundreds of thousands of ports, and a copy of
+        /// the publish per port cost more memory than everything else the checker keeps.
+        struct Holder {
+            let container: Int32
+            let publish: Int32
+        }
         // Who holds each host port, by address; all addresses (nil) clash with every address.
-        var holders: [Binding: (Publish, String)] = [:]
-        var anyAddress: [TransportProtocol: [UInt16: (Publish, String)]] = [:]
-        var someAddress: [TransportProtocol: [UInt16: (Publish, String)]] = [:]
-        for container in containers {
-            for publish in container.publishes {
+        var holders: [Binding: Holder] = [:]
+        var anyAddress: [TransportProtocol: [UInt16: Holder]] = [:]
+        var someAddress: [TransportProtocol: [UInt16: Holder]] = [:]
+        for (containerIndex, container) in containers.enumerated() {
+            for (publishIndex, publish) in container.publishes.enumerated() {
                 let address = boundAddress(publish, of: container)
-                var clash: (Publish, String)?
+                let holder = Holder(container: Int32(containerIndex), publish: Int32(publishIndex))
+                var clash: Holder?
                 for port in publish.hostPorts.first...publish.hostPorts.last where clash == nil {
                     clash =
                         address == nil
@@ -886,21 +893,23 @@ public struct Checker {
                         : holders[Binding(address: address, transport: publish.transport, port: port)]
                             ?? anyAddress[publish.transport]?[port]
                 }
-                if let (other, owner) = clash {
+                if let clash {
+                    let owner = containers[Int(clash.container)]
+                    let other = owner.publishes[Int(clash.publish)]
                     error(
-                        "host port \(publish.hostPorts)/\(publish.transport.rawValue) is already published by container '\(owner)' (line \(other.origin.location.line))",
+                        "host port \(publish.hostPorts)/\(publish.transport.rawValue) is already published by container '\(owner.name)' (line \(other.origin.location.line))",
                         at: SourceRange(start: publish.origin.location, length: 7),
                         hint: "two publishes cannot share a host address, port and protocol")
                 }
                 for port in publish.hostPorts.first...publish.hostPorts.last {
                     if address == nil {
                         anyAddress[publish.transport, default: [:]][port] =
-                            anyAddress[publish.transport]?[port] ?? (publish, container.name)
+                            anyAddress[publish.transport]?[port] ?? holder
                     } else {
                         let binding = Binding(address: address, transport: publish.transport, port: port)
-                        holders[binding] = holders[binding] ?? (publish, container.name)
+                        holders[binding] = holders[binding] ?? holder
                         someAddress[publish.transport, default: [:]][port] =
-                            someAddress[publish.transport]?[port] ?? (publish, container.name)
+                            someAddress[publish.transport]?[port] ?? holder
                     }
                 }
             }
