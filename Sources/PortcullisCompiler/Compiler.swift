@@ -65,19 +65,30 @@ public struct Compiler: Sendable {
         return .success((resolvedLayout, resolvedBackend))
     }
 
+    /// Lowers a checked policy for a backend's kind of firewall.
+    public func lower(_ policy: Policy, sources: SourceStore, layout: any Layout, backend: Backend) -> Result<
+        Ruleset, CompileFailure
+    > {
+        layout.lower(policy, for: backend.firewall).mapError { .diagnostics($0.diagnostics, sources) }
+    }
+
+    /// Renders a lowered ruleset.
+    public func render(_ ruleset: Ruleset, layout: any Layout, backend: Backend) -> Result<
+        [RenderedFile], CompileFailure
+    > {
+        do {
+            return .success(try backend.renderer.render(ruleset))
+        } catch {
+            return .failure(.usage("\(layout.name) with the \(backend.rawValue) backend: \(error)"))
+        }
+    }
+
     /// Lowers and renders a checked policy.
     public func render(_ policy: Policy, sources: SourceStore, layout: any Layout, backend: Backend) -> Result<
         [RenderedFile], CompileFailure
     > {
-        switch layout.lower(policy, for: backend.firewall) {
-        case .failure(let error):
-            return .failure(.diagnostics(error.diagnostics, sources))
-        case .success(let ruleset):
-            do {
-                return .success(try backend.renderer.render(ruleset))
-            } catch {
-                return .failure(.usage("\(layout.name) with the \(backend.rawValue) backend: \(error)"))
-            }
+        lower(policy, sources: sources, layout: layout, backend: backend).flatMap {
+            render($0, layout: layout, backend: backend)
         }
     }
 

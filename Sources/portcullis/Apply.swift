@@ -83,11 +83,12 @@ struct Apply: ParsableCommand {
         let (checked, sources) = try compiler.check(policy).get(orExit: fail)
         let (layout, backend) = try compiler.resolve(layout: options.layout, backend: options.backend, policy: checked)
             .get(orExit: fail)
-        var files = try compiler.render(checked, sources: sources, layout: layout, backend: backend).get(orExit: fail)
-        if backend == .nftables {
-            // The JSON twin is what the next apply compares with to send only changed elements.
-            files += try compiler.render(checked, sources: sources, layout: layout, backend: .nftablesJSON).get(
-                orExit: fail)
+        let ruleset = try compiler.lower(checked, sources: sources, layout: layout, backend: backend).get(orExit: fail)
+        var files = try compiler.render(ruleset, layout: layout, backend: backend).get(orExit: fail)
+        if backend == .nftables && ruleset.tables.contains(where: { !$0.sets.isEmpty }) {
+            // The JSON twin is what the next apply compares with to send only changed elements;
+            // without sets no change can be made of elements alone.
+            files += try compiler.render(ruleset, layout: layout, backend: .nftablesJSON).get(orExit: fail)
         }
         guard Host.hasNetAdmin else {
             printError("error: applying a ruleset needs CAP_NET_ADMIN; nothing was changed")
