@@ -90,6 +90,10 @@ public struct DockerImporter: Sendable {
         let hostPort: UInt16?
         let containerPort: UInt16
         let transport: TransportProtocol
+        /// How many ports the publish maps: host and container ports run on together.
+        var count = 1
+        /// A `from` allow-list.
+        var allowedSources: [IPPrefix] = []
     }
 
     struct ImportedContainer {
@@ -97,9 +101,7 @@ public struct DockerImporter: Sendable {
         var address6: IPAddress?
         var bridge: String?
         var publishes: [ImportedPublish] = []
-        var name: String {
-            "c-" + address.description.map { $0 == "." || $0 == ":" ? "-" : String($0) }.joined()
-        }
+        var name: String { DockerImporter.containerName(address) }
 
         func holds(_ other: IPAddress) -> Bool { address == other || address6 == other }
     }
@@ -324,9 +326,7 @@ public struct DockerImporter: Sendable {
         }
 
         // Names: the default bridge is 'bridge', others are named after their bridge.
-        for at in networks.indices {
-            networks[at].name = networks[at].bridge == "docker0" ? "bridge" : "net-" + networks[at].bridge
-        }
+        for at in networks.indices { networks[at].name = Self.networkName(networks[at].bridge) }
         // Docker writes a routed network's subnet in no rule: any subnet holding its
         // containers gives the same rules. The /24 of the first container is assumed.
         for at in networks.indices where networks[at].subnet == nil && networks[at].gatewayMode == "routed" {
@@ -369,6 +369,54 @@ public struct DockerImporter: Sendable {
         }
         for name in users.externals { host.append("    external \(name)") }
         lines += ["", "host {"] + host + ["}"]
+        let (networkLines, known) = Self.networkBlocks(
+            networks, containers: containers, notImported: &notImported, assumed: &assumed)
+        let (containerLines, written) = Self.containerBlocks(
+            containers, networks: networks, known: known, daemonChosenPorts: true, notImported: &notImported)
+        lines += networkLines + containerLines
+        let statements = users.statements.filter { statement in
+            statement.addresses.allSatisfy { written.contains($0) }
+        }
+        if !statements.isEmpty {
+            lines += ["", "# From the rules in \(userChain):"] + statements.map(\.text)
+        }
+        var rules = users.notImported
+        for statement in users.statements where !statements.contains(where: { $0.text == statement.text }) {
+            rules.append(contentsOf: statement.rules.map { (userChain, $0.family, $0.rule) })
+        }
+        for chain in Set(rules.map(\.chain)).sorted() {
+            let table = chain == "PREROUTING" ? "raw " : ""
+            notImported.append(
+                "\(rules.filter { $0.chain == chain }.count) rule(s) in \(table)\(chain) the policy language cannot say (listed below)"
+            )
+        }
+        return Result(
+            policy: Self.policyText(lines, assumed: assumed, notImported: notImported), notImported: notImported,
+            notImportedRules: rules, assumed: assumed)
+    }
+
+    // MARK: Writing the policy (every import)
+
+    /// Networks are named after their bridge; the default bridge is 'bridge'.
+    static func networkName(_ bridge: String) -> String { bridge == "docker0" ? "bridge" : "net-" + bridge }
+
+    /// Containers are named after their (IPv4) address.
+    static func containerName(_ address: IPAddress) -> String {
+        "c-" + address.description.map { $0 == "." || $0 == ":" ? "-" : String($0) }.joined()
+    }
+
+    /// The policy's lines, then what was assumed and what was not imported, as comments.
+    static func policyText(_ lines: [String], assumed: [String], notImported: [String]) -> String {
+        (lines + assumed.map { "# assumed: \($0)" } + notImported.map { "# not imported: \($0)" })
+            .joined(separator: "\n") + "\n"
+    }
+
+    /// A block per network that has an IPv4 subnet (the others are reported), and their bridges.
+    static func networkBlocks(
+        _ networks: [ImportedNetwork], containers: [ImportedContainer], notImported: inout [String],
+        assumed: inout [String]
+    ) -> (lines: [String], known: Set<String>) {
+        var lines: [String] = []
         var known: Set<String> = []
         for network in networks {
             guard let subnet = network.subnet else {
@@ -404,6 +452,17 @@ public struct DockerImporter: Sendable {
             if let mode = network.gatewayMode { lines.append("    gateway-mode \(mode)") }
             lines.append("}")
         }
+        return (lines, known)
+    }
+
+    /// A block per container on a written network (the others are reported), and their
+    /// addresses. With `daemonChosenPorts`, host ports in Docker's ephemeral range on every
+    /// address are written as chosen by the daemon (`publish PORT/PROTO`).
+    static func containerBlocks(
+        _ containers: [ImportedContainer], networks: [ImportedNetwork], known: Set<String>, daemonChosenPorts: Bool,
+        notImported: inout [String]
+    ) -> (lines: [String], written: Set<IPAddress>) {
+        var lines: [String] = []
         var written: Set<IPAddress> = []
         for imported in containers {
             guard
@@ -426,37 +485,26 @@ public struct DockerImporter: Sendable {
                 }
                 // Docker's default ephemeral range holds the ports it chose itself (-P, -p PORT):
                 // imported as such, the allocator picks them again and in Docker's order.
-                if publish.hostAddress == nil && Self.ephemeral.contains(hostPort) {
+                if daemonChosenPorts && publish.hostAddress == nil && Self.ephemeral.contains(hostPort) {
                     lines.append("    publish \(publish.containerPort)/\(transport)")
                     continue
                 }
                 let host =
                     publish.hostAddress.map { $0.family == .ipv6 ? "[\($0)]:" : "\($0):" } ?? ""
-                lines.append("    publish \(host)\(hostPort) -> \(publish.containerPort)/\(transport)")
+                let last = { (first: UInt16) in first + UInt16(publish.count - 1) }
+                let hostPorts = PortRange(hostPort, last(hostPort))
+                let containerPorts = PortRange(publish.containerPort, last(publish.containerPort))
+                let from =
+                    publish.allowedSources.isEmpty
+                    ? ""
+                    : " from "
+                        + publish.allowedSources.map { $0.isHost ? $0.address.description : $0.description }
+                        .joined(separator: ", ")
+                lines.append("    publish \(host)\(hostPorts) -> \(containerPorts)/\(transport)\(from)")
             }
             lines.append("}")
         }
-        let statements = users.statements.filter { statement in
-            statement.addresses.allSatisfy { written.contains($0) }
-        }
-        if !statements.isEmpty {
-            lines += ["", "# From the rules in \(userChain):"] + statements.map(\.text)
-        }
-        var rules = users.notImported
-        for statement in users.statements where !statements.contains(where: { $0.text == statement.text }) {
-            rules.append(contentsOf: statement.rules.map { (userChain, $0.family, $0.rule) })
-        }
-        for chain in Set(rules.map(\.chain)).sorted() {
-            let table = chain == "PREROUTING" ? "raw " : ""
-            notImported.append(
-                "\(rules.filter { $0.chain == chain }.count) rule(s) in \(table)\(chain) the policy language cannot say (listed below)"
-            )
-        }
-        for line in assumed { lines.append("# assumed: \(line)") }
-        for line in notImported { lines.append("# not imported: \(line)") }
-        return Result(
-            policy: lines.joined(separator: "\n") + "\n", notImported: notImported, notImportedRules: rules,
-            assumed: assumed)
+        return (lines, written)
     }
 
     /// `! -s SUBNET -o BRIDGE -j DROP` (ip6tables: `! -s SUBNET ! -i BRIDGE -o BRIDGE -j DROP`):

@@ -12,12 +12,13 @@ struct Import: ParsableCommand {
         discussion: """
             Reads the rules of a host Docker manages (iptables-save output, with ip6tables-save
             output after a '#### ip6tables' line, or 'nft -j list ruleset' JSON of the same tables
-            or of Docker 29's own nftables tables) and writes a policy with its networks (bridges,
+            or of Docker 29's own nftables tables), or of a host run by Portcullis' native layout
+            ('nft -j list ruleset' JSON with table inet portcullis), and writes a policy with its networks (bridges,
             subnets, internal, ICC, masquerade, gateway mode), containers (addresses, publishes),
             host settings, and the
             rules users added in DOCKER-USER as allow, deny and egress statements where the
             language can say them. Compiled with the same layout, the policy gives the same rules
-            back. The layout (docker-1.5, docker-20.10, docker-28, docker-29) is detected from the
+            back. The layout (docker-1.5, docker-20.10, docker-28, docker-29, native) is detected from the
             chains unless --layout says it. Names are deterministic: containers after their
             address, networks after their bridge. What the rules cannot tell, and user rules the
             language cannot say, are reported as '# not imported:' lines and on stderr.
@@ -45,10 +46,10 @@ struct Import: ParsableCommand {
             throw ExitCode(2)
         }
         var forced: DockerImporter.Layout?
-        if let layout {
+        if let layout, layout != "native" {
             guard let known = DockerImporter.Layout(rawValue: layout) else {
                 printError(
-                    "error: import reads the layouts \(DockerImporter.Layout.allCases.map(\.rawValue).joined(separator: ", ")), not '\(layout)'"
+                    "error: import reads the layouts \((DockerImporter.Layout.allCases.map(\.rawValue) + ["native"]).joined(separator: ", ")), not '\(layout)'"
                 )
                 throw ExitCode(2)
             }
@@ -82,6 +83,16 @@ struct Import: ParsableCommand {
             printError("error: \(file): \(error)")
             throw ExitCode(2)
         }
+        // Portcullis' own native layout: one inet table of sets and maps.
+        if let native = NativeImporter(ruleset: ruleset), layout == nil || layout == "native" {
+            printError(layout == nil ? "detected layout native" : "layout native (given)")
+            try write(native.importPolicy())
+            return
+        }
+        if layout == "native" {
+            printError("error: \(file) holds no native layout (no table inet portcullis)")
+            throw ExitCode(2)
+        }
         let importer = DockerImporter(ruleset: ruleset)
         let chosen: DockerImporter.Layout
         if let forced {
@@ -95,7 +106,11 @@ struct Import: ParsableCommand {
             chosen = detected
             printError("detected layout \(detected.rawValue)")
         }
-        let result = importer.importPolicy(as: chosen)
+        try write(importer.importPolicy(as: chosen))
+    }
+
+    /// Reports what was assumed or left out on stderr and writes the policy.
+    func write(_ result: DockerImporter.Result) throws {
         for line in result.assumed { printError("assumed: \(line)") }
         for line in result.notImported { printError("not imported: \(line)") }
         var policy = result.policy
