@@ -1,6 +1,8 @@
 import Foundation
 import JanssonKit
 import PortcullisCompiler
+import PortcullisIR
+import PortcullisReaders
 import Testing
 
 /// `portcullis import`: a host Docker managed becomes a policy that compiles back to the same
@@ -343,8 +345,215 @@ import Testing
         #expect(result.status == 2 && result.stderr.contains("error: -: line ") && result.stdout.isEmpty)
         let empty = run([CommandLineTests.binary, "import", "-"], input: "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n")
         #expect(empty.status == 2 && empty.stderr.contains("holds no Docker rules"))
-        let layout = run([CommandLineTests.binary, "import", "-", "--layout", "native"], input: truncated)
+        let layout = run([CommandLineTests.binary, "import", "-", "--layout", "docker-30"], input: truncated)
         #expect(layout.status == 2 && layout.stderr.contains("import reads the layouts"))
+        let json = Repo.read(Repo.golden + "/web-stack/docker-29.nft.json")
+        let native = run(
+            [CommandLineTests.binary, "import", "--from", "nft-json", "-", "--layout", "native"], input: json)
+        #expect(native.status == 2 && native.stderr.contains("holds no native layout"))
+    }
+
+    // MARK: The native layout
+
+    /// What a native layout's table means, to compare an import's compile with its source:
+    /// every chain with its hook and its rules in order, and every set and map with its type and
+    /// its elements as an unordered set (both read with `NftJSONReader`). Comments are left
+    /// out, since a flow rule's comment quotes the statement and the imported one names
+    /// containers after their address; flow sets are numbered in the order the forward chain
+    /// first names them, since the layout numbers statements egress included and the import
+    /// writes egress last. Byte equality is not expected; nothing else may differ.
+    struct NativeMeaning: Equatable {
+        var chains: [Chain]
+        var sets: [String: NamedSet]
+        var elements: [String: Set<SetElement>]
+
+        init(_ json: String) throws {
+            let read = try NftJSONReader(source: "native").read(json)
+            let table = try #require(read.ruleset.table(.inet, "portcullis"))
+            var numbers: [Substring: Int] = [:]
+            for rule in table.chain("forward")?.rules ?? [] {
+                for case .inSet(_, let set, _) in rule.matches where set.hasPrefix("flow-") {
+                    let index = set.dropFirst(5).dropLast(3)
+                    if numbers[index] == nil { numbers[index] = numbers.count + 1 }
+                }
+            }
+            let name = { (set: String) -> String in
+                guard set.hasPrefix("flow-"), let number = numbers[set.dropFirst(5).dropLast(3)] else { return set }
+                return "flow-\(number)\(set.suffix(3))"
+            }
+            chains = table.chains.map { chain in
+                var chain = chain
+                chain.rules = chain.rules.map { rule in
+                    Rule(
+                        rule.matches.map { match in
+                            if case .inSet(let keys, let set, let negated) = match {
+                                return .inSet(keys: keys, set: name(set), negated: negated)
+                            }
+                            return match
+                        }, effects: rule.effects, rule.action)
+                }
+                return chain
+            }
+            sets = [:]
+            elements = [:]
+            for set in table.sets {
+                var bare = set
+                bare.name = name(set.name)
+                bare.elements = []
+                sets[bare.name] = bare
+                elements[bare.name] = Set(set.elements.map { SetElement(key: $0.key, value: $0.value) })
+            }
+        }
+    }
+
+    /// Imports nft JSON of a native table and compiles the policy back (`--layout native
+    /// --backend nftables-json`).
+    func importNative(_ path: String) throws -> (policy: String, compiled: String, stderr: String) {
+        let policy = scratch()
+        defer { try? FileManager.default.removeItem(atPath: policy) }
+        let imported = run([CommandLineTests.binary, "import", "--from", "nft-json", path, "-o", policy])
+        try #require(imported.status == 0, "\(imported.stderr)")
+        let compiled = run([
+            CommandLineTests.binary, "compile", policy, "--layout", "native", "--backend", "nftables-json",
+        ])
+        try #require(compiled.status == 0, "\(compiled.stderr)\n\(Repo.read(policy))")
+        return (Repo.read(policy), compiled.stdout, imported.stderr)
+    }
+
+    static var nativeGoldens: [String] { ReaderTests.jsonGoldens.filter { $0.hasSuffix("/native.nft.json") } }
+
+    /// Every native golden: detected, imported with nothing left out, and compiled back to a
+    /// table that means the same (`NativeMeaning`).
+    @Test(arguments: nativeGoldens)
+    func nativeGoldensImportOnMeaning(_ golden: String) throws {
+        let path = Repo.golden + "/" + golden
+        let (policy, compiled, stderr) = try importNative(path)
+        #expect(stderr.hasPrefix("detected layout native\n"))
+        #expect(!policy.contains("# not imported:"), "\(policy)")
+        #expect(try NativeMeaning(compiled) == NativeMeaning(Repo.read(path)), "\(golden):\n\(policy)")
+    }
+
+    /// A host using most of what native writes: a dual-stack network, an internal one, ICC off,
+    /// a host-binding, a network that does not masquerade, the proxy off, an uplink, logged and
+    /// counted drops, ranges that keep and that shift their ports, an allow-list of both
+    /// families, a publish on an IPv6 host address, a group and a container on two networks in
+    /// one statement, a network-wide flow and egress of every shape.
+    static let nativeHost = """
+        host {
+            userland-proxy off
+            external eth0
+            log-drops rate 10/second prefix "drop: "
+            count-drops on
+        }
+        addresses office { 203.0.113.0/25, 2001:db8:10::/48 }
+        network bridge {
+            bridge docker0
+            subnet 172.17.0.0/16
+            subnet fd00:17::/64
+        }
+        network work {
+            bridge br-work
+            subnet 198.18.90.0/24
+            icc deny
+        }
+        network data {
+            bridge br-data
+            subnet 198.18.20.0/24
+            internal
+        }
+        network edge {
+            bridge br-edge
+            subnet 198.18.70.0/24
+            host-binding 198.18.0.1
+            masquerade off
+        }
+        container web {
+            attach bridge 172.17.0.2
+            attach bridge fd00:17::2
+            publish 8080 -> 80/tcp
+            publish [::1]:9001 -> 9001/tcp
+            publish 10000-10002 -> 20000-20002/udp from office
+        }
+        container api {
+            attach work 198.18.90.2
+            attach data 198.18.20.2
+            publish 7000-7001 -> 7000-7001/tcp
+        }
+        container worker-1 {
+            attach work 198.18.90.11
+        }
+        container worker-2 {
+            attach work 198.18.90.12
+        }
+        container db {
+            attach data 198.18.20.3
+        }
+        container gateway {
+            attach edge 198.18.70.2
+            publish 80 -> 80/tcp
+        }
+        container client {
+            attach bridge 172.17.0.3
+            attach bridge fd00:17::3
+        }
+        group workers { worker-1, worker-2 }
+        allow client -> web port 80/tcp
+        egress worker-1 -> office port 443/tcp
+        deny workers -> api port 5432/tcp
+        allow work -> db port 5432/tcp
+        egress client -> any
+        egress worker-2 -> any port 53/udp, 53/tcp
+
+        """
+
+    @Test func nativeHostImportsOnMeaning() throws {
+        let source = scratchWrite(Self.nativeHost)
+        defer { try? FileManager.default.removeItem(atPath: source) }
+        let json = run([CommandLineTests.binary, "compile", source, "--layout", "native", "--backend", "nftables-json"])
+        try #require(json.status == 0, "\(json.stderr)")
+        let path = scratchWrite(json.stdout)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (policy, compiled, _) = try importNative(path)
+        #expect(!policy.contains("# not imported:"), "\(policy)")
+        for line in [
+            "    userland-proxy off\n", "    external eth0\n", "    log-drops rate 10/second prefix \"drop: \"\n",
+            "    attach bridge 172.17.0.2\n    attach bridge fd00:17::2\n", "    publish [::1]:9001 -> 9001/tcp\n",
+            "    publish 10000-10002 -> 20000-20002/udp from 203.0.113.0/25, 2001:db8:10::/48\n",
+            "    publish 198.18.0.1:80 -> 80/tcp\n", "group flow-3-to { c-198-18-90-2, c-198-18-20-2 }\n",
+            "deny flow-3-from -> flow-3-to port 5432/tcp\n", "allow net-br-work -> c-198-18-20-3 port 5432/tcp\n",
+            "# flow-3 said: deny workers -> api port 5432/tcp\n", "egress c-198-18-90-12 -> any port 53/tcp, 53/udp\n",
+        ] {
+            #expect(policy.contains(line), "\(line)\(policy)")
+        }
+        #expect(try NativeMeaning(compiled) == NativeMeaning(json.stdout), "\(policy)")
+    }
+
+    /// The same host applied in a namespace (`apply --layout native --backend nftables`) and
+    /// listed with `nft -j list ruleset` (handles, element order of the kernel's hash sets):
+    /// imported, it compiles back to a table that means what the listing means.
+    @Test(.enabled(if: Kernel.enabled, Kernel.reason))
+    func appliedNativeHostImports() throws {
+        try #require(Kernel.isRoot, "CI must run this test as root")
+        let namespace = try TestNamespace()
+        let source = scratchWrite(Self.nativeHost)
+        let state = scratch() + ".state"
+        defer {
+            try? FileManager.default.removeItem(atPath: source)
+            try? FileManager.default.removeItem(atPath: state)
+        }
+        let applied = namespace.exec([
+            CommandLineTests.binary, "apply", source, "--layout", "native", "--backend", "nftables", "--state-dir",
+            state,
+        ])
+        try #require(applied.status == 0, "\(applied.stderr)")
+        let listing = namespace.exec(["nft", "-j", "list", "ruleset"])
+        try #require(listing.status == 0, "\(listing.stderr)")
+        let path = scratchWrite(listing.stdout)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (policy, compiled, stderr) = try importNative(path)
+        #expect(stderr.hasPrefix("detected layout native\n"))
+        #expect(!policy.contains("# not imported:"), "\(policy)")
+        #expect(try NativeMeaning(compiled) == NativeMeaning(listing.stdout), "\(policy)")
     }
 }
 
