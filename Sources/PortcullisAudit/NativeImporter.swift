@@ -213,33 +213,34 @@ public struct NativeImporter: Sendable {
         // An IPv6 address is the second address of a container on its bridge (the language
         // gives every container an IPv4 address first): paired with one that publishes the
         // same ports on every address and is named, for IPv4, in every flow it is named in.
-        let v6Publishes = publishes[1]
-        func flowRoles(_ address: IPAddress) -> Set<String> {
-            var roles: Set<String> = []
-            for flow in flowRules {
-                for element in flowSets[Self.named("flow-\(flow.index)", address.family)] ?? [] {
-                    for (side, value) in element.key.prefix(2).enumerated()
-                    where Self.prefix(value) == IPPrefix(host: address) {
-                        roles.insert("\(flow.index)/\(side)")
+        // Each host address's roles in the flow sets, and its publishes on every address.
+        var roles: [IPAddress: Set<String>] = [:]
+        for flow in flowRules {
+            for family in Self.families {
+                for element in flowSets[Self.named("flow-\(flow.index)", family)] ?? [] {
+                    for (side, value) in element.key.prefix(2).enumerated() {
+                        if let prefix = Self.prefix(value), prefix.isHost {
+                            roles[prefix.address, default: []].insert("\(flow.index)/\(side)")
+                        }
                     }
                 }
             }
-            return roles
         }
-        func everywhere(_ entries: [PublishEntry], _ address: IPAddress) -> Set<String> {
-            Set(entries.filter { $0.target == address && $0.host == nil }.map(\.signature))
+        var everywhere: [IPAddress: Set<String>] = [:]
+        for entry in publishes.joined() where entry.host == nil {
+            everywhere[entry.target, default: []].insert(entry.signature)
         }
         for address6 in hostAddresses(.ipv6) {
             let bridge6 = bridge(of: address6)
-            let roles = flowRoles(address6)
-            let published = everywhere(v6Publishes, address6)
+            let held = roles[address6] ?? []
+            let published = everywhere[address6] ?? []
             let candidates = containers.indices.filter { at in
                 containers[at].address6 == nil && bridge6 != nil && containers[at].bridge == bridge6
-                    && everywhere(publishes[0], containers[at].address) == published
-                    && roles.isSubset(of: flowRoles(containers[at].address))
+                    && (everywhere[containers[at].address] ?? []) == published
+                    && held.isSubset(of: roles[containers[at].address] ?? [])
             }
             guard
-                let at = candidates.first(where: { flowRoles(containers[$0].address) == roles }) ?? candidates.first
+                let at = candidates.first(where: { (roles[containers[$0].address] ?? []) == held }) ?? candidates.first
             else {
                 notImported.append(
                     "IPv6 address \(address6): no container with an IPv4 address on its bridge matches its elements (every container has an IPv4 address)"
