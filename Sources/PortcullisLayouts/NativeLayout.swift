@@ -79,6 +79,14 @@ struct NativeTableBuilder {
                 [.connectionState([.established, .related])], .accept,
                 comment: comment("replies to accepted connections"), provenance: Self.layoutProvenance))
         forward.rules += antiSpoofing()
+        // Flows and egress are about container sources, which the rules above keep on their
+        // bridges: a connection from outside is decided at once, without walking them.
+        forward.rules.append(
+            Rule(
+                [
+                    .inSet(keys: [.inputInterface], set: "bridges", negated: true),
+                    .inSet(keys: [.outputInterface], set: "bridges"), .destinationTranslated(),
+                ], .accept, comment: comment("published ports"), provenance: Self.layoutProvenance))
         forward.rules += flows(userRules, sets: &table.sets)
         forward.rules += egress(userRules, sets: &table.sets)
         forward.rules += dockerDefaults()
