@@ -680,7 +680,7 @@ public struct Checker {
         for value in clause.values {
             if let set = addressSets[value.value] {
                 prefixes += set
-            } else if value.value.first?.isLetter == true && !value.value.contains(":") {
+            } else if value.value.first?.isLetter == true && !value.value.utf8.contains(UInt8(ascii: ":")) {
                 unknownName(value, expected: "address set", candidates: addressSets.keys.sorted())
             } else if let p = prefix(value, what: "source address") {
                 prefixes.append(p.isHost ? p : p.network)
@@ -714,7 +714,7 @@ public struct Checker {
             var addressText = left.value[..<colon]
             if addressText.hasPrefix("[") && addressText.hasSuffix("]") {
                 addressText = addressText.dropFirst().dropLast()
-            } else if addressText.contains(":") {
+            } else if addressText.utf8.contains(UInt8(ascii: ":")) {
                 error(
                     "IPv6 host address must be in brackets", at: left.range,
                     hint: "write publish [\(addressText)]:\(left.value[left.value.index(after: colon)...]) -> ...")
@@ -734,7 +734,7 @@ public struct Checker {
                 file: left.range.start.file, line: left.range.start.line,
                 column: left.range.start.column + portsColumnOffset),
             length: portsText.count)
-        if portsText.contains("/") {
+        if portsText.utf8.contains(UInt8(ascii: "/")) {
             error(
                 "the protocol goes after the container port", at: portsRange,
                 hint:
@@ -958,7 +958,7 @@ public struct Checker {
                 egress = .anywhere
             } else if let set = addressSets[target.value] {
                 egress = .prefixes(set)
-            } else if target.value.first?.isLetter == true && !target.value.contains(":") {
+            } else if target.value.first?.isLetter == true && !target.value.utf8.contains(UInt8(ascii: ":")) {
                 unknownName(target, expected: "address set (or 'any')", candidates: addressSets.keys.sorted())
                 destinations = nil
             } else if let p = prefix(target, what: "egress destination") {

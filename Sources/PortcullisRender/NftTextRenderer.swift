@@ -40,10 +40,8 @@ public struct NftTextRenderer: Renderer {
         }
         for set in table.sets {
             separate()
-            // A set's elements may span several lines; none of them is a rule.
-            for line in try renderSet(set).split(separator: "\n", omittingEmptySubsequences: false) {
-                lines.append(String(line))
-            }
+            // A set's elements span several lines; none of them is a rule.
+            for line in try renderSet(set) { lines.append(line) }
         }
         for chain in table.chains {
             separate()
@@ -83,7 +81,8 @@ public struct NftTextRenderer: Renderer {
         return text
     }
 
-    func renderSet(_ set: NamedSet) throws(RenderError) -> String {
+    /// A set or map declaration, line by line, elements one per line as `nft list` prints them.
+    func renderSet(_ set: NamedSet) throws(RenderError) -> [String] {
         var type = set.keyTypes.map(\.rawValue).joined(separator: " . ")
         switch set.mapValue {
         case nil: break
@@ -92,12 +91,13 @@ public struct NftTextRenderer: Renderer {
         }
         var lines = ["\t\(set.mapValue == nil ? "set" : "map") \(try identifier(set.name)) {", "\t\ttype \(type)"]
         if set.interval { lines.append("\t\tflags interval") }
-        if !set.elements.isEmpty {
-            let elements = try set.elements.map { element throws(RenderError) in try renderElement(element) }
-            lines.append("\t\telements = { " + elements.joined(separator: ",\n\t\t\t     ") + " }")
+        for (index, element) in set.elements.enumerated() {
+            let last = index == set.elements.count - 1
+            lines.append(
+                (index == 0 ? "\t\telements = { " : "\t\t\t     ") + (try renderElement(element)) + (last ? " }" : ","))
         }
         lines.append("\t}")
-        return lines.joined(separator: "\n")
+        return lines
     }
 
     func setValueText(_ value: SetValue) -> String {
