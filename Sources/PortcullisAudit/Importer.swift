@@ -111,6 +111,8 @@ public struct DockerImporter: Sendable {
     var filter: Table? { ruleset.table(.ip, "filter") }
     var nat: Table? { ruleset.table(.ip, "nat") }
     var raw: Table? { ruleset.table(.ip, "raw") }
+    /// Docker 20.10 ran with `--ip6tables`: its chains are in ip6tables.
+    var ip6tables: Bool { ruleset.table(.ip6, "filter")?.chain("DOCKER") != nil }
 
     /// The containers one family's rules show, in creation order: raw direct-access drops,
     /// DNAT rules (publishes) and, on routed networks, the per-port ACCEPTs (no DNAT there).
@@ -160,9 +162,18 @@ public struct DockerImporter: Sendable {
             guard case .address(.destination, let prefix, false) = rule.matches[0], prefix.isHost,
                 case .interface(.source, let input, true) = rule.matches[1],
                 case .interface(.destination, let bridge, false) = rule.matches[2], input == bridge,
-                routed.contains(bridge), case .transport(let transport, false) = rule.matches[3],
+                case .transport(let transport, false) = rule.matches[3],
                 case .port(.destination, let ports) = rule.matches[4]
             else { continue }
+            guard routed.contains(bridge) else {
+                // Elsewhere the ACCEPT of a published port names the bridge of the container its
+                // DNAT maps to (Docker 20.10 writes no raw drops that would).
+                if let at = containers.firstIndex(where: { $0.address == prefix.address }), containers[at].bridge == nil
+                {
+                    containers[at].bridge = bridge
+                }
+                continue
+            }
             let at = container(prefix.address)
             containers[at].bridge = bridge
             containers[at].publishes.append(
@@ -172,10 +183,11 @@ public struct DockerImporter: Sendable {
     }
 
     public func importPolicy(as layout: Layout) -> Result {
-        // Docker 28 and 29 write ip6tables rules for networks with an IPv6 subnet; earlier
-        // layouts render none, so their ip6tables tables are not imported.
+        // Docker 28 and 29 write ip6tables rules for networks with an IPv6 subnet, Docker 20.10
+        // with its experimental --ip6tables (its chains are there); Docker 1.5 writes none, so
+        // ip6tables tables are not imported for it.
         var ruleset = self.ruleset
-        if !layout.modern { ruleset.tables.removeAll { $0.family == .ip6 } }
+        if !layout.modern && !(layout == .docker2010 && ip6tables) { ruleset.tables.removeAll { $0.family == .ip6 } }
         return DockerImporter(ordered: ruleset, firewaller: firewaller).importPolicy(layout)
     }
 
@@ -279,6 +291,19 @@ public struct DockerImporter: Sendable {
                 }
             }
         }
+        // Docker 20.10 jumps from ip6tables' FORWARD to DOCKER for networks with an IPv6
+        // subnet; one that does not masquerade names its subnet in no rule.
+        if layout == .docker2010 {
+            for rule in ruleset.table(.ip6, "filter")?.chain("FORWARD")?.rules ?? []
+            where rule.action == .jump("DOCKER") {
+                if case .interface(.destination, let bridge, false)? = rule.matches.first,
+                    let at = networks.firstIndex(where: { $0.bridge == bridge }), networks[at].subnet6 == nil
+                {
+                    notImported.append(
+                        "network on bridge \(bridge): its IPv6 subnet is not in the rules (no MASQUERADE)")
+                }
+            }
+        }
         // The default bridge is created when the daemon starts.
         if let docker0 = networks.firstIndex(where: { $0.bridge == "docker0" }) {
             networks.insert(networks.remove(at: docker0), at: 0)
@@ -293,15 +318,26 @@ public struct DockerImporter: Sendable {
         var containers = self.containers(.ip, networks: networks, notImported: &notImported)
         // IPv6 endpoints are the second address of a container Docker gave an IPv4 one: paired
         // on their bridge with the container that publishes the same ports, else in order.
+        // Docker 20.10 allocates daemon-chosen ports per family on separate counters, so these
+        // may differ between the two families: they pair as one daemon-chosen publish (the
+        // policy's allocator picks both again), and a port mapped in one family only is
+        // bound to that family's every address (`0.0.0.0`, `[::]`).
+        let perFamilyPorts = layout == .docker2010
+        func shared(_ p: [ImportedPublish]) -> [ImportedPublish] {
+            p.filter { $0.hostAddress == nil }.map {
+                ImportedPublish(
+                    hostAddress: nil,
+                    hostPort: perFamilyPorts && $0.hostPort.map(Self.ephemeral.contains) == true ? nil : $0.hostPort,
+                    containerPort: $0.containerPort, transport: $0.transport)
+            }
+        }
         for v6 in self.containers(.ip6, networks: networks, notImported: &notImported) {
             let bridge =
                 v6.bridge ?? networks.first(where: { $0.subnet6?.contains(v6.address) == true })?.bridge
-            func shared(_ p: [ImportedPublish]) -> [ImportedPublish] {
-                p.filter { $0.hostAddress == nil }.map {
-                    ImportedPublish(
-                        hostAddress: nil, hostPort: $0.hostPort, containerPort: $0.containerPort,
-                        transport: $0.transport)
-                }
+            if let bridge, let network = networks.first(where: { $0.bridge == bridge }), network.subnet6 == nil {
+                notImported.append(
+                    "container \(v6.address): the IPv6 subnet of its network (bridge \(bridge)) is not in the rules")
+                continue
             }
             let candidates = containers.indices.filter { at in
                 let held = containers[at]
@@ -319,9 +355,29 @@ public struct DockerImporter: Sendable {
             }
             containers[at].address6 = v6.address
             if containers[at].bridge == nil { containers[at].bridge = bridge }
-            for publish in v6.publishes where publish.hostAddress != nil || !containers[at].publishes.contains(publish)
-            {
-                containers[at].publishes.append(publish)
+            let ipv4 = shared(containers[at].publishes)
+            for publish in v6.publishes {
+                if publish.hostAddress != nil {
+                    containers[at].publishes.append(publish)
+                } else if !ipv4.contains(shared([publish])[0]) {
+                    containers[at].publishes.append(
+                        perFamilyPorts
+                            ? ImportedPublish(
+                                hostAddress: IPAddress(ipv6: 0, 0), hostPort: publish.hostPort,
+                                containerPort: publish.containerPort, transport: publish.transport)
+                            : publish)
+                }
+            }
+            if perFamilyPorts {
+                let ipv6 = shared(v6.publishes)
+                for p in containers[at].publishes.indices where containers[at].publishes[p].hostAddress == nil {
+                    let publish = containers[at].publishes[p]
+                    if !ipv6.contains(shared([publish])[0]) {
+                        containers[at].publishes[p] = ImportedPublish(
+                            hostAddress: IPAddress(ipv4: 0), hostPort: publish.hostPort,
+                            containerPort: publish.containerPort, transport: publish.transport)
+                    }
+                }
             }
         }
 
@@ -361,6 +417,7 @@ public struct DockerImporter: Sendable {
         var host: [String] = ["    layout \(layout.rawValue)"]
         if firewaller == .nftables { host.append("    backend nftables") }
         if proxyOff { host.append("    userland-proxy off") }
+        if layout == .docker2010 && ip6tables { host.append("    ip6tables on") }
         let forwardPolicy = filter?.chain("FORWARD")?.base?.policy
         if layout == .docker15 {
             if forwardPolicy == .drop { host.append("    forward-policy drop") }

@@ -42,11 +42,17 @@ import Testing
         return (Repo.read(path), audit)
     }
 
+    /// A capture with an ip6tables part (s18 to s24, `--experimental --ip6tables`) imports with
+    /// `ip6tables on`, IPv6 subnets, addresses, publishes on IPv6 host addresses and IPv6
+    /// daemon-chosen ports of their own (s24), and compiles back to both parts.
     @Test(arguments: captures)
     func importedPolicyCompilesBackToTheCapture(_ scenario: String) throws {
         let (policy, compiled, stderr) = try importAndCompile("\(Self.directory)/\(scenario).rules")
-        let expected = DockerCaptureTests.captured(scenario)
+        let (ipv4, ipv6) = DockerCaptureTests.parts(scenario)
+        let expected = ipv6.isEmpty ? ipv4 : ipv4 + "#### ip6tables\n" + ipv6
         #expect(stderr.hasPrefix("detected layout docker-20.10\n"))
+        #expect(policy.contains("    ip6tables on\n") == !ipv6.isEmpty, "\(policy)")
+        if !ipv6.isEmpty { #expect(!policy.contains("# not imported:"), "\(policy)") }
         if DockerCaptureTests.unorderedScenarios.contains(scenario) {
             #expect(compiled.split(separator: "\n").sorted() == expected.split(separator: "\n").sorted())
         } else {
@@ -200,8 +206,7 @@ import Testing
     func goldenHostsImportOnMeaning(_ golden: String) throws {
         var path = Repo.golden + "/" + golden
         let ip6 = path.replacingOccurrences(of: ".iptables", with: ".ip6tables")
-        // (docker-20.10's ip6tables rules, behind its `ip6tables` host setting, are not imported yet.)
-        if FileManager.default.fileExists(atPath: ip6) && !golden.hasSuffix("/docker-20.10.iptables") {
+        if FileManager.default.fileExists(atPath: ip6) {
             path = scratchWrite(Repo.read(path) + "#### ip6tables\n" + Repo.read(ip6))
         }
         defer { if !path.hasPrefix(Repo.golden) { try? FileManager.default.removeItem(atPath: path) } }
@@ -337,6 +342,34 @@ import Testing
         #expect(result.stdout.contains("# not imported: network on bridge br-nomasq"))
         #expect(result.stdout.contains("network net-br-masq {\n    bridge br-masq\n    subnet 198.18.6.0/24\n}"))
         #expect(result.stdout.contains("# Containers are named after their address"))
+    }
+
+    /// Docker 20.10 with --ip6tables: the IPv6 subnet of a network is known from its MASQUERADE
+    /// (or an internal network's drops); without it the subnet, and the IPv6 addresses and
+    /// publishes on it, are reported, not invented. A publish mapped in one family only is
+    /// bound to that family's every address.
+    @Test func ipv6PartsTheRulesCannotTellAreReported() throws {
+        let host = Repo.read("\(Self.directory)/s21-ip6tables-proxy-off.rules")
+            .replacingOccurrences(of: "-A POSTROUTING -s fd98:18:15::/64 ! -o br-front -j MASQUERADE\n", with: "")
+        let path = scratchWrite(host)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let result = run([CommandLineTests.binary, "import", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(
+            result.stderr.contains(
+                "not imported: network on bridge br-front: its IPv6 subnet is not in the rules (no MASQUERADE)"))
+        #expect(
+            result.stderr.contains(
+                "not imported: container fd98:18:15::10: the IPv6 subnet of its network (bridge br-front) is not in the rules"
+            ))
+        #expect(result.stdout.contains("network net-br-front {\n    bridge br-front\n    subnet 198.18.15.0/24\n}"))
+        #expect(
+            result.stdout.contains(
+                "container c-198-18-15-10 {\n    attach net-br-front 198.18.15.10\n    publish 9000 -> 9000/tcp\n}"),
+            "\(result.stdout)")
+        let s20 = run([CommandLineTests.binary, "import", "\(Self.directory)/s20-ip6tables-host-addresses.rules"])
+        #expect(s20.stdout.contains("    publish 9001 -> 9001/tcp\n    publish [::]:9000 -> 9000/tcp\n"))
+        #expect(s20.stdout.contains("    publish [fd98:18::1]:8082 -> 82/tcp\n    publish [::1]:8080 -> 80/tcp\n"))
     }
 
     @Test func badInputIsAnError() {
