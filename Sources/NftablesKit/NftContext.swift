@@ -31,43 +31,35 @@ public final class NftContext {
         _ = nft_ctx_buffer_error(context)
         nft_ctx_set_dry_run(context, dryRun)
         // libnftables 1.0.6 reads JSON input only with JSON output on; native syntax still works.
-        nft_ctx_output_set_flags(context, nft_ctx_output_get_flags(context) | UInt32(NFT_CTX_OUTPUT_JSON))
+        setOutputFlag(NFT_CTX_OUTPUT_JSON, true)
     }
 
     deinit { nft_ctx_free(context) }
 
     /// Output format of listings: JSON or native text.
     public var jsonOutput: Bool {
-        get { nft_ctx_output_get_flags(context) & UInt32(NFT_CTX_OUTPUT_JSON) != 0 }
-        set {
-            var flags = nft_ctx_output_get_flags(context)
-            if newValue { flags |= UInt32(NFT_CTX_OUTPUT_JSON) } else { flags &= ~UInt32(NFT_CTX_OUTPUT_JSON) }
-            nft_ctx_output_set_flags(context, flags)
-        }
+        get { outputFlag(NFT_CTX_OUTPUT_JSON) }
+        set { setOutputFlag(NFT_CTX_OUTPUT_JSON, newValue) }
     }
 
     /// Listings without counter values and other state, so two listings of the same rules compare equal.
     public var stateless: Bool {
-        get { nft_ctx_output_get_flags(context) & UInt32(NFT_CTX_OUTPUT_STATELESS) != 0 }
-        set {
-            var flags = nft_ctx_output_get_flags(context)
-            if newValue {
-                flags |= UInt32(NFT_CTX_OUTPUT_STATELESS)
-            } else {
-                flags &= ~UInt32(NFT_CTX_OUTPUT_STATELESS)
-            }
-            nft_ctx_output_set_flags(context, flags)
-        }
+        get { outputFlag(NFT_CTX_OUTPUT_STATELESS) }
+        set { setOutputFlag(NFT_CTX_OUTPUT_STATELESS, newValue) }
     }
 
     /// Listings without set elements: the structure of a table, however large its sets.
     public var terse: Bool {
-        get { nft_ctx_output_get_flags(context) & UInt32(NFT_CTX_OUTPUT_TERSE) != 0 }
-        set {
-            var flags = nft_ctx_output_get_flags(context)
-            if newValue { flags |= UInt32(NFT_CTX_OUTPUT_TERSE) } else { flags &= ~UInt32(NFT_CTX_OUTPUT_TERSE) }
-            nft_ctx_output_set_flags(context, flags)
-        }
+        get { outputFlag(NFT_CTX_OUTPUT_TERSE) }
+        set { setOutputFlag(NFT_CTX_OUTPUT_TERSE, newValue) }
+    }
+
+    /// `flag` is one of libnftables' `NFT_CTX_OUTPUT_*` bits.
+    private func outputFlag(_ flag: Int) -> Bool { nft_ctx_output_get_flags(context) & UInt32(flag) != 0 }
+
+    private func setOutputFlag(_ flag: Int, _ on: Bool) {
+        let flags = nft_ctx_output_get_flags(context)
+        nft_ctx_output_set_flags(context, on ? flags | UInt32(flag) : flags & ~UInt32(flag))
     }
 
     /// Runs one buffer of commands (native syntax or JSON) as one kernel transaction.
