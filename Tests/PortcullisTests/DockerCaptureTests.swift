@@ -6,7 +6,7 @@ import Testing
 /// (Fixtures/docker-20.10, made by scripts/capture-docker-20.10.sh): each scenario's policy
 /// must compile to exactly the captured `iptables-save` output, counters and `#` lines aside,
 /// and to the captured `ip6tables-save` output as a second file when the daemon wrote any
-/// (the s18 to s23 scenarios ran with `--experimental --ip6tables`; the policies say
+/// (the s18 to s24 scenarios ran with `--experimental --ip6tables`; the policies say
 /// `ip6tables on`).
 @Suite struct DockerCaptureTests {
     static let directory = Repo.fixtures + "/docker-20.10"
