@@ -76,7 +76,7 @@ public struct Docker2010Layout: Layout {
                 history.append(.filter, user, Rule([], .return, provenance: .daemon))
                 history.ensureJumpOnTop(.filter, "FORWARD", to: user)
             }
-            for rule in userRules.reversed() { history.insert(.filter, user, rule) }
+            history.insertOnTop(.filter, user, userRules)
             return history.ruleset(order: [.mangle, .filter, .nat])
         }
 

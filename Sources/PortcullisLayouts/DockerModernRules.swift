@@ -93,7 +93,7 @@ struct DockerModernRules {
         }
         let userRules = UserRules(policy: policy, family: family)
         for rule in userRules.rules() { history.append(.filter, Self.user, rule) }
-        for rule in userRules.crossBridgeAllowances().reversed() { history.insert(.raw, "PREROUTING", rule) }
+        history.insertOnTop(.raw, "PREROUTING", userRules.crossBridgeAllowances())
     }
 
     func createNetwork(_ network: Network, host: HostSettings, history: inout XtablesHistory) {

@@ -125,6 +125,16 @@ struct XtablesHistory {
         edit(table, chain) { $0.rules.insert(rule, at: 0) }
     }
 
+    /// `iptables -I CHAIN` for each rule from the last to the first, so that they end up on top
+    /// in their order; done as one block (one insert per rule shifts the chain each time, which
+    /// is quadratic with thousands of policy rules).
+    mutating func insertOnTop(_ table: XtablesTable, _ chain: String, _ rules: [Rule]) {
+        var kept: [Rule] = []
+        for rule in rules.reversed() where add(table, chain, rule) { kept.append(rule) }
+        guard !kept.isEmpty else { return }  // nothing inserted creates no chain
+        edit(table, chain) { $0.rules.insert(contentsOf: kept.reversed(), at: 0) }
+    }
+
     /// `iptables -A CHAIN`, skipped when an identical rule exists.
     mutating func append(_ table: XtablesTable, _ chain: String, _ rule: Rule) {
         guard add(table, chain, rule) else { return }

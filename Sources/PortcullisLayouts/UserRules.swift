@@ -231,6 +231,7 @@ struct UserRules {
     func egressRules() -> [Rule] {
         var accepts: [Rule] = []
         var restricted: [(Site, PolicyRule)] = []
+        var restrictedSites: Set<Site> = []  // thousands of sources: no linear search
         let externals = policy.host.externalInterfaces
         for rule in policy.rules where rule.kind == .egress {
             let text = comment(rule.text)
@@ -240,7 +241,7 @@ struct UserRules {
             case .prefixes(let prefixes): destinations = prefixes.filter { $0.family == family }
             }
             for source in rule.sources.flatMap(sites) where policy.network(source.network)?.internal == false {
-                if !restricted.contains(where: { $0.0 == source }) { restricted.append((source, rule)) }
+                if restrictedSites.insert(source).inserted { restricted.append((source, rule)) }
                 for destination in destinations {
                     for ports in portVariants(rule.ports) {
                         for external in externals.isEmpty ? [nil] : externals.map(Optional.some) {

@@ -27,6 +27,8 @@ public struct Checker {
     private var host = HostSettings()
     private var networks: [Network] = []
     private var containers: [Container] = []
+    /// Positions in `containers` by name: rules look containers up by the thousand.
+    private var containerPositions: [String: Int] = [:]
     private var groups: [String: [String]] = [:]
     private var addressSets: [String: [IPPrefix]] = [:]
     private var services: [String: [PortSpec]] = [:]
@@ -569,6 +571,7 @@ public struct Checker {
                 "container '\(name)' publishes ports but is attached only to internal networks", at: block.name!.range,
                 hint: "internal networks have no outside connectivity; attach it to a non-internal network")
         }
+        containerPositions[container.name] = containerPositions[container.name] ?? containers.count
         containers.append(container)
     }
 
@@ -976,7 +979,7 @@ public struct Checker {
         }
         if kind == .egress {
             for case .container(let name) in sources {
-                let attachments = containers.first { $0.name == name }?.attachments ?? []
+                let attachments = containerPositions[name].map { containers[$0].attachments } ?? []
                 if !attachments.isEmpty && attachments.allSatisfy({ network($0.network)?.internal == true }) {
                     error(
                         "'\(name)' is attached only to internal networks, so it has no egress to allow",
