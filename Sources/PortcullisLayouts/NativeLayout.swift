@@ -13,12 +13,10 @@ import PortcullisSyntax
 /// starting a container or publishing a port changes elements, never rules.
 ///
 /// The verdicts are those of the Docker layouts with Portcullis' rules in front (language
-/// reference, section 5), with three deliberate differences: traffic from outside reaches a
-/// container only through a published port's DNAT (Docker 20.10 also forwards traffic routed
-/// straight to a published container port); a packet whose source address belongs to a
-/// bridge's subnet is dropped unless it arrives on that bridge, because flows are keyed by
-/// address; and published ports are translated for every client, the container's own bridge
-/// included, with hairpin traffic masqueraded, where Docker leaves that to its userland proxy.
+/// reference, section 5), which `DifferentialTests` checks flow by flow. Where they differ on
+/// purpose (traffic routed straight to a container without a published port's DNAT, address
+/// spoofing across bridges, containers reaching published ports past an allow-list or a
+/// statement, which Docker's userland proxy lets through) docs/native.md has the table.
 public struct NativeLayout: Layout {
     public let name = "native"
     public let summary =
@@ -29,8 +27,7 @@ public struct NativeLayout: Layout {
 
     public func lower(_ policy: Policy) -> Result<Ruleset, DiagnosticError> {
         var table = Table(family: .inet, name: "portcullis")
-        var builder = NativeTableBuilder(policy: policy)
-        builder.build(into: &table)
+        NativeTableBuilder(policy: policy).build(into: &table)
         return .success(Ruleset(tables: [table]))
     }
 }
@@ -66,7 +63,7 @@ struct NativeTableBuilder {
 
     static let layoutProvenance = Provenance(statement: "native layout")
 
-    mutating func build(into table: inout Table) {
+    func build(into table: inout Table) {
         let userRules = families.map { UserRules(policy: policy, family: $0) }
         table.sets += networkSets()
         var forward = Chain(
