@@ -12,13 +12,9 @@ public struct IptablesRenderer: Renderer {
         for (family, fileExtension) in [(TableFamily.ip, "iptables"), (.ip6, "ip6tables")] {
             let tables = ruleset.tables.filter { $0.family == family }
             if tables.isEmpty && family == .ip6 { continue }
-            var lines: [String] = []
-            var origins: [Provenance?] = []
-            for table in tables { try renderTable(table, into: &lines, origins: &origins) }
-            files.append(
-                RenderedFile(
-                    fileExtension: fileExtension, text: lines.isEmpty ? "" : lines.joined(separator: "\n") + "\n",
-                    lineProvenance: origins))
+            var lines = TextLines()
+            for table in tables { try renderTable(table, into: &lines) }
+            files.append(RenderedFile(fileExtension: fileExtension, text: lines.text, ruleOrigins: lines.origins))
         }
         if let inet = ruleset.tables.first(where: { $0.family == .inet }) {
             throw RenderError("iptables cannot express the inet table '\(inet.name)'; use an nftables backend")
@@ -28,7 +24,7 @@ public struct IptablesRenderer: Renderer {
 
     /// `*table`, built-in chains with policies, user chains sorted by name, then every chain's
     /// rules in that same order, then `COMMIT`.
-    func renderTable(_ table: Table, into lines: inout [String], origins: inout [Provenance?]) throws(RenderError) {
+    func renderTable(_ table: Table, into lines: inout TextLines) throws(RenderError) {
         if let set = table.sets.first {
             throw RenderError("iptables cannot express the named set '\(set.name)'; use an nftables backend")
         }
@@ -39,15 +35,12 @@ public struct IptablesRenderer: Renderer {
         for chain in chains {
             lines.append(":\(chain.name) \(chain.base.map { $0.policy.rawValue.uppercased() } ?? "-") [0:0]")
         }
-        origins += Array(repeating: nil, count: chains.count + 1)
         for chain in chains {
             for rule in chain.rules {
-                lines.append(try renderRule(rule, chain: chain.name, family: table.family))
-                origins.append(rule.provenance)
+                lines.append(try renderRule(rule, chain: chain.name, family: table.family), from: rule.provenance)
             }
         }
         lines.append("COMMIT")
-        origins.append(nil)
     }
 
     /// One rule as `iptables-save` prints it (`-A CHAIN ...`); also how traces show rules.

@@ -5,19 +5,8 @@ import PortcullisNet
 public struct NftTextRenderer: Renderer {
     public init() {}
 
-    /// Lines of text and, for rule lines, where the rule came from.
-    struct Lines {
-        var text: [String] = []
-        var origins: [Provenance?] = []
-
-        mutating func append(_ line: String, from origin: Provenance? = nil) {
-            text.append(line)
-            origins.append(origin)
-        }
-    }
-
     public func render(_ ruleset: Ruleset) throws(RenderError) -> [RenderedFile] {
-        var lines = Lines()
+        var lines = TextLines()
         for (index, table) in ruleset.tables.enumerated() {
             if index > 0 { lines.append("") }
             try renderTable(table, into: &lines)
@@ -25,13 +14,13 @@ public struct NftTextRenderer: Renderer {
         return [
             RenderedFile(
                 fileExtension: Backend.nftables.fileExtension,
-                text: lines.text.isEmpty ? "" : lines.text.joined(separator: "\n") + "\n", lineProvenance: lines.origins
+                text: lines.text, ruleOrigins: lines.origins
             )
         ]
     }
 
     /// `table FAMILY NAME {`, its sets and chains separated by blank lines, `}`.
-    func renderTable(_ table: Table, into lines: inout Lines) throws(RenderError) {
+    func renderTable(_ table: Table, into lines: inout TextLines) throws(RenderError) {
         lines.append("table \(table.family.rawValue) \(try identifier(table.name)) {")
         var first = true
         func separate() {
@@ -50,7 +39,7 @@ public struct NftTextRenderer: Renderer {
         lines.append("}")
     }
 
-    func renderChain(_ chain: Chain, in table: Table, into lines: inout Lines) throws(RenderError) {
+    func renderChain(_ chain: Chain, in table: Table, into lines: inout TextLines) throws(RenderError) {
         lines.append("\tchain \(try identifier(chain.name)) {")
         if let base = chain.base {
             lines.append(

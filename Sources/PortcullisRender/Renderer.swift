@@ -39,31 +39,61 @@ public struct RenderedFile: Sendable, Equatable {
     /// `iptables`, `ip6tables`, `nft` or `nft.json`: the golden file extension.
     public let fileExtension: String
     public let text: String
-    /// Where each line came from (by 0-based line index; nil for lines that are not rules), so
-    /// that a line the kernel rejects can be traced back to the policy. Filled as the lines are
-    /// written; searched only when something was rejected.
-    public let lineProvenance: [Provenance?]
+    /// Where each rule line came from, in line order, so that a line the kernel rejects can be
+    /// traced back to the policy. Searched only when something was rejected.
+    public let ruleOrigins: [RuleOrigin]
 
-    public init(fileExtension: String, text: String, lineProvenance: [Provenance?] = []) {
+    public init(fileExtension: String, text: String, ruleOrigins: [RuleOrigin] = []) {
         self.fileExtension = fileExtension
         self.text = text
-        self.lineProvenance = lineProvenance
+        self.ruleOrigins = ruleOrigins
     }
 
     /// The provenance of the rule on a 1-based line of `text`, if that line is a rule.
     public func provenance(ofLine number: Int) -> Provenance? {
-        guard number >= 1, number <= lineProvenance.count else { return nil }
-        return lineProvenance[number - 1]
+        var (low, high) = (0, ruleOrigins.count)
+        while low < high {
+            let middle = (low + high) / 2
+            if ruleOrigins[middle].line < number - 1 { low = middle + 1 } else { high = middle }
+        }
+        return low < ruleOrigins.count && ruleOrigins[low].line == number - 1 ? ruleOrigins[low].provenance : nil
     }
 
     /// The provenance of the rule written as `ruleText` (without indentation), as a kernel
     /// message quotes it.
     public func provenance(ofRuleText ruleText: String) -> Provenance? {
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        for (index, line) in lines.enumerated() where index < lineProvenance.count && lineProvenance[index] != nil {
-            if line.trimmingCharacters(in: .whitespaces) == ruleText { return lineProvenance[index] }
-        }
-        return nil
+        return ruleOrigins.first {
+            $0.line < lines.count && lines[$0.line].trimmingCharacters(in: .whitespaces) == ruleText
+        }?.provenance
+    }
+}
+
+/// The statement a rule line of a rendered file came from.
+public struct RuleOrigin: Sendable, Equatable {
+    /// 0-based line index in the file's text.
+    public let line: Int
+    public let provenance: Provenance
+
+    public init(line: Int, provenance: Provenance) {
+        self.line = line
+        self.provenance = provenance
+    }
+}
+
+/// Text written line by line straight into one string (a large host's ruleset is tens of
+/// thousands of lines; keeping them apart and joining them doubled the renderers' memory),
+/// with the origin of each rule line.
+struct TextLines {
+    private(set) var text = ""
+    private(set) var count = 0
+    private(set) var origins: [RuleOrigin] = []
+
+    mutating func append(_ line: String, from origin: Provenance? = nil) {
+        if let origin { origins.append(RuleOrigin(line: count, provenance: origin)) }
+        text += line
+        text += "\n"
+        count += 1
     }
 }
 

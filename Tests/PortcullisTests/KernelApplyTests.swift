@@ -250,14 +250,14 @@ struct KernelApplyTests {
         let origin = Provenance(statement: "allow a -> b", file: "p.policy", line: 7, column: 1)
         let file = RenderedFile(
             fileExtension: "iptables", text: "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j NOPE\nCOMMIT\n",
-            lineProvenance: [nil, nil, origin, nil])
+            ruleOrigins: [RuleOrigin(line: 2, provenance: origin)])
         let rejection = KernelRejection.fromIptables(
             "iptables-restore: line 3 failed", file: file, tool: "iptables-restore")
         #expect(rejection.description.contains("from allow a -> b (p.policy:7:1)"))
         // libnftables quotes the rule instead of naming its line.
         let nft = RenderedFile(
             fileExtension: "nft", text: "table ip t {\n\tchain c {\n\t\tjump nope\n\t}\n}\n",
-            lineProvenance: [nil, nil, origin, nil, nil])
+            ruleOrigins: [RuleOrigin(line: 2, provenance: origin)])
         let quoted = KernelRejection.fromNft(
             "Error: Could not process rule: No such file or directory\njump nope\n", file: nft)
         #expect(quoted.description.contains("from allow a -> b (p.policy:7:1)"))
@@ -271,7 +271,8 @@ struct KernelApplyTests {
         for renderer in [IptablesRenderer(), NftTextRenderer()] as [any Renderer] {
             let file = try #require(try renderer.render(ruleset).first)
             let lines = file.text.split(separator: "\n", omittingEmptySubsequences: false)
-            #expect(file.lineProvenance.count == lines.count - 1)  // the text ends with a newline
+            #expect(file.ruleOrigins.allSatisfy { $0.line < lines.count - 1 })  // the text ends with a newline
+            #expect(file.provenance(ofLine: 1) == nil)
             let flow = try #require(lines.firstIndex { $0.contains("allow web -> api") })
             #expect(file.provenance(ofLine: flow + 1)?.line == 40)  // the statement's line in web-stack.policy
         }
