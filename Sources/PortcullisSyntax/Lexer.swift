@@ -51,11 +51,26 @@ public struct Lexer {
 
     static func isWordByte(_ byte: UInt8) -> Bool { byte > 0x20 && byte < 0x7F && !isPunctuation(byte) }
 
+    /// About how many tokens the text holds (words and punctuation; words in comments count
+    /// too), so the token array is allocated once: growing it by doubling held two copies at
+    /// the compiler's memory peak on large hosts.
+    static func estimatedTokenCount(_ bytes: [UInt8]) -> Int {
+        var estimate = 1
+        var previous = UInt8(ascii: " ")
+        for byte in bytes {
+            let space = byte <= 0x20
+            if !space && (previous <= 0x20 || isPunctuation(byte) || isPunctuation(previous)) { estimate += 1 }
+            previous = byte
+        }
+        return estimate
+    }
+
     public static func tokenize(_ text: String, file: String) -> (tokens: [Token], diagnostics: [Diagnostic]) {
-        var tokens: [Token] = []
         var diagnostics: [Diagnostic] = []
         let bytes = Array(text.utf8)
         let count = bytes.count
+        var tokens: [Token] = []
+        tokens.reserveCapacity(estimatedTokenCount(bytes))
         var i = 0
         var line = 1
         var column = 1
