@@ -682,3 +682,15 @@ public struct NativeImporter: Sendable {
         }
     }
 }
+
+/// The policy of a host whose layout is told from its own rules: the native layout's table
+/// when there is one, else the era of Docker's chains. Shared by `import` and `explain`.
+public enum DetectedImport {
+    /// The detected layout's name and the imported policy; nil when the rules are neither.
+    public static func importPolicy(from ruleset: Ruleset) -> (layout: String, result: DockerImporter.Result)? {
+        if let native = NativeImporter(ruleset: ruleset) { return ("native", native.importPolicy()) }
+        let importer = DockerImporter(ruleset: ruleset)
+        guard let layout = importer.detectedLayout else { return nil }
+        return (layout.rawValue, importer.importPolicy(as: layout))
+    }
+}

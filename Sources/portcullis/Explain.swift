@@ -199,11 +199,10 @@ struct Explain: ParsableCommand {
         }
     }
 
-    /// Networks and containers as `portcullis import` reads them from a Docker host's rules, to
-    /// name endpoints and route packets; rules that are not Docker's give an empty host.
+    /// Networks and containers as `portcullis import` reads them from the host's rules (Docker's
+    /// or the native layout's), to name endpoints and route packets; other rules give an empty host.
     func importedPolicy(_ host: HostRules) throws -> Policy {
-        let importer = DockerImporter(ruleset: host.ruleset)
-        let text = importer.importPolicy(as: importer.detectedLayout ?? .docker2010).policy
+        let text = DetectedImport.importPolicy(from: host.ruleset)?.result.policy ?? ""
         for candidate in [text, ""] {
             let (loaded, diagnostics) = PolicyLoader.load("rules imported from \(host.source)") { _ in candidate }
             if diagnostics.contains(where: { $0.severity == .error }) { continue }

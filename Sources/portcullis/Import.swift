@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
 import PortcullisAudit
-import PortcullisIR
-import PortcullisReaders
 import PortcullisRender
 
 struct Import: ParsableCommand {
@@ -62,51 +60,29 @@ struct Import: ParsableCommand {
             throw ExitCode(2)
         }
         let text = String(decoding: data, as: UTF8.self)
-        let ruleset: Ruleset
-        do {
-            if from == "nft-json" {
-                let read = try NftJSONReader(source: file).read(text)
-                for warning in read.warnings { printError("warning: \(file): \(warning)") }
-                ruleset = read.ruleset
-            } else {
-                // A capture may hold ip6tables-save output after a '#### ip6tables' line.
-                var read = Ruleset()
-                for (index, part) in text.components(separatedBy: "#### ip6tables").prefix(2).enumerated() {
-                    let (tables, warnings) = try IptablesSaveReader(family: index == 0 ? .ip : .ip6, source: file)
-                        .read(part)
-                    for warning in warnings { printError("warning: \(file): \(warning)") }
-                    read.tables += tables.tables
-                }
-                ruleset = read
-            }
-        } catch {
-            printError("error: \(file): \(error)")
-            throw ExitCode(2)
-        }
-        // Portcullis' own native layout: one inet table of sets and maps.
-        if let native = NativeImporter(ruleset: ruleset), layout == nil || layout == "native" {
-            printError(layout == nil ? "detected layout native" : "layout native (given)")
-            try write(native.importPolicy())
-            return
-        }
-        if layout == "native" {
-            printError("error: \(file) holds no native layout (no table inet portcullis)")
-            throw ExitCode(2)
-        }
-        let importer = DockerImporter(ruleset: ruleset)
-        let chosen: DockerImporter.Layout
+        // The same reading as audit and explain (an ip6tables part after '#### ip6tables').
+        let reader = HostRuleSource()
+        let ruleset =
+            (from == "nft-json" ? try reader.readJSON(text, source: file) : try reader.readIptables(text, source: file))
+            .ruleset
         if let forced {
-            chosen = forced
             printError("layout \(forced.rawValue) (given)")
-        } else {
-            guard let detected = importer.detectedLayout else {
-                printError("error: \(file) holds no Docker rules (no filter DOCKER chain)")
+            try write(DockerImporter(ruleset: ruleset).importPolicy(as: forced))
+        } else if layout == "native" {
+            guard let native = NativeImporter(ruleset: ruleset) else {
+                printError("error: \(file) holds no native layout (no table inet portcullis)")
                 throw ExitCode(2)
             }
-            chosen = detected
-            printError("detected layout \(detected.rawValue)")
+            printError("layout native (given)")
+            try write(native.importPolicy())
+        } else {
+            guard let (detected, result) = DetectedImport.importPolicy(from: ruleset) else {
+                printError("error: \(file) holds no Docker rules (no filter DOCKER chain) and no native table")
+                throw ExitCode(2)
+            }
+            printError("detected layout \(detected)")
+            try write(result)
         }
-        try write(importer.importPolicy(as: chosen))
     }
 
     /// Reports what was assumed or left out on stderr and writes the policy.
