@@ -209,30 +209,18 @@ struct RuleSpeller {
                 ?? "(a rule iptables cannot spell)"
         case .nftables:
             let ruleset = side == .actual ? actual : expected
-            let sets = ruleset.table(family, finding.table)?.sets ?? []
-            let single = Ruleset(tables: [
-                Table(
-                    family: family, name: "t",
-                    chains: [
-                        Chain(
-                            name: "c",
-                            rules: [
-                                Rule(
-                                    rule.matches.filter {
-                                        if case .opaque = $0 { return false }
-                                        return true
-                                    }, effects: rule.effects, opaqueAction(rule.action) ? nil : rule.action,
-                                    comment: rule.comment)
-                            ])
-                    ],
-                    sets: sets)
-            ])
-            // The rule's line in chain c (the table's sets are printed before it).
-            guard let text = try? NftTextRenderer().render(single).first?.text,
-                let line = text.split(separator: "\n").drop(while: { $0 != "\tchain c {" }).dropFirst().first(
-                    where: { $0.hasPrefix("\t\t") })
-            else { return "(a rule nft cannot spell)" }
-            var words = [line.trimmingCharacters(in: .whitespaces)]
+            // The table's sets give set lookups their key types; opaque parts are added as read.
+            let table = Table(
+                family: family, name: finding.table, sets: ruleset.table(family, finding.table)?.sets ?? [])
+            let modelled = Rule(
+                rule.matches.filter {
+                    if case .opaque = $0 { return false }
+                    return true
+                }, effects: rule.effects, opaqueAction(rule.action) ? nil : rule.action, comment: rule.comment)
+            guard let line = try? NftTextRenderer().renderRule(modelled, in: table) else {
+                return "(a rule nft cannot spell)"
+            }
+            var words = [line]
             let opaque = rule.matches.compactMap { match -> String? in
                 if case .opaque(let text) = match { return text }
                 return nil
