@@ -101,3 +101,40 @@ public struct Compiler: Sendable {
         }
     }
 }
+
+/// A policy compiled for the kernel: what `apply` and `plan` hand to the kernel side.
+public struct KernelInput: Sendable {
+    public let layout: any Layout
+    public let backend: Backend
+    /// The rendered files, with their rule origins (to trace a kernel rejection to its line).
+    public let files: [RenderedFile]
+
+    /// The files by extension, as the state directory records them.
+    public var filesByExtension: [String: String] {
+        Dictionary(uniqueKeysWithValues: files.map { ($0.fileExtension, $0.text) })
+    }
+}
+
+extension Compiler {
+    /// Compiles a policy file for the kernel. nft text with sets gets a JSON twin: the next
+    /// apply compares it with what it wants, to send only changed set elements (without sets
+    /// no change can be made of elements alone).
+    public func compileForKernel(_ path: String, layout: String?, backend: String?) -> Result<
+        KernelInput, CompileFailure
+    > {
+        check(path).flatMap { policy, sources in
+            resolve(layout: layout, backend: backend, policy: policy).flatMap { layout, backend in
+                lower(policy, sources: sources, layout: layout, backend: backend).flatMap { ruleset in
+                    render(ruleset, layout: layout, backend: backend).flatMap { files in
+                        guard backend == .nftables, ruleset.tables.contains(where: { !$0.sets.isEmpty }) else {
+                            return .success(KernelInput(layout: layout, backend: backend, files: files))
+                        }
+                        return render(ruleset, layout: layout, backend: .nftablesJSON).map {
+                            KernelInput(layout: layout, backend: backend, files: files + $0)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

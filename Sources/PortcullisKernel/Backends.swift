@@ -15,9 +15,11 @@ struct Plan {
     var before: [String: String] = [:]
     var isEmpty: Bool
     var change: AppliedChange = .replaced
-    /// The structure listing after the commit when it is known without asking the kernel
-    /// (an element change leaves it as it was).
-    var listingAfter: String? = nil
+    /// Tables the commit creates (`ip nat`), which rolling back removes again.
+    var createdTables: [String] = []
+    /// What the kernel holds after the commit when it is known without asking the kernel
+    /// (an element change leaves the structure listing as it was).
+    var after: [String: String]? = nil
     let commit: () throws(ApplyError) -> Void
 }
 
@@ -30,15 +32,20 @@ public enum AppliedChange: Sendable, Equatable {
 }
 
 /// One way of talking to the kernel: plan a change from the wanted rendered files and the
-/// previous generation's, then commit it atomically.
+/// previous generation's, commit it atomically, and put a generation's snapshot back.
 protocol KernelBackend {
     /// - Parameters:
-    ///   - wanted: rendered files by extension; empty to remove everything Portcullis owns.
-    ///   - previous: the files of the generation currently applied, if any.
+    ///   - wanted: rendered files by extension.
+    ///   - previous: the generation currently applied, if any.
     ///   - takeOver: replace owned tables even if they hold rules Portcullis did not write.
     func plan(wanted: [String: String], previous: Generation?, takeOver: Bool) throws(ApplyError) -> Plan
-    /// The owned tables as the kernel lists them now (to record, and to see drift later).
-    func listing(of files: [String: String]) -> String
+    /// What the kernel holds now of what `generation` changed, to record as its `after`.
+    func after(_ generation: Generation) throws(ApplyError) -> [String: String]
+    /// What others changed since `generation` was applied, in a sentence; nil when nothing.
+    func changes(since generation: Generation) throws(ApplyError) -> String?
+    /// Puts back exactly what the kernel held before `generation`: its snapshot, and no table
+    /// it created. Doing it twice is the same as doing it once.
+    func restore(before generation: Generation) throws(ApplyError)
 }
 
 // MARK: - iptables
@@ -55,6 +62,7 @@ struct IptablesBackend: KernelBackend {
     func plan(wanted: [String: String], previous: Generation?, takeOver: Bool) throws(ApplyError) -> Plan {
         var restores: [(tool: String, text: String)] = []
         var before: [String: String] = [:]
+        var created: [String] = []
         for (ext, (saveTool, restoreTool)) in Self.tools.sorted(by: { $0.key < $1.key }) {
             let wantedTables = SavedTable.parseAll(wanted[ext] ?? "")
             let previousTables = SavedTable.parseAll(previous?.applied[ext] ?? "")
@@ -64,6 +72,7 @@ struct IptablesBackend: KernelBackend {
             }
             var input = ""
             var snapshot = ""
+            let family = ext == "iptables" ? "ip" : "ip6"
             // One save of every table that exists: `iptables-save -t TABLE` would create a
             // missing table just by listing it.
             let save = Tool.run([saveTool, "-c"])
@@ -87,6 +96,7 @@ struct IptablesBackend: KernelBackend {
                 }
                 input += merged.rendered(withCounters: true)
                 snapshot += current?.rendered(withCounters: true) ?? ""
+                if current == nil { created.append("\(family) \(name)") }
             }
             if !input.isEmpty {
                 restores.append((restoreTool, input))
@@ -97,7 +107,7 @@ struct IptablesBackend: KernelBackend {
         let snapshots = restores.map { restore in
             (restore.tool, before[Self.tools.first { $0.value.1 == restore.tool }!.key] ?? "")
         }
-        return Plan(before: before, isEmpty: restores.isEmpty) { () throws(ApplyError) in
+        return Plan(before: before, isEmpty: restores.isEmpty, createdTables: created) { () throws(ApplyError) in
             // Validate everything first, so that a rejected table leaves every table as it was.
             for (tool, text) in restores {
                 logger.debug("\(tool) -c --test <<EOF\n\(text)EOF")
@@ -144,7 +154,92 @@ struct IptablesBackend: KernelBackend {
         return ApplyError(message: message)
     }
 
-    func listing(of files: [String: String]) -> String { "" }
+    /// The live tables of one tool (`iptables-save -c`).
+    static func save(_ ext: String) throws(ApplyError) -> [SavedTable] {
+        let tool = tools[ext]!.0
+        let save = Tool.run([tool, "-c"])
+        guard save.status == 0 else {
+            throw ApplyError(message: "\(tool) failed: \(save.error.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        return SavedTable.parseAll(save.output)
+    }
+
+    /// The names of the tables `generation` touched in one tool's part.
+    static func touchedTables(_ generation: Generation, _ ext: String) -> Set<String> {
+        let family = ext == "iptables" ? "ip " : "ip6 "
+        return Set(SavedTable.parseAll(generation.before[ext] ?? "").map(\.name)).union(
+            generation.createdTables.filter { $0.hasPrefix(family) }.map { String($0.dropFirst(family.count)) })
+    }
+
+    func after(_ generation: Generation) throws(ApplyError) -> [String: String] {
+        var after: [String: String] = [:]
+        for ext in Self.tools.keys {
+            let touched = Self.touchedTables(generation, ext)
+            guard !touched.isEmpty else { continue }
+            after[ext] = try Self.save(ext).filter { touched.contains($0.name) }.map {
+                $0.rendered(withCounters: false)
+            }
+            .joined()
+        }
+        return after
+    }
+
+    func changes(since generation: Generation) throws(ApplyError) -> String? {
+        var changed: [String] = []
+        for ext in Self.tools.keys.sorted() {
+            let recorded = SavedTable.parseAll(generation.after[ext] ?? "")
+            guard !recorded.isEmpty else { continue }
+            let live = try Self.save(ext)
+            for table in recorded where !(live.first { $0.name == table.name }?.sameRules(as: table) ?? false) {
+                changed.append("\(ext) table \(table.name)")
+            }
+        }
+        return changed.isEmpty
+            ? nil : "\(changed.joined(separator: ", ")) changed since generation \(generation.number) was applied"
+    }
+
+    func restore(before generation: Generation) throws(ApplyError) {
+        for (ext, (_, restoreTool)) in Self.tools.sorted(by: { $0.key < $1.key }) {
+            let touched = Self.touchedTables(generation, ext)
+            guard !touched.isEmpty else { continue }
+            let live = try Self.save(ext)
+            let snapshot = SavedTable.parseAll(generation.before[ext] ?? "")
+            let input = snapshot.filter { table in
+                !(live.first { $0.name == table.name }?.sameRules(as: table) ?? false)
+            }
+            .map { $0.rendered(withCounters: true) }.joined()
+            if !input.isEmpty {
+                logger.debug("\(restoreTool) -c <<EOF\n\(input)EOF")
+                let result = Tool.run([restoreTool, "-c"], input: input)
+                if result.status != 0 { throw Self.rejection(restoreTool, result.error, input: input) }
+            }
+            let created = touched.subtracting(snapshot.map(\.name)).filter { name in live.contains { $0.name == name } }
+            try removeTables(created.sorted(), ext: ext)
+        }
+    }
+
+    /// Removes tables a generation created. iptables-nft keeps its tables as nftables tables
+    /// (`ip nat`), which go as they came; iptables-legacy's tables cannot be removed, so they are
+    /// left empty with the kernel's default ACCEPT policies, as a new table starts.
+    func removeTables(_ names: [String], ext: String) throws(ApplyError) {
+        guard !names.isEmpty else { return }
+        let family = ext == "iptables" ? "ip" : "ip6"
+        if Tool.run([ext, "-V"]).output.contains("nf_tables") {
+            try NftablesBackend.run(names.map { "delete table \(family) \($0)\n" }.joined(), logger: logger)
+            return
+        }
+        let live = try Self.save(ext)
+        let emptied = names.compactMap { name in live.first { $0.name == name } }.map { table in
+            var empty = SavedTable(name: table.name)
+            empty.chains = table.chains.filter { $0.policy != "-" }.map {
+                SavedTable.ChainDeclaration(name: $0.name, policy: "ACCEPT", counters: "[0:0]")
+            }
+            return empty.rendered(withCounters: true)
+        }.joined()
+        let restoreTool = Self.tools[ext]!.1
+        let result = Tool.run([restoreTool, "-c"], input: emptied)
+        if result.status != 0 { throw Self.rejection(restoreTool, result.error, input: emptied) }
+    }
 }
 
 // MARK: - nftables
@@ -214,9 +309,22 @@ struct NftablesBackend: KernelBackend {
         return tables.sorted().map { context.run("list table \($0.spec)").output }.joined(separator: json ? "\n" : "")
     }
 
-    func listing(of files: [String: String]) -> String {
-        guard let text = files[ext] else { return "" }
-        return listing(Self.tables(in: text, json: json), terse: true)
+    func after(_ generation: Generation) throws(ApplyError) -> [String: String] {
+        ["nft": listing(Self.tables(in: generation.applied[ext] ?? "", json: json), terse: true)]
+    }
+
+    func changes(since generation: Generation) throws(ApplyError) -> String? {
+        let tables = Self.tables(in: generation.applied[ext] ?? "", json: json)
+        if unchanged(since: generation, tables: tables.filter(try liveTables().contains)) { return nil }
+        return
+            "tables \(tables.map(\.spec).joined(separator: ", ")) changed since generation \(generation.number) applied them"
+    }
+
+    func restore(before generation: Generation) throws(ApplyError) {
+        let snapshot = generation.before["nft.json"] ?? ""
+        let owned = Set(Self.tables(in: generation.applied[ext] ?? "", json: json))
+            .union(Self.tables(in: snapshot, json: true))
+        try restore(snapshot: snapshot, deleting: owned.intersection(try liveTables()).sorted())
     }
 
     /// Whether the owned tables are as `generation` left them: nothing was committed since
@@ -273,7 +381,7 @@ struct NftablesBackend: KernelBackend {
         {
             return Plan(
                 before: ["nft.json": appliedBefore], isEmpty: false,
-                change: .elements(added: change.added, removed: change.removed), listingAfter: previous?.listingAfter
+                change: .elements(added: change.added, removed: change.removed), after: previous?.after
             ) { () throws(ApplyError) in
                 try Self.run(change.batch, logger: logger)
             }
@@ -282,7 +390,21 @@ struct NftablesBackend: KernelBackend {
         if let appliedBefore {
             before["nft.json"] = appliedBefore  // verified above: no need to list it again
         } else if !existing.isEmpty {
-            before["nft.json"] = Self.mergeListings(listing(existing, json: true))
+            let snapshot = Self.mergeListings(listing(existing, json: true))
+            // A snapshot that libnftables cannot load back (iptables-nft's xtables expressions,
+            // say) would make the rollback fail: find out now, before anything changes.
+            if let batch = Self.restoreBatch(snapshot: snapshot, deleting: existing),
+                let context = try? NftContext(dryRun: true)
+            {
+                let result = context.run(batch)
+                if !result.succeeded {
+                    throw ApplyError(
+                        message:
+                            "tables \(existing.map(\.spec).joined(separator: ", ")) cannot be saved in a form that rollback could load back, so they are not replaced: \(result.error.trimmingCharacters(in: .whitespacesAndNewlines)) (tables that iptables-nft manages are for --backend iptables)"
+                    )
+                }
+            }
+            before["nft.json"] = snapshot
         }
         let deletions = existing
         return Plan(before: before, isEmpty: false) { () throws(ApplyError) in
@@ -310,6 +432,12 @@ struct NftablesBackend: KernelBackend {
 
     /// Restores a snapshot: deletes the given tables and loads the saved JSON, in one transaction.
     func restore(snapshot: String, deleting tables: [TableName]) throws(ApplyError) {
+        guard let batch = Self.restoreBatch(snapshot: snapshot, deleting: tables) else { return }
+        try Self.run(batch, logger: logger)
+    }
+
+    /// The libnftables JSON batch that deletes `tables` and loads `snapshot`; nil when empty.
+    static func restoreBatch(snapshot: String, deleting tables: [TableName]) -> String? {
         var objects: [JSON] = tables.map {
             .object([
                 ("delete", .object([("table", .object([("family", .string($0.family)), ("name", .string($0.name))]))]))
@@ -318,8 +446,7 @@ struct NftablesBackend: KernelBackend {
         if let parsed = try? JSON.parse(snapshot), let items = parsed["nftables"]?.arrayValue {
             objects += items.filter { $0["metainfo"] == nil }
         }
-        guard !objects.isEmpty else { return }
-        try Self.run(JSON.object([("nftables", .array(objects))]).rendered(indent: 0), logger: logger)
+        return objects.isEmpty ? nil : JSON.object([("nftables", .array(objects))]).rendered(indent: 0)
     }
 
     static func run(_ batch: String, logger: Logger) throws(ApplyError) {

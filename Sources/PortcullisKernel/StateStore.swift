@@ -1,24 +1,34 @@
 import Foundation
 import JanssonKit
+import PortcullisRender
 
 /// What one apply changed, kept so that it can be rolled back: the files that were applied,
-/// a snapshot of what they replaced, and the listing of the owned tables right after.
+/// a snapshot of what they replaced, and what the kernel held right after.
 public struct Generation: Sendable {
     public let number: Int
-    public let backend: String
+    public let backend: Backend
     public let layout: String
     public let policy: String
     public let appliedAt: String
     /// Rendered files by extension (`iptables`, `ip6tables`, `nft`, `nft.json`).
     public let applied: [String: String]
-    /// What the owned tables held before this generation, by snapshot file name.
+    /// What the owned tables held before this generation, by extension (`iptables`,
+    /// `ip6tables`: whole tables as `iptables-save -c` printed them; `nft.json`: the owned
+    /// tables as libnftables listed them). Rolling back loads exactly this.
     public let before: [String: String]
-    /// The owned tables as listed right after the apply without set elements (nft backends),
-    /// to see drift in their structure; elements are compared with `applied["nft.json"]`.
-    public let listingAfter: String
+    /// What the kernel held right after the apply, to see changes made by others since:
+    /// `iptables`/`ip6tables` the changed tables without counters, `nft` the owned tables as a
+    /// terse listing (set elements are compared with `applied["nft.json"]`).
+    public let after: [String: String]
+    /// Tables that did not exist before this generation created them (`ip nat`, `ip6 filter`),
+    /// so that rolling back removes them again.
+    public let createdTables: [String]
     /// The kernel's nftables ruleset generation right after the apply: while it has not moved,
     /// nothing can have changed (see `RulesetGeneration`).
     public let kernelGeneration: UInt32?
+
+    /// The owned nftables tables as listed right after the apply, without set elements.
+    public var listingAfter: String { after["nft"] ?? "" }
 }
 
 public struct StateError: Error, Sendable, CustomStringConvertible {
@@ -27,13 +37,20 @@ public struct StateError: Error, Sendable, CustomStringConvertible {
 }
 
 /// The state directory: numbered generations (the last few are kept), the lock that
-/// serialises apply and rollback, and the marker of an apply waiting for confirmation.
+/// serialises every command that changes the kernel, the journal of a kernel change in
+/// progress, and the record of an apply waiting for confirmation.
 ///
 ///     STATE/lock
-///     STATE/pending                     generation awaiting `portcullis confirm`
-///     STATE/generations/000007/meta.json
-///     STATE/generations/000007/applied.nft ...   what was applied
-///     STATE/generations/000007/before.nft.json   what it replaced (iptables: before.iptables)
+///     STATE/journal.json                 a kernel change in progress (see `Journal`)
+///     STATE/pending.json                 an apply awaiting `portcullis confirm`
+///     STATE/generations/000007/meta.json        sizes and hashes of every file below
+///     STATE/generations/000007/applied.nft ...  what was applied
+///     STATE/generations/000007/before.nft.json  what it replaced (iptables: before.iptables)
+///     STATE/generations/000007/after.nft        what the kernel held right after
+///
+/// A generation is written whole into `generations/.partial-000007`, made durable, and only
+/// then renamed into place, so a numbered folder is always complete; every file is checked
+/// against its size and hash before it is used.
 public struct StateStore: Sendable {
     public let directory: String
     public static let generationsKept = 5
@@ -41,7 +58,13 @@ public struct StateStore: Sendable {
     public init(directory: String) { self.directory = directory }
 
     var generationsDirectory: String { directory + "/generations" }
-    var pendingPath: String { directory + "/pending" }
+    var journalPath: String { directory + "/journal.json" }
+    var pendingPath: String { directory + "/pending.json" }
+
+    func folder(_ number: Int) -> String { generationsDirectory + "/" + String(format: "%06d", number) }
+
+    /// Whether the state directory exists (commands that only read it don't create it).
+    public var exists: Bool { FileManager.default.fileExists(atPath: generationsDirectory) }
 
     public func prepare() throws(StateError) {
         do {
@@ -49,103 +72,195 @@ public struct StateStore: Sendable {
         } catch {
             throw StateError(message: "cannot create the state directory \(directory): \(error.localizedDescription)")
         }
+        // Folders of generations whose writing was interrupted: never used, removed here.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: generationsDirectory)) ?? []
+        where name.hasPrefix(".partial-") {
+            try? FileManager.default.removeItem(atPath: generationsDirectory + "/" + name)
+        }
     }
 
+    /// The numbers of the generations recorded, oldest first.
     public func generationNumbers() -> [Int] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: generationsDirectory)) ?? []).compactMap { Int($0) }
-            .sorted()
+        ((try? FileManager.default.contentsOfDirectory(atPath: generationsDirectory)) ?? []).compactMap { name in
+            name.utf8.count == 6 && name.utf8.allSatisfy { (48...57).contains($0) } ? Int(name) : nil
+        }.sorted()
     }
 
-    public func latest() -> Generation? { generationNumbers().last.flatMap { load($0) } }
+    /// The newest generation; an error if it is damaged (an older one is never used in its place).
+    public func latest() throws(StateError) -> Generation? {
+        guard let number = generationNumbers().last else { return nil }
+        return try load(number)
+    }
 
-    public func load(_ number: Int) -> Generation? {
-        let folder = generationsDirectory + "/" + String(format: "%06d", number)
-        guard let metaText = try? String(contentsOfFile: folder + "/meta.json", encoding: .utf8),
-            let meta = try? JSON.parse(metaText)
-        else { return nil }
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
-        func contents(_ prefix: String) -> [String: String] {
+    /// Reads a generation and checks every file against the size and hash its metadata records.
+    public func load(_ number: Int) throws(StateError) -> Generation {
+        let folder = folder(number)
+        func damaged(_ why: String) -> StateError {
+            StateError(
+                message:
+                    "generation \(number) in \(directory) is damaged: \(why); it was not used (move \(folder) aside once the ruleset is known to be right)"
+            )
+        }
+        guard let metaText = try? String(contentsOfFile: folder + "/meta.json", encoding: .utf8) else {
+            throw damaged("meta.json cannot be read")
+        }
+        guard let meta = try? JSON.parse(metaText), meta["generation"]?.integerValue == number,
+            let backend = meta["backend"]?.stringValue.flatMap(Backend.init(rawValue:)),
+            let layout = meta["layout"]?.stringValue, let policy = meta["policy"]?.stringValue,
+            case .object(let fileEntries)? = meta["files"]
+        else { throw damaged("meta.json is not a generation record") }
+        var files: [String: String] = [:]
+        for (name, entry) in fileEntries {
+            guard name.hasPrefix("applied.") || name.hasPrefix("before.") || name.hasPrefix("after."),
+                !name.contains("/"), let size = entry["size"]?.integerValue,
+                let hash = entry["fnv1a64"]?.stringValue.flatMap({ UInt64($0, radix: 16) })
+            else { throw damaged("meta.json lists \(name) without a size and hash") }
+            guard let text = try? String(contentsOfFile: folder + "/" + name, encoding: .utf8) else {
+                throw damaged("\(name) is missing")
+            }
+            let found = Fingerprint(text)
+            guard found == Fingerprint(size: size, hash: hash) else {
+                throw damaged("\(name) holds \(found.size) bytes with hash \(found.hex), not the \(size) recorded")
+            }
+            files[name] = text
+        }
+        func group(_ prefix: String) -> [String: String] {
             Dictionary(
-                uniqueKeysWithValues: files.filter { $0.hasPrefix(prefix) }.compactMap { name in
-                    (try? String(contentsOfFile: folder + "/" + name, encoding: .utf8)).map {
-                        (String(name.dropFirst(prefix.count)), $0)
-                    }
+                uniqueKeysWithValues: files.filter { $0.key.hasPrefix(prefix) }.map {
+                    (String($0.key.dropFirst(prefix.count)), $0.value)
                 })
         }
+        let kernelGeneration = meta["kernel_generation"]?.integerValue
         return Generation(
-            number: number, backend: meta["backend"]?.stringValue ?? "", layout: meta["layout"]?.stringValue ?? "",
-            policy: meta["policy"]?.stringValue ?? "", appliedAt: meta["applied_at"]?.stringValue ?? "",
-            applied: contents("applied."), before: contents("before."),
-            listingAfter: (try? String(contentsOfFile: folder + "/listing-after.nft", encoding: .utf8)) ?? "",
-            kernelGeneration: meta["kernel_generation"]?.integerValue.map { UInt32(truncatingIfNeeded: $0) })
+            number: number, backend: backend, layout: layout, policy: policy,
+            appliedAt: meta["applied_at"]?.stringValue ?? "", applied: group("applied."), before: group("before."),
+            after: group("after."), createdTables: meta["created_tables"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+            kernelGeneration: kernelGeneration.flatMap { UInt32(exactly: $0) })
     }
 
-    /// Writes a new generation and drops the oldest beyond `generationsKept`.
-    @discardableResult
-    public func save(
-        backend: String, layout: String, policy: String, applied: [String: String], before: [String: String],
-        listingAfter: String, kernelGeneration: UInt32? = nil
-    ) throws(StateError) -> Int {
+    /// Records a generation before the kernel is changed: written whole into a temporary folder,
+    /// made durable, then renamed to its number. Its `after` is filled in by `complete`.
+    public func record(
+        backend: Backend, layout: String, policy: String, applied: [String: String], before: [String: String],
+        createdTables: [String]
+    ) throws(StateError) -> Generation {
         let number = (generationNumbers().last ?? 0) + 1
-        let folder = generationsDirectory + "/" + String(format: "%06d", number)
-        let meta = JSON.object(
-            [
-                ("generation", .integer(number)), ("backend", .string(backend)), ("layout", .string(layout)),
-                ("policy", .string(policy)), ("applied_at", .string(ISO8601DateFormatter().string(from: Date()))),
-            ] + (kernelGeneration.map { [("kernel_generation", JSON.integer(Int($0)))] } ?? []))
-        do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            try (meta.rendered() + "\n").write(toFile: folder + "/meta.json", atomically: true, encoding: .utf8)
-            for (ext, text) in applied {
-                try text.write(toFile: folder + "/applied." + ext, atomically: true, encoding: .utf8)
+        let generation = Generation(
+            number: number, backend: backend, layout: layout, policy: policy,
+            appliedAt: ISO8601DateFormatter().string(from: Date()), applied: applied, before: before, after: [:],
+            createdTables: createdTables, kernelGeneration: nil)
+        let partial = generationsDirectory + "/.partial-" + String(format: "%06d", number)
+        do throws(StateError) {
+            try? FileManager.default.removeItem(atPath: partial)
+            do {
+                try FileManager.default.createDirectory(atPath: partial, withIntermediateDirectories: true)
+            } catch {
+                throw StateError(message: "cannot create \(partial): \(error.localizedDescription)")
             }
-            for (ext, text) in before {
-                try text.write(toFile: folder + "/before." + ext, atomically: true, encoding: .utf8)
-            }
-            try listingAfter.write(toFile: folder + "/listing-after.nft", atomically: true, encoding: .utf8)
+            try writeFiles(of: generation, into: partial, groups: ["applied.", "before."])
+            try DurableFile.rename(partial, to: folder(number))
         } catch {
-            throw StateError(
-                message: "cannot write generation \(number) in \(directory): \(error.localizedDescription)")
+            try? FileManager.default.removeItem(atPath: partial)
+            throw StateError(message: "cannot record generation \(number) in \(directory): \(error.message)")
         }
-        for old in generationNumbers().dropLast(Self.generationsKept) {
-            try? FileManager.default.removeItem(atPath: generationsDirectory + "/" + String(format: "%06d", old))
-        }
-        return number
+        return generation
     }
 
-    /// Forgets a generation (after it was rolled back).
-    public func discard(_ number: Int) {
-        try? FileManager.default.removeItem(atPath: generationsDirectory + "/" + String(format: "%06d", number))
+    /// Adds what the kernel held right after the apply to a recorded generation, and drops the
+    /// oldest generations beyond `generationsKept`.
+    public func complete(_ generation: Generation, after: [String: String], kernelGeneration: UInt32?)
+        throws(StateError) -> Generation
+    {
+        let completed = Generation(
+            number: generation.number, backend: generation.backend, layout: generation.layout,
+            policy: generation.policy, appliedAt: generation.appliedAt, applied: generation.applied,
+            before: generation.before, after: after, createdTables: generation.createdTables,
+            kernelGeneration: kernelGeneration)
+        try writeFiles(of: completed, into: folder(generation.number), groups: ["after."])
+        for old in generationNumbers().dropLast(Self.generationsKept) { try? DurableFile.remove(folder(old)) }
+        return completed
     }
+
+    /// Writes the files of `groups` durably, then the metadata that lists every file (last, so
+    /// that it never names a file that is not yet complete).
+    private func writeFiles(of generation: Generation, into folder: String, groups: Set<String>) throws(StateError) {
+        var entries: [(String, JSON)] = []
+        let all = [("applied.", generation.applied), ("before.", generation.before), ("after.", generation.after)]
+        for (prefix, files) in all {
+            for (ext, text) in files.sorted(by: { $0.key < $1.key }) {
+                if groups.contains(prefix) { try DurableFile.write(text, to: folder + "/" + prefix + ext) }
+                let print = Fingerprint(text)
+                entries.append(
+                    (prefix + ext, .object([("size", .integer(print.size)), ("fnv1a64", .string(print.hex))])))
+            }
+        }
+        var meta: [(String, JSON)] = [
+            ("generation", .integer(generation.number)), ("backend", .string(generation.backend.rawValue)),
+            ("layout", .string(generation.layout)), ("policy", .string(generation.policy)),
+            ("applied_at", .string(generation.appliedAt)),
+            ("created_tables", .array(generation.createdTables.map { .string($0) })), ("files", .object(entries)),
+        ]
+        if let kernel = generation.kernelGeneration { meta.append(("kernel_generation", .integer(Int(kernel)))) }
+        try DurableFile.write(JSON.object(meta).rendered() + "\n", to: folder + "/meta.json")
+    }
+
+    /// Forgets a generation (after it was rolled back or undone).
+    public func discard(_ number: Int) throws(StateError) { try DurableFile.remove(folder(number)) }
+
+    // MARK: the journal
+
+    /// Written durably before the kernel is changed and removed once the change is recorded:
+    /// a journal found at the start of a command means a run was killed in between, and the
+    /// generation it names is undone (see `Applier.settle`).
+    public struct Journal: Sendable, Equatable {
+        public enum Operation: String, Sendable { case apply, rollback }
+        public let operation: Operation
+        public let generation: Int
+    }
+
+    func beginJournal(_ journal: Journal) throws(StateError) {
+        let text = JSON.object([
+            ("operation", .string(journal.operation.rawValue)), ("generation", .integer(journal.generation)),
+        ]).rendered()
+        try DurableFile.write(text + "\n", to: journalPath)
+    }
+
+    func journal() throws(StateError) -> Journal? {
+        guard FileManager.default.fileExists(atPath: journalPath) else { return nil }
+        guard let text = try? String(contentsOfFile: journalPath, encoding: .utf8), let json = try? JSON.parse(text),
+            let operation = json["operation"]?.stringValue.flatMap(Journal.Operation.init(rawValue:)),
+            let generation = json["generation"]?.integerValue
+        else {
+            throw StateError(
+                message:
+                    "\(journalPath) is damaged: a kernel change was interrupted and it cannot be told which; check the ruleset, then remove the file"
+            )
+        }
+        return Journal(operation: operation, generation: generation)
+    }
+
+    func endJournal() throws(StateError) { try DurableFile.remove(journalPath) }
 
     // MARK: confirmation
 
-    public func markPending(_ number: Int) throws(StateError) {
-        do {
-            try "\(number)\n".write(toFile: pendingPath, atomically: true, encoding: .utf8)
-        } catch {
-            throw StateError(message: "cannot write \(pendingPath): \(error.localizedDescription)")
-        }
+    func writePending(_ pending: PendingConfirmation) throws(StateError) {
+        try DurableFile.write(pending.json.rendered() + "\n", to: pendingPath)
     }
 
-    public var pendingGeneration: Int? {
-        (try? String(contentsOfFile: pendingPath, encoding: .utf8)).flatMap {
-            Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
-        }
+    /// The pending confirmation, if any; `.damaged` when the record cannot be read.
+    func pending() -> PendingConfirmation.Record {
+        guard FileManager.default.fileExists(atPath: pendingPath) else { return .none }
+        guard let text = try? String(contentsOfFile: pendingPath, encoding: .utf8), let json = try? JSON.parse(text),
+            let pending = PendingConfirmation(json: json)
+        else { return .damaged }
+        return .waiting(pending)
     }
 
-    /// `portcullis confirm`: the waiting apply sees the marker gone and keeps its ruleset.
-    public func confirmPending() -> Int? {
-        guard let number = pendingGeneration else { return nil }
-        try? FileManager.default.removeItem(atPath: pendingPath)
-        return number
-    }
-
-    public func clearPending() { try? FileManager.default.removeItem(atPath: pendingPath) }
+    func clearPending() throws(StateError) { try DurableFile.remove(pendingPath) }
 }
 
-/// An exclusive lock on STATE/lock (flock), so that two applies or rollbacks never interleave.
-/// Released when the process exits, whatever the reason.
+/// An exclusive lock on STATE/lock (flock), so that two commands that change the kernel or the
+/// state never interleave. Released when the process exits, whatever the reason.
 public final class StateLock {
     private let descriptor: Int32
 
@@ -153,17 +268,17 @@ public final class StateLock {
     public init(store: StateStore, timeout: Double) throws(StateError) {
         let path = store.directory + "/lock"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StateError(message: "cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw StateError.system("cannot open \(path)") }
         let deadline = Date().addingTimeInterval(timeout)
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             if Date() >= deadline {
                 close(fd)
                 throw StateError(
                     message:
-                        "another portcullis apply or rollback holds \(path); gave up after \(Int(timeout)) s (see --lock-timeout)"
+                        "another portcullis command holds \(path); gave up after \(Int(timeout)) s (see --lock-timeout)"
                 )
             }
-            usleep(100_000)
+            usleep(50_000)
         }
         descriptor = fd
     }

@@ -5,43 +5,6 @@ import PortcullisCompiler
 import PortcullisKernel
 import PortcullisRender
 
-/// Options shared by the commands that change the kernel's ruleset.
-struct KernelOptions: ParsableArguments {
-    @Option(help: "Where generations, the lock and the confirmation marker live.")
-    var stateDir = "/var/lib/portcullis"
-
-    @Option(help: "Seconds to wait for another apply or rollback to finish.")
-    var lockTimeout: Double = 30
-
-    @Flag(name: .shortAndLong, help: "Show what is sent to the kernel.")
-    var verbose = false
-
-    func logger() -> Logger {
-        let level: Logger.Level = verbose ? .debug : .warning
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        return Logger(label: "portcullis")
-    }
-}
-
-/// Exit 2 with the kernel's message, and the policy line behind the rejected rule if known.
-func kernelFailure(_ error: Error, files: [RenderedFile] = []) -> ExitCode {
-    var message = "error: \(error)"
-    let lines = "\(error)".split(separator: "\n").map {
-        $0.trimmingCharacters(in: .whitespaces).replacing(#/^\[\d+:\d+\] /#, with: "")
-    }
-    if let origin = lines.lazy.compactMap({ line in files.lazy.compactMap { $0.provenance(ofRuleText: line) }.first })
-        .first
-    {
-        message += "\n    the rejected rule comes from \(origin)"
-    }
-    printError(message)
-    return ExitCode(2)
-}
-
 struct Apply: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compile a policy and apply it to this host's kernel, atomically.",
@@ -79,85 +42,63 @@ struct Apply: ParsableCommand {
 
     func run() throws {
         let logger = kernel.logger()
-        let compiler = Compiler()
-        let (checked, sources) = try compiler.check(policy).get(orExit: fail)
-        let (layout, backend) = try compiler.resolve(layout: options.layout, backend: options.backend, policy: checked)
+        let compiled = try Compiler().compileForKernel(policy, layout: options.layout, backend: options.backend)
             .get(orExit: fail)
-        let ruleset = try compiler.lower(checked, sources: sources, layout: layout, backend: backend).get(orExit: fail)
-        var files = try compiler.render(ruleset, layout: layout, backend: backend).get(orExit: fail)
-        if backend == .nftables && ruleset.tables.contains(where: { !$0.sets.isEmpty }) {
-            // The JSON twin is what the next apply compares with to send only changed elements;
-            // without sets no change can be made of elements alone.
-            files += try compiler.render(ruleset, layout: layout, backend: .nftablesJSON).get(orExit: fail)
-        }
         guard Host.hasNetAdmin else {
             printError("error: applying a ruleset needs CAP_NET_ADMIN; nothing was changed")
             throw ExitCode(2)
         }
-        let store = StateStore(directory: kernel.stateDir)
-        let outcome: ApplyOutcome
-        let lock: StateLock
-        do {
-            try store.prepare()
-            lock = try StateLock(store: store, timeout: kernel.lockTimeout)
-            outcome = try Applier(store: store, logger: logger).apply(
-                files: Dictionary(uniqueKeysWithValues: files.map { ($0.fileExtension, $0.text) }),
-                backend: backend.rawValue, layout: layout.name, policy: policy, takeOver: takeOver)
-        } catch {
-            throw kernelFailure(error, files: files)
+        let outcome = try kernel.withSettledState(logger: logger, files: compiled.files) { applier in
+            try applier.apply(
+                files: compiled.filesByExtension, backend: compiled.backend, layout: compiled.layout.name,
+                policy: policy, takeOver: takeOver, confirmation: confirm.map { ($0, DeadlineWatchdog()) })
         }
-        defer { withExtendedLifetime(lock) {} }
         switch outcome {
         case .unchanged(let generation):
             print("no changes: generation \(generation) is already applied")
-        case .applied(let generation, let change, let seconds):
+        case .applied(let generation, let change, let seconds, let pending):
             let took = String(format: "%.1f ms in the kernel", seconds * 1000)
-            switch change {
-            case .replaced:
-                print(
-                    "applied generation \(generation) (\(layout.name), \(backend.rawValue)): replaced the ruleset, \(took)"
-                )
-            case .elements(let added, let removed):
-                print(
-                    "applied generation \(generation) (\(layout.name), \(backend.rawValue)): only set elements changed, \(added) added and \(removed) removed in one transaction, \(took)"
-                )
-            }
-            if let confirm { try awaitConfirmation(generation, seconds: confirm, store: store, logger: logger) }
+            let what =
+                switch change {
+                case .replaced: "replaced the ruleset"
+                case .elements(let added, let removed):
+                    "only set elements changed, \(added) added and \(removed) removed in one transaction"
+                }
+            print(
+                "applied generation \(generation) (\(compiled.layout.name), \(compiled.backend.rawValue)): \(what), \(took)"
+            )
+            if let pending { try awaitConfirmation(pending, logger: logger) }
         }
     }
 
-    /// Waits for `y` on a terminal or `portcullis confirm`; rolls back when time runs out.
-    func awaitConfirmation(_ generation: Int, seconds: Int, store: StateStore, logger: Logger) throws {
-        try store.markPending(generation)
+    /// Waits for `y` on a terminal, `portcullis confirm` or the deadline. The deadline is kept
+    /// by the watchdog the apply started, so this process may die meanwhile; at the deadline it
+    /// settles (or finds settled) the generation itself, under the state lock, and says how.
+    func awaitConfirmation(_ pending: PendingConfirmation, logger: Logger) throws {
         let interactive = isatty(0) == 1
         print(
-            "keeping generation \(generation) only if confirmed within \(seconds) s: "
+            "keeping generation \(pending.generation) only if confirmed within \(confirm ?? 0) s: "
                 + (interactive ? "type y and Enter, or " : "")
-                + "run 'portcullis confirm --state-dir \(store.directory)'")
-        let deadline = Date().addingTimeInterval(Double(seconds))
-        while Date() < deadline {
-            if store.pendingGeneration != generation {
-                print("confirmed generation \(generation)")
-                return
+                + "run 'portcullis confirm \(pending.generation) --state-dir \(kernel.stateDir)'")
+        let store = StateStore(directory: kernel.stateDir)
+        func stillWaiting() -> Bool { Applier(store: store, logger: logger).pending()?.token == pending.token }
+        while stillWaiting() && Date() < pending.deadlineDate {
+            guard interactive else {
+                usleep(100_000)
+                continue
             }
-            if interactive {
-                var descriptor = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
-                if poll(&descriptor, 1, 200) > 0, let line = readLine(), line.lowercased().hasPrefix("y") {
-                    store.clearPending()
-                    print("confirmed generation \(generation)")
-                    return
-                }
-            } else {
-                usleep(200_000)
+            var descriptor = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
+            if poll(&descriptor, 1, 100) > 0, let line = readLine(), line.lowercased().hasPrefix("y") {
+                _ = try kernel.withSettledState(logger: logger) { try $0.confirm(generation: pending.generation) }
             }
         }
-        store.clearPending()
-        do {
-            _ = try Applier(store: store, logger: logger).rollback()
-        } catch {
-            throw kernelFailure(error)
+        if stillWaiting() { _ = try kernel.withSettledState(logger: logger) { _ in } }
+        // Confirmed: the generation is still the latest; rolled back: it is gone.
+        if store.generationNumbers().last == pending.generation {
+            print("confirmed generation \(pending.generation)")
+            return
         }
-        printError("no confirmation within \(seconds) s: generation \(generation) was rolled back")
+        printError("no confirmation within \(confirm ?? 0) s: generation \(pending.generation) was rolled back")
         throw ExitCode(1)
     }
 }

@@ -18,12 +18,13 @@ struct Portcullis: ParsableCommand {
             """,
         subcommands: [
             Compile.self, Check.self, Apply.self, Rollback.self, Confirm.self, Diff.self, Explain.self, Audit.self,
-            Import.self,
+            Import.self, ConfirmDeadline.self,
         ])
 
     /// Runs the command line, with usage errors exiting 2 like every other bad input
     /// (ArgumentParser's own default is 64).
     static func main() {
+        lineBufferStandardOutput()
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -35,6 +36,16 @@ struct Portcullis: ParsableCommand {
             exit(withError: error)
         }
     }
+}
+
+/// Makes stdout line-buffered even into a pipe or a file, so that an outcome line is never lost
+/// in a buffer when the process is killed later (as during an apply's confirmation wait).
+/// glibc's `stdout` is looked up by name: Swift 6 refuses to read the C global directly.
+func lineBufferStandardOutput() {
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "stdout"),
+        let stream = symbol.load(as: UnsafeMutablePointer<FILE>?.self)
+    else { return }
+    setvbuf(stream, nil, _IOLBF, 0)
 }
 
 /// Prints to stderr (the `stderr` global is not concurrency-safe in Swift 6).

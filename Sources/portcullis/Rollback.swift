@@ -4,11 +4,16 @@ import PortcullisKernel
 
 struct Rollback: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Undo the latest apply: put the previous generation back, atomically.",
+        abstract: "Undo the latest apply: put back exactly what the kernel held before it, atomically.",
         discussion: """
-            The generation before the latest is applied again with the same ownership rules as
-            'apply' (rules and tables of other tools are left alone); after the first generation,
-            rolling back removes Portcullis' rules and restores any table it took over.
+            Each apply records a snapshot of what it replaced; rollback loads that snapshot, so \
+            the kernel holds again what it held before the latest generation: Docker's rules and \
+            other tools' rules as they were, and no table that the apply created. When someone \
+            changed the applied rules since, rollback says what changed and refuses, because \
+            loading the snapshot would undo their change too; --force loads it anyway.
+
+            Exits 0 when a generation was rolled back, 1 when there is nothing to roll back, 2 on \
+            an error (nothing changed).
 
             Example:
               portcullis rollback --state-dir /var/lib/portcullis
@@ -16,23 +21,24 @@ struct Rollback: ParsableCommand {
 
     @OptionGroup var kernel: KernelOptions
 
+    @Flag(help: "Put back the snapshot even if the applied rules were changed since.")
+    var force = false
+
     func run() throws {
-        let logger = kernel.logger()
-        let store = StateStore(directory: kernel.stateDir)
-        do {
-            try store.prepare()
-            let lock = try StateLock(store: store, timeout: kernel.lockTimeout)
-            defer { withExtendedLifetime(lock) {} }
-            switch try Applier(store: store, logger: logger).rollback() {
-            case .nothingToRollBack:
-                print("nothing to roll back: no generation in \(store.directory)")
-            case .rolledBack(let from, let to):
-                print(
-                    "rolled back generation \(from)"
-                        + (to.map { "; generation \($0) is current" } ?? "; no Portcullis rules are left"))
-            }
-        } catch {
-            throw kernelFailure(error)
+        guard StateStore(directory: kernel.stateDir).exists else {
+            printError("nothing to roll back: no generation in \(kernel.stateDir)")
+            throw ExitCode(1)
+        }
+        let outcome = try kernel.withSettledState(logger: kernel.logger()) { try $0.rollback(force: force) }
+        switch outcome {
+        case .nothingToRollBack:
+            printError("nothing to roll back: no generation in \(kernel.stateDir)")
+            throw ExitCode(1)
+        case .rolledBack(let from, let to):
+            print(
+                "rolled back generation \(from)"
+                    + (to.map { "; generation \($0) is current" }
+                        ?? "; the kernel holds what it held before Portcullis' first apply"))
         }
     }
 }
@@ -41,18 +47,32 @@ struct Confirm: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Confirm an 'apply --confirm' that is waiting, so it keeps its ruleset.",
         discussion: """
+            Confirms only before the deadline: a confirmation that comes later finds the \
+            generation already rolled back, says so and exits 1. Giving the generation number \
+            makes sure the one confirmed is the one you meant.
+
+            Exits 0 when confirmed, 1 when nothing is waiting (or it is too late), 2 on an error.
+
             Example (from a second shell, while 'portcullis apply --confirm 60' waits):
-              portcullis confirm
+              portcullis confirm 7
             """)
 
-    @Option(help: "The state directory of the waiting apply.")
-    var stateDir = "/var/lib/portcullis"
+    @Argument(help: "The generation to confirm (default: the one waiting).")
+    var generation: Int?
+
+    @OptionGroup var kernel: KernelOptions
 
     func run() throws {
-        guard let generation = StateStore(directory: stateDir).confirmPending() else {
-            printError("nothing is waiting for confirmation in \(stateDir)")
+        guard StateStore(directory: kernel.stateDir).exists else {
+            printError("nothing is waiting for confirmation in \(kernel.stateDir)")
             throw ExitCode(1)
         }
-        print("confirmed generation \(generation)")
+        switch try kernel.withSettledState(logger: kernel.logger(), { try $0.confirm(generation: generation) }) {
+        case .confirmed(let number):
+            print("confirmed generation \(number)")
+        case .nothingPending:
+            printError("nothing is waiting for confirmation in \(kernel.stateDir)")
+            throw ExitCode(1)
+        }
     }
 }

@@ -45,20 +45,25 @@ struct KernelApplyTests {
         }
     }
 
-    /// A namespace with no iptables tables at all: rolling back the first generation leaves
-    /// FORWARD accepting, as the kernel creates it, not with the layout's DROP (found by
-    /// `KernelDifferentialTests`, whose nftables target then dropped everything).
-    @Test func rollingBackTheFirstGenerationPutsBackDefaultPolicies() throws {
+    /// A namespace with no iptables tables at all: rolling back the first generation removes the
+    /// tables it created, so the namespace is as it was (found first by `KernelDifferentialTests`,
+    /// whose nftables target dropped everything behind a FORWARD left at DROP).
+    @Test func rollingBackTheFirstGenerationRemovesTheTablesItCreated() throws {
         try #require(Kernel.isRoot, "CI must run this test as root")
         let namespace = try TestNamespace()
         let state = StateDirectory()
+        let pristine = nftListing(namespace)
         let apply = portcullis(namespace, ["apply", Repo.policies + "/web-stack.policy", "--state-dir", state.path])
         try #require(apply.status == 0, "\(apply.stderr)")
         #expect(iptablesListing(namespace).contains(":FORWARD DROP"))
         let back = portcullis(namespace, ["rollback", "--state-dir", state.path])
         #expect(back.status == 0, "\(back.stderr)")
-        let after = iptablesListing(namespace)
-        #expect(after.contains(":FORWARD ACCEPT") && !after.contains("DOCKER"), "\(after)")
+        #expect(nftListing(namespace) == pristine)
+        // So an nftables apply afterwards finds no table in its way.
+        let nft = portcullis(
+            namespace,
+            ["apply", Repo.policies + "/web-stack.policy", "--backend", "nftables", "--state-dir", state.path])
+        #expect(nft.status == 0, "\(nft.stderr)")
     }
 
     @Test func iptablesApplyKeepsForeignRulesAndRollsBackExactly() throws {
@@ -69,9 +74,9 @@ struct KernelApplyTests {
         let pristineFilter = iptablesListing(namespace)
         let pristineForeignTable = namespace.exec(["nft", "list", "table", "inet", "foreign"]).stdout
 
-        let first = portcullis(namespace, ["apply", Repo.policies + "/web-stack.policy", "--state-dir", state.path])
-        #expect(first.status == 0, "\(first.stderr)")
-        #expect(first.stdout.hasPrefix("applied generation 1 (docker-20.10, iptables): replaced the ruleset, "))
+        let applied = portcullis(namespace, ["apply", Repo.policies + "/web-stack.policy", "--state-dir", state.path])
+        #expect(applied.status == 0, "\(applied.stderr)")
+        #expect(applied.stdout.hasPrefix("applied generation 1 (docker-20.10, iptables): replaced the ruleset, "))
         let afterFirst = iptablesListing(namespace)
         for foreign in [
             "-A INPUT -s 198.18.9.9/32 -j DROP", ":UFW-LIKE - [0:0]", "-A FORWARD -j UFW-LIKE",
@@ -99,14 +104,15 @@ struct KernelApplyTests {
         #expect(back.status == 0 && back.stdout == "rolled back generation 2; generation 1 is current\n")
         #expect(iptablesListing(namespace) == afterFirst)
 
-        let none = portcullis(namespace, ["rollback", "--state-dir", state.path])
-        #expect(none.stdout == "rolled back generation 1; no Portcullis rules are left\n")
-        // The filter table is as it was; nat may remain, empty, now that it exists.
-        let filterNow = iptablesListing(namespace).components(separatedBy: "*nat")[0]
+        let first = portcullis(namespace, ["rollback", "--state-dir", state.path])
         #expect(
-            filterNow.trimmingCharacters(in: .whitespacesAndNewlines)
-                == pristineFilter.components(separatedBy: "*nat")[0].trimmingCharacters(in: .whitespacesAndNewlines))
+            first.stdout
+                == "rolled back generation 1; the kernel holds what it held before Portcullis' first apply\n")
+        // Exactly as before the first apply: the filter table as it was, no nat table.
+        #expect(iptablesListing(namespace) == pristineFilter)
         #expect(namespace.exec(["nft", "list", "table", "inet", "foreign"]).stdout == pristineForeignTable)
+        let none = portcullis(namespace, ["rollback", "--state-dir", state.path])
+        #expect(none.status == 1 && none.stderr.contains("nothing to roll back"))
     }
 
     @Test(arguments: ["nftables", "nftables-json"])
@@ -141,8 +147,14 @@ struct KernelApplyTests {
             ])
         #expect(takeOver.status == 0 && takeOver.stdout.hasPrefix("applied generation 2"))
 
+        // Rolling back generation 2 puts back what it replaced: the edited table.
         #expect(portcullis(namespace, ["rollback", "--state-dir", state.path]).status == 0)
-        #expect(portcullis(namespace, ["rollback", "--state-dir", state.path]).status == 0)
+        #expect(nftListing(namespace).contains("counter packets"))
+        // Generation 1 is not what the kernel holds (the edit is there): rollback says so and
+        // changes nothing, unless forced.
+        let refused = portcullis(namespace, ["rollback", "--state-dir", state.path])
+        #expect(refused.status == 2 && refused.stderr.contains("changed since generation 1"))
+        #expect(portcullis(namespace, ["rollback", "--state-dir", state.path, "--force"]).status == 0)
         #expect(nftListing(namespace) == pristine)
     }
 
@@ -188,7 +200,7 @@ struct KernelApplyTests {
             do {
                 try store.prepare()
                 _ = try Applier(store: store, logger: Logger(label: "test")).apply(
-                    files: ["iptables": bad], backend: "iptables", layout: "docker-20.10", policy: "p", takeOver: false)
+                    files: ["iptables": bad], backend: .iptables, layout: "docker-20.10", policy: "p", takeOver: false)
                 return nil
             } catch { return "\(error)" }
         }
@@ -199,7 +211,7 @@ struct KernelApplyTests {
             do {
                 _ = try Applier(store: store, logger: Logger(label: "test")).apply(
                     files: ["nft": "table ip portcullis-test {\n\tchain a {\n\t\tjump nowhere\n\t}\n}\n"],
-                    backend: "nftables",
+                    backend: .nftables,
                     layout: "docker-20.10", policy: "p", takeOver: false)
                 return nil
             } catch { return "\(error)" }
@@ -290,13 +302,18 @@ struct KernelApplyTests {
                 "--state-dir",
                 state.path, "--confirm", "20",
             ])
-        try waitFor { FileManager.default.fileExists(atPath: state.path + "/pending") }
-        // A second apply while the first holds the lock fails clearly instead of interleaving.
-        let blocked = portcullis(
-            namespace, ["apply", Repo.policies + "/seed.policy", "--state-dir", state.path, "--lock-timeout", "1"])
-        #expect(blocked.status == 2 && blocked.stderr.contains("another portcullis apply or rollback holds"))
-        let confirm = run([Self.binary, "confirm", "--state-dir", state.path])
-        #expect(confirm.status == 0 && confirm.stdout == "confirmed generation 2\n")
+        try waitFor { FileManager.default.fileExists(atPath: state.path + "/pending.json") }
+        // A second apply while the first waits is refused instead of replacing it unconfirmed.
+        let blocked = portcullis(namespace, ["apply", Repo.policies + "/seed.policy", "--state-dir", state.path])
+        #expect(blocked.status == 2 && blocked.stderr.contains("generation 2 is waiting for confirmation"))
+        // Confirming another generation than the one waiting confirms nothing.
+        let wrong = portcullis(namespace, ["confirm", "1", "--state-dir", state.path])
+        #expect(wrong.status == 2 && wrong.stderr.contains("generation 2 is the one waiting for confirmation, not 1"))
+        // The record belongs to the namespace it was applied in; elsewhere it is never confirmed.
+        let elsewhere = run([Self.binary, "confirm", "--state-dir", state.path])
+        #expect(elsewhere.status == 2 && elsewhere.stderr.contains("another network namespace"))
+        let confirm = portcullis(namespace, ["confirm", "2", "--state-dir", state.path])
+        #expect(confirm.status == 0 && confirm.stdout == "confirmed generation 2\n", "\(confirm.stderr)")
         let (status, output) = waiting.finish()
         #expect(status == 0 && output.contains("confirmed generation 2"))
         #expect(iptablesListing(namespace).contains("br-front"))
