@@ -47,7 +47,7 @@ let package = Package(
         .target(
             name: "PortcullisKernel",
             dependencies: [
-                "PortcullisIR", "PortcullisRender", "JanssonKit", "NftablesKit",
+                "PortcullisNet", "PortcullisIR", "PortcullisRender", "JanssonKit", "NftablesKit",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // Runs the stages in order and compares outputs with golden files; the CLI is a thin shell.

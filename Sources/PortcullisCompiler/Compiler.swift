@@ -108,6 +108,9 @@ public struct KernelInput: Sendable {
     public let backend: Backend
     /// The rendered files, with their rule origins (to trace a kernel rejection to its line).
     public let files: [RenderedFile]
+    /// The bridges, external interfaces and container addresses the policy names: an apply
+    /// that removes rules of others would cut those off (see `CutOff`).
+    public let knownNames: Set<String>
 
     /// The files by extension, as the state directory records them.
     public var filesByExtension: [String: String] {
@@ -118,7 +121,8 @@ public struct KernelInput: Sendable {
 extension Compiler {
     /// Compiles a policy file for the kernel. nft text with sets gets a JSON twin: the next
     /// apply compares it with what it wants, to send only changed set elements (without sets
-    /// no change can be made of elements alone).
+    /// no change can be made of elements alone). nft JSON gets a text twin: plans show changes
+    /// in the firewall's own words.
     public func compileForKernel(_ path: String, layout: String?, backend: String?) -> Result<
         KernelInput, CompileFailure
     > {
@@ -126,15 +130,35 @@ extension Compiler {
             resolve(layout: layout, backend: backend, policy: policy).flatMap { layout, backend in
                 lower(policy, sources: sources, layout: layout, backend: backend).flatMap { ruleset in
                     render(ruleset, layout: layout, backend: backend).flatMap { files in
-                        guard backend == .nftables, ruleset.tables.contains(where: { !$0.sets.isEmpty }) else {
-                            return .success(KernelInput(layout: layout, backend: backend, files: files))
+                        let twin: Backend? =
+                            switch backend {
+                            case .nftables: ruleset.tables.contains { !$0.sets.isEmpty } ? .nftablesJSON : nil
+                            case .nftablesJSON: .nftables
+                            case .iptables: nil
+                            }
+                        let known = Self.knownNames(of: policy)
+                        guard let twin else {
+                            return .success(
+                                KernelInput(layout: layout, backend: backend, files: files, knownNames: known))
                         }
-                        return render(ruleset, layout: layout, backend: .nftablesJSON).map {
-                            KernelInput(layout: layout, backend: backend, files: files + $0)
+                        return render(ruleset, layout: layout, backend: twin).map {
+                            KernelInput(layout: layout, backend: backend, files: files + $0, knownNames: known)
                         }
                     }
                 }
             }
         }
+    }
+
+    static func knownNames(of policy: Policy) -> Set<String> {
+        var names = Set(policy.networks.map(\.bridge) + policy.host.externalInterfaces)
+        for container in policy.containers {
+            for attachment in container.attachments {
+                for address in [attachment.address4, attachment.address6].compactMap({ $0 }) {
+                    names.insert(address.description)
+                }
+            }
+        }
+        return names
     }
 }

@@ -6,9 +6,11 @@ import PortcullisRender
 /// What `apply` did.
 public enum ApplyOutcome: Sendable, Equatable {
     case unchanged(generation: Int)
-    /// `kernelSeconds`: how long the kernel transaction itself took. `pending`: the deadline
-    /// by which it must be confirmed, when one was asked for.
-    case applied(generation: Int, change: AppliedChange, kernelSeconds: Double, pending: PendingConfirmation?)
+    /// `diff`: what changed. `kernelSeconds`: how long the kernel transaction itself took.
+    /// `pending`: the deadline by which it must be confirmed, when one was asked for.
+    case applied(
+        generation: Int, change: AppliedChange, diff: RulesetDiff, kernelSeconds: Double,
+        pending: PendingConfirmation?)
 }
 
 /// What `rollback` did.
@@ -131,6 +133,7 @@ public struct Applier {
     /// process dies.
     public func apply(
         files: [String: String], backend kind: Backend, layout: String, policy: String, takeOver: Bool,
+        knownNames: Set<String> = [], prune: Bool = false,
         confirmation: (seconds: Int, watchdog: any ConfirmationWatchdog)? = nil
     ) throws -> ApplyOutcome {
         if let pending = pending() {
@@ -139,19 +142,13 @@ public struct Applier {
                     "generation \(pending.generation) is waiting for confirmation until \(pending.deadlineDate); run 'portcullis confirm' or 'portcullis rollback' first"
             )
         }
-        let previous = try store.latest()
-        if let previous, previous.backend != kind {
-            throw ApplyError(
-                message:
-                    "generation \(previous.number) was applied with the \(previous.backend.rawValue) backend; roll it back before switching to \(kind.rawValue)"
-            )
-        }
-        let backend = backend(for: kind)
-        let plan = try backend.plan(wanted: files, previous: previous, takeOver: takeOver)
+        let (previous, backend, plan) = try planned(files: files, backend: kind, takeOver: takeOver)
         if plan.isEmpty, let previous {
             logger.info("no changes: the kernel already holds generation \(previous.number)")
             return .unchanged(generation: previous.number)
         }
+        let cutOff = CutOff(plan.diff, known: knownNames)
+        if !cutOff.isEmpty && !prune { throw ApplyError(message: cutOff.refusal) }
         let generation = try store.record(
             backend: kind, layout: layout, policy: policy, applied: files, before: plan.before,
             createdTables: plan.createdTables)
@@ -199,7 +196,32 @@ public struct Applier {
         try store.endJournal()
         logger.info("applied generation \(generation.number) (\(layout), \(kind.rawValue))")
         return .applied(
-            generation: generation.number, change: plan.change, kernelSeconds: kernelSeconds, pending: pending)
+            generation: generation.number, change: plan.change, diff: plan.diff, kernelSeconds: kernelSeconds,
+            pending: pending)
+    }
+
+    /// What `apply` would change, without changing anything: the diff, and the bridges and
+    /// addresses it would cut off. Throws what `apply` would refuse with.
+    public func plan(files: [String: String], backend kind: Backend, takeOver: Bool, knownNames: Set<String>)
+        throws -> (diff: RulesetDiff, cutOff: CutOff)
+    {
+        let plan = try planned(files: files, backend: kind, takeOver: takeOver).plan
+        return (plan.diff, CutOff(plan.diff, known: knownNames))
+    }
+
+    /// The backend's plan for `files` over the latest generation (of the same backend).
+    private func planned(files: [String: String], backend kind: Backend, takeOver: Bool) throws -> (
+        previous: Generation?, backend: any KernelBackend, plan: Plan
+    ) {
+        let previous = try store.latest()
+        if let previous, previous.backend != kind {
+            throw ApplyError(
+                message:
+                    "generation \(previous.number) was applied with the \(previous.backend.rawValue) backend; roll it back before switching to \(kind.rawValue)"
+            )
+        }
+        let backend = backend(for: kind)
+        return (previous, backend, try backend.plan(wanted: files, previous: previous, takeOver: takeOver))
     }
 
     /// Undoes the latest generation: the kernel gets back exactly the snapshot taken before it

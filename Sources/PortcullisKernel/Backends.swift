@@ -20,6 +20,8 @@ struct Plan {
     /// What the kernel holds after the commit when it is known without asking the kernel
     /// (an element change leaves the structure listing as it was).
     var after: [String: String]? = nil
+    /// What the commit changes, chain by chain and set by set.
+    var diff = RulesetDiff()
     let commit: () throws(ApplyError) -> Void
 }
 
@@ -63,6 +65,8 @@ struct IptablesBackend: KernelBackend {
         var restores: [(tool: String, text: String)] = []
         var before: [String: String] = [:]
         var created: [String] = []
+        var oldLines: [LineGroup] = []
+        var newLines: [LineGroup] = []
         for (ext, (saveTool, restoreTool)) in Self.tools.sorted(by: { $0.key < $1.key }) {
             let wantedTables = SavedTable.parseAll(wanted[ext] ?? "")
             let previousTables = SavedTable.parseAll(previous?.applied[ext] ?? "")
@@ -96,6 +100,8 @@ struct IptablesBackend: KernelBackend {
                 }
                 input += merged.rendered(withCounters: true)
                 snapshot += current?.rendered(withCounters: true) ?? ""
+                oldLines += LineGroup.iptables(current.map { [$0] } ?? [], tool: ext)
+                newLines += LineGroup.iptables([merged], tool: ext)
                 if current == nil { created.append("\(family) \(name)") }
             }
             if !input.isEmpty {
@@ -107,7 +113,10 @@ struct IptablesBackend: KernelBackend {
         let snapshots = restores.map { restore in
             (restore.tool, before[Self.tools.first { $0.value.1 == restore.tool }!.key] ?? "")
         }
-        return Plan(before: before, isEmpty: restores.isEmpty, createdTables: created) { () throws(ApplyError) in
+        return Plan(
+            before: before, isEmpty: restores.isEmpty, createdTables: created,
+            diff: RulesetDiff(from: oldLines, to: newLines)
+        ) { () throws(ApplyError) in
             // Validate everything first, so that a rejected table leaves every table as it was.
             for (tool, text) in restores {
                 logger.debug("\(tool) -c --test <<EOF\n\(text)EOF")
@@ -375,13 +384,19 @@ struct NftablesBackend: KernelBackend {
         }
         let logger = self.logger
         let appliedBefore = verified && Set(existing).isSubset(of: previousTables) ? previous?.applied["nft.json"] : nil
+        // What the owned tables hold now, in text: the previous generation's own text when the
+        // kernel is verified to hold it, else the kernel's listing.
+        let textBefore =
+            verified && Set(existing).isSubset(of: previousTables)
+            ? previous?.applied["nft"] ?? listing(existing) : listing(existing)
+        let diff = RulesetDiff(from: LineGroup.nft(textBefore), to: LineGroup.nft(wanted["nft"] ?? ""))
         // Only elements differ: send those, and keep the tables (and everything in them) in place.
         if let appliedBefore, let wantedJSON = wanted["nft.json"], wantedTables == previousTables,
             let change = ElementChange(from: appliedBefore, to: wantedJSON)
         {
             return Plan(
                 before: ["nft.json": appliedBefore], isEmpty: false,
-                change: .elements(added: change.added, removed: change.removed), after: previous?.after
+                change: .elements(added: change.added, removed: change.removed), after: previous?.after, diff: diff
             ) { () throws(ApplyError) in
                 try Self.run(change.batch, logger: logger)
             }
@@ -407,7 +422,7 @@ struct NftablesBackend: KernelBackend {
             before["nft.json"] = snapshot
         }
         let deletions = existing
-        return Plan(before: before, isEmpty: false) { () throws(ApplyError) in
+        return Plan(before: before, isEmpty: false, diff: diff) { () throws(ApplyError) in
             let batch: String
             if isJSON {
                 var objects: [JSON] = deletions.map {

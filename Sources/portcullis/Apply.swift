@@ -9,63 +9,66 @@ struct Apply: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compile a policy and apply it to this host's kernel, atomically.",
         discussion: """
-            nftables backends go through libnftables as one transaction; iptables goes through
-            iptables-restore, one transaction per table, after the whole input passed
-            'iptables-restore --test'. Only what the layout owns changes: for the Docker layouts on
-            iptables, Docker's chains and the rules Portcullis wrote in built-in chains (everyone
-            else's chains and rules are carried over with their counters); on nftables, the
-            layout's tables (a table Portcullis did not write is refused unless --take-over).
+            nftables backends go through libnftables as one transaction; iptables goes through \
+            iptables-restore after the whole input passed 'iptables-restore --test'. Only what the \
+            layout owns changes: for the Docker layouts on iptables, Docker's chains and the rules \
+            Portcullis wrote in built-in chains (everyone else's chains and rules are carried over \
+            with their counters); on nftables, the layout's tables (a table Portcullis did not \
+            write is refused unless --take-over).
 
-            Each apply is a generation in the state directory with a snapshot of what it replaced;
-            'portcullis rollback' undoes the latest. Applying the same policy twice changes nothing
-            the second time. With --confirm N the new ruleset must be confirmed within N seconds
-            ('y' on the terminal, or 'portcullis confirm' from another shell) or it is rolled back:
-            use it when a bad rule could cut off your own connection.
+            Each apply is a generation in the state directory, recorded with a snapshot of what \
+            it replaces before the kernel is touched; 'portcullis rollback' loads that snapshot \
+            back. A run killed at any point is settled by the next command: the interrupted \
+            generation is undone. Applying the same policy twice changes nothing the second time. \
+            A policy that would remove the rules of bridges or containers it does not name (an \
+            empty policy, a forgotten network) is refused unless --prune. 'portcullis plan' shows \
+            the change first.
+
+            With --confirm N the new ruleset must be confirmed within N seconds ('y' on the \
+            terminal, or 'portcullis confirm' from another shell) or it is rolled back, even if \
+            this process or its terminal dies meanwhile: use it when a bad rule could cut off your \
+            own connection. Exits 0 when applied (or confirmed), 1 when not confirmed in time, 2 \
+            on an error (nothing changed).
 
             Examples:
-              portcullis apply policies/web-stack.policy
-              portcullis apply policies/web-stack.policy --backend nftables --confirm 60
-              portcullis confirm
+              portcullis plan policies/web-stack.policy
+              portcullis apply policies/web-stack.policy --confirm 60
+              portcullis confirm 3
             """)
 
-    @Argument(help: "The policy file.")
-    var policy: String
-
-    @OptionGroup var options: LayoutOptions
-    @OptionGroup var kernel: KernelOptions
+    @OptionGroup var change: ChangeOptions
 
     @Option(help: "Seconds to wait for confirmation before rolling back.")
     var confirm: Int?
 
-    @Flag(help: "Replace owned tables even if they hold rules Portcullis did not write (saved first).")
-    var takeOver = false
+    @Flag(help: "Show what would change and change nothing (the same as 'portcullis plan').")
+    var dryRun = false
+
+    var kernel: KernelOptions { change.kernel }
 
     func run() throws {
+        if dryRun { return try Plan.report(change, format: .text) }
+        let compiled = try change.compile(for: "applying a ruleset")
         let logger = kernel.logger()
-        let compiled = try Compiler().compileForKernel(policy, layout: options.layout, backend: options.backend)
-            .get(orExit: fail)
-        guard Host.hasNetAdmin else {
-            printError("error: applying a ruleset needs CAP_NET_ADMIN; nothing was changed")
-            throw ExitCode(2)
-        }
         let outcome = try kernel.withSettledState(logger: logger, files: compiled.files) { applier in
             try applier.apply(
                 files: compiled.filesByExtension, backend: compiled.backend, layout: compiled.layout.name,
-                policy: policy, takeOver: takeOver, confirmation: confirm.map { ($0, DeadlineWatchdog()) })
+                policy: change.policy, takeOver: change.takeOver, knownNames: compiled.knownNames, prune: change.prune,
+                confirmation: confirm.map { ($0, DeadlineWatchdog()) })
         }
         switch outcome {
         case .unchanged(let generation):
             print("no changes: generation \(generation) is already applied")
-        case .applied(let generation, let change, let seconds, let pending):
+        case .applied(let generation, let kind, let diff, let seconds, let pending):
             let took = String(format: "%.1f ms in the kernel", seconds * 1000)
-            let what =
-                switch change {
-                case .replaced: "replaced the ruleset"
+            let how =
+                switch kind {
+                case .replaced: "replaced the ruleset (\(diff.summary))"
                 case .elements(let added, let removed):
                     "only set elements changed, \(added) added and \(removed) removed in one transaction"
                 }
             print(
-                "applied generation \(generation) (\(compiled.layout.name), \(compiled.backend.rawValue)): \(what), \(took)"
+                "applied generation \(generation) (\(compiled.layout.name), \(compiled.backend.rawValue)): \(how), \(took)"
             )
             if let pending { try awaitConfirmation(pending, logger: logger) }
         }

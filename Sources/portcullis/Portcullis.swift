@@ -17,7 +17,8 @@ struct Portcullis: ParsableCommand {
             Exit codes: 0 ok, 1 differences found, 2 bad input or usage.
             """,
         subcommands: [
-            Compile.self, Check.self, Apply.self, Rollback.self, Confirm.self, Diff.self, Explain.self, Audit.self,
+            Compile.self, Check.self, Apply.self, Plan.self, Rollback.self, Confirm.self, Diff.self, Explain.self,
+            Audit.self,
             Import.self, ConfirmDeadline.self,
         ])
 

@@ -86,7 +86,13 @@ import Testing
         // Back to the first host: the worker's elements go, and so does the rule, so replaced.
         let stopped = apply(withWorker)
         #expect(stopped.stdout.contains("replaced the ruleset"))
-        let removed = apply(host)
+        // The worker's address is in the host's rules and the policy no longer names it: apply
+        // refuses to cut it off unless told to prune.
+        let guarded = apply(host)
+        #expect(
+            guarded.status == 2 && guarded.stderr.contains("would remove every rule of container addresses"),
+            "\(guarded.stderr)")
+        let removed = apply(host, ["--prune"])
         #expect(
             removed.stdout.contains("only set elements changed, 0 added and 2 removed"), "\(removed.stdout)")
         #expect(audit(host).status == 0)
@@ -103,7 +109,7 @@ import Testing
         try #require(edit.status == 0, "\(edit.stderr)")
         let refused = apply(host)
         #expect(refused.status == 2 && refused.stderr.contains("changed since generation"), "\(refused.stderr)")
-        let takenOver = apply(host, ["--take-over"])
+        let takenOver = apply(host, ["--take-over", "--prune"])
         #expect(takenOver.status == 0 && takenOver.stdout.contains("replaced the ruleset"), "\(takenOver.stderr)")
         #expect(audit(host).status == 0)
     }
