@@ -71,10 +71,11 @@ public struct PolicyLoader {
         let directory = URL(fileURLWithPath: canonical).deletingLastPathComponent()
         let displayDirectory = (display as NSString).deletingLastPathComponent
         for statement in syntax.statements {
-            guard case .include(let target) = statement else {
+            guard case .include(let include) = statement else {
                 statements.append(statement)
                 continue
             }
+            let target = include.path
             if target.value.isEmpty || target.value.hasPrefix("/") {
                 diagnostics.append(
                     Diagnostic(
