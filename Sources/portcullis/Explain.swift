@@ -202,7 +202,9 @@ struct Explain: ParsableCommand {
     /// Networks and containers as `portcullis import` reads them from the host's rules (Docker's
     /// or the native layout's), to name endpoints and route packets; other rules give an empty host.
     func importedPolicy(_ host: HostRules) throws -> Policy {
-        let text = DetectedImport.importPolicy(from: host.ruleset)?.result.policy ?? ""
+        let text =
+            DetectedImport.importPolicy(from: host.ruleset).map { Printer.print($0.result.host.syntax(path: "-")) }
+            ?? ""
         for candidate in [text, ""] {
             let (loaded, diagnostics) = PolicyLoader.load("rules imported from \(host.source)") { _ in candidate }
             if diagnostics.contains(where: { $0.severity == .error }) { continue }
