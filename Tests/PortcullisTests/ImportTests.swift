@@ -398,6 +398,25 @@ import Testing
         #expect(native.status == 2 && native.stderr.contains("holds no native layout"))
     }
 
+    /// `explain` without a policy checks the imported host's syntax tree. A host the checker
+    /// refuses (a bridge name no policy name can hold) is an error that quotes the policy
+    /// `import` writes, not an empty host whose packets all leave through eth0.
+    @Test func explainReportsAnImportedHostThatDoesNotCheck() {
+        let rules = Repo.read(Repo.golden + "/web-stack/docker-20.10.iptables")
+            .replacingOccurrences(of: "br-front", with: "br@front")
+        let result = run(
+            [
+                CommandLineTests.binary, "explain", "--ruleset", "-", "--from", "198.18.1.10", "--to", "198.18.2.10",
+                "--port", "8000/tcp",
+            ], input: rules)
+        #expect(result.status == 2)
+        #expect(result.stdout.isEmpty)
+        #expect(
+            result.stderr.contains("rules imported from -:16:9: error: invalid network name 'net-br@front'"),
+            "\(result.stderr)")
+        #expect(result.stderr.contains("\n    network net-br@front {\n"))
+    }
+
     // MARK: The native layout
 
     /// What a native layout's table means, to compare an import's compile with its source:
