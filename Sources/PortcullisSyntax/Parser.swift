@@ -206,11 +206,16 @@ public struct Parser {
         let close = position
         _ = advance()
         let (leading, openingComment) = trivia(from: first, through: open)
-        // An item owns the commas after it; the first also those before it.
+        // An item owns the commas after it on its line (a comma starting a line goes with the
+        // next item), the first item those before it, the last everything up to the '}'.
+        var ends = items.map { item in
+            var end = item.index
+            while end + 1 < close && tokens[end + 1].kind == .comma && !tokens[end + 1].startsLine { end += 1 }
+            return end
+        }
+        if !ends.isEmpty { ends[ends.count - 1] = close - 1 }
         let entries = items.indices.map { at in
-            let (itemLeading, itemTrailing) = trivia(
-                from: at == 0 ? open + 1 : items[at].index,
-                through: at == items.count - 1 ? close - 1 : items[at + 1].index - 1)
+            let (itemLeading, itemTrailing) = trivia(from: at == 0 ? open + 1 : ends[at - 1] + 1, through: ends[at])
             return ListEntry(items[at].value, leadingTrivia: itemLeading, trailingComment: itemTrailing)
         }
         return ListBlock(
