@@ -60,13 +60,10 @@ public struct DockerImporter: Sendable {
     }
 
     public struct Result: Sendable {
-        public let policy: String
-        /// What could not be imported, one line each.
-        public let notImported: [String]
+        /// What the rules say, to be written as the policy.
+        public let host: ImportedHost
         /// User rules the language cannot say, with their chain and family, for the caller to print.
         public let notImportedRules: [(chain: String, family: TableFamily, rule: Rule)]
-        /// What the rules do not say and the policy had to assume (it changes no rule), one line each.
-        public let assumed: [String]
     }
 
     struct ImportedNetwork {
@@ -407,38 +404,40 @@ public struct DockerImporter: Sendable {
         }
         containers = users.containers
 
-        var lines = [
-            "# Imported from a host managed by Docker (\(layout.rawValue) layout\(firewaller == .nftables ? ", its nftables firewaller" : ""))."
+        var imported = ImportedHost()
+        imported.header = [
+            "Imported from a host managed by Docker (\(layout.rawValue) layout\(firewaller == .nftables ? ", its nftables firewaller" : "")).",
+            "Containers are named after their address (c-A-B-C-D) and networks after their bridge",
+            "(net-BRIDGE; the default bridge is 'bridge'): a ruleset holds no names. Containers that",
+            "left no rule are not listed; host ports in 32768-60999 (the ephemeral range) are taken",
+            "as chosen by the daemon (-P).",
         ]
-        lines.append("# Containers are named after their address (c-A-B-C-D) and networks after their bridge")
-        lines.append("# (net-BRIDGE; the default bridge is 'bridge'): a ruleset holds no names. Containers that")
-        lines.append("# left no rule are not listed; host ports in 32768-60999 (the ephemeral range) are taken")
-        lines.append("# as chosen by the daemon (-P).")
-        var host: [String] = ["    layout \(layout.rawValue)"]
-        if firewaller == .nftables { host.append("    backend nftables") }
-        if proxyOff { host.append("    userland-proxy off") }
-        if layout == .docker2010 && ip6tables { host.append("    ip6tables on") }
+        imported.settings = [.layout(layout.rawValue)]
+        if firewaller == .nftables { imported.settings.append(.backend("nftables")) }
+        if proxyOff { imported.settings.append(.userlandProxyOff) }
+        if layout == .docker2010 && ip6tables { imported.settings.append(.ip6tablesOn) }
         let forwardPolicy = filter?.chain("FORWARD")?.base?.policy
         if layout == .docker15 {
-            if forwardPolicy == .drop { host.append("    forward-policy drop") }
+            if forwardPolicy == .drop { imported.settings.append(.forwardPolicy("drop")) }
         } else if forwardPolicy == .accept {
-            host.append("    forward-policy accept")
+            imported.settings.append(.forwardPolicy("accept"))
         }
-        for name in users.externals { host.append("    external \(name)") }
-        lines += ["", "host {"] + host + ["}"]
-        let (networkLines, known) = Self.networkBlocks(
+        if !users.externals.isEmpty { imported.settings.append(.external(users.externals)) }
+        let known: Set<String>
+        let written: Set<IPAddress>
+        (imported.networks, known) = Self.networkDeclarations(
             networks, containers: containers, notImported: &notImported, assumed: &assumed)
-        let (containerLines, written) = Self.containerBlocks(
+        (imported.containers, written) = Self.containerDeclarations(
             containers, networks: networks, known: known, daemonChosenPorts: true, notImported: &notImported)
-        lines += networkLines + containerLines
         let statements = users.statements.filter { statement in
             statement.addresses.allSatisfy { written.contains($0) }
         }
         if !statements.isEmpty {
-            lines += ["", "# From the rules in \(userChain):"] + statements.map(\.text)
+            imported.flowsHeading = "From the rules in \(userChain):"
+            imported.flows = statements.map(\.flow)
         }
         var rules = users.notImported
-        for statement in users.statements where !statements.contains(where: { $0.text == statement.text }) {
+        for statement in users.statements where !statements.contains(where: { $0.flow == statement.flow }) {
             rules.append(contentsOf: statement.rules.map { (userChain, $0.family, $0.rule) })
         }
         for chain in Set(rules.map(\.chain)).sorted() {
@@ -447,12 +446,12 @@ public struct DockerImporter: Sendable {
                 "\(rules.filter { $0.chain == chain }.count) rule(s) in \(table)\(chain) the policy language cannot say (listed below)"
             )
         }
-        return Result(
-            policy: Self.policyText(lines, assumed: assumed, notImported: notImported), notImported: notImported,
-            notImportedRules: rules, assumed: assumed)
+        imported.assumed = assumed
+        imported.notImported = notImported
+        return Result(host: imported, notImportedRules: rules)
     }
 
-    // MARK: Writing the policy (every import)
+    // MARK: Saying the host (every import)
 
     /// Networks are named after their bridge; the default bridge is 'bridge'.
     static func networkName(_ bridge: String) -> String { bridge == "docker0" ? "bridge" : "net-" + bridge }
@@ -462,18 +461,12 @@ public struct DockerImporter: Sendable {
         "c-" + address.description.map { $0 == "." || $0 == ":" ? "-" : String($0) }.joined()
     }
 
-    /// The policy's lines, then what was assumed and what was not imported, as comments.
-    static func policyText(_ lines: [String], assumed: [String], notImported: [String]) -> String {
-        (lines + assumed.map { "# assumed: \($0)" } + notImported.map { "# not imported: \($0)" })
-            .joined(separator: "\n") + "\n"
-    }
-
-    /// A block per network that has an IPv4 subnet (the others are reported), and their bridges.
-    static func networkBlocks(
+    /// A network per network that has an IPv4 subnet (the others are reported), and their bridges.
+    static func networkDeclarations(
         _ networks: [ImportedNetwork], containers: [ImportedContainer], notImported: inout [String],
         assumed: inout [String]
-    ) -> (lines: [String], known: Set<String>) {
-        var lines: [String] = []
+    ) -> (networks: [ImportedHost.Network], known: Set<String>) {
+        var declared: [ImportedHost.Network] = []
         var known: Set<String> = []
         for network in networks {
             guard let subnet = network.subnet else {
@@ -484,9 +477,10 @@ public struct DockerImporter: Sendable {
                 continue
             }
             known.insert(network.bridge)
-            lines += ["", "network \(network.name) {", "    bridge \(network.bridge)", "    subnet \(subnet.network)"]
+            var written = ImportedHost.Network(
+                name: network.name, bridge: network.bridge, subnets: ["\(subnet.network)"])
             if let subnet6 = network.subnet6 {
-                lines.append("    subnet \(subnet6.network)")
+                written.subnets.append("\(subnet6.network)")
                 // The gateway defaults to the subnet's first address; when a container holds
                 // it, the gateway is elsewhere (no rule names it).
                 let members = containers.filter { $0.bridge == network.bridge }
@@ -495,31 +489,29 @@ public struct DockerImporter: Sendable {
                     let gateway =
                         (1...0xFFFE).reversed().lazy.map { base.adding(UInt64($0)) }
                         .first { address in !members.contains { $0.address6 == address } } ?? base
-                    lines.append("    gateway \(gateway)")
+                    written.gateway = "\(gateway)"
                     assumed.append(
                         "network on bridge \(network.bridge): its IPv6 gateway is in no rule and a container holds the first address; \(gateway) is written"
                     )
                 }
             }
-            if network.internal { lines.append("    internal") }
-            if !network.icc { lines.append("    icc deny") }
-            if !network.masquerade && !network.internal && network.gatewayMode != "routed" {
-                lines.append("    masquerade off")
-            }
-            if let mode = network.gatewayMode { lines.append("    gateway-mode \(mode)") }
-            lines.append("}")
+            written.internal = network.internal
+            written.iccDeny = !network.icc
+            written.masqueradeOff = !network.masquerade && !network.internal && network.gatewayMode != "routed"
+            written.gatewayMode = network.gatewayMode
+            declared.append(written)
         }
-        return (lines, known)
+        return (declared, known)
     }
 
-    /// A block per container on a written network (the others are reported), and their
+    /// A container per container on a written network (the others are reported), and their
     /// addresses. With `daemonChosenPorts`, host ports in Docker's ephemeral range on every
     /// address are written as chosen by the daemon (`publish PORT/PROTO`).
-    static func containerBlocks(
+    static func containerDeclarations(
         _ containers: [ImportedContainer], networks: [ImportedNetwork], known: Set<String>, daemonChosenPorts: Bool,
         notImported: inout [String]
-    ) -> (lines: [String], written: Set<IPAddress>) {
-        var lines: [String] = []
+    ) -> (containers: [ImportedHost.Container], written: Set<IPAddress>) {
+        var declared: [ImportedHost.Container] = []
         var written: Set<IPAddress> = []
         for imported in containers {
             guard
@@ -531,19 +523,22 @@ public struct DockerImporter: Sendable {
                 continue
             }
             written.insert(imported.address)
-            lines += ["", "container \(imported.name) {", "    attach \(network.name) \(imported.address)"]
-            if let address6 = imported.address6 { lines.append("    attach \(network.name) \(address6)") }
+            var container = ImportedHost.Container(
+                name: imported.name, network: network.name,
+                addresses: ([imported.address] + (imported.address6.map { [$0] } ?? [])).map(\.description))
             for publish in imported.publishes {
                 let transport = publish.transport.rawValue
                 guard let hostPort = publish.hostPort else {
                     // A routed network maps no host port: the container port is what is opened.
-                    lines.append("    publish \(publish.containerPort)/\(transport)")
+                    container.publishes.append(
+                        ImportedHost.Publish(containerSide: "\(publish.containerPort)/\(transport)"))
                     continue
                 }
                 // Docker's default ephemeral range holds the ports it chose itself (-P, -p PORT):
                 // imported as such, the allocator picks them again and in Docker's order.
                 if daemonChosenPorts && publish.hostAddress == nil && Self.ephemeral.contains(hostPort) {
-                    lines.append("    publish \(publish.containerPort)/\(transport)")
+                    container.publishes.append(
+                        ImportedHost.Publish(containerSide: "\(publish.containerPort)/\(transport)"))
                     continue
                 }
                 let host =
@@ -551,17 +546,14 @@ public struct DockerImporter: Sendable {
                 let last = { (first: UInt16) in first + UInt16(publish.count - 1) }
                 let hostPorts = PortRange(hostPort, last(hostPort))
                 let containerPorts = PortRange(publish.containerPort, last(publish.containerPort))
-                let from =
-                    publish.allowedSources.isEmpty
-                    ? ""
-                    : " from "
-                        + publish.allowedSources.map { $0.isHost ? $0.address.description : $0.description }
-                        .joined(separator: ", ")
-                lines.append("    publish \(host)\(hostPorts) -> \(containerPorts)/\(transport)\(from)")
+                container.publishes.append(
+                    ImportedHost.Publish(
+                        hostSide: "\(host)\(hostPorts)", containerSide: "\(containerPorts)/\(transport)",
+                        sources: publish.allowedSources.map { $0.isHost ? $0.address.description : $0.description }))
             }
-            lines.append("}")
+            declared.append(container)
         }
-        return (lines, written)
+        return (declared, written)
     }
 
     /// `! -s SUBNET -o BRIDGE -j DROP` (ip6tables: `! -s SUBNET ! -i BRIDGE -o BRIDGE -j DROP`):
@@ -581,7 +573,8 @@ struct UserRuleImport {
     let networks: [DockerImporter.ImportedNetwork]
     var containers: [DockerImporter.ImportedContainer]
     let layout: DockerImporter.Layout
-    var statements: [(text: String, addresses: [IPAddress], rules: [(family: TableFamily, rule: Rule)])] = []
+    var statements: [(flow: ImportedHost.Flow, addresses: [IPAddress], rules: [(family: TableFamily, rule: Rule)])] =
+        []
     var notImported: [(chain: String, family: TableFamily, rule: Rule)] = []
     /// The family of the rules being read.
     var family: TableFamily = .ip
@@ -623,9 +616,10 @@ struct UserRuleImport {
             if ports != nil && transport == nil { return nil }
         }
 
-        var portText: String {
-            guard let transport else { return "" }
-            return ports.map { " port \($0)/\(transport.rawValue)" } ?? ""
+        /// The `port` clause's value, if the rule names ports.
+        var portSpecs: [String] {
+            guard let transport, let ports else { return [] }
+            return ["\(ports)/\(transport.rawValue)"]
         }
     }
 
@@ -652,11 +646,11 @@ struct UserRuleImport {
 
     /// A statement, or one more rule of one already read (the other family's rule of a flow
     /// between dual-stack containers).
-    mutating func add(_ text: String, _ addresses: [IPAddress], _ rule: Rule) {
-        if let at = statements.firstIndex(where: { $0.text == text }) {
+    mutating func add(_ flow: ImportedHost.Flow, _ addresses: [IPAddress], _ rule: Rule) {
+        if let at = statements.firstIndex(where: { $0.flow == flow }) {
             statements[at].rules.append((family, rule))
         } else {
-            statements.append((text, addresses, [(family, rule)]))
+            statements.append((flow, addresses, [(family, rule)]))
         }
     }
 
@@ -679,14 +673,15 @@ struct UserRuleImport {
                 pending.append((index, rule))
                 continue
             }
-            let kind = rule.action == .accept ? "allow" : rule.action == .drop ? "deny" : nil
+            let kind: ImportedHost.Flow.Kind? = rule.action == .accept ? .allow : rule.action == .drop ? .deny : nil
             // allow / deny: both ends on bridges.
             if let kind, !fields.outputNegated, network(fields.input) != nil, network(fields.output) != nil,
                 let source = endpoint(fields.source, bridge: fields.input),
                 let destination = endpoint(fields.destination, bridge: fields.output)
             {
                 add(
-                    "\(kind) \(source.name) -> \(destination.name)\(fields.portText)",
+                    ImportedHost.Flow(
+                        kind: kind, source: source.name, destination: destination.name, ports: fields.portSpecs),
                     [source.address, destination.address].compactMap { $0 }, rule)
                 continue
             }
@@ -700,7 +695,10 @@ struct UserRuleImport {
                 }
                 let destination =
                     fields.destination.map { $0.isHost ? $0.address.description : $0.network.description } ?? "any"
-                add("egress \(source.name) -> \(destination)\(fields.portText)", [source.address!], rule)
+                add(
+                    ImportedHost.Flow(
+                        kind: .egress, source: source.name, destination: destination, ports: fields.portSpecs),
+                    [source.address!], rule)
                 egressSources.insert(source.name)
                 continue
             }
@@ -730,7 +728,7 @@ struct UserRuleImport {
                 default: false
                 }
             }
-            if !shape || !statements.contains(where: { $0.text.hasPrefix("allow ") }) {
+            if !shape || !statements.contains(where: { $0.flow.kind == .allow }) {
                 notImported.append(("PREROUTING", family, rule))
             }
         }
@@ -839,5 +837,97 @@ enum DockerBridgesImport {
             result.tables += [raw, filter, nat]
         }
         return result
+    }
+}
+
+/// What an import read from a host's rules, in the policy language's terms: host settings,
+/// networks, containers with their publishes, groups and flows, and the notes a reader needs.
+/// The `portcullis` command says it as a syntax tree and prints that (no policy text is put
+/// together by hand); this module cannot see PortcullisSyntax. Values are spelled as policies
+/// spell them (`198.18.0.0/24`, `8080-8081`, `80/tcp`).
+public struct ImportedHost: Sendable {
+    /// Comment lines for the top of the policy: where it comes from, how things were named.
+    public var header: [String] = []
+    /// Host settings, in the order written.
+    public var settings: [HostSetting] = []
+    public var networks: [Network] = []
+    public var containers: [Container] = []
+    public var groups: [Group] = []
+    /// A comment line above the flows: where they were read.
+    public var flowsHeading: String?
+    public var flows: [Flow] = []
+    /// What the rules do not say and the policy had to assume (it changes no rule), one line each.
+    public var assumed: [String] = []
+    /// What could not be imported, one line each.
+    public var notImported: [String] = []
+
+    public enum HostSetting: Sendable, Hashable {
+        case layout(String)
+        case backend(String)
+        case userlandProxyOff
+        case ip6tablesOn
+        /// `accept` or `drop`.
+        case forwardPolicy(String)
+        case external([String])
+        case logDrops(rate: String?, prefix: String)
+        case countDropsOn
+    }
+
+    public struct Network: Sendable, Hashable {
+        public var name: String
+        public var bridge: String
+        /// The IPv4 subnet, then the IPv6 one if there is one.
+        public var subnets: [String]
+        public var gateway: String?
+        public var `internal` = false
+        public var iccDeny = false
+        public var masqueradeOff = false
+        /// `routed` or `nat-unprotected`.
+        public var gatewayMode: String?
+    }
+
+    public struct Container: Sendable, Hashable {
+        public var name: String
+        public var network: String
+        /// Its IPv4 address on the network, then its IPv6 one if it has one.
+        public var addresses: [String]
+        public var publishes: [Publish] = []
+    }
+
+    public struct Publish: Sendable, Hashable {
+        /// `[ADDRESS:]PORTS`; nil when the daemon chose the host port, or a routed network
+        /// maps none.
+        public var hostSide: String?
+        /// `PORTS/PROTOCOL`.
+        public var containerSide: String
+        /// The `from` allow-list.
+        public var sources: [String] = []
+    }
+
+    public struct Group: Sendable, Hashable {
+        public var name: String
+        public var members: [String]
+    }
+
+    public struct Flow: Sendable, Hashable, CustomStringConvertible {
+        public enum Kind: String, Sendable, Hashable {
+            case allow
+            case deny
+            case egress
+        }
+
+        public var kind: Kind
+        public var source: String
+        public var destination: String
+        /// `PORTS/PROTOCOL` each.
+        public var ports: [String]
+        /// A comment line above the statement.
+        public var comment: String?
+
+        /// The statement as a policy says it, for messages.
+        public var description: String {
+            "\(kind.rawValue) \(source) -> \(destination)"
+                + (ports.isEmpty ? "" : " port " + ports.joined(separator: ", "))
+        }
     }
 }

@@ -9,9 +9,10 @@ import PortcullisNet
 /// quotes the original statement, is only shown); `egress` statements from the egress sets; and
 /// the host settings the rules show.
 ///
-/// The policy is written with `DockerImporter`'s writer and naming. What the table cannot tell
-/// (container names, which addresses are one container's on several networks, groups, a
-/// network's `host-binding`, containers with no element) is said in the policy, never invented.
+/// It gives an `ImportedHost` with `DockerImporter`'s declarations and naming. What the table
+/// cannot tell (container names, which addresses are one container's on several networks,
+/// groups, a network's `host-binding`, containers with no element) is said in the policy,
+/// never invented.
 public struct NativeImporter: Sendable {
     public let table: Table
 
@@ -76,10 +77,6 @@ public struct NativeImporter: Sendable {
         var text: String { "\(ports)/\(transport.rawValue)" }
     }
 
-    static func portText(_ specs: [PortSpecKey]) -> String {
-        specs.isEmpty ? "" : " port " + specs.map(\.text).joined(separator: ", ")
-    }
-
     static func hostText(_ prefix: IPPrefix) -> String {
         prefix.isHost ? prefix.address.description : prefix.description
     }
@@ -132,16 +129,16 @@ public struct NativeImporter: Sendable {
         }
 
         // Host settings.
-        var host = ["    layout native", "    backend nftables"]
+        var settings: [ImportedHost.HostSetting] = [.layout("native"), .backend("nftables")]
         let forward = table.chain("forward")
-        if forward?.base?.policy == .accept { host.append("    forward-policy accept") }
+        if forward?.base?.policy == .accept { settings.append(.forwardPolicy("accept")) }
         // The output chain leaves loopback destinations to the userland proxy while it is on;
         // `proxied` (bridges whose containers the proxy would carry) exists only then.
         if let output = table.chain("output"), !output.rules.isEmpty {
             let proxy = output.rules.contains { rule in
                 rule.matches.contains { if case .address(.destination, _, true) = $0 { true } else { false } }
             }
-            if !proxy { host.append("    userland-proxy off") }
+            if !proxy { settings.append(.userlandProxyOff) }
             if !proxy && !elements("proxied").isEmpty {
                 notImported.append("the output chain says the userland proxy is off, but 'proxied' lists bridges")
             }
@@ -154,7 +151,7 @@ public struct NativeImporter: Sendable {
             if case .interface(let name)? = element.key.first { return name }
             return nil
         }
-        if !externals.isEmpty { host.append("    external \(externals.joined(separator: ", "))") }
+        if !externals.isEmpty { settings.append(.external(externals)) }
         let allRules = table.chains.flatMap(\.rules)
         for rule in allRules {
             guard rule.effects.contains(where: { if case .log = $0 { true } else { false } }) else { continue }
@@ -164,14 +161,14 @@ public struct NativeImporter: Sendable {
                         if case .limit(let rate) = match { return rate }
                         return nil
                     }.first
-                    let rateText = rate.map { " rate \($0.count)/\($0.unit.rawValue)" } ?? ""
-                    host.append("    log-drops\(rateText) prefix \"\(prefix.text)\"")
+                    settings.append(
+                        .logDrops(rate: rate.map { "\($0.count)/\($0.unit.rawValue)" }, prefix: prefix.text))
                 }
             }
             break
         }
         if allRules.contains(where: { $0.action == .drop && $0.effects.contains(.counter) }) {
-            host.append("    count-drops on")
+            settings.append(.countDropsOn)
         }
 
         // Containers: every address in a publish map, flow set or egress set, in that order.
@@ -343,7 +340,7 @@ public struct NativeImporter: Sendable {
         }
 
         // allow / deny: one statement per flow rule, from its set's elements.
-        var statements: [(lines: [String], groups: [String], addresses: [IPAddress])] = []
+        var statements: [(flows: [ImportedHost.Flow], groups: [ImportedHost.Group], addresses: [IPAddress])] = []
         for flow in flowRules {
             let perFamily = Self.families.map { family in
                 (family, flowSets[Self.named("flow-\(flow.index)", family)] ?? [])
@@ -399,19 +396,22 @@ public struct NativeImporter: Sendable {
                 if case .container(let address) = endpoint { return address }
                 return nil
             }
-            var statement: (lines: [String], groups: [String], addresses: [IPAddress]) = ([], [], addresses)
-            if let comment = flow.comment { statement.lines.append("# flow-\(flow.index) said: \(comment)") }
+            var statement: (flows: [ImportedHost.Flow], groups: [ImportedHost.Group], addresses: [IPAddress]) = (
+                [], [], addresses
+            )
             if zip(expected, actual).allSatisfy({ Set($0) == Set($1) }) && containersOnly(sources)
                 && containersOnly(destinations)
             {
                 func side(_ endpoints: [Endpoint], _ suffix: String) -> String {
                     guard endpoints.count > 1 else { return name(endpoints[0]) }
                     let group = "flow-\(flow.index)-\(suffix)"
-                    statement.groups.append("group \(group) { \(endpoints.map(name).joined(separator: ", ")) }")
+                    statement.groups.append(ImportedHost.Group(name: group, members: endpoints.map(name)))
                     return group
                 }
-                statement.lines.append(
-                    "\(flow.kind) \(side(sources, "from")) -> \(side(destinations, "to"))\(Self.portText(ports))")
+                statement.flows.append(
+                    ImportedHost.Flow(
+                        kind: flow.kind, source: side(sources, "from"), destination: side(destinations, "to"),
+                        ports: ports.map(\.text)))
             } else {
                 // Not one statement's elements: a statement per pair, in element order.
                 var split: [(Endpoint, Endpoint, [PortSpecKey])] = []
@@ -426,8 +426,13 @@ public struct NativeImporter: Sendable {
                     "flow-\(flow.index)\(said): its elements are not one statement's sources × destinations; written as \(split.count) statements (the same verdicts, \(split.count) rules instead of one)"
                 )
                 for (from, to, specs) in split {
-                    statement.lines.append("\(flow.kind) \(name(from)) -> \(name(to))\(Self.portText(specs))")
+                    statement.flows.append(
+                        ImportedHost.Flow(
+                            kind: flow.kind, source: name(from), destination: name(to), ports: specs.map(\.text)))
                 }
+            }
+            if let comment = flow.comment, !statement.flows.isEmpty {
+                statement.flows[0].comment = "flow-\(flow.index) said: \(comment)"
             }
             statements.append(statement)
         }
@@ -502,11 +507,10 @@ public struct NativeImporter: Sendable {
         for egress in egress {
             var addresses: [IPAddress] = []
             if case .container(let address) = egress.source { addresses.append(address) }
-            statements.append(
-                (
-                    ["egress \(name(egress.source)) -> \(egress.destination)\(Self.portText(egress.ports ?? []))"], [],
-                    addresses
-                ))
+            let flow = ImportedHost.Flow(
+                kind: .egress, source: name(egress.source), destination: egress.destination,
+                ports: (egress.ports ?? []).map(\.text))
+            statements.append(([flow], [], addresses))
         }
 
         for chain in table.chains where !Self.chains.contains(chain.name) {
@@ -516,35 +520,33 @@ public struct NativeImporter: Sendable {
             notImported.append("set \(set.name): not one the native layout writes (\(set.elements.count) element(s))")
         }
 
-        var lines = [
-            "# Imported from a host run by Portcullis' native layout (table inet portcullis).",
-            "# Containers are named after their address (c-A-B-C-D) and networks after their bridge",
-            "# (net-BRIDGE; the default bridge is 'bridge'): the table holds no names. It cannot tell",
-            "# which addresses are one container's on several networks (each is a container here),",
-            "# which containers a group held (a statement naming several has a group flow-N-from or",
-            "# flow-N-to), or a network's host-binding (its publishes name the address). Containers",
-            "# with no published port, flow or egress are in no set and not listed.",
-            "", "host {",
+        var imported = ImportedHost()
+        imported.header = [
+            "Imported from a host run by Portcullis' native layout (table inet portcullis).",
+            "Containers are named after their address (c-A-B-C-D) and networks after their bridge",
+            "(net-BRIDGE; the default bridge is 'bridge'): the table holds no names. It cannot tell",
+            "which addresses are one container's on several networks (each is a container here),",
+            "which containers a group held (a statement naming several has a group flow-N-from or",
+            "flow-N-to), or a network's host-binding (its publishes name the address). Containers",
+            "with no published port, flow or egress are in no set and not listed.",
         ]
-        lines += host + ["}"]
-        let (networkLines, known) = DockerImporter.networkBlocks(
+        imported.settings = settings
+        let known: Set<String>
+        let written: Set<IPAddress>
+        (imported.networks, known) = DockerImporter.networkDeclarations(
             networks, containers: containers, notImported: &notImported, assumed: &assumed)
-        let (containerLines, written) = DockerImporter.containerBlocks(
+        (imported.containers, written) = DockerImporter.containerDeclarations(
             containers, networks: networks, known: known, daemonChosenPorts: false, notImported: &notImported)
-        lines += networkLines + containerLines
         for statement in statements where !statement.addresses.allSatisfy(written.contains) {
-            notImported.append(
-                "\(statement.lines.last!): it names a container that no written network holds; left out")
+            notImported.append("\(statement.flows.last!): it names a container that no written network holds; left out")
         }
         let kept = statements.filter { $0.addresses.allSatisfy(written.contains) }
-        let groups = kept.flatMap(\.groups)
-        if !groups.isEmpty { lines += [""] + groups }
-        if !kept.isEmpty {
-            lines += ["", "# From the flow rules (in chain order) and the egress sets:"] + kept.flatMap(\.lines)
-        }
-        return DockerImporter.Result(
-            policy: DockerImporter.policyText(lines, assumed: assumed, notImported: notImported),
-            notImported: notImported, notImportedRules: [], assumed: assumed)
+        imported.groups = kept.flatMap(\.groups)
+        imported.flows = kept.flatMap(\.flows)
+        if !kept.isEmpty { imported.flowsHeading = "From the flow rules (in chain order) and the egress sets:" }
+        imported.assumed = assumed
+        imported.notImported = notImported
+        return DockerImporter.Result(host: imported, notImportedRules: [])
     }
 
     /// Port specs of one protocol whose ranges overlap or touch (one statement would merge them).
@@ -567,7 +569,7 @@ public struct NativeImporter: Sendable {
     struct FlowRule {
         let index: Int
         /// `allow` (accept) or `deny` (drop).
-        let kind: String
+        let kind: ImportedHost.Flow.Kind
         let comment: String?
     }
 
@@ -584,7 +586,7 @@ public struct NativeImporter: Sendable {
                 let comment = rule.comment.map {
                     $0.text.hasPrefix("portcullis: ") ? String($0.text.dropFirst(12)) : $0.text
                 }
-                rules.append(FlowRule(index: index, kind: rule.action == .accept ? "allow" : "deny", comment: comment))
+                rules.append(FlowRule(index: index, kind: rule.action == .accept ? .allow : .deny, comment: comment))
             }
         }
         return rules

@@ -27,6 +27,9 @@ public enum Grammar {
         ["include"] + BlockKind.allCases.map(\.rawValue) + ListKind.allCases.map(\.rawValue) + ruleKeywords
     public static let ruleKeywords = ["allow", "deny", "egress"]
 
+    /// Clauses whose value is free text (a log prefix): always written as a string.
+    public static let textClauses: Set<String> = ["prefix"]
+
     static let portClauses: [(String, Arity, Bool)] = [("port", .list, false), ("service", .list, false)]
 
     public static let rules: [String: SettingShape] = [

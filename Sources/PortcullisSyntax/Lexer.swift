@@ -32,6 +32,16 @@ public struct Token: Sendable, Hashable {
     }
 }
 
+/// Comments and blank lines the lexer passed over, by the index of the token they stand next
+/// to; the parser hangs them on syntax nodes. Kept apart from `Token`: most lines have none.
+public struct TokenTrivia: Sendable {
+    /// Whole-line comments and blank lines before a token (the end token holds those at the
+    /// end of the file).
+    public var leading: [Int: [Trivia]] = [:]
+    /// The comment ending the line a token is the last one of.
+    public var trailing: [Int: String] = [:]
+}
+
 /// Splits policy text into tokens; `#` starts a comment that runs to the end of the line.
 ///
 /// It walks the UTF-8 bytes: everything the grammar gives meaning to is ASCII, and a host with
@@ -65,8 +75,14 @@ public struct Lexer {
         return estimate
     }
 
-    public static func tokenize(_ text: String, file: String) -> (tokens: [Token], diagnostics: [Diagnostic]) {
+    public static func tokenize(_ text: String, file: String) -> (
+        tokens: [Token], trivia: TokenTrivia, diagnostics: [Diagnostic]
+    ) {
         var diagnostics: [Diagnostic] = []
+        var trivia = TokenTrivia()
+        /// Comments and blank lines waiting for the next token.
+        var pending: [Trivia] = []
+        var lineHasComment = false
         let bytes = Array(text.utf8)
         let count = bytes.count
         var tokens: [Token] = []
@@ -78,6 +94,10 @@ public struct Lexer {
 
         func location() -> SourceLocation { SourceLocation(file: file, line: line, column: column) }
         func emit(_ kind: Token.Kind, _ value: String, start: SourceLocation, length: Int) {
+            if !pending.isEmpty {
+                trivia.leading[tokens.count] = pending
+                pending = []
+            }
             tokens.append(
                 Token(
                     kind: kind, text: value, range: SourceRange(start: start, length: length), startsLine: !lineHasToken
@@ -98,10 +118,12 @@ public struct Lexer {
         while i < count {
             let c = bytes[i]
             if endsLine(i) {
+                if !lineHasToken && !lineHasComment && pending.last != .blankLine { pending.append(.blankLine) }
                 i += c == carriageReturn ? 2 : 1
                 line += 1
                 column = 1
                 lineHasToken = false
+                lineHasComment = false
                 continue
             }
             if c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") || c == carriageReturn {
@@ -110,7 +132,17 @@ public struct Lexer {
                 continue
             }
             if c == UInt8(ascii: "#") {
+                let start = i
                 while i < count && !endsLine(i) { i += 1 }
+                var end = i
+                while bytes[end - 1] == UInt8(ascii: " ") || bytes[end - 1] == UInt8(ascii: "\t") { end -= 1 }
+                let comment = String(decoding: bytes[start..<end], as: UTF8.self)
+                if lineHasToken {
+                    trivia.trailing[tokens.count - 1] = comment
+                } else {
+                    pending.append(.comment(comment))
+                }
+                lineHasComment = true
                 continue
             }
             let start = location()
@@ -197,9 +229,10 @@ public struct Lexer {
                 i = j
             }
         }
+        if !pending.isEmpty { trivia.leading[tokens.count] = pending }
         tokens.append(
             Token(
                 kind: .end, text: "", range: SourceRange(start: location(), length: 1), startsLine: true))
-        return (tokens, diagnostics)
+        return (tokens, trivia, diagnostics)
     }
 }

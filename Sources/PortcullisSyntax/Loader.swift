@@ -9,6 +9,17 @@ public struct LoadedPolicy: Sendable {
     public let rootFile: String
 }
 
+extension LoadedPolicy {
+    /// A policy whose tree is already in memory (built by `import`, placed by
+    /// `Printer.printPlaced`), with the text its diagnostics quote. Nothing is read or parsed;
+    /// the tree must hold no `include`, which only `PolicyLoader` expands.
+    public init(_ syntax: SyntaxFile, text: String) {
+        var sources = SourceStore()
+        sources.add(file: syntax.path, text: text)
+        self.init(statements: syntax.statements, sources: sources, rootFile: syntax.path)
+    }
+}
+
 /// Reads a policy file and the files it includes.
 ///
 /// `include` paths are relative to the including file. Each file is read once: a second
@@ -71,10 +82,11 @@ public struct PolicyLoader {
         let directory = URL(fileURLWithPath: canonical).deletingLastPathComponent()
         let displayDirectory = (display as NSString).deletingLastPathComponent
         for statement in syntax.statements {
-            guard case .include(let target) = statement else {
+            guard case .include(let include) = statement else {
                 statements.append(statement)
                 continue
             }
+            let target = include.path
             if target.value.isEmpty || target.value.hasPrefix("/") {
                 diagnostics.append(
                     Diagnostic(

@@ -2,22 +2,43 @@
 ///
 /// On a syntax error it records a diagnostic that says what was expected, then skips to the
 /// next line that starts a statement, so one run reports every independent error.
+///
+/// Comments and blank lines go on the nodes they stand next to (`Trivia`): those above a node
+/// are its leading trivia, a comment after its last token is its trailing comment.
 public struct Parser {
     private let tokens: [Token]
+    private let trivia: TokenTrivia
     private var position = 0
     private var diagnostics: [Diagnostic] = []
     private let file: String
 
     public static func parse(_ text: String, file: String) -> (SyntaxFile, [Diagnostic]) {
-        let (tokens, lexDiagnostics) = Lexer.tokenize(text, file: file)
-        var parser = Parser(tokens: tokens, file: file)
+        let (tokens, trivia, lexDiagnostics) = Lexer.tokenize(text, file: file)
+        var parser = Parser(tokens: tokens, trivia: trivia, file: file)
         let statements = parser.parseFile()
-        return (SyntaxFile(path: file, statements: statements), lexDiagnostics + parser.diagnostics)
+        let syntax = SyntaxFile(path: file, statements: statements, endTrivia: trivia.leading[tokens.count - 1] ?? [])
+        return (syntax, lexDiagnostics + parser.diagnostics)
     }
 
-    private init(tokens: [Token], file: String) {
+    private init(tokens: [Token], trivia: TokenTrivia, file: String) {
         self.tokens = tokens
+        self.trivia = trivia
         self.file = file
+    }
+
+    /// The trivia of a node made of the tokens `first...last`: the lines above its first token
+    /// and the comment ending its last. Comments on the lines the node spans in between (a
+    /// list continued on the next line) move above it, in their order: the printer writes the
+    /// node on one line.
+    private func trivia(from first: Int, through last: Int) -> (leading: [Trivia], trailing: String?) {
+        var leading = trivia.leading[first] ?? []
+        if first < last, tokens[(first + 1)...last].contains(where: \.startsLine) {
+            for index in first...last {
+                if index > first { leading += (trivia.leading[index] ?? []).filter { $0 != .blankLine } }
+                if index < last, let comment = trivia.trailing[index] { leading.append(.comment(comment)) }
+            }
+        }
+        return (leading, trivia.trailing[last])
     }
 
     private struct Failure: Error {}
@@ -78,11 +99,14 @@ public struct Parser {
             throw fail("a statement (\(Grammar.topLevelKeywords.joined(separator: ", ")))")
         }
         if token.text == "include" {
-            _ = advance()
+            let first = position
+            let keyword = located(advance())
             guard current.kind == .string else {
                 throw fail("a quoted file name after 'include'", hint: "write include \"common.policy\"")
             }
-            return .include(located(advance()))
+            let path = located(advance())
+            let (leading, trailing) = trivia(from: first, through: position - 1)
+            return .include(Include(keyword: keyword, path: path, leadingTrivia: leading, trailingComment: trailing))
         }
         if let kind = BlockKind(rawValue: token.text) {
             return .block(try parseBlock(kind))
@@ -113,9 +137,11 @@ public struct Parser {
     }
 
     private mutating func parseBlock(_ kind: BlockKind) throws -> Block {
+        let first = position
         let keyword = located(advance())
         let name = kind == .host ? nil : try parseName(after: kind.rawValue)
         try expectOpenBrace("\(kind.rawValue) block")
+        let (leading, openingComment) = trivia(from: first, through: position - 1)
         let shapes = Grammar.settings[kind]!
         var settings: [Setting] = []
         while current.kind != .closeBrace {
@@ -144,8 +170,12 @@ public struct Parser {
                 skipLineInBlock()
             }
         }
+        let close = position
         _ = advance()
-        return Block(kind: kind, keyword: keyword, name: name, settings: settings)
+        return Block(
+            kind: kind, keyword: keyword, name: name, settings: settings, leadingTrivia: leading,
+            openingComment: openingComment, closingTrivia: trivia.leading[close] ?? [],
+            trailingComment: trivia.trailing[close])
     }
 
     /// After an error inside a block: skip to the next line (or the block's closing brace).
@@ -156,21 +186,43 @@ public struct Parser {
     }
 
     private mutating func parseList(_ kind: ListKind) throws -> ListBlock {
+        let first = position
         let keyword = located(advance())
         let name = try parseName(after: kind.rawValue)
         try expectOpenBrace("\(kind.rawValue) list")
-        var items: [Located<String>] = []
+        let open = position - 1
+        var items: [(value: Located<String>, index: Int)] = []
         while current.kind != .closeBrace {
             switch current.kind {
-            case .word: items.append(located(advance()))
+            case .word:
+                items.append((located(current), position))
+                _ = advance()
             case .comma: _ = advance()
             case .end:
                 throw fail("'}' to close the \(kind.rawValue) list opened at line \(keyword.range.start.line)")
             default: throw fail("a list item, ',' or '}'")
             }
         }
+        let close = position
         _ = advance()
-        return ListBlock(kind: kind, keyword: keyword, name: name, items: items)
+        let (leading, openingComment) = trivia(from: first, through: open)
+        // An item owns the commas after it on its line (a comma starting a line goes with the
+        // next item), the first item those before it, the last everything up to the '}'.
+        var ends = items.map { item in
+            var end = item.index
+            while end + 1 < close && tokens[end + 1].kind == .comma && !tokens[end + 1].startsLine { end += 1 }
+            return end
+        }
+        if !ends.isEmpty { ends[ends.count - 1] = close - 1 }
+        let entries = items.indices.map { at in
+            let (itemLeading, itemTrailing) = trivia(from: at == 0 ? open + 1 : ends[at - 1] + 1, through: ends[at])
+            return ListEntry(items[at].value, leadingTrivia: itemLeading, trailingComment: itemTrailing)
+        }
+        return ListBlock(
+            kind: kind, keyword: keyword, name: name, entries: entries,
+            itemsOnOwnLines: tokens[(open + 1)...close].contains(where: \.startsLine), leadingTrivia: leading,
+            openingComment: openingComment, closingTrivia: trivia.leading[close] ?? [],
+            trailingComment: trivia.trailing[close])
     }
 
     private mutating func parseValues(_ arity: Arity, after keyword: Located<String>, describing what: String) throws
@@ -206,6 +258,7 @@ public struct Parser {
     }
 
     private mutating func parseSetting(shape: SettingShape) throws -> Setting {
+        let first = position
         let keyword = located(advance())
         let values = try parseValues(shape.positional, after: keyword, describing: shape.valueDescription)
         var clauses: [Clause] = []
@@ -233,7 +286,9 @@ public struct Parser {
                     ? "end of line after '\(keyword.value)'" : "\(options.joined(separator: ", ")) or end of line",
                 hint: "each setting stands on a line of its own")
         }
-        return Setting(keyword: keyword, values: values, clauses: clauses)
+        let (leading, trailing) = trivia(from: first, through: position - 1)
+        return Setting(
+            keyword: keyword, values: values, clauses: clauses, leadingTrivia: leading, trailingComment: trailing)
     }
 }
 

@@ -28,8 +28,9 @@ struct Explain: ParsableCommand {
             With --ruleset FILE (iptables-save output or nft JSON) or --live, the packet walks the
             host's real rules instead of the compiled policy. The policy, when given, still names
             the endpoints; without one, the networks and containers are imported from the rules
-            (containers named by address, as 'portcullis import' names them). With --live, the
-            host's own addresses and routes decide where the packet goes.
+            (containers named by address, as 'portcullis import' names them); if those do not
+            make a valid policy, explain reports why and stops. With --live, the host's own
+            addresses and routes decide where the packet goes.
 
             Examples:
               portcullis explain policies/web-stack.policy --from web --to api --port 8000/tcp
@@ -200,16 +201,23 @@ struct Explain: ParsableCommand {
     }
 
     /// Networks and containers as `portcullis import` reads them from the host's rules (Docker's
-    /// or the native layout's), to name endpoints and route packets; other rules give an empty host.
+    /// or the native layout's), to name endpoints and route packets; other rules give a host
+    /// without networks. The imported host reaches the checker as a syntax tree; if the checker
+    /// refuses it, that is reported with the lines of the policy `import` would write.
     func importedPolicy(_ host: HostRules) throws -> Policy {
-        let text = DetectedImport.importPolicy(from: host.ruleset)?.result.policy ?? ""
-        for candidate in [text, ""] {
-            let (loaded, diagnostics) = PolicyLoader.load("rules imported from \(host.source)") { _ in candidate }
-            if diagnostics.contains(where: { $0.severity == .error }) { continue }
-            if case .success(let policy) = Checker.check(loaded) { return policy }
+        let path = "rules imported from \(host.source)"
+        let imported = DetectedImport.importPolicy(from: host.ruleset)?.result.host.syntax(path: path)
+        let (text, placed) = Printer.printPlaced(imported ?? SyntaxFile(path: path, statements: []))
+        let loaded = LoadedPolicy(placed, text: text)
+        switch Checker.check(loaded) {
+        case .success(let policy):
+            return policy
+        case .failure(let error):
+            printError(
+                "error: the networks and containers imported from \(host.source) do not make a valid policy; name a policy for the endpoints"
+            )
+            throw fail(.diagnostics(error.diagnostics, loaded.sources))
         }
-        printError("error: cannot read networks from \(host.source); name a policy for the endpoints")
-        throw ExitCode(2)
     }
 
     /// This host's own addresses and routes (`ip -j address`, `ip -j route`), for `--live`.

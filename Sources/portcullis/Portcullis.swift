@@ -17,9 +17,8 @@ struct Portcullis: ParsableCommand {
             Exit codes: 0 ok, 1 differences found, 2 bad input or usage.
             """,
         subcommands: [
-            Compile.self, Check.self, Apply.self, Plan.self, Rollback.self, Confirm.self, Diff.self, Explain.self,
-            Audit.self,
-            Import.self, ConfirmDeadline.self,
+            Compile.self, Check.self, Plan.self, Apply.self, Rollback.self, Confirm.self, Diff.self, Explain.self,
+            Audit.self, Import.self, Fmt.self, ConfirmDeadline.self,
         ])
 
     /// Runs the command line, with usage errors exiting 2 like every other bad input

@@ -18,12 +18,24 @@ import Testing
         NSTemporaryDirectory() + "portcullis-import-\(getpid())-\(UUID().uuidString.prefix(6)).policy"
     }
 
+    /// Runs `portcullis import`. Every policy it writes (with -o or to stdout) must already be
+    /// in fmt's canonical form, so each import in these tests checks that too.
+    func runImport(_ arguments: [String], input: String? = nil) -> CommandResult {
+        let imported = run([CommandLineTests.binary, "import"] + arguments, input: input)
+        if imported.status == 0 {
+            let policy = arguments.firstIndex(of: "-o").map { Repo.read(arguments[$0 + 1]) } ?? imported.stdout
+            let check = run([CommandLineTests.binary, "fmt", "--check", "-"], input: policy)
+            #expect(check.status == 0, "not in canonical form (fmt would change it):\n\(policy)")
+        }
+        return imported
+    }
+
     func importAndCompile(_ rules: String, _ extra: [String] = [], backend: String = "iptables") throws -> (
         policy: String, compiled: String, stderr: String
     ) {
         let path = scratch()
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let imported = run([CommandLineTests.binary, "import", rules, "-o", path] + extra)
+        let imported = runImport([rules, "-o", path] + extra)
         try #require(imported.status == 0, "\(imported.stderr)")
         let compiled = run([CommandLineTests.binary, "compile", path, "--backend", backend])
         try #require(compiled.status == 0, "\(compiled.stderr)")
@@ -36,7 +48,7 @@ import Testing
     ) {
         let path = scratch()
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let imported = run([CommandLineTests.binary, "import", "--from", from, rules, "-o", path], input: input)
+        let imported = runImport(["--from", from, rules, "-o", path], input: input)
         try #require(imported.status == 0, "\(imported.stderr)")
         let audit = run([CommandLineTests.binary, "audit", path, "--ruleset", rules, "--format", "json"], input: input)
         return (Repo.read(path), audit)
@@ -248,7 +260,7 @@ import Testing
         let host = lines.joined(separator: "\n") + "\n"
         let rulesPath = scratchWrite(host)
         defer { try? FileManager.default.removeItem(atPath: rulesPath) }
-        let imported = run([CommandLineTests.binary, "import", rulesPath])
+        let imported = runImport([rulesPath])
         #expect(imported.status == 0, "\(imported.stderr)")
         #expect(imported.stdout.contains("    external eth0\n"))
         #expect(imported.stdout.contains("allow c-198-18-2-20 -> c-198-18-2-30 port 5432/tcp\n"), "\(imported.stdout)")
@@ -336,7 +348,7 @@ import Testing
     }
 
     @Test func unknownSubnetsAreReportedNotInvented() throws {
-        let result = run([CommandLineTests.binary, "import", "\(Self.directory)/s09-masq-off.rules"])
+        let result = runImport(["\(Self.directory)/s09-masq-off.rules"])
         #expect(result.status == 0)
         #expect(result.stderr.contains("not imported: network on bridge br-nomasq: its subnet is not in the rules"))
         #expect(result.stdout.contains("# not imported: network on bridge br-nomasq"))
@@ -353,7 +365,7 @@ import Testing
             .replacingOccurrences(of: "-A POSTROUTING -s fd98:18:15::/64 ! -o br-front -j MASQUERADE\n", with: "")
         let path = scratchWrite(host)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let result = run([CommandLineTests.binary, "import", path])
+        let result = runImport([path])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(
             result.stderr.contains(
@@ -367,7 +379,7 @@ import Testing
             result.stdout.contains(
                 "container c-198-18-15-10 {\n    attach net-br-front 198.18.15.10\n    publish 9000 -> 9000/tcp\n}"),
             "\(result.stdout)")
-        let s20 = run([CommandLineTests.binary, "import", "\(Self.directory)/s20-ip6tables-host-addresses.rules"])
+        let s20 = runImport(["\(Self.directory)/s20-ip6tables-host-addresses.rules"])
         #expect(s20.stdout.contains("    publish 9001 -> 9001/tcp\n    publish [::]:9000 -> 9000/tcp\n"))
         #expect(s20.stdout.contains("    publish [fd98:18::1]:8082 -> 82/tcp\n    publish [::1]:8080 -> 80/tcp\n"))
     }
@@ -384,6 +396,25 @@ import Testing
         let native = run(
             [CommandLineTests.binary, "import", "--from", "nft-json", "-", "--layout", "native"], input: json)
         #expect(native.status == 2 && native.stderr.contains("holds no native layout"))
+    }
+
+    /// `explain` without a policy checks the imported host's syntax tree. A host the checker
+    /// refuses (a bridge name no policy name can hold) is an error that quotes the policy
+    /// `import` writes, not an empty host whose packets all leave through eth0.
+    @Test func explainReportsAnImportedHostThatDoesNotCheck() {
+        let rules = Repo.read(Repo.golden + "/web-stack/docker-20.10.iptables")
+            .replacingOccurrences(of: "br-front", with: "br@front")
+        let result = run(
+            [
+                CommandLineTests.binary, "explain", "--ruleset", "-", "--from", "198.18.1.10", "--to", "198.18.2.10",
+                "--port", "8000/tcp",
+            ], input: rules)
+        #expect(result.status == 2)
+        #expect(result.stdout.isEmpty)
+        #expect(
+            result.stderr.contains("rules imported from -:16:9: error: invalid network name 'net-br@front'"),
+            "\(result.stderr)")
+        #expect(result.stderr.contains("\n    network net-br@front {\n"))
     }
 
     // MARK: The native layout
@@ -444,7 +475,7 @@ import Testing
     func importNative(_ path: String) throws -> (policy: String, compiled: String, stderr: String) {
         let policy = scratch()
         defer { try? FileManager.default.removeItem(atPath: policy) }
-        let imported = run([CommandLineTests.binary, "import", "--from", "nft-json", path, "-o", policy])
+        let imported = runImport(["--from", "nft-json", path, "-o", policy])
         try #require(imported.status == 0, "\(imported.stderr)")
         let compiled = run([
             CommandLineTests.binary, "compile", policy, "--layout", "native", "--backend", "nftables-json",

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import PortcullisCompiler
+import PortcullisSyntax
+
+struct Fmt: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fmt",
+        abstract: "Print policies in their canonical form, or check or rewrite them.",
+        discussion: """
+            Reads each policy file and prints it in the canonical form of
+            docs/language.md ("Formatting"): four spaces of indentation, one
+            setting per line, normalized spacing, at most one blank line in a
+            row, and every comment where it was. Formatting changes only
+            layout, never what a policy compiles to, and formatting a
+            formatted file changes nothing. Each file is formatted on its own:
+            included files are not read.
+
+            With --check, nothing is printed but the names of the files that
+            are not in canonical form, and the exit code is 1 when there is
+            one: use it in CI. With --write, those files are rewritten in
+            place. A file that does not parse is reported as 'compile' reports
+            it (file:line:column), and the exit code is 2.
+
+            Exit codes: 0 ok (with --check: every file canonical), 1 --check
+            found a file that is not, 2 a file cannot be read or parsed.
+
+            '-' reads a policy from stdin (not with --write).
+
+            Examples:
+              portcullis fmt policies/web-stack.policy
+              portcullis fmt --check policies/*.policy policies/include/*.policy
+              portcullis fmt --write host.policy
+              portcullis import --from iptables-save rules.txt | portcullis fmt --check -
+            """)
+
+    @Argument(help: "Policy files ('-' for stdin).")
+    var files: [String]
+
+    @Flag(help: "Print the names of files not in canonical form; exit 1 if there are any.")
+    var check = false
+
+    @Flag(help: "Rewrite files that are not in canonical form.")
+    var write = false
+
+    static let standardInput = "<stdin>"
+
+    func validate() throws {
+        if check && write { throw ValidationError("give one of --check and --write") }
+        if write && files.contains("-") { throw ValidationError("--write cannot rewrite stdin") }
+    }
+
+    func run() throws {
+        var unreadable = false
+        var notCanonical: [String] = []
+        for file in files {
+            guard let text = read(file) else {
+                unreadable = true
+                continue
+            }
+            let name = file == "-" ? Self.standardInput : file
+            let (syntax, diagnostics) = Parser.parse(text, file: name)
+            if diagnostics.contains(where: { $0.severity == .error }) {
+                var sources = SourceStore()
+                sources.add(file: name, text: text)
+                printError(CompileFailure.diagnostics(diagnostics, sources).report)
+                unreadable = true
+                continue
+            }
+            let formatted = Printer.print(syntax)
+            if check || write {
+                guard formatted != text else { continue }
+                if write {
+                    do {
+                        try formatted.write(toFile: file, atomically: true, encoding: .utf8)
+                    } catch {
+                        printError("error: cannot write \(file): \(error.localizedDescription)")
+                        unreadable = true
+                        continue
+                    }
+                }
+                notCanonical.append(name)
+                print(name)
+            } else {
+                print(formatted, terminator: "")
+            }
+        }
+        if unreadable { throw ExitCode(2) }
+        if check && !notCanonical.isEmpty {
+            printError(
+                "\(notCanonical.count) file\(notCanonical.count == 1 ? " is" : "s are") not in canonical form; 'portcullis fmt --write' rewrites them"
+            )
+            throw ExitCode(1)
+        }
+    }
+
+    func read(_ file: String) -> String? {
+        let data =
+            file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file)
+        guard let data else {
+            printError("error: cannot read \(file)")
+            return nil
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
