@@ -260,14 +260,17 @@ public struct StateStore: Sendable {
 }
 
 /// An exclusive lock on STATE/lock (flock), so that two commands that change the kernel or the
-/// state never interleave. Released when the process exits, whatever the reason.
+/// state never interleave. Released when the process and every tool it started have exited,
+/// whatever the reason: the descriptor is inherited by the iptables-restore children, so a
+/// child still committing after its parent was killed keeps the next command waiting instead
+/// of racing it.
 public final class StateLock {
     private let descriptor: Int32
 
     /// Waits up to `timeout` seconds for the lock.
     public init(store: StateStore, timeout: Double) throws(StateError) {
         let path = store.directory + "/lock"
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        let fd = open(path, O_RDWR | O_CREAT, 0o600)
         guard fd >= 0 else { throw StateError.system("cannot open \(path)") }
         let deadline = Date().addingTimeInterval(timeout)
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
