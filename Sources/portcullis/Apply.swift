@@ -50,7 +50,7 @@ struct Apply: ParsableCommand {
         if dryRun { return try Plan.report(change, format: .text) }
         let compiled = try change.compile(for: "applying a ruleset")
         let logger = kernel.logger()
-        let outcome = try kernel.withSettledState(logger: logger, files: compiled.files) { applier in
+        let outcome = try kernel.withSettledState(logger: logger, files: compiled.files, creating: true) { applier in
             try applier.apply(
                 files: compiled.filesByExtension, backend: compiled.backend, layout: compiled.layout.name,
                 policy: change.policy, takeOver: change.takeOver, knownNames: compiled.knownNames, prune: change.prune,

@@ -26,12 +26,14 @@ struct KernelOptions: ParsableArguments {
     }
 
     /// Runs `body` holding the state lock, after settling what an earlier run left unfinished
-    /// (each settlement is reported on stderr). Kernel and state errors exit 2.
+    /// (each settlement is reported on stderr). Kernel and state errors exit 2. Only `apply`
+    /// (`creating`) makes a state directory; the others find nothing to settle without one.
     func withSettledState<T>(
-        logger: Logger, files: [RenderedFile] = [], _ body: (Applier) throws -> T
+        logger: Logger, files: [RenderedFile] = [], creating: Bool = false, _ body: (Applier) throws -> T
     ) throws -> T {
         let store = StateStore(directory: stateDir)
         do {
+            guard creating || store.exists else { return try body(Applier(store: store, logger: logger)) }
             try store.prepare()
             let lock = try StateLock(store: store, timeout: lockTimeout)
             defer { withExtendedLifetime(lock) {} }

@@ -25,10 +25,6 @@ struct Rollback: ParsableCommand {
     var force = false
 
     func run() throws {
-        guard StateStore(directory: kernel.stateDir).exists else {
-            printError("nothing to roll back: no generation in \(kernel.stateDir)")
-            throw ExitCode(1)
-        }
         let outcome = try kernel.withSettledState(logger: kernel.logger()) { try $0.rollback(force: force) }
         switch outcome {
         case .nothingToRollBack:
@@ -63,10 +59,6 @@ struct Confirm: ParsableCommand {
     @OptionGroup var kernel: KernelOptions
 
     func run() throws {
-        guard StateStore(directory: kernel.stateDir).exists else {
-            printError("nothing is waiting for confirmation in \(kernel.stateDir)")
-            throw ExitCode(1)
-        }
         switch try kernel.withSettledState(logger: kernel.logger(), { try $0.confirm(generation: generation) }) {
         case .confirmed(let number):
             print("confirmed generation \(number)")
