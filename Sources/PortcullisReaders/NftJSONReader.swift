@@ -45,6 +45,11 @@ public struct NftJSONReader {
         } catch {
             throw ReadError(line: error.line, message: "invalid JSON at column \(error.column): \(error.message)")
         }
+        // libnftables writes integers only; a real would have to be rounded or range-checked
+        // wherever it is used, so it is refused once, by path.
+        if let (path, number) = document.firstReal {
+            throw ReadError(line: 0, message: "\(path): \(number) is not an integer (libnftables writes integers only)")
+        }
         guard let objects = document["nftables"]?.arrayValue else {
             throw ReadError(line: 0, message: "$: expected an object with an 'nftables' array")
         }
@@ -174,6 +179,10 @@ public struct NftJSONReader {
         }
         let priority: Int
         if let number = chain["prio"]?.integerValue {
+            // The kernel holds a chain priority in 32 bits.
+            guard Int32(exactly: number) != nil else {
+                throw ReadError(line: 0, message: "\(path).prio: \(number) is out of range (a 32-bit priority)")
+            }
             priority = number
         } else if let name = chain["prio"]?.stringValue, let number = Self.namedPriorities[name] {
             priority = number
@@ -394,7 +403,7 @@ struct RuleReader {
                     matches.append(opaque(expression, at))
                 }
             case "limit":
-                if let rate = body["rate"]?.integerValue,
+                if let rate = body["rate"]?.integerValue, rate > 0,
                     let unit = body["per"]?.stringValue.flatMap(Rate.Unit.init(rawValue:)),
                     body["burst"] == nil || body["burst"]?.integerValue == 5, body["inv"] == nil,
                     body["rate_unit"] == nil || body["rate_unit"]?.stringValue == "packets"
