@@ -60,9 +60,26 @@ public struct IptablesSaveReader {
         var warnings: [ReadWarning] = []
         var open: Table?
         var declaredChains: Set<String> = []
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        var sawComment = false
+        let lines = Self.lines(text)
+        for (index, raw) in lines.enumerated() {
             let number = index + 1
+            if let bad = raw.unicodeScalars.first(where: Self.isControl) {
+                throw ReadError(
+                    line: number,
+                    message:
+                        "control character U+\(String(bad.value, radix: 16, uppercase: true)) (iptables-save writes none: a binary file or a damaged copy?)"
+                )
+            }
             let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.hasPrefix(Self.legacyTablesWarning) {
+                throw ReadError(
+                    line: number,
+                    message:
+                        "iptables-save says iptables-legacy tables are present; they are not in this text, so reading it would miss rules (read them with iptables-legacy-save)"
+                )
+            }
+            if line.hasPrefix("#") { sawComment = true }
             if line.isEmpty || line.hasPrefix("#") { continue }
             if line.hasPrefix("*") {
                 guard open == nil else { throw ReadError(line: number, message: "table \(line) starts before COMMIT") }
@@ -126,10 +143,30 @@ public struct IptablesSaveReader {
             open = table
         }
         if let open {
-            throw ReadError(
-                line: text.split(separator: "\n").count, message: "table \(open.name) has no COMMIT (truncated?)")
+            throw ReadError(line: lines.count, message: "table \(open.name) has no COMMIT (truncated?)")
+        }
+        // iptables-save prints nothing at all for a host without tables; comments alone are
+        // something else (a damaged copy, another tool's output) and must not audit as clean.
+        if tables.isEmpty && sawComment {
+            throw ReadError(line: 1, message: "only comments, no table (expected a line such as '*filter')")
         }
         return (Ruleset(tables: tables), warnings)
+    }
+
+    /// What iptables-nft-save appends when the legacy tables hold rules it does not print.
+    static let legacyTablesWarning = "# Warning: iptables-legacy tables present"
+
+    /// The lines of `text`, ended by LF or CRLF (a file saved on Windows or sent through a
+    /// CRLF channel reads the same as the original).
+    static func lines(_ text: String) -> [Substring] {
+        var lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
+        if lines.last?.isEmpty == true { lines.removeLast() }
+        return lines
+    }
+
+    /// Characters iptables-save never writes (it separates with spaces, sometimes tabs).
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        (scalar.value < 0x20 && scalar != "\t") || scalar.value == 0x7F
     }
 
     /// A word of a rule: its value, and the text it was written as (quotes included), which is
@@ -140,14 +177,15 @@ public struct IptablesSaveReader {
     }
 
     /// Splits a rule line into words; double quotes group (with `\"` and `\\` escapes), as
-    /// `iptables-save` quotes comments and log prefixes.
+    /// `iptables-save` quotes comments and log prefixes. It reads scalars, not characters, so a
+    /// combining mark after a quote cannot hide the quote.
     static func tokenize(_ text: Substring, line: Int) throws(ReadError) -> [Token] {
         var tokens: [Token] = []
-        var current = ""
-        var raw = ""
+        var current = String.UnicodeScalarView()
+        var raw = String.UnicodeScalarView()
         var inQuotes = false
         var hasWord = false
-        var iterator = text.makeIterator()
+        var iterator = text.unicodeScalars.makeIterator()
         while let c = iterator.next() {
             if inQuotes {
                 raw.append(c)
@@ -165,9 +203,9 @@ public struct IptablesSaveReader {
                 inQuotes = true
                 hasWord = true
             } else if c == " " || c == "\t" {
-                if hasWord { tokens.append(Token(text: current, raw: raw)) }
-                current = ""
-                raw = ""
+                if hasWord { tokens.append(Token(text: String(current), raw: String(raw))) }
+                current = String.UnicodeScalarView()
+                raw = String.UnicodeScalarView()
                 hasWord = false
             } else {
                 current.append(c)
@@ -176,7 +214,7 @@ public struct IptablesSaveReader {
             }
         }
         if inQuotes { throw ReadError(line: line, message: "unterminated quoted string") }
-        if hasWord { tokens.append(Token(text: current, raw: raw)) }
+        if hasWord { tokens.append(Token(text: String(current), raw: String(raw))) }
         return tokens
     }
 }
@@ -214,10 +252,11 @@ struct RuleParser {
         return prefix
     }
 
+    /// `P` or `P:Q` with P <= Q.
     func ports(_ text: String) throws(ReadError) -> PortRange {
-        let parts = text.split(separator: ":")
-        guard let first = UInt16(parts[0]), let last = UInt16(parts.count > 1 ? parts[1] : parts[0]) else {
-            throw ReadError(line: line, message: "'\(text)' is not a port")
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let first = UInt16(parts[0]), let last = UInt16(parts.last!), first <= last else {
+            throw ReadError(line: line, message: "'\(text)' is not a port or port range")
         }
         return PortRange(first, last)
     }
@@ -357,7 +396,9 @@ struct RuleParser {
     static func rate(_ text: String) -> Rate? {
         let parts = text.split(separator: "/")
         let units: [String: Rate.Unit] = ["sec": .second, "min": .minute, "hour": .hour, "day": .day]
-        guard parts.count == 2, let count = Int(parts[0]), let unit = units[String(parts[1])] else { return nil }
+        guard parts.count == 2, let count = Int(parts[0]), count > 0, let unit = units[String(parts[1])] else {
+            return nil
+        }
         return Rate(count: count, unit: unit)
     }
 
