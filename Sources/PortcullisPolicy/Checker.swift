@@ -281,6 +281,12 @@ public struct Checker {
                 error("log prefix \(problem)", at: prefix.range, hint: "use printable ASCII without quotes")
                 return nil
             }
+            if prefix.value.contains("$") {
+                error(
+                    "log prefix contains '$'", at: prefix.range,
+                    hint: "nft reads '$' in a log prefix as the start of a variable, and has no way to escape it")
+                return nil
+            }
             if prefix.value.utf8.count > 29 {
                 error(
                     "log prefix is longer than 29 bytes", at: prefix.range,
@@ -295,7 +301,7 @@ public struct Checker {
     @discardableResult
     mutating func checkInterfaceName(_ name: Located<String>) -> Bool {
         switch InterfaceName.validate(name.value) {
-        case nil: return true
+        case nil: return checkNftInterfaceName(name)
         case .empty?: error("empty interface name", at: name.range)
         case .tooLong(let bytes)?:
             error(
@@ -310,6 +316,30 @@ public struct Checker {
         }
         return false
     }
+
+    /// What nft cannot take as an interface name although Linux can: libnftables JSON has no
+    /// quoting, so a leading `@` reads as a set reference and these words as protocol constants
+    /// (nftables' `json_parse_immediate`).
+    private mutating func checkNftInterfaceName(_ name: Located<String>) -> Bool {
+        if name.value.hasPrefix("@") {
+            error(
+                "interface name '\(name.value)' starts with '@'", at: name.range,
+                hint: "nft reads a leading '@' as a set reference; rename the interface")
+            return false
+        }
+        if Checker.nftJSONConstants.contains(name.value) {
+            error(
+                "interface name '\(name.value)' is an nft protocol name", at: name.range,
+                hint:
+                    "nft JSON rulesets read '\(name.value)' as the protocol, not as an interface; rename the interface")
+            return false
+        }
+        return true
+    }
+
+    private static let nftJSONConstants: Set<String> = [
+        "tcp", "udp", "udplite", "esp", "ah", "icmp", "icmpv6", "comp", "dccp", "sctp", "redirect",
+    ]
 
     // MARK: - network
 

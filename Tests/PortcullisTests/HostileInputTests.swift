@@ -7,7 +7,7 @@ import PortcullisRender
 import PortcullisSyntax
 import Testing
 
-import PortcullisPolicy
+@testable import PortcullisPolicy
 
 /// Input written to break the readers and the checker: numbers out of range, CRLF files, text
 /// that only looks like a ruleset, values nft cannot take, and many overlapping networks. Each
@@ -143,5 +143,69 @@ import PortcullisPolicy
         let text = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment \"\u{301}x y\" -j DROP\nCOMMIT\n"
         let (ruleset, _) = try IptablesSaveReader().read(text)
         #expect(ruleset.tables.first?.chains.first?.rules.first?.action == .drop)
+    }
+
+    // MARK: - values nft cannot take
+
+    static let network = "network n {\n    bridge BRIDGE\n    subnet 198.18.1.0/24\n}\n"
+
+    @Test(arguments: ["@br0", "tcp", "icmp", "redirect"])
+    func interfaceNamesNftCannotTakeAreRefused(_ name: String) throws {
+        let diagnostics = diagnose(["main.policy": Self.network.replacingOccurrences(of: "BRIDGE", with: name)])
+        let error = try #require(diagnostics.first)
+        #expect(diagnostics.count == 1)
+        #expect(error.message.hasPrefix("interface name '\(name)'"), "\(error.message)")
+        #expect((error.range.start.line, error.range.start.column) == (2, 12))
+        #expect(error.hint?.contains("nft") == true)
+    }
+
+    @Test(arguments: ["ip", "dnat", "1234", "br@0", "a.b"])
+    func interfaceNamesNftTakesPass(_ name: String) {
+        #expect(diagnose(["main.policy": Self.network.replacingOccurrences(of: "BRIDGE", with: name)]).isEmpty)
+    }
+
+    @Test func aDollarInALogPrefixIsRefused() throws {
+        let text = "host {\n    log-drops rate 10/minute prefix \"drop$x: \"\n}\n"
+        let error = try #require(diagnose(["main.policy": text]).first)
+        #expect(error.message == "log prefix contains '$'")
+        #expect((error.range.start.line, error.range.start.column) == (2, 37))
+    }
+
+    /// What the checker lets through, nft loads: names and a prefix right at the edge of the
+    /// rules, in every nft output, checked by libnftables in a namespace of its own.
+    @Test(.enabled(if: Kernel.enabled, Kernel.reason))
+    func edgeValuesLoadIntoNft() throws {
+        let policy = """
+            host {
+                external ip
+                log-drops rate 10/minute prefix "a#{}%;@*'`: "
+            }
+            network n {
+                bridge br@0
+                subnet 198.18.1.0/24
+            }
+            container web {
+                attach n 198.18.1.10
+                publish 80 -> 8080/tcp
+            }
+            container api {
+                attach n 198.18.1.11
+            }
+            deny web -> api port 5/tcp
+
+            """
+        let path = NSTemporaryDirectory() + "portcullis-edge-\(getpid()).policy"
+        try policy.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let namespace = try TestNamespace()
+        for layout in ["docker-20.10", "native"] {
+            for backend in ["nftables", "nftables-json"] {
+                let compiled = run(
+                    [CommandLineTests.binary, "compile", path, "--layout", layout, "--backend", backend])
+                #expect(compiled.status == 0, "\(compiled.stderr)")
+                let result = try namespace.nftDryRun(compiled.stdout)
+                #expect(result.succeeded, "\(layout) \(backend): \(result.error)")
+            }
+        }
     }
 }
