@@ -343,6 +343,13 @@ public struct Checker {
 
     // MARK: - network
 
+    /// Positions in `networks` by name (the first of a duplicated name).
+    private var networkPositions: [String: Int] = [:]
+    /// The network that took each bridge first.
+    private var bridgeOwners: [String: String] = [:]
+    /// The subnets declared so far, per family, for overlap checks that stay linear.
+    private var subnetOverlaps: [IPFamily: SubnetOverlaps] = [:]
+
     private mutating func checkNetwork(_ block: Block) {
         let name = block.name!
         var bridge: String?
@@ -440,21 +447,28 @@ public struct Checker {
             }
             gateway[family] = address
         }
-        if let duplicate = networks.first(where: { $0.bridge == bridge }) {
+        if let duplicate = bridgeOwners[bridge] {
             error(
-                "bridge '\(bridge)' is already used by network '\(duplicate.name)'",
+                "bridge '\(bridge)' is already used by network '\(duplicate)'",
                 at: block.settings.first { $0.keyword.value == "bridge" }!.values[0].range,
                 hint: "each network needs its own bridge")
+        } else {
+            bridgeOwners[bridge] = name.value
         }
-        for (family, (subnet, range)) in subnets {
-            for other in networks {
-                let otherSubnet = family == .ipv4 ? other.subnet4 : other.subnet6
-                if let otherSubnet, otherSubnet.overlaps(subnet) {
-                    error(
-                        "subnet \(subnet) overlaps \(otherSubnet) of network '\(other.name)'", at: range,
-                        hint: "bridges need disjoint subnets")
-                }
+        for family in [IPFamily.ipv4, .ipv6] {
+            guard let (subnet, range) = subnets[family] else { continue }
+            let found = subnetOverlaps[family, default: SubnetOverlaps()].add(subnet, position: networks.count)
+            guard found.count > 0 else { continue }
+            let named = found.first.map { position in
+                let other = networks[position]
+                return "\((family == .ipv4 ? other.subnet4 : other.subnet6)!) of network '\(other.name)'"
             }
+            let more = found.count - named.count
+            let list =
+                more > 0
+                ? named.joined(separator: ", ") + " and \(more) more network\(more == 1 ? "" : "s")"
+                : named.dropLast().joined(separator: ", ") + (named.count > 1 ? " and " : "") + named.last!
+            error("subnet \(subnet) overlaps \(list)", at: range, hint: "bridges need disjoint subnets")
         }
         if let hostBinding, hostBinding.family != .ipv4 {
             error(
@@ -472,6 +486,7 @@ public struct Checker {
                 hint: "internal networks have no outside connectivity; remove 'masquerade on' or 'internal'")
         }
         let subnet6 = subnets[.ipv6]?.0
+        networkPositions[name.value] = networkPositions[name.value] ?? networks.count
         networks.append(
             Network(
                 name: name.value, bridge: bridge, subnet4: subnet4.0,
@@ -545,7 +560,7 @@ public struct Checker {
         for setting in block.settings {
             switch setting.keyword.value {
             case "attach":
-                checkAttach(setting, into: &container, visibleNetworks: Array(networks.prefix(networksDeclaredBefore)))
+                checkAttach(setting, into: &container, visibleNetworks: networksDeclaredBefore)
             case "expose":
                 for value in setting.values { if let spec = portSpec(value) { exposed.append((spec, value)) } }
             case "publish-all":
@@ -605,17 +620,18 @@ public struct Checker {
         containers.append(container)
     }
 
-    private func network(_ name: String) -> Network? { networks.first { $0.name == name } }
+    private func network(_ name: String) -> Network? { networkPositions[name].map { networks[$0] } }
 
-    private mutating func checkAttach(_ setting: Setting, into container: inout Container, visibleNetworks: [Network]) {
+    /// `visibleNetworks`: how many networks were declared above the container.
+    private mutating func checkAttach(_ setting: Setting, into container: inout Container, visibleNetworks: Int) {
         let networkName = setting.values[0]
         let addressText = setting.values[1]
-        guard let network = visibleNetworks.first(where: { $0.name == networkName.value }) else {
+        guard let position = networkPositions[networkName.value], position < visibleNetworks else {
             let declaredBefore = declarationOrder.prefix { $0 != .startContainer(container.name) }
             if declaredBefore.contains(.createNetwork(networkName.value)) {
                 return  // the network has errors of its own, already reported
             }
-            if let later = networks.first(where: { $0.name == networkName.value }) {
+            if let later = network(networkName.value) {
                 error(
                     "network '\(networkName.value)' is declared after container '\(container.name)'",
                     at: networkName.range,
@@ -629,6 +645,7 @@ public struct Checker {
             }
             return
         }
+        let network = networks[position]
         guard let address = address(addressText, what: "container address") else { return }
         let subnet = address.family == .ipv4 ? network.subnet4 : network.subnet6
         guard let subnet else {

@@ -208,4 +208,45 @@ import Testing
             }
         }
     }
+
+    // MARK: - bounded checking
+
+    /// 800 networks on one subnet: one diagnostic per network after the first, each naming
+    /// three networks and counting the rest (it was every pair: 319,600 diagnostics).
+    @Test func overlappingNetworksGiveOneDiagnosticEach() {
+        let count = 800
+        let text = (0..<count).map { "network n\($0) {\n    bridge br\($0)\n    subnet 10.0.0.0/16\n}\n" }.joined()
+        let diagnostics = diagnose(["main.policy": text])
+        #expect(diagnostics.count == count - 1)
+        #expect(
+            diagnostics.last?.message
+                == "subnet 10.0.0.0/16 overlaps 10.0.0.0/16 of network 'n0', 10.0.0.0/16 of network 'n1', 10.0.0.0/16 of network 'n2' and 796 more networks"
+        )
+        #expect(diagnostics[0].message == "subnet 10.0.0.0/16 overlaps 10.0.0.0/16 of network 'n0'")
+        #expect(
+            diagnostics[1].message
+                == "subnet 10.0.0.0/16 overlaps 10.0.0.0/16 of network 'n0' and 10.0.0.0/16 of network 'n1'")
+    }
+
+    /// The index finds what comparing every pair finds: how many earlier subnets overlap, and
+    /// the first ones in declaration order.
+    @Test func subnetIndexAgreesWithPairwiseComparison() {
+        var generator = SeededGenerator(seed: 0x0E1A)
+        for family in [IPFamily.ipv4, .ipv6] {
+            var index = SubnetOverlaps()
+            var earlier: [IPPrefix] = []
+            for position in 0..<400 {
+                // Few distinct top bits so that many subnets nest.
+                let bits = UInt8.random(in: 0..<4, using: &generator) << 6
+                let text = family == .ipv4 ? "10.\(bits).0.0" : "fd00:\(String(bits, radix: 16))::"
+                let length = Int.random(in: 8...(family == .ipv4 ? 30 : 64), using: &generator)
+                let subnet = IPPrefix(address: IPAddress(text)!, length: length).network
+                let expected = earlier.indices.filter { earlier[$0].overlaps(subnet) }
+                let found = index.add(subnet, position: position)
+                #expect(found.count == expected.count)
+                #expect(found.first == Array(expected.prefix(SubnetOverlaps.named)))
+                earlier.append(subnet)
+            }
+        }
+    }
 }
