@@ -219,6 +219,11 @@ public struct NftJSONReader {
         return result
     }
 
+    /// A range of a concatenated key reads as the product of its parts' prefixes (up to 254²
+    /// per element for two IPv6 ranges), so a small document could ask for gigabytes: beyond
+    /// this many elements a set is an error rather than an out-of-memory kill.
+    static let maximumElements = 1 << 20
+
     func set(_ body: JSON, path: String) throws(ReadError) -> (NamedSet, [ReadWarning]) {
         let name = try string(body, "name", path)
         let keyTypes = try types(body["type"], path + ".type")
@@ -263,6 +268,13 @@ public struct NftJSONReader {
                 value = .data(values[0])
             default: break
             }
+            guard elements.count + keys.count <= Self.maximumElements else {
+                throw ReadError(
+                    line: 0,
+                    message:
+                        "\(at): \(name) holds more than \(Self.maximumElements) elements once address ranges are read as prefixes"
+                )
+            }
             elements += keys.map { SetElement(key: $0, value: value) }
         }
         let set = NamedSet(
@@ -283,6 +295,9 @@ public struct NftJSONReader {
         var keys: [[SetValue]] = [[]]
         for (part, type) in zip(parts, types) {
             let values = try value(part, type: type, path, warnings: &warnings)
+            guard keys.count * values.count <= Self.maximumElements else {
+                throw ReadError(line: 0, message: "\(path): the key's address ranges read as too many prefixes")
+            }
             keys = keys.flatMap { key in values.map { key + [$0] } }
         }
         return keys

@@ -72,6 +72,21 @@ import Testing
         #expect(result.warnings.count == 1)
     }
 
+    /// Address ranges read as the prefixes that cover them; in a concatenated key they multiply
+    /// (254³ elements here), so the reader refuses them instead of running out of memory.
+    @Test func concatenatedRangesThatMultiplyPastTheLimitAreRefused() {
+        let range = #"{"range": ["::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"]}"#
+        let text = ReaderTests.document(
+            #"{"set": {"family": "ip", "table": "t", "name": "s", "type": ["ipv6_addr", "ipv6_addr", "ipv6_addr"], "flags": ["interval"], "elem": [{"concat": [\#(range), \#(range), \#(range)]}]}}"#
+        )
+        #expect {
+            _ = try NftJSONReader().read(text)
+        } throws: { error in
+            (error as? ReadError).map { "\($0)".contains("$.nftables[1].set.elem[0]: the key's address ranges") }
+                ?? false
+        }
+    }
+
     /// libjansson stops at 2048 levels; deeper documents are errors, shallower ones are read.
     @Test(arguments: [100, 2000, 5000])
     func deeplyNestedJSONIsReadOrRefused(_ depth: Int) {
