@@ -10,8 +10,8 @@
 #   TARGET   policy, iptables-save or nft-json (default: all three, one after another)
 # Environment:
 #   FUZZ_CONFIG  release (default) or debug: debug builds faster, release runs faster
-#   FUZZ_WORK    where corpora, logs and crashing inputs go (default: a new temporary directory);
-#                give the same directory again to go on from the corpus a run left
+#   FUZZ_WORK    where corpora, logs and crashing inputs go (default: a temporary directory,
+#                removed after a clean run); give the same one again to go on from its corpus
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +23,11 @@ config="${FUZZ_CONFIG:-release}"
 work="${FUZZ_WORK:-$(mktemp -d -t portcullis-fuzz.XXXXXX)}"
 fixtures=Tests/PortcullisTests/Fixtures
 
-swift build --package-path Fuzz --sanitize=fuzzer -c "$config" 2>&1 | grep -E "error|warning:|Compiling|Build" || true
+mkdir -p "$work"
+if ! swift build --package-path Fuzz --sanitize=fuzzer -c "$config" >"$work/build.log" 2>&1; then
+    cat "$work/build.log" >&2
+    exit 2
+fi
 bin=$(swift build --package-path Fuzz --sanitize=fuzzer -c "$config" --show-bin-path)
 
 # Copies the seed files of one target into $2, one file per seed, named after its path.
@@ -62,11 +66,14 @@ for target in "${targets[@]}"; do
     elapsed=$(($(date +%s) - start))
     inputs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
     crashes=$(find "$work/$target/crashes" -type f -newer "$work/$target/started" | wc -l)
-    echo "fuzz-$target: $inputs inputs in ${elapsed} s, $crashes crashes (corpus and log in $work/$target)"
+    echo "fuzz-$target: $inputs inputs in ${elapsed} s, $crashes crashes"
     if [ "$status" -ne 0 ] || [ "$crashes" -ne 0 ]; then
         failed=1
+        echo "log and corpus in $work/$target" >&2
         tail -n 40 "$log" >&2
         find "$work/$target/crashes" -type f -newer "$work/$target/started" -exec echo "crashing input: {}" \; >&2
     fi
 done
+# A temporary directory goes when the run is clean; one given in FUZZ_WORK, or a failure's, stays.
+if [ -z "${FUZZ_WORK:-}" ] && [ "$failed" -eq 0 ]; then rm -rf "$work"; fi
 exit "$failed"
