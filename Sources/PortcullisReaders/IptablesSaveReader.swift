@@ -59,7 +59,8 @@ public struct IptablesSaveReader {
         var tables: [Table] = []
         var warnings: [ReadWarning] = []
         var open: Table?
-        var declaredChains: Set<String> = []
+        /// The open table's chains by name, with their positions in it.
+        var declaredChains: [String: Int] = [:]
         var sawComment = false
         let lines = Self.lines(text)
         for (index, raw) in lines.enumerated() {
@@ -86,10 +87,11 @@ public struct IptablesSaveReader {
                 let name = String(line.dropFirst())
                 guard !name.isEmpty else { throw ReadError(line: number, message: "table name missing after '*'") }
                 open = Table(family: family, name: name)
-                declaredChains = []
+                declaredChains = [:]
                 continue
             }
-            guard var table = open else {
+            // Taken out of `open` (and put back) so that appending a rule never copies the table.
+            guard var table = open.take() else {
                 throw ReadError(line: number, message: "'\(line.prefix(40))' outside a table (expected '*TABLE')")
             }
             if line == "COMMIT" {
@@ -115,10 +117,10 @@ public struct IptablesSaveReader {
                             ReadWarning(line: number, message: "unknown built-in chain \(table.name)/\(name)"))
                     }
                 }
-                guard !declaredChains.contains(name) else {
+                guard declaredChains[name] == nil else {
                     throw ReadError(line: number, message: "chain \(name) declared twice")
                 }
-                declaredChains.insert(name)
+                declaredChains[name] = table.chains.count
                 table.chains.append(chain)
                 open = table
                 continue
@@ -132,7 +134,7 @@ public struct IptablesSaveReader {
             guard words.count >= 2, words[0] == "-A" else {
                 throw ReadError(line: number, message: "expected a rule ('-A CHAIN ...'), found '\(line.prefix(40))'")
             }
-            guard let chainIndex = table.chains.firstIndex(where: { $0.name == words[1] }) else {
+            guard let chainIndex = declaredChains[words[1]] else {
                 throw ReadError(line: number, message: "rule for undeclared chain \(words[1])")
             }
             var parser = RuleParser(
@@ -224,12 +226,13 @@ struct RuleParser {
     let words: [String]
     let rawWords: [String]
     let line: Int
-    let chains: Set<String>
+    /// The table's chains declared so far (by name), which a target can jump to.
+    let chains: [String: Int]
     let provenance: Provenance
     var warnings: [ReadWarning] = []
     var position = 0
 
-    init(tokens: [IptablesSaveReader.Token], line: Int, chains: Set<String>, provenance: Provenance) {
+    init(tokens: [IptablesSaveReader.Token], line: Int, chains: [String: Int], provenance: Provenance) {
         self.words = tokens.map(\.text)
         self.rawWords = tokens.map(\.raw)
         self.line = line
@@ -417,7 +420,7 @@ struct RuleParser {
         case ("SNAT", 2) where options[0] == "--to-source":
             if let address = IPAddress(options[1]) { return (.snat(address), []) }
         default:
-            if options.isEmpty && chains.contains(name) { return (goto ? .goto(name) : .jump(name), []) }
+            if options.isEmpty && chains[name] != nil { return (goto ? .goto(name) : .jump(name), []) }
         }
         warnings.append(ReadWarning(line: line, message: "kept as written, not modelled: -j \(opaque)"))
         return (.opaque(opaque), [])
