@@ -518,7 +518,7 @@ public struct Checker {
             var members: [String] = []
             for item in list.items {
                 guard let kind = endpointKinds[item.value]?.kind else {
-                    unknownName(item, expected: "container", candidates: containerNames)
+                    unknownName(item, expected: "container", among: .containers)
                     continue
                 }
                 guard kind == "container" else {
@@ -536,9 +536,39 @@ public struct Checker {
         }
     }
 
-    private var containerNames: [String] { endpointKinds.filter { $0.value.kind == "container" }.map(\.key).sorted() }
+    /// The declared names an unknown name may be a typo of.
+    enum Candidates {
+        case containers
+        case networks
+        case endpoints
+        case addressSets
+        case services
+    }
 
-    mutating func unknownName(_ name: Located<String>, expected: String, candidates: [String]) {
+    private func names(_ candidates: Candidates) -> [String] {
+        switch candidates {
+        case .containers: endpointKinds.filter { $0.value.kind == "container" }.map(\.key).sorted()
+        case .networks: endpointKinds.filter { $0.value.kind == "network" }.map(\.key).sorted()
+        case .endpoints: endpointKinds.keys.sorted()
+        case .addressSets: addressSets.keys.sorted()
+        case .services: services.keys.sorted()
+        }
+    }
+
+    /// A hint compares the name with every candidate; past this many unknown names hints
+    /// suggest nothing, so that a file of thousands of typos is still checked in linear time.
+    static let suggestionLimit = 100
+    private var suggestionsMade = 0
+
+    mutating func unknownName(_ name: Located<String>, expected: String, among candidates: Candidates) {
+        guard suggestionsMade < Self.suggestionLimit else {
+            error(
+                "unknown \(expected) '\(name.value)'", at: name.range,
+                hint: "check the spelling (names are suggested for the first \(Self.suggestionLimit) unknown names)")
+            return
+        }
+        suggestionsMade += 1
+        let candidates = names(candidates)
         let suggestion = closestMatch(name.value, in: candidates)
         error(
             "unknown \(expected) '\(name.value)'", at: name.range,
@@ -639,9 +669,7 @@ public struct Checker {
             } else if let kind = endpointKinds[networkName.value]?.kind {
                 error("'\(networkName.value)' is a \(kind), not a network", at: networkName.range)
             } else {
-                unknownName(
-                    networkName, expected: "network",
-                    candidates: endpointKinds.filter { $0.value.kind == "network" }.map(\.key).sorted())
+                unknownName(networkName, expected: "network", among: .networks)
             }
             return
         }
@@ -731,7 +759,7 @@ public struct Checker {
             if let set = addressSets[value.value] {
                 prefixes += set
             } else if value.value.first?.isLetter == true && !value.value.utf8.contains(UInt8(ascii: ":")) {
-                unknownName(value, expected: "address set", candidates: addressSets.keys.sorted())
+                unknownName(value, expected: "address set", among: .addressSets)
             } else if let p = prefix(value, what: "source address") {
                 prefixes.append(p.isHost ? p : p.network)
             }
@@ -974,7 +1002,7 @@ public struct Checker {
         case "network": return [.network(value.value)]
         case "group": return groups[value.value]?.map { .container($0) } ?? []
         default:
-            unknownName(value, expected: "container, group or network", candidates: endpointKinds.keys.sorted())
+            unknownName(value, expected: "container, group or network", among: .endpoints)
             return nil
         }
     }
@@ -989,7 +1017,7 @@ public struct Checker {
             if let service = services[value.value] {
                 specs += service
             } else if listNames["service \(value.value)"] == nil {
-                unknownName(value, expected: "service", candidates: services.keys.sorted())
+                unknownName(value, expected: "service", among: .services)
                 ok = false
             }
         }
@@ -1009,7 +1037,7 @@ public struct Checker {
             } else if let set = addressSets[target.value] {
                 egress = .prefixes(set)
             } else if target.value.first?.isLetter == true && !target.value.utf8.contains(UInt8(ascii: ":")) {
-                unknownName(target, expected: "address set (or 'any')", candidates: addressSets.keys.sorted())
+                unknownName(target, expected: "address set (or 'any')", among: .addressSets)
                 destinations = nil
             } else if let p = prefix(target, what: "egress destination") {
                 egress = .prefixes([p.isHost ? p : p.network])

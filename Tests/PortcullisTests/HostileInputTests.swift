@@ -244,6 +244,22 @@ import Testing
                 == "subnet 10.0.0.0/16 overlaps 10.0.0.0/16 of network 'n0' and 10.0.0.0/16 of network 'n1'")
     }
 
+    /// Every unknown name is an error, but only the first hundred compare it with every declared
+    /// name for a suggestion: 5,000 typos among 5,000 containers took 49 s.
+    @Test func suggestionsForUnknownNamesAreBounded() {
+        let containers = (0..<150).map { "container c\($0) {\n    attach n 10.0.\($0).2\n}\n" }.joined()
+        let rules = (0..<150).map { "allow x\($0) -> c\($0)\n" }.joined()
+        let text = "network n {\n    bridge br0\n    subnet 10.0.0.0/16\n}\n" + containers + rules
+        let diagnostics = diagnose(["main.policy": text])
+        #expect(diagnostics.count == 150)
+        #expect(diagnostics.prefix(Checker.suggestionLimit).allSatisfy { $0.hint?.hasPrefix("did you mean") == true })
+        #expect(
+            diagnostics.dropFirst(Checker.suggestionLimit).allSatisfy {
+                $0.hint?.hasPrefix("check the spelling") == true
+            })
+        #expect(diagnostics.last?.message == "unknown container, group or network 'x149'")
+    }
+
     /// A chain of thousands of rules, each written twice: every second copy is a duplicate
     /// (found by hashing; comparing each rule with all before it took minutes at 10,000 containers).
     @Test func duplicatesInALongChainAreEachFoundOnce() throws {
