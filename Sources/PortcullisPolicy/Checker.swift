@@ -459,15 +459,13 @@ public struct Checker {
             guard let (subnet, range) = subnets[family] else { continue }
             let found = subnetOverlaps[family, default: SubnetOverlaps()].add(subnet, position: networks.count)
             guard found.count > 0 else { continue }
-            let named = found.first.map { position in
+            var items = found.first.map { position in
                 let other = networks[position]
                 return "\((family == .ipv4 ? other.subnet4 : other.subnet6)!) of network '\(other.name)'"
             }
-            let more = found.count - named.count
-            let list =
-                more > 0
-                ? named.joined(separator: ", ") + " and \(more) more network\(more == 1 ? "" : "s")"
-                : named.dropLast().joined(separator: ", ") + (named.count > 1 ? " and " : "") + named.last!
+            let more = found.count - items.count
+            if more > 0 { items.append("\(more) more network\(more == 1 ? "" : "s")") }
+            let list = items.count == 1 ? items[0] : items.dropLast().joined(separator: ", ") + " and " + items.last!
             error("subnet \(subnet) overlaps \(list)", at: range, hint: "bridges need disjoint subnets")
         }
         if let hostBinding, hostBinding.family != .ipv4 {
