@@ -12,6 +12,9 @@ public indirect enum JSON: Sendable, Hashable {
     case array([JSON])
     case string(String)
     case integer(Int)
+    /// A number written with a fraction or exponent, kept as read: converting it to an integer
+    /// could trap (`-1e19`) or lie (`80.5`), so readers that want integers refuse it by path.
+    case real(Double)
     case bool(Bool)
     case null
 
@@ -22,6 +25,7 @@ public indirect enum JSON: Sendable, Hashable {
         case (.array(let x), .array(let y)): x == y
         case (.string(let x), .string(let y)): x == y
         case (.integer(let x), .integer(let y)): x == y
+        case (.real(let x), .real(let y)): x == y
         case (.bool(let x), .bool(let y)): x == y
         case (.null, .null): true
         default: false
@@ -39,6 +43,7 @@ public indirect enum JSON: Sendable, Hashable {
         case .array(let items): hasher.combine(items)
         case .string(let s): hasher.combine(s)
         case .integer(let i): hasher.combine(i)
+        case .real(let r): hasher.combine(r)
         case .bool(let b): hasher.combine(b)
         case .null: hasher.combine(1)
         }
@@ -56,6 +61,20 @@ public indirect enum JSON: Sendable, Hashable {
 
     public var integerValue: Int? {
         if case .integer(let i) = self { return i }
+        return nil
+    }
+
+    /// The path (`$.a[0].b`) and value of the first real number in document order, if any.
+    public var firstReal: (path: String, value: Double)? {
+        var pending: [(String, JSON)] = [("$", self)]
+        while let (path, value) = pending.popLast() {
+            switch value {
+            case .real(let number): return (path, number)
+            case .object(let members): pending += members.reversed().map { ("\(path).\($0.0)", $0.1) }
+            case .array(let items): pending += items.indices.reversed().map { ("\(path)[\($0)]", items[$0]) }
+            default: continue
+            }
+        }
         return nil
     }
 
@@ -115,6 +134,9 @@ extension JSON {
             return json_stringn(s, s.utf8.count)
         case .integer(let i):
             return json_integer(json_int_t(i))
+        case .real(let r):
+            // libjansson has no infinities or NaN (no parsed document holds them either).
+            return r.isFinite ? json_real(r) : json_null()
         case .bool(let b):
             return b ? json_true() : json_false()
         case .null:
@@ -138,9 +160,10 @@ extension JSON {
         case JSON_STRING:
             self = .string(String(cString: json_string_value(value)))
         case JSON_INTEGER:
+            // json_int_t is 64 bits wide, as Int is on the platforms Portcullis runs on.
             self = .integer(Int(json_integer_value(value)))
         case JSON_REAL:
-            self = .integer(Int(json_real_value(value)))
+            self = .real(json_real_value(value))
         case JSON_TRUE:
             self = .bool(true)
         case JSON_FALSE:

@@ -321,16 +321,22 @@ public struct RiskAudit: Sendable {
         }
     }
 
-    /// The same rule twice in one chain (moby#15151, #31647).
+    /// What makes two rules the same rule: not their comments or where they were read.
+    struct RuleMeaning: Hashable {
+        let matches: [Match]
+        let action: Action?
+        let effects: [Effect]
+    }
+
+    /// The same rule twice in one chain (moby#15151, #31647). Rules seen are hashed, so a chain
+    /// of 20,000 DNAT rules costs 20,000 look-ups, not 200 million comparisons.
     func duplicates() -> [Finding] {
         ruleset.tables.flatMap { table in
             table.chains.flatMap { chain in
-                chain.rules.enumerated().compactMap { index, rule -> Finding? in
-                    guard
-                        chain.rules[..<index].contains(where: {
-                            $0.matches == rule.matches && $0.action == rule.action && $0.effects == rule.effects
-                        })
-                    else { return nil }
+                var seen: Set<RuleMeaning> = []
+                return chain.rules.compactMap { rule -> Finding? in
+                    let meaning = RuleMeaning(matches: rule.matches, action: rule.action, effects: rule.effects)
+                    guard !seen.insert(meaning).inserted else { return nil }
                     return Finding(
                         id: "duplicate-rule", severity: .medium, table: table.name, chain: chain.name, rule: rule,
                         explanation:

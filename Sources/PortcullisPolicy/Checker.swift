@@ -281,6 +281,12 @@ public struct Checker {
                 error("log prefix \(problem)", at: prefix.range, hint: "use printable ASCII without quotes")
                 return nil
             }
+            if prefix.value.contains("$") {
+                error(
+                    "log prefix contains '$'", at: prefix.range,
+                    hint: "nft reads '$' in a log prefix as the start of a variable, and has no way to escape it")
+                return nil
+            }
             if prefix.value.utf8.count > 29 {
                 error(
                     "log prefix is longer than 29 bytes", at: prefix.range,
@@ -295,7 +301,7 @@ public struct Checker {
     @discardableResult
     mutating func checkInterfaceName(_ name: Located<String>) -> Bool {
         switch InterfaceName.validate(name.value) {
-        case nil: return true
+        case nil: return checkNftInterfaceName(name)
         case .empty?: error("empty interface name", at: name.range)
         case .tooLong(let bytes)?:
             error(
@@ -311,7 +317,38 @@ public struct Checker {
         return false
     }
 
+    /// What nft cannot take as an interface name although Linux can: libnftables JSON has no
+    /// quoting, so a leading `@` reads as a set reference and these words as protocol constants
+    /// (nftables' `json_parse_immediate`).
+    private mutating func checkNftInterfaceName(_ name: Located<String>) -> Bool {
+        if name.value.hasPrefix("@") {
+            error(
+                "interface name '\(name.value)' starts with '@'", at: name.range,
+                hint: "nft reads a leading '@' as a set reference; rename the interface")
+            return false
+        }
+        if Checker.nftJSONConstants.contains(name.value) {
+            error(
+                "interface name '\(name.value)' is an nft protocol name", at: name.range,
+                hint:
+                    "nft JSON rulesets read '\(name.value)' as the protocol, not as an interface; rename the interface")
+            return false
+        }
+        return true
+    }
+
+    private static let nftJSONConstants: Set<String> = [
+        "tcp", "udp", "udplite", "esp", "ah", "icmp", "icmpv6", "comp", "dccp", "sctp", "redirect",
+    ]
+
     // MARK: - network
+
+    /// Positions in `networks` by name (the first of a duplicated name).
+    private var networkPositions: [String: Int] = [:]
+    /// The network that took each bridge first.
+    private var bridgeOwners: [String: String] = [:]
+    /// The subnets declared so far, per family, for overlap checks that stay linear.
+    private var subnetOverlaps: [IPFamily: SubnetOverlaps] = [:]
 
     private mutating func checkNetwork(_ block: Block) {
         let name = block.name!
@@ -410,21 +447,26 @@ public struct Checker {
             }
             gateway[family] = address
         }
-        if let duplicate = networks.first(where: { $0.bridge == bridge }) {
+        if let duplicate = bridgeOwners[bridge] {
             error(
-                "bridge '\(bridge)' is already used by network '\(duplicate.name)'",
+                "bridge '\(bridge)' is already used by network '\(duplicate)'",
                 at: block.settings.first { $0.keyword.value == "bridge" }!.values[0].range,
                 hint: "each network needs its own bridge")
+        } else {
+            bridgeOwners[bridge] = name.value
         }
-        for (family, (subnet, range)) in subnets {
-            for other in networks {
-                let otherSubnet = family == .ipv4 ? other.subnet4 : other.subnet6
-                if let otherSubnet, otherSubnet.overlaps(subnet) {
-                    error(
-                        "subnet \(subnet) overlaps \(otherSubnet) of network '\(other.name)'", at: range,
-                        hint: "bridges need disjoint subnets")
-                }
+        for family in [IPFamily.ipv4, .ipv6] {
+            guard let (subnet, range) = subnets[family] else { continue }
+            let found = subnetOverlaps[family, default: SubnetOverlaps()].add(subnet, position: networks.count)
+            guard found.count > 0 else { continue }
+            var items = found.first.map { position in
+                let other = networks[position]
+                return "\((family == .ipv4 ? other.subnet4 : other.subnet6)!) of network '\(other.name)'"
             }
+            let more = found.count - items.count
+            if more > 0 { items.append("\(more) more network\(more == 1 ? "" : "s")") }
+            let list = items.count == 1 ? items[0] : items.dropLast().joined(separator: ", ") + " and " + items.last!
+            error("subnet \(subnet) overlaps \(list)", at: range, hint: "bridges need disjoint subnets")
         }
         if let hostBinding, hostBinding.family != .ipv4 {
             error(
@@ -442,6 +484,7 @@ public struct Checker {
                 hint: "internal networks have no outside connectivity; remove 'masquerade on' or 'internal'")
         }
         let subnet6 = subnets[.ipv6]?.0
+        networkPositions[name.value] = networkPositions[name.value] ?? networks.count
         networks.append(
             Network(
                 name: name.value, bridge: bridge, subnet4: subnet4.0,
@@ -473,7 +516,7 @@ public struct Checker {
             var members: [String] = []
             for item in list.items {
                 guard let kind = endpointKinds[item.value]?.kind else {
-                    unknownName(item, expected: "container", candidates: containerNames)
+                    unknownName(item, expected: "container", among: .containers)
                     continue
                 }
                 guard kind == "container" else {
@@ -491,9 +534,39 @@ public struct Checker {
         }
     }
 
-    private var containerNames: [String] { endpointKinds.filter { $0.value.kind == "container" }.map(\.key).sorted() }
+    /// The declared names an unknown name may be a typo of.
+    enum Candidates {
+        case containers
+        case networks
+        case endpoints
+        case addressSets
+        case services
+    }
 
-    mutating func unknownName(_ name: Located<String>, expected: String, candidates: [String]) {
+    private func names(_ candidates: Candidates) -> [String] {
+        switch candidates {
+        case .containers: endpointKinds.filter { $0.value.kind == "container" }.map(\.key).sorted()
+        case .networks: endpointKinds.filter { $0.value.kind == "network" }.map(\.key).sorted()
+        case .endpoints: endpointKinds.keys.sorted()
+        case .addressSets: addressSets.keys.sorted()
+        case .services: services.keys.sorted()
+        }
+    }
+
+    /// A hint compares the name with every candidate; past this many unknown names hints
+    /// suggest nothing, so that a file of thousands of typos is still checked in linear time.
+    static let suggestionLimit = 100
+    private var suggestionsMade = 0
+
+    mutating func unknownName(_ name: Located<String>, expected: String, among candidates: Candidates) {
+        guard suggestionsMade < Self.suggestionLimit else {
+            error(
+                "unknown \(expected) '\(name.value)'", at: name.range,
+                hint: "check the spelling (names are suggested for the first \(Self.suggestionLimit) unknown names)")
+            return
+        }
+        suggestionsMade += 1
+        let candidates = names(candidates)
         let suggestion = closestMatch(name.value, in: candidates)
         error(
             "unknown \(expected) '\(name.value)'", at: name.range,
@@ -515,7 +588,7 @@ public struct Checker {
         for setting in block.settings {
             switch setting.keyword.value {
             case "attach":
-                checkAttach(setting, into: &container, visibleNetworks: Array(networks.prefix(networksDeclaredBefore)))
+                checkAttach(setting, into: &container, visibleNetworks: networksDeclaredBefore)
             case "expose":
                 for value in setting.values { if let spec = portSpec(value) { exposed.append((spec, value)) } }
             case "publish-all":
@@ -575,17 +648,18 @@ public struct Checker {
         containers.append(container)
     }
 
-    private func network(_ name: String) -> Network? { networks.first { $0.name == name } }
+    private func network(_ name: String) -> Network? { networkPositions[name].map { networks[$0] } }
 
-    private mutating func checkAttach(_ setting: Setting, into container: inout Container, visibleNetworks: [Network]) {
+    /// `visibleNetworks`: how many networks were declared above the container.
+    private mutating func checkAttach(_ setting: Setting, into container: inout Container, visibleNetworks: Int) {
         let networkName = setting.values[0]
         let addressText = setting.values[1]
-        guard let network = visibleNetworks.first(where: { $0.name == networkName.value }) else {
+        guard let position = networkPositions[networkName.value], position < visibleNetworks else {
             let declaredBefore = declarationOrder.prefix { $0 != .startContainer(container.name) }
             if declaredBefore.contains(.createNetwork(networkName.value)) {
                 return  // the network has errors of its own, already reported
             }
-            if let later = networks.first(where: { $0.name == networkName.value }) {
+            if let later = network(networkName.value) {
                 error(
                     "network '\(networkName.value)' is declared after container '\(container.name)'",
                     at: networkName.range,
@@ -593,12 +667,11 @@ public struct Checker {
             } else if let kind = endpointKinds[networkName.value]?.kind {
                 error("'\(networkName.value)' is a \(kind), not a network", at: networkName.range)
             } else {
-                unknownName(
-                    networkName, expected: "network",
-                    candidates: endpointKinds.filter { $0.value.kind == "network" }.map(\.key).sorted())
+                unknownName(networkName, expected: "network", among: .networks)
             }
             return
         }
+        let network = networks[position]
         guard let address = address(addressText, what: "container address") else { return }
         let subnet = address.family == .ipv4 ? network.subnet4 : network.subnet6
         guard let subnet else {
@@ -684,7 +757,7 @@ public struct Checker {
             if let set = addressSets[value.value] {
                 prefixes += set
             } else if value.value.first?.isLetter == true && !value.value.utf8.contains(UInt8(ascii: ":")) {
-                unknownName(value, expected: "address set", candidates: addressSets.keys.sorted())
+                unknownName(value, expected: "address set", among: .addressSets)
             } else if let p = prefix(value, what: "source address") {
                 prefixes.append(p.isHost ? p : p.network)
             }
@@ -927,7 +1000,7 @@ public struct Checker {
         case "network": return [.network(value.value)]
         case "group": return groups[value.value]?.map { .container($0) } ?? []
         default:
-            unknownName(value, expected: "container, group or network", candidates: endpointKinds.keys.sorted())
+            unknownName(value, expected: "container, group or network", among: .endpoints)
             return nil
         }
     }
@@ -942,7 +1015,7 @@ public struct Checker {
             if let service = services[value.value] {
                 specs += service
             } else if listNames["service \(value.value)"] == nil {
-                unknownName(value, expected: "service", candidates: services.keys.sorted())
+                unknownName(value, expected: "service", among: .services)
                 ok = false
             }
         }
@@ -962,7 +1035,7 @@ public struct Checker {
             } else if let set = addressSets[target.value] {
                 egress = .prefixes(set)
             } else if target.value.first?.isLetter == true && !target.value.utf8.contains(UInt8(ascii: ":")) {
-                unknownName(target, expected: "address set (or 'any')", candidates: addressSets.keys.sorted())
+                unknownName(target, expected: "address set (or 'any')", among: .addressSets)
                 destinations = nil
             } else if let p = prefix(target, what: "egress destination") {
                 egress = .prefixes([p.isHost ? p : p.network])

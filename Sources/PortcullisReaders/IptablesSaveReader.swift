@@ -59,20 +59,39 @@ public struct IptablesSaveReader {
         var tables: [Table] = []
         var warnings: [ReadWarning] = []
         var open: Table?
-        var declaredChains: Set<String> = []
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        /// The open table's chains by name, with their positions in it.
+        var declaredChains: [String: Int] = [:]
+        var sawComment = false
+        let lines = Self.lines(text)
+        for (index, raw) in lines.enumerated() {
             let number = index + 1
+            if let bad = raw.unicodeScalars.first(where: Self.isControl) {
+                throw ReadError(
+                    line: number,
+                    message:
+                        "control character U+\(String(bad.value, radix: 16, uppercase: true)) (iptables-save writes none: a binary file or a damaged copy?)"
+                )
+            }
             let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.hasPrefix(Self.legacyTablesWarning) {
+                throw ReadError(
+                    line: number,
+                    message:
+                        "iptables-save says iptables-legacy tables are present; they are not in this text, so reading it would miss rules (read them with iptables-legacy-save)"
+                )
+            }
+            if line.hasPrefix("#") { sawComment = true }
             if line.isEmpty || line.hasPrefix("#") { continue }
             if line.hasPrefix("*") {
                 guard open == nil else { throw ReadError(line: number, message: "table \(line) starts before COMMIT") }
                 let name = String(line.dropFirst())
                 guard !name.isEmpty else { throw ReadError(line: number, message: "table name missing after '*'") }
                 open = Table(family: family, name: name)
-                declaredChains = []
+                declaredChains = [:]
                 continue
             }
-            guard var table = open else {
+            // Taken out of `open` (and put back) so that appending a rule never copies the table.
+            guard var table = open.take() else {
                 throw ReadError(line: number, message: "'\(line.prefix(40))' outside a table (expected '*TABLE')")
             }
             if line == "COMMIT" {
@@ -98,10 +117,10 @@ public struct IptablesSaveReader {
                             ReadWarning(line: number, message: "unknown built-in chain \(table.name)/\(name)"))
                     }
                 }
-                guard !declaredChains.contains(name) else {
+                guard declaredChains[name] == nil else {
                     throw ReadError(line: number, message: "chain \(name) declared twice")
                 }
-                declaredChains.insert(name)
+                declaredChains[name] = table.chains.count
                 table.chains.append(chain)
                 open = table
                 continue
@@ -115,7 +134,7 @@ public struct IptablesSaveReader {
             guard words.count >= 2, words[0] == "-A" else {
                 throw ReadError(line: number, message: "expected a rule ('-A CHAIN ...'), found '\(line.prefix(40))'")
             }
-            guard let chainIndex = table.chains.firstIndex(where: { $0.name == words[1] }) else {
+            guard let chainIndex = declaredChains[words[1]] else {
                 throw ReadError(line: number, message: "rule for undeclared chain \(words[1])")
             }
             var parser = RuleParser(
@@ -126,10 +145,30 @@ public struct IptablesSaveReader {
             open = table
         }
         if let open {
-            throw ReadError(
-                line: text.split(separator: "\n").count, message: "table \(open.name) has no COMMIT (truncated?)")
+            throw ReadError(line: lines.count, message: "table \(open.name) has no COMMIT (truncated?)")
+        }
+        // iptables-save prints nothing at all for a host without tables; comments alone are
+        // something else (a damaged copy, another tool's output) and must not audit as clean.
+        if tables.isEmpty && sawComment {
+            throw ReadError(line: 1, message: "only comments, no table (expected a line such as '*filter')")
         }
         return (Ruleset(tables: tables), warnings)
+    }
+
+    /// What iptables-nft-save appends when the legacy tables hold rules it does not print.
+    static let legacyTablesWarning = "# Warning: iptables-legacy tables present"
+
+    /// The lines of `text`, ended by LF or CRLF (a file saved on Windows or sent through a
+    /// CRLF channel reads the same as the original).
+    static func lines(_ text: String) -> [Substring] {
+        var lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
+        if lines.last?.isEmpty == true { lines.removeLast() }
+        return lines
+    }
+
+    /// Characters iptables-save never writes (it separates with spaces, sometimes tabs).
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        (scalar.value < 0x20 && scalar != "\t") || scalar.value == 0x7F
     }
 
     /// A word of a rule: its value, and the text it was written as (quotes included), which is
@@ -140,14 +179,15 @@ public struct IptablesSaveReader {
     }
 
     /// Splits a rule line into words; double quotes group (with `\"` and `\\` escapes), as
-    /// `iptables-save` quotes comments and log prefixes.
+    /// `iptables-save` quotes comments and log prefixes. It reads scalars, not characters, so a
+    /// combining mark after a quote cannot hide the quote.
     static func tokenize(_ text: Substring, line: Int) throws(ReadError) -> [Token] {
         var tokens: [Token] = []
-        var current = ""
-        var raw = ""
+        var current = String.UnicodeScalarView()
+        var raw = String.UnicodeScalarView()
         var inQuotes = false
         var hasWord = false
-        var iterator = text.makeIterator()
+        var iterator = text.unicodeScalars.makeIterator()
         while let c = iterator.next() {
             if inQuotes {
                 raw.append(c)
@@ -165,9 +205,9 @@ public struct IptablesSaveReader {
                 inQuotes = true
                 hasWord = true
             } else if c == " " || c == "\t" {
-                if hasWord { tokens.append(Token(text: current, raw: raw)) }
-                current = ""
-                raw = ""
+                if hasWord { tokens.append(Token(text: String(current), raw: String(raw))) }
+                current = String.UnicodeScalarView()
+                raw = String.UnicodeScalarView()
                 hasWord = false
             } else {
                 current.append(c)
@@ -176,7 +216,7 @@ public struct IptablesSaveReader {
             }
         }
         if inQuotes { throw ReadError(line: line, message: "unterminated quoted string") }
-        if hasWord { tokens.append(Token(text: current, raw: raw)) }
+        if hasWord { tokens.append(Token(text: String(current), raw: String(raw))) }
         return tokens
     }
 }
@@ -186,12 +226,13 @@ struct RuleParser {
     let words: [String]
     let rawWords: [String]
     let line: Int
-    let chains: Set<String>
+    /// The table's chains declared so far (by name), which a target can jump to.
+    let chains: [String: Int]
     let provenance: Provenance
     var warnings: [ReadWarning] = []
     var position = 0
 
-    init(tokens: [IptablesSaveReader.Token], line: Int, chains: Set<String>, provenance: Provenance) {
+    init(tokens: [IptablesSaveReader.Token], line: Int, chains: [String: Int], provenance: Provenance) {
         self.words = tokens.map(\.text)
         self.rawWords = tokens.map(\.raw)
         self.line = line
@@ -214,10 +255,11 @@ struct RuleParser {
         return prefix
     }
 
+    /// `P` or `P:Q` with P <= Q.
     func ports(_ text: String) throws(ReadError) -> PortRange {
-        let parts = text.split(separator: ":")
-        guard let first = UInt16(parts[0]), let last = UInt16(parts.count > 1 ? parts[1] : parts[0]) else {
-            throw ReadError(line: line, message: "'\(text)' is not a port")
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let first = UInt16(parts[0]), let last = UInt16(parts.last!), first <= last else {
+            throw ReadError(line: line, message: "'\(text)' is not a port or port range")
         }
         return PortRange(first, last)
     }
@@ -357,7 +399,9 @@ struct RuleParser {
     static func rate(_ text: String) -> Rate? {
         let parts = text.split(separator: "/")
         let units: [String: Rate.Unit] = ["sec": .second, "min": .minute, "hour": .hour, "day": .day]
-        guard parts.count == 2, let count = Int(parts[0]), let unit = units[String(parts[1])] else { return nil }
+        guard parts.count == 2, let count = Int(parts[0]), count > 0, let unit = units[String(parts[1])] else {
+            return nil
+        }
         return Rate(count: count, unit: unit)
     }
 
@@ -376,7 +420,7 @@ struct RuleParser {
         case ("SNAT", 2) where options[0] == "--to-source":
             if let address = IPAddress(options[1]) { return (.snat(address), []) }
         default:
-            if options.isEmpty && chains.contains(name) { return (goto ? .goto(name) : .jump(name), []) }
+            if options.isEmpty && chains[name] != nil { return (goto ? .goto(name) : .jump(name), []) }
         }
         warnings.append(ReadWarning(line: line, message: "kept as written, not modelled: -j \(opaque)"))
         return (.opaque(opaque), [])

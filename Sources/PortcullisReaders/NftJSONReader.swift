@@ -45,15 +45,31 @@ public struct NftJSONReader {
         } catch {
             throw ReadError(line: error.line, message: "invalid JSON at column \(error.column): \(error.message)")
         }
+        // libnftables writes integers only; a real would have to be rounded or range-checked
+        // wherever it is used, so it is refused once, by path.
+        if let (path, number) = document.firstReal {
+            throw ReadError(line: 0, message: "\(path): \(number) is not an integer (libnftables writes integers only)")
+        }
         guard let objects = document["nftables"]?.arrayValue else {
             throw ReadError(line: 0, message: "$: expected an object with an 'nftables' array")
         }
         var tables: [Table] = []
         var warnings: [ReadWarning] = []
-        var skipped: [(family: String, name: String)] = []
-        var unreadSets: Set<String> = []
+        // What was read so far, by name, so that a document of many tables, chains and sets is
+        // read in linear time: tables by "family name", and the names in each table.
+        var tablePositions: [String: Int] = [:]
+        var names: [TableNames] = []
+        var skipped: [String] = []
+        var skippedKeys: Set<String> = []
         func isSkipped(_ object: JSON) -> Bool {
-            skipped.contains { $0.family == object["family"]?.stringValue && $0.name == object["table"]?.stringValue }
+            skippedKeys.contains("\(object["family"]?.stringValue ?? "") \(object["table"]?.stringValue ?? "")")
+        }
+        func tableIndex(_ object: JSON, _ path: String) throws(ReadError) -> Int {
+            let key = "\(try string(object, "family", path)) \(try string(object, "table", path))"
+            guard let index = tablePositions[key] else {
+                throw ReadError(line: 0, message: "\(path): table \(key) is not declared")
+            }
+            return index
         }
         for (index, object) in objects.enumerated() {
             let path = "$.nftables[\(index)]"
@@ -70,7 +86,8 @@ public struct NftJSONReader {
                 let name = try string(body, "name", at)
                 let familyName = try string(body, "family", at)
                 guard let family = TableFamily(rawValue: familyName) else {
-                    skipped.append((familyName, name))
+                    skipped.append("\(familyName) \(name)")
+                    skippedKeys.insert("\(familyName) \(name)")
                     warnings.append(
                         ReadWarning(
                             path: at,
@@ -78,50 +95,51 @@ public struct NftJSONReader {
                                 "table \(familyName) \(name) not read: Portcullis reads ip, ip6 and inet tables only"))
                     continue
                 }
-                guard !tables.contains(where: { $0.family == family && $0.name == name }) else {
+                guard tablePositions["\(familyName) \(name)"] == nil else {
                     throw ReadError(line: 0, message: "\(at): table \(familyName) \(name) listed twice")
                 }
+                tablePositions["\(familyName) \(name)"] = tables.count
+                names.append(TableNames())
                 // Rules keep the order their expressions were listed in, so that they render back as read.
                 tables.append(Table(family: family, name: name, keepsMatchOrder: true))
             case "chain":
                 if isSkipped(body) { continue }
-                let table = try tableIndex(body, in: tables, at)
+                let table = try tableIndex(body, at)
                 let name = try string(body, "name", at)
-                guard tables[table].chain(name) == nil else {
+                guard names[table].chains[name] == nil else {
                     throw ReadError(line: 0, message: "\(at): chain \(name) listed twice")
                 }
                 var chain = Chain(name: name)
                 if body["hook"] != nil { chain.base = try baseChain(body, at) }
+                names[table].chains[name] = tables[table].chains.count
                 tables[table].chains.append(chain)
             case "set", "map":
                 if isSkipped(body) { continue }
-                let table = try tableIndex(body, in: tables, at)
+                let table = try tableIndex(body, at)
                 do throws(ReadError) {
                     let (set, setWarnings) = try self.set(body, path: at)
-                    guard !tables[table].sets.contains(where: { $0.name == set.name }) else {
+                    guard names[table].sets.insert(set.name).inserted else {
                         throw ReadError(line: 0, message: "\(at): set \(set.name) listed twice")
                     }
                     tables[table].sets.append(set)
+                    if !names[table].unreadSets.contains(set.name) { names[table].usableSets.insert(set.name) }
                     warnings += setWarnings
                 } catch {
                     guard error.unsupported else { throw error }
                     // A set of a type the IR cannot hold: rules that use it are kept opaque.
                     let name = try string(body, "name", at)
-                    unreadSets.insert("\(tables[table].family.rawValue) \(tables[table].name) \(name)")
+                    names[table].unreadSets.insert(name)
+                    names[table].usableSets.remove(name)
                     warnings.append(ReadWarning(path: at, message: "\(kind) \(name) not read: \(error.message)"))
                 }
             case "rule":
                 if isSkipped(body) { continue }
-                let table = try tableIndex(body, in: tables, at)
+                let table = try tableIndex(body, at)
                 let chainName = try string(body, "chain", at)
-                guard let chainIndex = tables[table].chains.firstIndex(where: { $0.name == chainName }) else {
+                guard let chainIndex = names[table].chains[chainName] else {
                     throw ReadError(line: 0, message: "\(at): chain \(chainName) is not declared")
                 }
-                let prefix = "\(tables[table].family.rawValue) \(tables[table].name) "
-                var parser = RuleReader(
-                    path: at, family: tables[table].family,
-                    sets: Set(tables[table].sets.map(\.name)).subtracting(
-                        unreadSets.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }))
+                var parser = RuleReader(path: at, family: tables[table].family, sets: names[table].usableSets)
                 var rule = try parser.rule(body)
                 let handle = body["handle"]?.integerValue.map { " (handle \($0))" } ?? ""
                 rule.provenance = Provenance(statement: "rule at \(path)\(handle)", file: source)
@@ -135,9 +153,18 @@ public struct NftJSONReader {
                 throw ReadError(line: 0, message: "\(path): unsupported object '\(kind)'")
             }
         }
-        return Result(
-            ruleset: Ruleset(tables: tables), warnings: warnings,
-            skippedTables: skipped.map { "\($0.family) \($0.name)" })
+        return Result(ruleset: Ruleset(tables: tables), warnings: warnings, skippedTables: skipped)
+    }
+
+    /// The names read so far in one table.
+    struct TableNames {
+        /// Chains by name, with their positions in the table.
+        var chains: [String: Int] = [:]
+        var sets: Set<String> = []
+        /// Sets of types the IR cannot hold.
+        var unreadSets: Set<String> = []
+        /// The sets rules may look up: read, and sharing no name with a set that could not be read.
+        var usableSets: Set<String> = []
     }
 
     func string(_ object: JSON, _ key: String, _ path: String) throws(ReadError) -> String {
@@ -145,17 +172,6 @@ public struct NftJSONReader {
             throw ReadError(line: 0, message: "\(path): missing '\(key)'")
         }
         return value
-    }
-
-    func tableIndex(_ object: JSON, in tables: [Table], _ path: String) throws(ReadError) -> Int {
-        let familyName = try string(object, "family", path)
-        let name = try string(object, "table", path)
-        guard let family = TableFamily(rawValue: familyName),
-            let index = tables.firstIndex(where: { $0.family == family && $0.name == name })
-        else {
-            throw ReadError(line: 0, message: "\(path): table \(familyName) \(name) is not declared")
-        }
-        return index
     }
 
     /// nft's named priorities, for documents that spell them out.
@@ -174,6 +190,10 @@ public struct NftJSONReader {
         }
         let priority: Int
         if let number = chain["prio"]?.integerValue {
+            // The kernel holds a chain priority in 32 bits.
+            guard Int32(exactly: number) != nil else {
+                throw ReadError(line: 0, message: "\(path).prio: \(number) is out of range (a 32-bit priority)")
+            }
             priority = number
         } else if let name = chain["prio"]?.stringValue, let number = Self.namedPriorities[name] {
             priority = number
@@ -209,6 +229,11 @@ public struct NftJSONReader {
         guard !result.isEmpty else { throw ReadError(line: 0, message: "\(path): empty type") }
         return result
     }
+
+    /// A range of a concatenated key reads as the product of its parts' prefixes (up to 254²
+    /// per element for two IPv6 ranges), so a small document could ask for gigabytes: beyond
+    /// this many elements a set is an error rather than an out-of-memory kill.
+    static let maximumElements = 1 << 20
 
     func set(_ body: JSON, path: String) throws(ReadError) -> (NamedSet, [ReadWarning]) {
         let name = try string(body, "name", path)
@@ -254,6 +279,13 @@ public struct NftJSONReader {
                 value = .data(values[0])
             default: break
             }
+            guard elements.count + keys.count <= Self.maximumElements else {
+                throw ReadError(
+                    line: 0,
+                    message:
+                        "\(at): \(name) holds more than \(Self.maximumElements) elements once address ranges are read as prefixes"
+                )
+            }
             elements += keys.map { SetElement(key: $0, value: value) }
         }
         let set = NamedSet(
@@ -274,6 +306,9 @@ public struct NftJSONReader {
         var keys: [[SetValue]] = [[]]
         for (part, type) in zip(parts, types) {
             let values = try value(part, type: type, path, warnings: &warnings)
+            guard keys.count * values.count <= Self.maximumElements else {
+                throw ReadError(line: 0, message: "\(path): the key's address ranges read as too many prefixes")
+            }
             keys = keys.flatMap { key in values.map { key + [$0] } }
         }
         return keys
@@ -394,7 +429,7 @@ struct RuleReader {
                     matches.append(opaque(expression, at))
                 }
             case "limit":
-                if let rate = body["rate"]?.integerValue,
+                if let rate = body["rate"]?.integerValue, rate > 0,
                     let unit = body["per"]?.stringValue.flatMap(Rate.Unit.init(rawValue:)),
                     body["burst"] == nil || body["burst"]?.integerValue == 5, body["inv"] == nil,
                     body["rate_unit"] == nil || body["rate_unit"]?.stringValue == "packets"
