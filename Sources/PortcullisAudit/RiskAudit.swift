@@ -110,7 +110,7 @@ public struct RiskAudit: Sendable {
                             "publish on one address, or add a source allow-list (publish ... from SOURCES)"))
                 }
                 if let destination, destination.family == .ipv4,
-                    IPPrefix(address: IPAddress(ipv4: 0x7F00_0000), length: 8).contains(destination.address)
+                    IPPrefix.loopback(.ipv4).contains(destination.address)
                 {
                     let guarded = (table.chain("raw-PREROUTING")?.rules ?? []).contains { rule in
                         rule.action == .drop && rule.matches.contains(.interface(.source, "lo", negated: true))
@@ -258,7 +258,7 @@ public struct RiskAudit: Sendable {
     /// A port published on 127.0.0.1 is reachable from the network unless a raw rule drops
     /// packets for it that did not come from lo (moby#45610).
     func loopbackPublishes() -> [Finding] {
-        let loopback = IPPrefix(address: IPAddress(ipv4: 0x7F00_0000), length: 8)
+        let loopback = IPPrefix.loopback(.ipv4)
         let guarded: [PortRange] = (raw?.chain("PREROUTING")?.rules ?? []).compactMap { rule in
             guard rule.action == .drop, rule.matches.contains(.interface(.source, "lo", negated: true)) else {
                 return nil
