@@ -39,6 +39,12 @@ let package = Package(
         // into the IR, for audit and import.
         .target(
             name: "PortcullisReaders", dependencies: ["PortcullisIR", "PortcullisNet", "JanssonKit", "NftablesKit"]),
+        // The inverse of the layouts: a host's rules, read back into the IR, as the policy a layout
+        // would have lowered them from (an imported host, then a syntax tree), for `import` and
+        // `explain`.
+        .target(
+            name: "PortcullisImport",
+            dependencies: ["PortcullisSyntax", "PortcullisIR", "PortcullisNet", "PortcullisLayouts"]),
         // Risk findings and drift on rulesets read back from hosts, for `audit`.
         .target(name: "PortcullisAudit", dependencies: ["PortcullisIR", "PortcullisNet"]),
         // Walks a ruleset as the kernel would, for `explain`.
@@ -60,7 +66,7 @@ let package = Package(
             name: "portcullis",
             dependencies: [
                 "PortcullisCompiler", "PortcullisSyntax", "PortcullisLayouts", "PortcullisRender", "PortcullisKernel",
-                "PortcullisEvaluator", "PortcullisReaders", "PortcullisAudit", "JanssonKit",
+                "PortcullisEvaluator", "PortcullisReaders", "PortcullisAudit", "PortcullisImport", "JanssonKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

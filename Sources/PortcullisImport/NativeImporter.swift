@@ -1,4 +1,5 @@
 import PortcullisIR
+import PortcullisLayouts
 import PortcullisNet
 
 /// Turns a host run by Portcullis' `native` layout (one `inet portcullis` table of sets and
@@ -13,44 +14,20 @@ import PortcullisNet
 /// cannot tell (container names, which addresses are one container's on several networks,
 /// groups, a network's `host-binding`, containers with no element) is said in the policy,
 /// never invented.
-public struct NativeImporter: Sendable {
-    public let table: Table
+struct NativeImporter: Sendable {
+    typealias Names = NativeNames
+
+    let table: Table
 
     /// nil when the ruleset holds no `table inet portcullis`.
-    public init?(ruleset: Ruleset) {
-        guard let table = ruleset.table(.inet, "portcullis") else { return nil }
+    init?(ruleset: Ruleset) {
+        guard let table = ruleset.table(.inet, Names.table) else { return nil }
         self.table = table
     }
 
-    typealias ImportedNetwork = DockerImporter.ImportedNetwork
-    typealias ImportedContainer = DockerImporter.ImportedContainer
-    typealias ImportedPublish = DockerImporter.ImportedPublish
-
     static let families: [IPFamily] = [.ipv4, .ipv6]
 
-    static func named(_ base: String, _ family: IPFamily) -> String { "\(base)-\(family == .ipv4 ? "v4" : "v6")" }
-
     func elements(_ name: String) -> [SetElement] { table.sets.first { $0.name == name }?.elements ?? [] }
-
-    /// The sets and chains the layout writes; anything else is reported.
-    static let chains: Set<String> = ["forward", "prerouting", "output", "postrouting", "publish"]
-
-    static func isLayoutSet(_ name: String) -> Bool {
-        if ["bridges", "icc", "proxied", "internal", "external"].contains(name) { return true }
-        let bases = [
-            "sites", "subnets", "masquerade", "publish-address", "publish-port", "publish-on-address",
-            "publish-on-port", "publish-range", "allow-list-ports", "allow-list-sources", "egress-anywhere",
-            "egress-anywhere-ports", "egress", "egress-ports", "egress-restricted",
-        ]
-        if families.contains(where: { family in bases.contains { named($0, family) == name } }) { return true }
-        return flowIndex(name) != nil
-    }
-
-    /// N of a `flow-N-v4` / `flow-N-v6` set.
-    static func flowIndex(_ name: String) -> Int? {
-        guard name.hasPrefix("flow-"), name.hasSuffix("-v4") || name.hasSuffix("-v6") else { return nil }
-        return Int(name.dropFirst(5).dropLast(3))
-    }
 
     /// What a flow or egress key names: a network (its subnet), or the container holding an address.
     enum Endpoint: Hashable {
@@ -83,7 +60,7 @@ public struct NativeImporter: Sendable {
 
     // MARK: Import
 
-    public func importPolicy() -> DockerImporter.Result {
+    func importPolicy() -> ImportResult {
         var notImported: [String] = []
         var assumed: [String] = []
 
@@ -92,15 +69,15 @@ public struct NativeImporter: Sendable {
         func network(_ bridge: String) -> Int {
             if let at = networks.firstIndex(where: { $0.bridge == bridge }) { return at }
             var added = ImportedNetwork(bridge: bridge)
-            added.name = DockerImporter.networkName(bridge)
+            added.name = HostDeclarations.networkName(bridge)
             networks.append(added)
             return networks.count - 1
         }
-        for element in elements("bridges") {
+        for element in elements(Names.bridges) {
             if case .interface(let bridge)? = element.key.first { _ = network(bridge) }
         }
         for family in Self.families {
-            for element in elements(Self.named("sites", family)) {
+            for element in elements(Names.named(Names.sites, family)) {
                 guard element.key.count == 2, let subnet = Self.prefix(element.key[0]),
                     case .interface(let bridge) = element.key[1]
                 else { continue }
@@ -108,16 +85,16 @@ public struct NativeImporter: Sendable {
                 if family == .ipv4 { networks[at].subnet = subnet } else { networks[at].subnet6 = subnet }
             }
         }
-        for element in elements("icc") {
+        for element in elements(Names.icc) {
             if case .interface(let bridge)? = element.key.first, case .verdict(let verdict)? = element.value {
                 networks[network(bridge)].icc = verdict == .accept
             }
         }
-        for element in elements("internal") {
+        for element in elements(Names.internal) {
             if case .interface(let bridge)? = element.key.first { networks[network(bridge)].internal = true }
         }
         for family in Self.families {
-            for element in elements(Self.named("masquerade", family)) {
+            for element in elements(Names.named(Names.masquerade, family)) {
                 guard let subnet = Self.prefix(element.key.first) else { continue }
                 for at in networks.indices where networks[at].subnet(of: family) == subnet {
                     networks[at].masquerade = true
@@ -129,25 +106,25 @@ public struct NativeImporter: Sendable {
         }
 
         // Host settings.
-        var settings: [ImportedHost.HostSetting] = [.layout("native"), .backend("nftables")]
-        let forward = table.chain("forward")
+        var settings: [ImportedHost.HostSetting] = [.layout(NativeLayout.name), .backend("nftables")]
+        let forward = table.chain(Names.forward)
         if forward?.base?.policy == .accept { settings.append(.forwardPolicy("accept")) }
         // The output chain leaves loopback destinations to the userland proxy while it is on;
         // `proxied` (bridges whose containers the proxy would carry) exists only then.
-        if let output = table.chain("output"), !output.rules.isEmpty {
+        if let output = table.chain(Names.output), !output.rules.isEmpty {
             let proxy = output.rules.contains { rule in
                 rule.matches.contains { if case .address(.destination, _, true) = $0 { true } else { false } }
             }
             if !proxy { settings.append(.userlandProxyOff) }
-            if !proxy && !elements("proxied").isEmpty {
+            if !proxy && !elements(Names.proxied).isEmpty {
                 notImported.append("the output chain says the userland proxy is off, but 'proxied' lists bridges")
             }
-        } else if table.sets.contains(where: { $0.name == "proxied" }) {
+        } else if table.sets.contains(where: { $0.name == Names.proxied }) {
             assumed.append("the output chain is empty; 'proxied' lists bridges, so the userland proxy is on")
         } else {
             notImported.append("the output chain is empty: whether the userland proxy is on is in no rule")
         }
-        let externals = elements("external").compactMap { element -> String? in
+        let externals = elements(Names.external).compactMap { element -> String? in
             if case .interface(let name)? = element.key.first { return name }
             return nil
         }
@@ -186,20 +163,23 @@ public struct NativeImporter: Sendable {
         let flowSets = Dictionary(
             uniqueKeysWithValues: flowRules.map(\.index).flatMap { index in
                 Self.families.map { family in
-                    let name = Self.named("flow-\(index)", family)
+                    let name = Names.named(Names.flow(index), family)
                     return (name, elements(name))
                 }
             })
-        let egressBases = ["egress-anywhere", "egress-anywhere-ports", "egress", "egress-ports", "egress-restricted"]
+        let egressBases = [
+            Names.egressAnywhere, Names.withPorts(Names.egressAnywhere), Names.egress, Names.withPorts(Names.egress),
+            Names.egressRestricted,
+        ]
         func hostAddresses(_ family: IPFamily) -> [IPAddress] {
             var addresses = publishes[family == .ipv4 ? 0 : 1].map(\.target)
             for flow in flowRules {
-                for element in flowSets[Self.named("flow-\(flow.index)", family)] ?? [] {
+                for element in flowSets[Names.named(Names.flow(flow.index), family)] ?? [] {
                     addresses += element.key.prefix(2).compactMap { Self.prefix($0) }.filter(\.isHost).map(\.address)
                 }
             }
             for base in egressBases {
-                for element in elements(Self.named(base, family)) {
+                for element in elements(Names.named(base, family)) {
                     if let source = Self.prefix(element.key.first), source.isHost { addresses.append(source.address) }
                 }
             }
@@ -214,7 +194,7 @@ public struct NativeImporter: Sendable {
         var roles: [IPAddress: Set<String>] = [:]
         for flow in flowRules {
             for family in Self.families {
-                for element in flowSets[Self.named("flow-\(flow.index)", family)] ?? [] {
+                for element in flowSets[Names.named(Names.flow(flow.index), family)] ?? [] {
                     for (side, value) in element.key.prefix(2).enumerated() {
                         if let prefix = Self.prefix(value), prefix.isHost {
                             roles[prefix.address, default: []].insert("\(flow.index)/\(side)")
@@ -250,7 +230,7 @@ public struct NativeImporter: Sendable {
         // Published ports, with their allow-lists.
         var restricted: [(host: IPAddress?, transport: TransportProtocol, ports: PortRange, from: [IPPrefix])] = []
         for family in Self.families {
-            for element in elements(Self.named("allow-list-ports", family)) {
+            for element in elements(Names.named(Names.allowListPorts, family)) {
                 guard element.key.count == 3, let host = Self.prefix(element.key[0]),
                     case .transport(let transport) = element.key[1], case .ports(let ports) = element.key[2]
                 else { continue }
@@ -260,7 +240,7 @@ public struct NativeImporter: Sendable {
                     restricted.append((address, transport, ports, []))
                 }
             }
-            for element in elements(Self.named("allow-list-sources", family)) {
+            for element in elements(Names.named(Names.allowListSources, family)) {
                 guard element.key.count == 4, let source = Self.prefix(element.key[0]),
                     let host = Self.prefix(element.key[1]), case .transport(let transport) = element.key[2],
                     case .ports(let ports) = element.key[3]
@@ -326,7 +306,7 @@ public struct NativeImporter: Sendable {
         func name(_ endpoint: Endpoint) -> String {
             switch endpoint {
             case .network(let name): name
-            case .container(let address): DockerImporter.containerName(address)
+            case .container(let address): HostDeclarations.containerName(address)
             }
         }
         func sites(_ endpoint: Endpoint, _ family: IPFamily) -> [IPPrefix] {
@@ -343,7 +323,7 @@ public struct NativeImporter: Sendable {
         var statements: [(flows: [ImportedHost.Flow], groups: [ImportedHost.Group], addresses: [IPAddress])] = []
         for flow in flowRules {
             let perFamily = Self.families.map { family in
-                (family, flowSets[Self.named("flow-\(flow.index)", family)] ?? [])
+                (family, flowSets[Names.named(Names.flow(flow.index), family)] ?? [])
             }
             var sources: [Endpoint] = []
             var destinations: [Endpoint] = []
@@ -386,7 +366,7 @@ public struct NativeImporter: Sendable {
                             ? [addresses] : ports.map { addresses + [.transport($0.transport), .ports($0.ports)] }
                     }
                 }
-                expected.append(Self.uncovered(keys).map { SetElement(key: $0) })
+                expected.append(NativeLayout.uncovered(keys).map { SetElement(key: $0) })
             }
             let actual = perFamily.map { $0.1.map { SetElement(key: $0.key) } }
             let containersOnly = { (side: [Endpoint]) in
@@ -404,7 +384,7 @@ public struct NativeImporter: Sendable {
             {
                 func side(_ endpoints: [Endpoint], _ suffix: String) -> String {
                     guard endpoints.count > 1 else { return name(endpoints[0]) }
-                    let group = "flow-\(flow.index)-\(suffix)"
+                    let group = "\(Names.flow(flow.index))-\(suffix)"
                     statement.groups.append(ImportedHost.Group(name: group, members: endpoints.map(name)))
                     return group
                 }
@@ -442,13 +422,13 @@ public struct NativeImporter: Sendable {
         var restrictedSources: [Endpoint] = []
         for family in Self.families {
             for (base, hasDestination, hasPorts) in [
-                ("egress-anywhere", false, false), ("egress-anywhere-ports", false, true), ("egress", true, false),
-                ("egress-ports", true, true),
+                (Names.egressAnywhere, false, false), (Names.withPorts(Names.egressAnywhere), false, true),
+                (Names.egress, true, false), (Names.withPorts(Names.egress), true, true),
             ] {
-                for element in elements(Self.named(base, family)) {
+                for element in elements(Names.named(base, family)) {
                     guard let source = Self.prefix(element.key.first), let from = endpoint(source) else {
                         notImported.append(
-                            "an element of \(Self.named(base, family)) whose source no container or network holds")
+                            "an element of \(Names.named(base, family)) whose source no container or network holds")
                         continue
                     }
                     var destination = "any"
@@ -472,7 +452,7 @@ public struct NativeImporter: Sendable {
                     egress.append((from, destination, spec.map { [$0] }))
                 }
             }
-            for element in elements(Self.named("egress-restricted", family)) {
+            for element in elements(Names.named(Names.egressRestricted, family)) {
                 if let source = Self.prefix(element.key.first), let from = endpoint(source),
                     !restrictedSources.contains(from)
                 {
@@ -489,8 +469,8 @@ public struct NativeImporter: Sendable {
         var kinds: [String] = []
         for rule in forward?.rules ?? [] {
             for match in rule.matches {
-                guard case .inSet(_, let set, false) = match, set.hasPrefix("egress"),
-                    !set.hasPrefix("egress-restricted")
+                guard case .inSet(_, let set, false) = match, set.hasPrefix(Names.egress),
+                    !set.hasPrefix(Names.egressRestricted)
                 else { continue }
                 let kind = String(set.dropLast(3))
                 if !kinds.contains(kind) { kinds.append(kind) }
@@ -498,9 +478,8 @@ public struct NativeImporter: Sendable {
         }
         func rank(_ statement: (source: Endpoint, destination: String, ports: [PortSpecKey]?)) -> Int {
             let kind =
-                (statement.destination == "any" ? "egress-anywhere" : "egress")
-                + (statement.ports == nil ? "" : "-ports")
-            return kinds.firstIndex(of: kind) ?? kinds.count
+                (statement.destination == "any" ? Names.egressAnywhere : Names.egress)
+            return kinds.firstIndex(of: statement.ports == nil ? kind : Names.withPorts(kind)) ?? kinds.count
         }
         egress = egress.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(
             \.element)
@@ -513,10 +492,10 @@ public struct NativeImporter: Sendable {
             statements.append(([flow], [], addresses))
         }
 
-        for chain in table.chains where !Self.chains.contains(chain.name) {
+        for chain in table.chains where !Names.chains.contains(chain.name) {
             notImported.append("chain \(chain.name): not one the native layout writes (\(chain.rules.count) rule(s))")
         }
-        for set in table.sets where !Self.isLayoutSet(set.name) {
+        for set in table.sets where !Names.isLayoutSet(set.name) {
             notImported.append("set \(set.name): not one the native layout writes (\(set.elements.count) element(s))")
         }
 
@@ -533,9 +512,9 @@ public struct NativeImporter: Sendable {
         imported.settings = settings
         let known: Set<String>
         let written: Set<IPAddress>
-        (imported.networks, known) = DockerImporter.networkDeclarations(
+        (imported.networks, known) = HostDeclarations.networkDeclarations(
             networks, containers: containers, notImported: &notImported, assumed: &assumed)
-        (imported.containers, written) = DockerImporter.containerDeclarations(
+        (imported.containers, written) = HostDeclarations.containerDeclarations(
             containers, networks: networks, known: known, daemonChosenPorts: false, notImported: &notImported)
         for statement in statements where !statement.addresses.allSatisfy(written.contains) {
             notImported.append("\(statement.flows.last!): it names a container that no written network holds; left out")
@@ -546,22 +525,13 @@ public struct NativeImporter: Sendable {
         if !kept.isEmpty { imported.flowsHeading = "From the flow rules (in chain order) and the egress sets:" }
         imported.assumed = assumed
         imported.notImported = notImported
-        return DockerImporter.Result(host: imported, notImportedRules: [])
+        return ImportResult(host: imported, notImportedRules: [])
     }
 
     /// Port specs of one protocol whose ranges overlap or touch (one statement would merge them).
     static func touch(_ a: PortSpecKey, _ b: PortSpecKey) -> Bool {
         a.transport == b.transport && Int(a.ports.first) <= Int(b.ports.last) + 1
             && Int(b.ports.first) <= Int(a.ports.last) + 1
-    }
-
-    /// Keys without duplicates and without those another key covers, as the layout writes them.
-    static func uncovered(_ keys: [[SetValue]]) -> [[SetValue]] {
-        var seen: Set<[SetValue]> = []
-        let unique = keys.filter { seen.insert($0).inserted }
-        return unique.filter { key in
-            !unique.contains { other in other != key && zip(other, key).allSatisfy { $0.covers($1) } }
-        }
     }
 
     // MARK: Flow rules
@@ -580,7 +550,7 @@ public struct NativeImporter: Sendable {
         for rule in forward?.rules ?? [] {
             guard rule.action == .accept || rule.action == .drop else { continue }
             for match in rule.matches {
-                guard case .inSet(_, let set, false) = match, let index = Self.flowIndex(set),
+                guard case .inSet(_, let set, false) = match, let index = Names.flowIndex(set),
                     !rules.contains(where: { $0.index == index })
                 else { continue }
                 let comment = rule.comment.map {
@@ -609,9 +579,9 @@ public struct NativeImporter: Sendable {
 
     func publishEntries(_ family: IPFamily) -> [PublishEntry] {
         var entries: [PublishEntry] = []
-        for (base, withHost) in [("publish", false), ("publish-on", true)] {
-            let ports = elements(Self.named(base + "-port", family))
-            for element in elements(Self.named(base + "-address", family)) {
+        for (base, withHost) in [(Names.publishes, false), (Names.publishesOn, true)] {
+            let ports = elements(Names.named(Names.portMap(base), family))
+            for element in elements(Names.named(Names.addressMap(base), family)) {
                 let key = element.key
                 guard key.count == (withHost ? 3 : 2), case .data(let values)? = element.value,
                     let target = Self.prefix(values.first), case .transport(let transport) = key[key.count - 2],
@@ -626,7 +596,7 @@ public struct NativeImporter: Sendable {
                         target: target.address))
             }
         }
-        for element in elements(Self.named("publish-range", family)) {
+        for element in elements(Names.named(Names.publishRange, family)) {
             let key = element.key
             guard key.count == 3, let host = Self.prefix(key[0]), case .transport(let transport) = key[1],
                 case .ports(let range) = key[2], case .data(let values)? = element.value,
@@ -682,17 +652,5 @@ public struct NativeImporter: Sendable {
                 )
             }
         }
-    }
-}
-
-/// The policy of a host whose layout is told from its own rules: the native layout's table
-/// when there is one, else the era of Docker's chains. Shared by `import` and `explain`.
-public enum DetectedImport {
-    /// The detected layout's name and the imported policy; nil when the rules are neither.
-    public static func importPolicy(from ruleset: Ruleset) -> (layout: String, result: DockerImporter.Result)? {
-        if let native = NativeImporter(ruleset: ruleset) { return ("native", native.importPolicy()) }
-        let importer = DockerImporter(ruleset: ruleset)
-        guard let layout = importer.detectedLayout else { return nil }
-        return (layout.rawValue, importer.importPolicy(as: layout))
     }
 }

@@ -1,10 +1,10 @@
 import ArgumentParser
 import Foundation
 import JanssonKit
-import PortcullisAudit
 import PortcullisCompiler
 import PortcullisEvaluator
 import PortcullisIR
+import PortcullisImport
 import PortcullisKernel
 import PortcullisNet
 import PortcullisPolicy
@@ -206,7 +206,9 @@ struct Explain: ParsableCommand {
     /// refuses it, that is reported with the lines of the policy `import` would write.
     func importedPolicy(_ host: HostRules) throws -> Policy {
         let path = "rules imported from \(host.source)"
-        let imported = DetectedImport.importPolicy(from: host.ruleset)?.result.host.syntax(path: path)
+        let imported = HostImport.detectLayout(of: host.ruleset).flatMap {
+            HostImport.importHost(from: host.ruleset, as: $0)?.host.syntax(path: path)
+        }
         let (text, placed) = Printer.printPlaced(imported ?? SyntaxFile(path: path, statements: []))
         let loaded = LoadedPolicy(placed, text: text)
         switch Checker.check(loaded) {
