@@ -56,11 +56,15 @@ let package = Package(
                 "PortcullisNet", "PortcullisIR", "PortcullisRender", "JanssonKit", "NftablesKit",
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        // Runs the stages in order and compares outputs with golden files; the CLI is a thin shell.
+        // The application layer: runs the stages in order for every command (compile, audit,
+        // explain, import; golden files), reads host captures, and owns the reports' formats
+        // and error mapping. The CLI is a thin shell of argument parsing over it.
         .target(
             name: "PortcullisCompiler",
             dependencies: [
                 "PortcullisSyntax", "PortcullisPolicy", "PortcullisLayouts", "PortcullisRender", "PortcullisEvaluator",
+                "PortcullisIR", "PortcullisNet", "PortcullisReaders", "PortcullisAudit", "PortcullisImport",
+                "PortcullisKernel", "JanssonKit",
             ]),
         .executableTarget(
             name: "portcullis",

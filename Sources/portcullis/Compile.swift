@@ -31,10 +31,7 @@ struct Compile: ParsableCommand {
         case .failure(let failure): throw fail(failure)
         }
         guard let output else {
-            for (index, file) in files.enumerated() {
-                if index > 0 { print("#### \(file.fileExtension)") }
-                print(file.text, terminator: "")
-            }
+            print(CaptureFormat.joined(files), terminator: "")
             return
         }
         for (index, file) in files.enumerated() {

@@ -1,9 +1,5 @@
 import ArgumentParser
-import Foundation
-import PortcullisImport
-import PortcullisLayouts
-import PortcullisRender
-import PortcullisSyntax
+import PortcullisCompiler
 
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,8 +24,8 @@ struct Import: ParsableCommand {
               nft -j list ruleset | portcullis import --from nft-json - -o host.policy
             """)
 
-    @Option(help: "The input format: iptables-save or nft-json.")
-    var from = "iptables-save"
+    @Option(help: "The input format.")
+    var from: RulesetFormat = .iptablesSave
 
     @Argument(help: "The saved ruleset ('-' for stdin).")
     var file: String
@@ -41,59 +37,8 @@ struct Import: ParsableCommand {
     var output: String?
 
     func run() throws {
-        guard from == "iptables-save" || from == "nft-json" else {
-            printError("error: --from is iptables-save or nft-json")
-            throw ExitCode(2)
-        }
-        var forced: (any Layout)?
-        if let layout {
-            guard let known = Layouts.named(layout) else {
-                printError("error: import reads the layouts \(Layouts.names.joined(separator: ", ")), not '\(layout)'")
-                throw ExitCode(2)
-            }
-            forced = known
-        }
-        let data =
-            file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file)
-        guard let data else {
-            printError("error: cannot read \(file)")
-            throw ExitCode(2)
-        }
-        let text = String(decoding: data, as: UTF8.self)
-        // The same reading as audit and explain (an ip6tables part after '#### ip6tables').
-        let reader = HostRuleSource()
-        let ruleset =
-            (from == "nft-json" ? try reader.readJSON(text, source: file) : try reader.readIptables(text, source: file))
-            .ruleset
-        guard let layout = forced ?? HostImport.detectLayout(of: ruleset) else {
-            printError("error: \(file) holds no Docker rules (no filter DOCKER chain) and no native table")
-            throw ExitCode(2)
-        }
-        guard let result = HostImport.importHost(from: ruleset, as: layout) else {
-            printError("error: \(file) holds no native layout (no table inet portcullis)")
-            throw ExitCode(2)
-        }
-        printError(forced == nil ? "detected layout \(layout.name)" : "layout \(layout.name) (given)")
-        try write(result)
-    }
-
-    /// Reports what was assumed or left out on stderr and writes the policy, with the user
-    /// rules it cannot say quoted at its end.
-    func write(_ result: ImportResult) throws {
-        for line in result.host.assumed { printError("assumed: \(line)") }
-        for line in result.host.notImported { printError("not imported: \(line)") }
-        var syntax = result.host.syntax(path: output ?? "-")
-        let renderer = IptablesRenderer()
-        for (chain, family, rule) in result.notImportedRules {
-            let text = (try? renderer.renderRule(rule, chain: chain, family: family)) ?? "\(rule)"
-            printError("  \(text)")
-            syntax.endTrivia.append(.comment("#   \(text)"))
-        }
-        let policy = Printer.print(syntax)
-        if let output {
-            try policy.write(toFile: output, atomically: true, encoding: .utf8)
-        } else {
-            print(policy, terminator: "")
+        try execute {
+            try $0.runImport(ImportRequest(capture: .file(file, format: from), layout: layout, output: output))
         }
     }
 }

@@ -59,6 +59,16 @@ func fail(_ failure: CompileFailure) -> ExitCode {
     return ExitCode(2)
 }
 
+/// Runs a command's one call into the application layer: a failure is reported on stderr
+/// and exits 2, findings exit 1.
+func execute(_ run: (Application) throws -> RunStatus) throws {
+    do {
+        if try run(Application()) == .findings { throw ExitCode(1) }
+    } catch let failure as CompileFailure {
+        throw fail(failure)
+    }
+}
+
 struct LayoutOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(

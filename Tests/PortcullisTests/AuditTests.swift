@@ -261,7 +261,7 @@ import Testing
         return try NftJSONReader(source: "crafted").read(json).ruleset
     }
 
-    static func ids(_ ruleset: Ruleset) -> [String] { RiskAudit(ruleset: ruleset).findings().map(\.id) }
+    static func ids(_ ruleset: Ruleset) -> [String] { RiskAudit(ruleset: ruleset).findings().map(\.id.rawValue) }
 
     /// Changes the rules of one chain of `ip docker-bridges`.
     static func edit(_ ruleset: Ruleset, _ chain: String, _ change: (inout [Rule]) -> Void) -> Ruleset {
@@ -284,7 +284,7 @@ import Testing
             }
         }
         let findings = RiskAudit(ruleset: ruleset).findings()
-        #expect(findings.map(\.id) == ["published-to-everyone"])
+        #expect(findings.map(\.id) == [.publishedToEveryone])
         #expect(findings.first?.family == .ip && findings.first?.chain == "nat-prerouting-and-output")
         #expect(findings.first?.rule?.provenance?.statement.hasPrefix("rule at $.nftables[") == true)
     }
