@@ -19,6 +19,10 @@ struct DockerImporter: Sendable {
     /// are read as the iptables chains it writes for the same host, and imported for the
     /// nftables backend.
     let firewaller: Firewall
+    /// What the import has read so far (see `importPolicy(_:)`).
+    var networks: [ImportedNetwork] = []
+    var notImported: [String] = []
+    var assumed: [String] = []
 
     /// Rules read from nft JSON list interfaces before addresses; the import reads matches in
     /// `iptables-save` order (addresses, interfaces, protocol, then the modules), so both
@@ -133,7 +137,8 @@ struct DockerImporter: Sendable {
         if !layout.isModernDocker && !(layout.isDocker2010 && ip6tables) {
             ruleset.tables.removeAll { $0.family == .ip6 }
         }
-        return DockerImporter(ordered: ruleset, firewaller: firewaller).importPolicy(layout)
+        var run = DockerImporter(ordered: ruleset, firewaller: firewaller)
+        return run.importPolicy(layout)
     }
 
     init(ordered ruleset: Ruleset, firewaller: Firewall) {
@@ -141,16 +146,38 @@ struct DockerImporter: Sendable {
         self.firewaller = firewaller
     }
 
-    func importPolicy(_ layout: any Layout) -> ImportResult {
-        var notImported: [String] = []
-        var assumed: [String] = []
-        var networks: [ImportedNetwork] = []
-        func index(_ bridge: String) -> Int {
-            if let existing = networks.firstIndex(where: { $0.bridge == bridge }) { return existing }
-            networks.append(ImportedNetwork(bridge: bridge))
-            return networks.count - 1
+    /// The host, read phase by phase in the order its notes are written: networks, containers
+    /// (with their IPv6 addresses), names, then the user chain's rules.
+    mutating func importPolicy(_ layout: any Layout) -> ImportResult {
+        readNetworkOrder(layout)
+        readNetworkRules()
+        if layout.isModernDocker { readGatewayModes() }
+        if layout.isDocker2010 { reportIPv6SubnetsNotInTheRules() }
+        // The default bridge is created when the daemon starts.
+        if let docker0 = networks.firstIndex(where: { $0.bridge == "docker0" }) {
+            networks.insert(networks.remove(at: docker0), at: 0)
         }
-        // Networks in creation order.
+        var containers = pairedContainers(layout)
+        nameNetworks(holding: containers)
+        var users = UserRuleImport(networks: networks, containers: containers, layout: layout)
+        for family in [TableFamily.ip, .ip6] {
+            users.read(
+                ruleset.table(family, "filter")?.chain(layout.userChain)?.rules ?? [],
+                raw: ruleset.table(family, "raw")?.chain("PREROUTING")?.rules ?? [], family: family)
+        }
+        containers = users.containers
+        return result(layout, containers: containers, users: users)
+    }
+
+    /// The network of a bridge, added in the order first named.
+    mutating func index(_ bridge: String) -> Int {
+        if let existing = networks.firstIndex(where: { $0.bridge == bridge }) { return existing }
+        networks.append(ImportedNetwork(bridge: bridge))
+        return networks.count - 1
+    }
+
+    /// Networks in creation order, as each era's chains list them.
+    mutating func readNetworkOrder(_ layout: any Layout) {
         if layout.isDocker15 {
             for rule in filter?.chain("FORWARD")?.rules ?? [] {
                 if rule.action == .jump(DockerChain.docker),
@@ -178,6 +205,10 @@ struct DockerImporter: Sendable {
                 }
             }
         }
+    }
+
+    /// Internal networks, ICC and masquerading subnets, in both families.
+    mutating func readNetworkRules() {
         for family in [TableFamily.ip, .ip6] {
             let filter = ruleset.table(family, "filter")
             for chain in [DockerChain.isolationStage1, DockerChain.internal] {
@@ -218,55 +249,59 @@ struct DockerImporter: Sendable {
                 }
             }
         }
-        // Gateway modes (docker-28 and 29, IPv4): routed networks accept ICMP into the bridge,
-        // nat-unprotected ones accept everything from outside instead of dropping it.
-        if layout.isModernDocker {
-            for rule in filter?.chain(DockerChain.docker)?.rules ?? [] where rule.action == .accept {
-                if rule.matches.count == 2, case .interface(.destination, let bridge, false) = rule.matches[0],
-                    rule.matches[1] == .icmp, let at = networks.firstIndex(where: { $0.bridge == bridge })
-                {
-                    networks[at].gatewayMode = "routed"
-                }
-                if rule.matches.count == 2, case .interface(.source, let input, true) = rule.matches[0],
-                    case .interface(.destination, let bridge, false) = rule.matches[1], input == bridge,
-                    let at = networks.firstIndex(where: { $0.bridge == bridge })
-                {
-                    networks[at].gatewayMode = "nat-unprotected"
-                }
-            }
-        }
-        // Docker 20.10 jumps from ip6tables' FORWARD to DOCKER for networks with an IPv6
-        // subnet; one that does not masquerade names its subnet in no rule.
-        if layout.isDocker2010 {
-            for rule in ruleset.table(.ip6, "filter")?.chain("FORWARD")?.rules ?? []
-            where rule.action == .jump(DockerChain.docker) {
-                if case .interface(.destination, let bridge, false)? = rule.matches.first,
-                    let at = networks.firstIndex(where: { $0.bridge == bridge }), networks[at].subnet6 == nil
-                {
-                    notImported.append(
-                        "network on bridge \(bridge): its IPv6 subnet is not in the rules (no MASQUERADE)")
-                }
-            }
-        }
-        // The default bridge is created when the daemon starts.
-        if let docker0 = networks.firstIndex(where: { $0.bridge == "docker0" }) {
-            networks.insert(networks.remove(at: docker0), at: 0)
-        }
-        let proxyOff =
-            nat?.chain("OUTPUT")?.rules.contains {
-                $0.action == .jump(DockerChain.docker)
-                    && !$0.matches.contains { if case .address = $0 { true } else { false } }
-            } ?? false
+    }
 
-        // Containers: Docker 28 and 29 drop direct access to every endpoint in raw PREROUTING,
-        // in creation order; published ports come from the DNAT rules, in the order appended.
+    /// Gateway modes (docker-28 and 29, IPv4): routed networks accept ICMP into the bridge,
+    /// nat-unprotected ones accept everything from outside instead of dropping it.
+    mutating func readGatewayModes() {
+        for rule in filter?.chain(DockerChain.docker)?.rules ?? [] where rule.action == .accept {
+            if rule.matches.count == 2, case .interface(.destination, let bridge, false) = rule.matches[0],
+                rule.matches[1] == .icmp, let at = networks.firstIndex(where: { $0.bridge == bridge })
+            {
+                networks[at].gatewayMode = "routed"
+            }
+            if rule.matches.count == 2, case .interface(.source, let input, true) = rule.matches[0],
+                case .interface(.destination, let bridge, false) = rule.matches[1], input == bridge,
+                let at = networks.firstIndex(where: { $0.bridge == bridge })
+            {
+                networks[at].gatewayMode = "nat-unprotected"
+            }
+        }
+    }
+
+    /// Docker 20.10 jumps from ip6tables' FORWARD to DOCKER for networks with an IPv6
+    /// subnet; one that does not masquerade names its subnet in no rule.
+    mutating func reportIPv6SubnetsNotInTheRules() {
+        for rule in ruleset.table(.ip6, "filter")?.chain("FORWARD")?.rules ?? []
+        where rule.action == .jump(DockerChain.docker) {
+            if case .interface(.destination, let bridge, false)? = rule.matches.first,
+                let at = networks.firstIndex(where: { $0.bridge == bridge }), networks[at].subnet6 == nil
+            {
+                notImported.append(
+                    "network on bridge \(bridge): its IPv6 subnet is not in the rules (no MASQUERADE)")
+            }
+        }
+    }
+
+    /// Docker jumps from nat OUTPUT to DOCKER for loopback destinations too only when the
+    /// userland proxy is off.
+    var userlandProxyOff: Bool {
+        nat?.chain("OUTPUT")?.rules.contains {
+            $0.action == .jump(DockerChain.docker)
+                && !$0.matches.contains { if case .address = $0 { true } else { false } }
+        } ?? false
+    }
+
+    /// Containers: Docker 28 and 29 drop direct access to every endpoint in raw PREROUTING,
+    /// in creation order; published ports come from the DNAT rules, in the order appended.
+    /// IPv6 endpoints are the second address of a container Docker gave an IPv4 one: paired
+    /// on their bridge with the container that publishes the same ports, else in order.
+    /// Docker 20.10 allocates daemon-chosen ports per family on separate counters, so these
+    /// may differ between the two families: they pair as one daemon-chosen publish (the
+    /// policy's allocator picks both again), and a port mapped in one family only is
+    /// bound to that family's every address (`0.0.0.0`, `[::]`).
+    mutating func pairedContainers(_ layout: any Layout) -> [ImportedContainer] {
         var containers = self.containers(.ip, networks: networks, notImported: &notImported)
-        // IPv6 endpoints are the second address of a container Docker gave an IPv4 one: paired
-        // on their bridge with the container that publishes the same ports, else in order.
-        // Docker 20.10 allocates daemon-chosen ports per family on separate counters, so these
-        // may differ between the two families: they pair as one daemon-chosen publish (the
-        // policy's allocator picks both again), and a port mapped in one family only is
-        // bound to that family's every address (`0.0.0.0`, `[::]`).
         let perFamilyPorts = layout.isDocker2010
         func shared(_ p: [ImportedPublish]) -> [ImportedPublish] {
             p.filter { $0.hostAddress == nil }.map {
@@ -326,11 +361,14 @@ struct DockerImporter: Sendable {
                 }
             }
         }
+        return containers
+    }
 
-        // Names: the default bridge is 'bridge', others are named after their bridge.
+    /// Names: the default bridge is 'bridge', others are named after their bridge. Docker
+    /// writes a routed network's subnet in no rule: any subnet holding its containers gives
+    /// the same rules. The /24 of the first container is assumed.
+    mutating func nameNetworks(holding containers: [ImportedContainer]) {
         for at in networks.indices { networks[at].name = HostDeclarations.networkName(networks[at].bridge) }
-        // Docker writes a routed network's subnet in no rule: any subnet holding its
-        // containers gives the same rules. The /24 of the first container is assumed.
         for at in networks.indices where networks[at].subnet == nil && networks[at].gatewayMode == "routed" {
             let held = containers.filter { $0.bridge == networks[at].bridge }.map(\.address)
             guard let first = held.first else { continue }
@@ -344,15 +382,13 @@ struct DockerImporter: Sendable {
                 "network on bridge \(networks[at].bridge): a routed network's subnet is in no rule; \(subnet) (holding its containers) is written, which gives the same rules: check it"
             )
         }
-        var users = UserRuleImport(networks: networks, containers: containers, layout: layout)
-        let userChain = layout.userChain
-        for family in [TableFamily.ip, .ip6] {
-            users.read(
-                ruleset.table(family, "filter")?.chain(userChain)?.rules ?? [],
-                raw: ruleset.table(family, "raw")?.chain("PREROUTING")?.rules ?? [], family: family)
-        }
-        containers = users.containers
+    }
 
+    /// The host as imported, and the user rules the language cannot say.
+    func result(_ layout: any Layout, containers: [ImportedContainer], users: UserRuleImport) -> ImportResult {
+        var notImported = notImported
+        var assumed = assumed
+        let userChain = layout.userChain
         var imported = ImportedHost()
         imported.header = [
             "Imported from a host managed by Docker (\(layout.name) layout\(firewaller == .nftables ? ", its nftables firewaller" : "")).",
@@ -363,7 +399,7 @@ struct DockerImporter: Sendable {
         ]
         imported.settings = [.layout(layout.name)]
         if firewaller == .nftables { imported.settings.append(.backend("nftables")) }
-        if proxyOff { imported.settings.append(.userlandProxyOff) }
+        if userlandProxyOff { imported.settings.append(.userlandProxyOff) }
         if layout.isDocker2010 && ip6tables { imported.settings.append(.ip6tablesOn) }
         let forwardPolicy = filter?.chain("FORWARD")?.base?.policy
         if layout.isDocker15 {
