@@ -18,11 +18,13 @@ public final class StandardConsole: Console {
     public func note(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
 }
 
-/// How a run ended, for the exit code: 0 when clean, 1 when an audit found something. A run
-/// that cannot finish throws a `CompileFailure` instead (exit 2).
+/// How a run ended, for the exit code: 0 when clean, 1 when it found something (audit
+/// findings, golden files that differ, files not in canonical form), 2 when it failed after
+/// reporting why. A run that cannot go on throws a `CompileFailure` instead (also exit 2).
 public enum RunStatus: Sendable {
     case clean
     case findings
+    case failed
 }
 
 /// How a report is written: for people or for programs.

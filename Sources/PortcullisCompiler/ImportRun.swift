@@ -1,4 +1,3 @@
-import Foundation
 import PortcullisImport
 import PortcullisLayouts
 import PortcullisSyntax
@@ -45,11 +44,7 @@ extension Application {
             console.output(policy)
             return .clean
         }
-        do {
-            try policy.write(toFile: output, atomically: true, encoding: .utf8)
-        } catch {
-            throw CompileFailure.usage("cannot write \(output): \(error.localizedDescription)")
-        }
+        try Self.write(policy, to: output)
         return .clean
     }
 

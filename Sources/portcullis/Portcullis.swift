@@ -59,13 +59,19 @@ func fail(_ failure: CompileFailure) -> ExitCode {
     return ExitCode(2)
 }
 
-/// Runs a command's one call into the application layer: a failure is reported on stderr
-/// and exits 2, findings exit 1.
+/// Runs a command's one call into the application layer: findings exit 1; a failure exits 2,
+/// its report on stderr.
 func execute(_ run: (Application) throws -> RunStatus) throws {
+    let status: RunStatus
     do {
-        if try run(Application()) == .findings { throw ExitCode(1) }
+        status = try run(Application())
     } catch let failure as CompileFailure {
         throw fail(failure)
+    }
+    switch status {
+    case .clean: return
+    case .findings: throw ExitCode(1)
+    case .failed: throw ExitCode(2)
     }
 }
 
