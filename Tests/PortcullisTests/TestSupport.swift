@@ -70,7 +70,11 @@ func inProcess(_ body: (Application) throws -> RunStatus) -> CommandResult {
     let transcript = Transcript()
     var status: Int32
     do {
-        status = try body(Application(console: transcript)) == .findings ? 1 : 0
+        switch try body(Application(console: transcript)) {
+        case .clean: status = 0
+        case .findings: status = 1
+        case .failed: status = 2
+        }
     } catch let failure as CompileFailure {
         transcript.note(failure.report)
         status = 2
