@@ -408,12 +408,8 @@ struct DockerImporter: Sendable {
             imported.settings.append(.forwardPolicy("accept"))
         }
         if !users.externals.isEmpty { imported.settings.append(.external(users.externals)) }
-        let known: Set<String>
-        let written: Set<IPAddress>
-        (imported.networks, known) = HostDeclarations.networkDeclarations(
-            networks, containers: containers, notImported: &notImported, assumed: &assumed)
-        (imported.containers, written) = HostDeclarations.containerDeclarations(
-            containers, networks: networks, known: known, daemonChosenPorts: true, notImported: &notImported)
+        let written = HostDeclarations.declare(
+            networks, containers, daemonChosenPorts: true, in: &imported, notImported: &notImported, assumed: &assumed)
         let statements = users.statements.filter { statement in
             statement.addresses.allSatisfy { written.contains($0) }
         }

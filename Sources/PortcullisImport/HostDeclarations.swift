@@ -54,6 +54,22 @@ enum HostDeclarations {
         "c-" + address.description.map { $0 == "." || $0 == ":" ? "-" : String($0) }.joined()
     }
 
+    /// Declares the networks and containers in `imported`, and gives the addresses of the
+    /// containers written (a statement naming another is left out).
+    static func declare(
+        _ networks: [ImportedNetwork], _ containers: [ImportedContainer], daemonChosenPorts: Bool,
+        in imported: inout ImportedHost, notImported: inout [String], assumed: inout [String]
+    ) -> Set<IPAddress> {
+        let known: Set<String>
+        let written: Set<IPAddress>
+        (imported.networks, known) = networkDeclarations(
+            networks, containers: containers, notImported: &notImported, assumed: &assumed)
+        (imported.containers, written) = containerDeclarations(
+            containers, networks: networks, known: known, daemonChosenPorts: daemonChosenPorts,
+            notImported: &notImported)
+        return written
+    }
+
     /// A network per network that has an IPv4 subnet (the others are reported), and their bridges.
     static func networkDeclarations(
         _ networks: [ImportedNetwork], containers: [ImportedContainer], notImported: inout [String],

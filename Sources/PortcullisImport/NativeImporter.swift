@@ -290,12 +290,8 @@ struct NativeImporter: Sendable {
             "with no published port, flow or egress are in no set and not listed.",
         ]
         imported.settings = settings
-        let known: Set<String>
-        let written: Set<IPAddress>
-        (imported.networks, known) = HostDeclarations.networkDeclarations(
-            networks, containers: containers, notImported: &notImported, assumed: &assumed)
-        (imported.containers, written) = HostDeclarations.containerDeclarations(
-            containers, networks: networks, known: known, daemonChosenPorts: false, notImported: &notImported)
+        let written = HostDeclarations.declare(
+            networks, containers, daemonChosenPorts: false, in: &imported, notImported: &notImported, assumed: &assumed)
         for statement in statements where !statement.addresses.allSatisfy(written.contains) {
             notImported.append("\(statement.flows.last!): it names a container that no written network holds; left out")
         }
