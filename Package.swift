@@ -7,8 +7,9 @@ import PackageDescription
 //   -> PortcullisLayouts (model -> firewall IR, one file per layout)
 //   -> PortcullisRender (IR -> iptables-restore, nft text, nft JSON).
 // PortcullisNet holds the address/port value types every stage shares; PortcullisIR is the
-// representation rulesets are rendered from (and, later, read back into). JanssonKit and
-// NftablesKit wrap the two C libraries; PortcullisCompiler strings the stages together.
+// representation rulesets are rendered from and read back into (PortcullisReaders); the way
+// back to a policy is PortcullisImport. JanssonKit and NftablesKit wrap the two C libraries;
+// PortcullisCompiler is the application layer every command runs through (docs/architecture.md).
 let package = Package(
     name: "Portcullis",
     products: [
