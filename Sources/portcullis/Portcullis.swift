@@ -48,10 +48,8 @@ func lineBufferStandardOutput() {
     setvbuf(stream, nil, _IOLBF, 0)
 }
 
-/// Prints to stderr (the `stderr` global is not concurrency-safe in Swift 6).
-func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
-}
+/// Prints a line to stderr, as the application layer does.
+func printError(_ text: String) { StandardConsole().note(text) }
 
 /// Exit code 2: bad input or usage.
 func fail(_ failure: CompileFailure) -> ExitCode {
