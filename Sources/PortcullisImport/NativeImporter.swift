@@ -10,7 +10,8 @@ import PortcullisNet
 /// quotes the original statement, is only shown); `egress` statements from the egress sets; and
 /// the host settings the rules show.
 ///
-/// It gives an `ImportedHost` with `DockerImporter`'s declarations and naming. What the table
+/// It gives an `ImportedHost` with the declarations and naming of every import
+/// (`HostDeclarations`). What the table
 /// cannot tell (container names, which addresses are one container's on several networks,
 /// groups, a network's `host-binding`, containers with no element) is said in the policy,
 /// never invented.
