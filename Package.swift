@@ -7,8 +7,9 @@ import PackageDescription
 //   -> PortcullisLayouts (model -> firewall IR, one file per layout)
 //   -> PortcullisRender (IR -> iptables-restore, nft text, nft JSON).
 // PortcullisNet holds the address/port value types every stage shares; PortcullisIR is the
-// representation rulesets are rendered from (and, later, read back into). JanssonKit and
-// NftablesKit wrap the two C libraries; PortcullisCompiler strings the stages together.
+// representation rulesets are rendered from and read back into (PortcullisReaders); the way
+// back to a policy is PortcullisImport. JanssonKit and NftablesKit wrap the two C libraries;
+// PortcullisCompiler is the application layer every command runs through (docs/architecture.md).
 let package = Package(
     name: "Portcullis",
     products: [
@@ -39,6 +40,12 @@ let package = Package(
         // into the IR, for audit and import.
         .target(
             name: "PortcullisReaders", dependencies: ["PortcullisIR", "PortcullisNet", "JanssonKit", "NftablesKit"]),
+        // The inverse of the layouts: a host's rules, read back into the IR, as the policy a layout
+        // would have lowered them from (an imported host, then a syntax tree), for `import` and
+        // `explain`.
+        .target(
+            name: "PortcullisImport",
+            dependencies: ["PortcullisSyntax", "PortcullisIR", "PortcullisNet", "PortcullisLayouts"]),
         // Risk findings and drift on rulesets read back from hosts, for `audit`.
         .target(name: "PortcullisAudit", dependencies: ["PortcullisIR", "PortcullisNet"]),
         // Walks a ruleset as the kernel would, for `explain`.
@@ -50,17 +57,21 @@ let package = Package(
                 "PortcullisNet", "PortcullisIR", "PortcullisRender", "JanssonKit", "NftablesKit",
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        // Runs the stages in order and compares outputs with golden files; the CLI is a thin shell.
+        // The application layer: runs the stages in order for every command (compile, audit,
+        // explain, import; golden files), reads host captures, and owns the reports' formats
+        // and error mapping. The CLI is a thin shell of argument parsing over it.
         .target(
             name: "PortcullisCompiler",
             dependencies: [
                 "PortcullisSyntax", "PortcullisPolicy", "PortcullisLayouts", "PortcullisRender", "PortcullisEvaluator",
+                "PortcullisIR", "PortcullisNet", "PortcullisReaders", "PortcullisAudit", "PortcullisImport",
+                "PortcullisKernel", "JanssonKit",
             ]),
         .executableTarget(
             name: "portcullis",
             dependencies: [
                 "PortcullisCompiler", "PortcullisSyntax", "PortcullisLayouts", "PortcullisRender", "PortcullisKernel",
-                "PortcullisEvaluator", "PortcullisReaders", "PortcullisAudit", "JanssonKit",
+                "PortcullisEvaluator", "PortcullisReaders", "PortcullisAudit", "PortcullisImport", "JanssonKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

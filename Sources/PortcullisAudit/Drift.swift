@@ -51,7 +51,7 @@ public struct DriftAudit: Sendable {
             guard let live = actual.table(table.family, table.name) else {
                 findings.append(
                     Finding(
-                        id: "table-missing", severity: .high, table: table.name, chain: "", rule: nil,
+                        id: .tableMissing, severity: .high, table: table.name, chain: "", rule: nil,
                         explanation:
                             "the table the policy needs (\(table.family.rawValue) \(table.name)) is not on the host",
                         fix: "apply the policy (portcullis apply)", family: table.family))
@@ -63,7 +63,7 @@ public struct DriftAudit: Sendable {
                 guard let liveChain = live.chain(chain.name) else {
                     findings.append(
                         Finding(
-                            id: "chain-missing", severity: .high, table: table.name, chain: chain.name, rule: nil,
+                            id: .chainMissing, severity: .high, table: table.name, chain: chain.name, rule: nil,
                             explanation: "the chain the policy needs is not on the host",
                             fix: "apply the policy (portcullis apply)", family: table.family))
                     continue
@@ -76,7 +76,7 @@ public struct DriftAudit: Sendable {
         for name in unreadTables {
             findings.append(
                 Finding(
-                    id: "table-not-read", severity: .medium, table: name, chain: "", rule: nil,
+                    id: .tableNotRead, severity: .medium, table: name, chain: "", rule: nil,
                     explanation:
                         "the host has table \(name), of a family Portcullis does not read; its chains may drop traffic the policy accepts",
                     fix: "check it with 'nft list table \(name)'"))
@@ -115,7 +115,7 @@ public struct DriftAudit: Sendable {
     }
 
     func hook(_ chain: Chain, _ live: Chain, table: Table, reachable: Set<String>) -> [Finding] {
-        func finding(_ id: String, _ explanation: String) -> Finding {
+        func finding(_ id: Finding.ID, _ explanation: String) -> Finding {
             Finding(
                 id: id, severity: .high, table: table.name, chain: chain.name, rule: nil, explanation: explanation,
                 fix: "apply the policy (portcullis apply)", family: table.family)
@@ -124,7 +124,7 @@ public struct DriftAudit: Sendable {
             guard let liveBase = live.base else {
                 return [
                     finding(
-                        "chain-not-hooked",
+                        .chainNotHooked,
                         "the chain should be attached to the \(base.hook.rawValue) hook and is not: its rules never run"
                     )
                 ]
@@ -133,21 +133,21 @@ public struct DriftAudit: Sendable {
             if (liveBase.hook, liveBase.type, liveBase.priority) != (base.hook, base.type, base.priority) {
                 result.append(
                     finding(
-                        "chain-not-hooked",
+                        .chainNotHooked,
                         "the chain is attached to \(liveBase.type.rawValue) \(liveBase.hook.rawValue) priority \(liveBase.priority), the policy wants \(base.type.rawValue) \(base.hook.rawValue) priority \(base.priority)"
                     ))
             }
             if base.policy != liveBase.policy {
                 result.append(
                     finding(
-                        "policy-differs",
+                        .policyDiffers,
                         "the chain's policy is \(liveBase.policy.rawValue), the policy wants \(base.policy.rawValue)"))
             }
             return result
         }
         if Self.reachable(table).contains(chain.name) && !reachable.contains(chain.name) {
             return [
-                finding("chain-not-hooked", "nothing on the host jumps to this chain any more: its rules never run")
+                finding(.chainNotHooked, "nothing on the host jumps to this chain any more: its rules never run")
             ]
         }
         return []
@@ -209,7 +209,7 @@ public struct DriftAudit: Sendable {
         guard wanted != present else { return [] }
         let steps = Self.align(wanted, present)
         func finding(
-            _ id: String, _ severity: Finding.Severity, _ rule: Rule, _ explanation: String, _ fix: String,
+            _ id: Finding.ID, _ severity: Finding.Severity, _ rule: Rule, _ explanation: String, _ fix: String,
             expected: Rule? = nil, other: Rule? = nil
         ) -> Finding {
             Finding(
@@ -251,7 +251,7 @@ public struct DriftAudit: Sendable {
             for (i, j) in zip(gone, added) {
                 result.append(
                     finding(
-                        "changed-rule", .high, live.rules[j],
+                        .changedRule, .high, live.rules[j],
                         "the host's rule differs from the one the policy needs here",
                         "apply the policy (portcullis apply)",
                         expected: chain.rules[i]))
@@ -259,14 +259,14 @@ public struct DriftAudit: Sendable {
             for i in gone.dropFirst(min(gone.count, added.count)) {
                 result.append(
                     finding(
-                        "missing-rule", .high, chain.rules[i],
+                        .missingRule, .high, chain.rules[i],
                         "the policy needs this rule and the host does not have it",
                         "apply the policy (portcullis apply)"))
             }
             for j in added.dropFirst(min(gone.count, added.count)) {
                 result.append(
                     finding(
-                        "unexpected-rule", .medium, live.rules[j],
+                        .unexpectedRule, .medium, live.rules[j],
                         "the host has this rule and the policy does not say it",
                         "remove it, or describe it in the policy"))
             }
@@ -294,7 +294,7 @@ public struct DriftAudit: Sendable {
             guard let other = conflicting else { continue }
             result.append(
                 finding(
-                    "rule-order", .high, live.rules[j],
+                    .ruleOrder, .high, live.rules[j],
                     "this rule should come \(other < i ? "after" : "before") a rule that can match the same packets and does something else; the first match decides, so verdicts differ",
                     "apply the policy (portcullis apply)", expected: rule, other: chain.rules[other]))
         }
@@ -346,7 +346,7 @@ public struct DriftAudit: Sendable {
         var result: [Finding] = []
         for set in table.sets {
             func finding(
-                _ id: String, _ severity: Finding.Severity, _ explanation: String, subject: String? = nil,
+                _ id: Finding.ID, _ severity: Finding.Severity, _ explanation: String, subject: String? = nil,
                 origin: Provenance? = nil
             ) -> Finding {
                 Finding(
@@ -357,13 +357,13 @@ public struct DriftAudit: Sendable {
             let kind = set.mapValue == nil ? "set" : "map"
             guard let liveSet = live.sets.first(where: { $0.name == set.name }) else {
                 result.append(
-                    finding("set-missing", .high, "the \(kind) \(set.name) the policy needs is not on the host"))
+                    finding(.setMissing, .high, "the \(kind) \(set.name) the policy needs is not on the host"))
                 continue
             }
             guard liveSet.keyTypes == set.keyTypes, liveSet.mapValue == set.mapValue, liveSet.interval == set.interval
             else {
                 result.append(
-                    finding("set-differs", .high, "the \(kind) \(set.name) has another type or flags on the host"))
+                    finding(.setDiffers, .high, "the \(kind) \(set.name) has another type or flags on the host"))
                 continue
             }
             let wanted = set.elements.map { ElementMeaning(key: $0.key, value: $0.value) }
@@ -375,14 +375,14 @@ public struct DriftAudit: Sendable {
                 } else {
                     result.append(
                         finding(
-                            "missing-element", .high, "the \(kind) \(set.name) lacks an element the policy needs",
+                            .missingElement, .high, "the \(kind) \(set.name) lacks an element the policy needs",
                             subject: Self.describe(meaning), origin: element.provenance))
                 }
             }
             for meaning in remaining {
                 result.append(
                     finding(
-                        "unexpected-element", .medium,
+                        .unexpectedElement, .medium,
                         "the \(kind) \(set.name) holds an element the policy does not say",
                         subject: Self.describe(meaning)))
             }
@@ -432,7 +432,7 @@ public struct DriftAudit: Sendable {
             else { continue }
             result.append(
                 Finding(
-                    id: "foreign-table-overrides", severity: .high, table: table.name, chain: chain.name, rule: nil,
+                    id: .foreignTableOverrides, severity: .high, table: table.name, chain: chain.name, rule: nil,
                     explanation:
                         "table \(table.family.rawValue) \(table.name) is not the policy's, has a base chain on the \(base.hook.rawValue) hook (priority \(base.priority)) and can drop packets: every base chain of a hook runs and a drop in any is final, so it overrides what the policy accepts",
                     fix: "remove the table, or describe what it must allow in the policy", family: table.family))

@@ -13,8 +13,39 @@ public struct Finding: Sendable, Equatable {
         }
     }
 
+    /// What a finding is about. The raw values are the `id`s of the audit JSON schema
+    /// (docs/audit.md), which CI gates and dashboards match on: they never change.
+    public enum ID: String, Sendable, CaseIterable, Comparable {
+        case chainMissing = "chain-missing"
+        case chainNotHooked = "chain-not-hooked"
+        case changedRule = "changed-rule"
+        case dnatToUnknownAddress = "dnat-to-unknown-address"
+        case dockerUserMissing = "docker-user-missing"
+        case dockerUserNotFirst = "docker-user-not-first"
+        case duplicateRule = "duplicate-rule"
+        case foreignTableOverrides = "foreign-table-overrides"
+        case forwardPolicyAccept = "forward-policy-accept"
+        case iccOpen = "icc-open"
+        case loopbackPublishReachable = "loopback-publish-reachable"
+        case missingElement = "missing-element"
+        case missingRule = "missing-rule"
+        case policyDiffers = "policy-differs"
+        case publishedToEveryone = "published-to-everyone"
+        case ruleOrder = "rule-order"
+        case setDiffers = "set-differs"
+        case setMissing = "set-missing"
+        case shadowedRule = "shadowed-rule"
+        case tableMissing = "table-missing"
+        case tableNotRead = "table-not-read"
+        case unexpectedElement = "unexpected-element"
+        case unexpectedRule = "unexpected-rule"
+
+        /// By raw value, so that reports list findings of one severity alphabetically.
+        public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+    }
+
     /// A stable identifier, for CI gates and dashboards.
-    public let id: String
+    public let id: ID
     public let severity: Severity
     public let table: String
     public let chain: String
@@ -34,7 +65,7 @@ public struct Finding: Sendable, Equatable {
     public let policyOrigin: Provenance?
 
     public init(
-        id: String, severity: Severity, table: String, chain: String, rule: Rule?, explanation: String, fix: String,
+        id: ID, severity: Severity, table: String, chain: String, rule: Rule?, explanation: String, fix: String,
         family: TableFamily? = nil, expectedRule: Rule? = nil, otherRule: Rule? = nil, subject: String? = nil,
         policyOrigin: Provenance? = nil
     ) {
@@ -87,7 +118,8 @@ public struct RiskAudit: Sendable {
                 }.first
             }
             func finding(
-                _ id: String, _ severity: Finding.Severity, _ chain: String, _ rule: Rule, _ why: String, _ fix: String
+                _ id: Finding.ID, _ severity: Finding.Severity, _ chain: String, _ rule: Rule, _ why: String,
+                _ fix: String
             )
                 -> Finding
             {
@@ -105,12 +137,12 @@ public struct RiskAudit: Sendable {
                 {
                     findings.append(
                         finding(
-                            "published-to-everyone", .medium, "nat-prerouting-and-output", dnat.rule,
+                            .publishedToEveryone, .medium, "nat-prerouting-and-output", dnat.rule,
                             "port \(dnat.port.map(\.description) ?? "?") is published on every host address and nothing restricts its sources; host firewalls such as ufw do not see this traffic (it is forwarded, not input)",
                             "publish on one address, or add a source allow-list (publish ... from SOURCES)"))
                 }
                 if let destination, destination.family == .ipv4,
-                    IPPrefix(address: IPAddress(ipv4: 0x7F00_0000), length: 8).contains(destination.address)
+                    IPPrefix.loopback(.ipv4).contains(destination.address)
                 {
                     let guarded = (table.chain("raw-PREROUTING")?.rules ?? []).contains { rule in
                         rule.action == .drop && rule.matches.contains(.interface(.source, "lo", negated: true))
@@ -120,7 +152,7 @@ public struct RiskAudit: Sendable {
                     if !guarded {
                         findings.append(
                             finding(
-                                "loopback-publish-reachable", .high, "nat-prerouting-and-output", dnat.rule,
+                                .loopbackPublishReachable, .high, "nat-prerouting-and-output", dnat.rule,
                                 "port \(dnat.port.map(\.description) ?? "?") is published on a loopback address, but no raw-PREROUTING rule drops packets for it that arrive from other hosts; a neighbour routing \(destination.address) to this host reaches the container (moby#45610)",
                                 "restore Docker's 'DROP REMOTE LOOPBACK' rule (iifname != \"lo\" ip daddr \(destination.address) ... drop) in raw-PREROUTING, or restart the daemon"
                             ))
@@ -145,7 +177,7 @@ public struct RiskAudit: Sendable {
                     else { continue }
                     findings.append(
                         finding(
-                            "dnat-to-unknown-address", .medium, "nat-prerouting-and-output", dnat.rule,
+                            .dnatToUnknownAddress, .medium, "nat-prerouting-and-output", dnat.rule,
                             "DNAT to \(address), which no bridge subnet on this host holds: a leftover of a removed container?",
                             "remove the rule (and its accept in the bridge's filter-forward-in chain), or re-apply the host's policy"
                         ))
@@ -156,7 +188,7 @@ public struct RiskAudit: Sendable {
                 for rule in chain.rules where rule.action == .accept && rule.comment?.text == "ICC" {
                     findings.append(
                         finding(
-                            "icc-open", .low, chain.name, rule,
+                            .iccOpen, .low, chain.name, rule,
                             "containers on \(bridge) may connect to each other on every port",
                             "set 'icc deny' on the network and allow the flows it needs"))
                 }
@@ -180,7 +212,7 @@ public struct RiskAudit: Sendable {
         guard let forward = filter?.chain("FORWARD"), forward.base?.policy == .accept else { return [] }
         return [
             Finding(
-                id: "forward-policy-accept", severity: .high, table: "filter", chain: "FORWARD", rule: nil,
+                id: .forwardPolicyAccept, severity: .high, table: "filter", chain: "FORWARD", rule: nil,
                 explanation:
                     "FORWARD accepts what no rule drops: containers' unpublished ports can be reached by anyone who routes to their addresses (Docker 1.5 left it so; later Docker sets DROP only when it enabled forwarding itself)",
                 fix: "set the FORWARD policy to DROP (policy: forward-policy drop)")
@@ -193,7 +225,7 @@ public struct RiskAudit: Sendable {
         guard filter.chain("DOCKER-USER") != nil else {
             return [
                 Finding(
-                    id: "docker-user-missing", severity: .high, table: "filter", chain: "FORWARD", rule: nil,
+                    id: .dockerUserMissing, severity: .high, table: "filter", chain: "FORWARD", rule: nil,
                     explanation:
                         "Docker's chains are there but DOCKER-USER is not: there is no place for rules that run before Docker's",
                     fix: "create DOCKER-USER and jump to it first from FORWARD (restart the daemon, or apply a policy)")
@@ -202,7 +234,7 @@ public struct RiskAudit: Sendable {
         if forward.rules.first.map({ $0.matches.isEmpty && $0.action == .jump("DOCKER-USER") }) != true {
             return [
                 Finding(
-                    id: "docker-user-not-first", severity: .high, table: "filter", chain: "FORWARD",
+                    id: .dockerUserNotFirst, severity: .high, table: "filter", chain: "FORWARD",
                     rule: forward.rules.first,
                     explanation:
                         "FORWARD does not jump to DOCKER-USER first, so rules placed there may never see the traffic they are meant for (moby#48560)",
@@ -248,7 +280,7 @@ public struct RiskAudit: Sendable {
                 && !restrictedPorts.contains { port in dnat.port.map { port.overlaps($0) } ?? false }
         }.map { dnat in
             Finding(
-                id: "published-to-everyone", severity: .medium, table: "nat", chain: dnat.chain, rule: dnat.rule,
+                id: .publishedToEveryone, severity: .medium, table: "nat", chain: dnat.chain, rule: dnat.rule,
                 explanation:
                     "port \(dnat.port.map(\.description) ?? "?") is published on every host address and nothing restricts its sources; host firewalls such as ufw do not see this traffic (it is forwarded, not input)",
                 fix: "publish on one address, or add a source allow-list (publish ... from SOURCES)")
@@ -258,7 +290,7 @@ public struct RiskAudit: Sendable {
     /// A port published on 127.0.0.1 is reachable from the network unless a raw rule drops
     /// packets for it that did not come from lo (moby#45610).
     func loopbackPublishes() -> [Finding] {
-        let loopback = IPPrefix(address: IPAddress(ipv4: 0x7F00_0000), length: 8)
+        let loopback = IPPrefix.loopback(.ipv4)
         let guarded: [PortRange] = (raw?.chain("PREROUTING")?.rules ?? []).compactMap { rule in
             guard rule.action == .drop, rule.matches.contains(.interface(.source, "lo", negated: true)) else {
                 return nil
@@ -275,7 +307,7 @@ public struct RiskAudit: Sendable {
             return !guarded.contains { port in dnat.port.map { port.overlaps($0) } ?? false }
         }.map { dnat in
             Finding(
-                id: "loopback-publish-reachable", severity: .high, table: "nat", chain: dnat.chain, rule: dnat.rule,
+                id: .loopbackPublishReachable, severity: .high, table: "nat", chain: dnat.chain, rule: dnat.rule,
                 explanation:
                     "port \(dnat.port.map(\.description) ?? "?") is published on a loopback address, but nothing drops packets for it that arrive from other hosts; a neighbour routing 127.0.0.1 to this host reaches the container (moby#45610)",
                 fix:
@@ -293,7 +325,7 @@ public struct RiskAudit: Sendable {
                     case .interface(.destination, let output, false) = rule.matches[1], input == output
                 else { return nil }
                 return Finding(
-                    id: "icc-open", severity: .low, table: "filter", chain: chain.name, rule: rule,
+                    id: .iccOpen, severity: .low, table: "filter", chain: chain.name, rule: rule,
                     explanation: "containers on \(input) may connect to each other on every port",
                     fix: "set 'icc deny' on the network and allow the flows it needs")
             }
@@ -314,7 +346,7 @@ public struct RiskAudit: Sendable {
             guard case .dnat(let address, _) = dnat.rule.action, !subnets.contains(where: { $0.contains(address) })
             else { return nil }
             return Finding(
-                id: "dnat-to-unknown-address", severity: .medium, table: "nat", chain: dnat.chain, rule: dnat.rule,
+                id: .dnatToUnknownAddress, severity: .medium, table: "nat", chain: dnat.chain, rule: dnat.rule,
                 explanation:
                     "DNAT to \(address), which no bridge subnet on this host holds: a leftover of a removed container?",
                 fix: "remove the rule (and its filter ACCEPT), or re-apply the host's policy")
@@ -338,7 +370,7 @@ public struct RiskAudit: Sendable {
                     let meaning = RuleMeaning(matches: rule.matches, action: rule.action, effects: rule.effects)
                     guard !seen.insert(meaning).inserted else { return nil }
                     return Finding(
-                        id: "duplicate-rule", severity: .medium, table: table.name, chain: chain.name, rule: rule,
+                        id: .duplicateRule, severity: .medium, table: table.name, chain: chain.name, rule: rule,
                         explanation:
                             "this rule appears earlier in the same chain; duplicates are left behind by daemon crashes and restarts and slow every packet",
                         fix: "remove the duplicate")
@@ -358,7 +390,7 @@ public struct RiskAudit: Sendable {
                 else { return [] }
                 return chain.rules[(stop + 1)...].map { rule in
                     Finding(
-                        id: "shadowed-rule", severity: .low, table: table.name, chain: chain.name, rule: rule,
+                        id: .shadowedRule, severity: .low, table: table.name, chain: chain.name, rule: rule,
                         explanation: "an unconditional rule above ends the chain, so this rule never matches",
                         fix: "move it above, or remove it")
                 }

@@ -72,6 +72,16 @@ public struct Compiler: Sendable {
         layout.lower(policy, for: backend.firewall).mapError { .diagnostics($0.diagnostics, sources) }
     }
 
+    /// Resolves the layout and backend for a checked policy and lowers it: the ruleset audit
+    /// compares a host with and explain walks.
+    public func lower(_ policy: Policy, sources: SourceStore, layout: String?, backend: String?) -> Result<
+        (Ruleset, Backend), CompileFailure
+    > {
+        resolve(layout: layout, backend: backend, policy: policy).flatMap { layout, backend in
+            lower(policy, sources: sources, layout: layout, backend: backend).map { ($0, backend) }
+        }
+    }
+
     /// Renders a lowered ruleset.
     public func render(_ ruleset: Ruleset, layout: any Layout, backend: Backend) -> Result<
         [RenderedFile], CompileFailure

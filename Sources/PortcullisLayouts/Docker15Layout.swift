@@ -7,12 +7,15 @@ import PortcullisSyntax
 /// policy ACCEPT, no user chain. Policy rules Docker cannot express go in `PORTCULLIS-FORWARD`,
 /// jumped to first from FORWARD (written only when the policy has such rules).
 public struct Docker15Layout: Layout {
-    public let name = "docker-1.5"
+    /// The layout's name, for the readers of its rules (import) as well as `--layout`.
+    public static let name = "docker-1.5"
+    public var name: String { Self.name }
     public let summary = "Docker 1.5/1.6: a single bridge, per-bridge rules straight in FORWARD"
 
     public init() {}
 
-    static let userChain = "PORTCULLIS-FORWARD"
+    /// Where the policy's own rules go (Docker 1.5 has no user chain).
+    public static let userChain = "PORTCULLIS-FORWARD"
 
     public func lower(_ policy: Policy) -> Result<Ruleset, DiagnosticError> {
         var problems = LayoutDiagnostics(layout: name)
@@ -29,10 +32,10 @@ public struct Docker15Layout: Layout {
             history.insert(.filter, "FORWARD", DockerClassicRules.outgoing(network))
             history.insert(.filter, "FORWARD", DockerClassicRules.established(network))
             // ...then NewChain(DOCKER) for nat (jumps appended) and filter (jump inserted).
-            history.newChain(.nat, "DOCKER")
+            history.newChain(.nat, DockerChain.docker)
             history.append(.nat, "PREROUTING", DockerClassicRules.preroutingToDocker)
             history.append(.nat, "OUTPUT", DockerClassicRules.outputToDocker(family: .ipv4, excludeLoopback: true))
-            history.newChain(.filter, "DOCKER")
+            history.newChain(.filter, DockerChain.docker)
             history.insert(.filter, "FORWARD", DockerClassicRules.jumpToDocker(network))
         }
         for case .startContainer(let name) in policy.events {

@@ -16,14 +16,12 @@ import PortcullisSyntax
 /// to first from FORWARD, only when the policy has IPv6 rules of its own. Without `ip6tables on`
 /// IPv6 subnets are carried but not rendered.
 public struct Docker2010Layout: Layout {
-    public let name = "docker-20.10"
+    /// The layout's name, for the readers of its rules (import) as well as `--layout`.
+    public static let name = "docker-20.10"
+    public var name: String { Self.name }
     public let summary = "Docker 18.06-27.x classic chains, exactly as Docker 20.10 writes them"
 
     public init() {}
-
-    static let stage1 = "DOCKER-ISOLATION-STAGE-1"
-    static let stage2 = "DOCKER-ISOLATION-STAGE-2"
-    static let user = "DOCKER-USER"
 
     public func lower(_ policy: Policy) -> Result<Ruleset, DiagnosticError> {
         var problems = LayoutDiagnostics(layout: name)
@@ -48,8 +46,8 @@ public struct Docker2010Layout: Layout {
             var history = XtablesHistory(
                 family: family == .ipv4 ? .ip : .ip6, forwardPolicy: host.forwardPolicyDrop == false ? .accept : .drop)
             // Daemon start: setupIPChains, in each family the daemon writes.
-            history.newChain(.nat, "DOCKER")
-            history.newChain(.filter, "DOCKER")
+            history.newChain(.nat, DockerChain.docker)
+            history.newChain(.filter, DockerChain.docker)
             history.newChain(.filter, stage1)
             history.newChain(.filter, stage2)
             history.append(.filter, stage1, Rule([], .return, provenance: .daemon))
@@ -133,7 +131,8 @@ public struct Docker2010Layout: Layout {
                 }
                 if network.masquerade && !hairpin {
                     history.insert(
-                        .nat, "DOCKER", Rule([.interface(.source, network.bridge)], .return, provenance: provenance))
+                        .nat, DockerChain.docker,
+                        Rule([.interface(.source, network.bridge)], .return, provenance: provenance))
                 }
                 if hairpin {
                     history.insert(
@@ -163,8 +162,8 @@ public struct Docker2010Layout: Layout {
             }
         }
 
-        private var stage1: String { Docker2010Layout.stage1 }
-        private var stage2: String { Docker2010Layout.stage2 }
-        private var user: String { Docker2010Layout.user }
+        private var stage1: String { DockerChain.isolationStage1 }
+        private var stage2: String { DockerChain.isolationStage2 }
+        private var user: String { DockerChain.user }
     }
 }

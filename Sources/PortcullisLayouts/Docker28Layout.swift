@@ -14,7 +14,9 @@ import PortcullisSyntax
 /// show it. Networks with an IPv6 subnet get the same chains in ip6tables (an `.ip6tables` file),
 /// with the policy's IPv6 rules in ip6 `DOCKER-USER`.
 public struct Docker28Layout: Layout {
-    public let name = "docker-28"
+    /// The layout's name, for the readers of its rules (import) as well as `--layout`.
+    public static let name = "docker-28"
+    public var name: String { Self.name }
     public let summary =
         "Docker 28.2.2-28.5.2 (iptables and ip6tables): DOCKER-FORWARD, DOCKER-CT, DOCKER-BRIDGE, raw drops"
 

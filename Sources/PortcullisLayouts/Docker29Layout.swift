@@ -14,7 +14,9 @@ import PortcullisSyntax
 /// docker-v29.7.2) show it. Networks with an IPv6 subnet get the same chains in ip6tables (an
 /// `.ip6tables` file), with the policy's IPv6 rules in ip6 `DOCKER-USER`.
 public struct Docker29Layout: Layout {
-    public let name = "docker-29"
+    /// The layout's name, for the readers of its rules (import) as well as `--layout`.
+    public static let name = "docker-29"
+    public var name: String { Self.name }
     public let summary =
         "Docker 29.x (iptables and ip6tables, or nftables): DOCKER-FORWARD, DOCKER-CT, DOCKER-INTERNAL, raw drops"
 

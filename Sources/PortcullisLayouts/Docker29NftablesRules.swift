@@ -19,28 +19,35 @@ import PortcullisSyntax
 /// table can undo: such a policy models a daemon with `"allow-direct-routing": true` (no raw
 /// drops of its own) and writes the same drops into our raw chain, below exceptions for the
 /// allowed flows.
-struct Docker29NftablesRules {
-    static let table = "docker-bridges"
-    static let userTable = "portcullis-user"
+public struct Docker29NftablesRules {
+    public static let table = "docker-bridges"
+    public static let userTable = "portcullis-user"
     /// The mark Portcullis sets on allowed flows Docker would drop: the daemon must run with
     /// `"bridge-accept-fwmark": "0x10000000/0x10000000"`. One bit, so other marks survive.
     static let acceptMark: UInt32 = 0x1000_0000
 
-    static let forward = "filter-FORWARD"
-    static let natOutput = "nat-OUTPUT"
-    static let natPostrouting = "nat-POSTROUTING"
-    static let natPrerouting = "nat-PREROUTING"
-    static let natChain = "nat-prerouting-and-output"
-    static let rawPrerouting = "raw-PREROUTING"
-    static let forwardInJumps = "filter-forward-in-jumps"
-    static let forwardOutJumps = "filter-forward-out-jumps"
-    static let postroutingInJumps = "nat-postrouting-in-jumps"
-    static let postroutingOutJumps = "nat-postrouting-out-jumps"
+    /// Chain names, the same in Docker's table and in ours (`forward`, `rawPrerouting`).
+    public static let forward = "filter-FORWARD"
+    public static let natOutput = "nat-OUTPUT"
+    public static let natPostrouting = "nat-POSTROUTING"
+    public static let natPrerouting = "nat-PREROUTING"
+    public static let natChain = "nat-prerouting-and-output"
+    public static let rawPrerouting = "raw-PREROUTING"
+    public static let forwardInJumps = "filter-forward-in-jumps"
+    public static let forwardOutJumps = "filter-forward-out-jumps"
+    public static let postroutingInJumps = "nat-postrouting-in-jumps"
+    public static let postroutingOutJumps = "nat-postrouting-out-jumps"
 
-    static func forwardIn(_ bridge: String) -> String { "filter-forward-in__" + bridge }
-    static func forwardOut(_ bridge: String) -> String { "filter-forward-out__" + bridge }
-    static func postroutingIn(_ bridge: String) -> String { "nat-postrouting-in__" + bridge }
-    static func postroutingOut(_ bridge: String) -> String { "nat-postrouting-out__" + bridge }
+    /// A bridge's chains: the base name and the bridge, `filter-forward-in__docker0`.
+    public static func forwardIn(_ bridge: String) -> String { "filter-forward-in__" + bridge }
+    public static func forwardOut(_ bridge: String) -> String { "filter-forward-out__" + bridge }
+    public static func postroutingIn(_ bridge: String) -> String { "nat-postrouting-in__" + bridge }
+    public static func postroutingOut(_ bridge: String) -> String { "nat-postrouting-out__" + bridge }
+
+    /// The comments Docker writes on a bridge's rules, which tell them apart for import.
+    public static let iccComment = "ICC"
+    public static let internalIngressComment = "INTERNAL NETWORK INGRESS"
+    public static let unprotectedComment = "UNPROTECTED"
 
     let policy: Policy
     var family: IPFamily = .ipv4
@@ -195,9 +202,7 @@ struct Docker29NftablesRules {
             }
         }
         let daemon = Provenance.daemon
-        let loopback =
-            family == .ipv4
-            ? IPPrefix(address: IPAddress(ipv4: 0x7F00_0000), length: 8) : IPPrefix(host: .init(ipv6: 0, 1))
+        let loopback = IPPrefix.loopback(family)
         let toNAT = Self.counted([.localAddress(.destination)], .jump(Self.natChain), provenance: daemon)
         let base: [Chain] = [
             Chain(
@@ -259,13 +264,13 @@ struct Docker29NftablesRules {
         if network.internal {
             bridge.forwardInInitial.append(
                 Self.counted(
-                    [.interface(.source, bridgeName, negated: true)], .drop, comment: "INTERNAL NETWORK INGRESS",
+                    [.interface(.source, bridgeName, negated: true)], .drop, comment: Self.internalIngressComment,
                     provenance: provenance))
             bridge.forwardOut.append(
                 Self.counted(
                     [.interface(.destination, bridgeName, negated: true)], .drop, comment: "INTERNAL NETWORK EGRESS",
                     provenance: provenance))
-            bridge.forwardInICC = [Self.counted([], icc, comment: "ICC", provenance: provenance)]
+            bridge.forwardInICC = [Self.counted([], icc, comment: Self.iccComment, provenance: provenance)]
             return bridge
         }
         if needs.acceptMark {
@@ -276,13 +281,13 @@ struct Docker29NftablesRules {
             ]
         }
         bridge.forwardInICC = [
-            Self.counted([.interface(.source, bridgeName)], icc, comment: "ICC", provenance: provenance)
+            Self.counted([.interface(.source, bridgeName)], icc, comment: Self.iccComment, provenance: provenance)
         ]
         bridge.forwardOut.append(Self.counted([], .accept, comment: "OUTGOING", provenance: provenance))
         let mode = gatewayMode(network)
         bridge.forwardInFinal = [
             mode == .natUnprotected
-                ? Self.counted([], .accept, comment: "UNPROTECTED", provenance: provenance)
+                ? Self.counted([], .accept, comment: Self.unprotectedComment, provenance: provenance)
                 : Self.counted([], .drop, comment: "UNPUBLISHED PORT DROP", provenance: provenance)
         ]
         if mode == .routed {
@@ -344,7 +349,7 @@ struct Docker29NftablesRules {
         if let hostAddress { dnatMatches.append(.address(.destination, IPPrefix(host: hostAddress))) }
         var loopbackDrop: Rule?
         // IPv6 loopback is not routable: no drop for it.
-        if let hostAddress, DockerModernRules.loopback.contains(hostAddress) {
+        if let hostAddress, IPPrefix.loopback(.ipv4).contains(hostAddress) {
             loopbackDrop = Self.counted(
                 [.interface(.source, "lo", negated: true), .address(.destination, IPPrefix(host: hostAddress))]
                     + hostPort, .drop, comment: "DROP REMOTE LOOPBACK", provenance: provenance)

@@ -32,19 +32,20 @@ enum DockerClassicRules {
     }
 
     static func jumpToDocker(_ network: Network) -> Rule {
-        Rule([.interface(.destination, network.bridge)], .jump("DOCKER"), provenance: network.origin.provenance)
+        Rule(
+            [.interface(.destination, network.bridge)], .jump(DockerChain.docker), provenance: network.origin.provenance
+        )
     }
 
-    static let preroutingToDocker = Rule([.localAddress(.destination)], .jump("DOCKER"), provenance: .daemon)
+    static let preroutingToDocker = Rule([.localAddress(.destination)], .jump(DockerChain.docker), provenance: .daemon)
 
     /// nat OUTPUT jump; with the userland proxy on, loopback destinations are left to the proxy.
     static func outputToDocker(family: IPFamily, excludeLoopback: Bool) -> Rule {
-        let loopback =
-            family == .ipv4
-            ? IPPrefix(address: IPAddress(ipv4: 0x7F00_0000), length: 8) : IPPrefix(host: IPAddress(ipv6: 0, 1))
-        return Rule(
-            (excludeLoopback ? [.address(.destination, loopback, negated: true)] : []) + [.localAddress(.destination)],
-            .jump("DOCKER"), provenance: .daemon)
+        Rule(
+            (excludeLoopback ? [.address(.destination, .loopback(family), negated: true)] : []) + [
+                .localAddress(.destination)
+            ],
+            .jump(DockerChain.docker), provenance: .daemon)
     }
 
     /// The three (SCTP: four) rules of one published port, as `ChainInfo.Forward` writes them.
@@ -154,8 +155,8 @@ enum DockerClassicRules {
                 binding.publish, hostPort: binding.hostPort, containerPort: binding.containerPort,
                 containerAddress: address, network: network, hostAddress: host.address,
                 matchBridgeOnDNAT: matchBridgeOnDNAT)
-            history.append(.nat, "DOCKER", rules.dnat)
-            history.append(.filter, "DOCKER", rules.accept)
+            history.append(.nat, DockerChain.docker, rules.dnat)
+            history.append(.filter, DockerChain.docker, rules.accept)
             history.append(.nat, "POSTROUTING", rules.hairpinMasquerade)
             if let checksum = rules.sctpChecksum { history.append(.mangle, "POSTROUTING", checksum) }
         }

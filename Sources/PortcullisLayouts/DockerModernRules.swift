@@ -15,14 +15,6 @@ import PortcullisSyntax
 /// drops also match the other interface (`! -i BR -o BR`, `-i BR ! -o BR`), and loopback
 /// publishes get no raw drop (`::1` is not routable).
 struct DockerModernRules {
-    static let forward = "DOCKER-FORWARD"
-    static let conntrack = "DOCKER-CT"
-    static let bridges = "DOCKER-BRIDGE"
-    static let stage1 = "DOCKER-ISOLATION-STAGE-1"
-    static let stage2 = "DOCKER-ISOLATION-STAGE-2"
-    static let internalChain = "DOCKER-INTERNAL"
-    static let user = "DOCKER-USER"
-    static let loopback = IPPrefix(address: IPAddress(ipv4: 0x7F00_0000), length: 8)
 
     /// Docker 28: STAGE-1/2 isolation and the nat skip-DNAT RETURNs; Docker 29: neither.
     let isolationChains: Bool
@@ -49,7 +41,7 @@ struct DockerModernRules {
     }
 
     /// The chain holding internal networks' drops.
-    var internalDrops: String { isolationChains ? Self.stage1 : Self.internalChain }
+    var internalDrops: String { isolationChains ? DockerChain.isolationStage1 : DockerChain.`internal` }
 
     /// The chain skeleton, DOCKER-FORWARD's jumps and the nat and FORWARD jumps, as the driver's
     /// init and the controller's setupUserChain leave them.
@@ -59,21 +51,22 @@ struct DockerModernRules {
         // Driver init: the chains, DOCKER-FORWARD's three jumps (each put on top, in reverse, so
         // they read CT, ISOLATION or INTERNAL, BRIDGE), the nat jumps (addNATJumpRules), the
         // FORWARD jump.
-        history.newChain(.nat, "DOCKER")
-        let middle = isolationChains ? [Self.stage1, Self.stage2] : [Self.internalChain]
-        for chain in ["DOCKER", Self.bridges, Self.conntrack, Self.forward] + middle {
+        history.newChain(.nat, DockerChain.docker)
+        let middle =
+            isolationChains ? [DockerChain.isolationStage1, DockerChain.isolationStage2] : [DockerChain.`internal`]
+        for chain in [DockerChain.docker, DockerChain.bridge, DockerChain.conntrack, DockerChain.forward] + middle {
             history.newChain(.filter, chain)
         }
-        for target in [Self.bridges, middle[0], Self.conntrack] {
-            history.ensureJumpOnTop(.filter, Self.forward, to: target)
+        for target in [DockerChain.bridge, middle[0], DockerChain.conntrack] {
+            history.ensureJumpOnTop(.filter, DockerChain.forward, to: target)
         }
         history.append(.nat, "PREROUTING", DockerClassicRules.preroutingToDocker)
         history.append(
             .nat, "OUTPUT", DockerClassicRules.outputToDocker(family: family, excludeLoopback: host.userlandProxy))
-        history.ensureJumpOnTop(.filter, "FORWARD", to: Self.forward)
+        history.ensureJumpOnTop(.filter, "FORWARD", to: DockerChain.forward)
         // The controller's setupUserChain: since 28.2.2 DOCKER-USER is created empty.
-        history.newChain(.filter, Self.user)
-        history.ensureJumpOnTop(.filter, "FORWARD", to: Self.user)
+        history.newChain(.filter, DockerChain.user)
+        history.ensureJumpOnTop(.filter, "FORWARD", to: DockerChain.user)
         return history
     }
 
@@ -92,7 +85,7 @@ struct DockerModernRules {
             }
         }
         let userRules = UserRules(policy: policy, family: family)
-        for rule in userRules.rules() { history.append(.filter, Self.user, rule) }
+        for rule in userRules.rules() { history.append(.filter, DockerChain.user, rule) }
         history.insertOnTop(.raw, "PREROUTING", userRules.crossBridgeAllowances())
     }
 
@@ -119,7 +112,7 @@ struct DockerModernRules {
                         + (ipv6 ? [.interface(.source, bridge, negated: true)] : [])
                         + [.interface(.destination, bridge)], .drop,
                     provenance: provenance))
-            history.append(.filter, Self.forward, DockerClassicRules.icc(network, accept: network.icc))
+            history.append(.filter, DockerChain.forward, DockerClassicRules.icc(network, accept: network.icc))
             return
         }
         let hairpin = !host.userlandProxy
@@ -132,7 +125,8 @@ struct DockerModernRules {
             history.insert(.nat, "POSTROUTING", DockerClassicRules.masquerade(network, subnet))
         }
         if isolationChains && (routed || (network.masquerade && !hairpin)) {
-            history.insert(.nat, "DOCKER", Rule([.interface(.source, bridge)], .return, provenance: provenance))
+            history.insert(
+                .nat, DockerChain.docker, Rule([.interface(.source, bridge)], .return, provenance: provenance))
         }
         if hairpin {
             history.insert(
@@ -140,43 +134,49 @@ struct DockerModernRules {
                 Rule([.interface(.destination, bridge), .localAddress(.source)], .masquerade, provenance: provenance))
         }
         if network.icc {
-            history.append(.filter, Self.forward, Rule([.interface(.source, bridge)], .accept, provenance: provenance))
+            history.append(
+                .filter, DockerChain.forward, Rule([.interface(.source, bridge)], .accept, provenance: provenance))
         } else {
-            history.append(.filter, Self.forward, DockerClassicRules.icc(network, accept: false))
+            history.append(.filter, DockerChain.forward, DockerClassicRules.icc(network, accept: false))
         }
         // setICMP: routed networks accept ICMP from anywhere.
         if routed {
             history.append(
-                .filter, "DOCKER", Rule([.interface(.destination, bridge), .icmp], .accept, provenance: provenance))
+                .filter, DockerChain.docker,
+                Rule([.interface(.destination, bridge), .icmp], .accept, provenance: provenance))
         }
-        if !network.icc { history.append(.filter, Self.forward, DockerClassicRules.outgoing(network)) }
+        if !network.icc { history.append(.filter, DockerChain.forward, DockerClassicRules.outgoing(network)) }
         // setDefaultForwardRule (ACCEPT for nat-unprotected), then the DOCKER-CT and DOCKER-BRIDGE
         // rules.
         history.append(
-            .filter, "DOCKER",
+            .filter, DockerChain.docker,
             Rule(
                 [.interface(.source, bridge, negated: true), .interface(.destination, bridge)],
                 mode == .natUnprotected ? .accept : .drop, provenance: provenance))
-        history.append(.filter, Self.conntrack, DockerClassicRules.established(network))
-        history.append(.filter, Self.bridges, DockerClassicRules.jumpToDocker(network))
+        history.append(.filter, DockerChain.conntrack, DockerClassicRules.established(network))
+        history.append(.filter, DockerChain.bridge, DockerClassicRules.jumpToDocker(network))
         guard isolationChains else { return }
         // setINC: for a routed network, a RETURN for traffic into it and an ACCEPT for its
         // replies, both inserted; then the STAGE-1 jump is appended, the STAGE-2 drop inserted.
         if routed {
             history.insert(
-                .filter, Self.stage1, Rule([.interface(.destination, bridge)], .return, provenance: provenance))
+                .filter, DockerChain.isolationStage1,
+                Rule([.interface(.destination, bridge)], .return, provenance: provenance))
             history.insert(
-                .filter, Self.stage1,
+                .filter, DockerChain.isolationStage1,
                 Rule(
                     [.interface(.source, bridge), .connectionState([.related, .established])], .accept,
                     provenance: provenance))
         }
         history.append(
-            .filter, Self.stage1,
+            .filter, DockerChain.isolationStage1,
             Rule(
-                [.interface(.source, bridge), .interface(.destination, bridge, negated: true)], .jump(Self.stage2),
+                [.interface(.source, bridge), .interface(.destination, bridge, negated: true)],
+                .jump(DockerChain.isolationStage2),
                 provenance: provenance))
-        history.insert(.filter, Self.stage2, Rule([.interface(.destination, bridge)], .drop, provenance: provenance))
+        history.insert(
+            .filter, DockerChain.isolationStage2,
+            Rule([.interface(.destination, bridge)], .drop, provenance: provenance))
     }
 
     /// Endpoints first (one raw direct-access drop per address on a non-internal network), then
@@ -213,11 +213,11 @@ struct DockerModernRules {
             }
             // setPerPortForwarding (ACCEPT inserted at the head of DOCKER, above the bridge's
             // DROP), except in nat-unprotected mode, where the bridge's rule accepts everything.
-            if mode != .natUnprotected { history.insert(.filter, "DOCKER", rules.accept) }
+            if mode != .natUnprotected { history.insert(.filter, DockerChain.docker, rules.accept) }
             // Routed mode maps no host port: no DNAT, hairpin MASQUERADE or loopback drop.
             guard mode != .routed else { continue }
             // filterPortMappedOnLoopback: remote packets to a loopback publish are dropped.
-            if let specific, Self.loopback.contains(specific) {
+            if let specific, IPPrefix.loopback(.ipv4).contains(specific) {
                 history.append(
                     .raw, "PREROUTING",
                     Rule(
@@ -228,7 +228,7 @@ struct DockerModernRules {
             }
             // setPerPortNAT (hairpin MASQUERADE only without the proxy). The SCTP checksum rule
             // needs DOCKER_IPTABLES_SCTP_CHECKSUM=1 since 28 and is not written.
-            history.append(.nat, "DOCKER", rules.dnat)
+            history.append(.nat, DockerChain.docker, rules.dnat)
             if hairpin { history.append(.nat, "POSTROUTING", rules.hairpinMasquerade) }
         }
     }

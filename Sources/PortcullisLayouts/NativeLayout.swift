@@ -18,7 +18,9 @@ import PortcullisSyntax
 /// spoofing across bridges, containers reaching published ports past an allow-list or a
 /// statement, which Docker's userland proxy lets through) docs/native.md has the table.
 public struct NativeLayout: Layout {
-    public let name = "native"
+    /// The layout's name, for the readers of its rules (import) as well as `--layout`.
+    public static let name = "native"
+    public var name: String { Self.name }
     public let summary =
         "Portcullis' nftables layout: one inet table of sets and verdict maps; rules do not grow with containers"
     public let firewalls: Set<Firewall> = [.nftables]
@@ -26,9 +28,29 @@ public struct NativeLayout: Layout {
     public init() {}
 
     public func lower(_ policy: Policy) -> Result<Ruleset, DiagnosticError> {
-        var table = Table(family: .inet, name: "portcullis")
+        var table = Table(family: .inet, name: NativeNames.table)
         NativeTableBuilder(policy: policy).build(into: &table)
         return .success(Ruleset(tables: [table]))
+    }
+
+    /// Keys without those another key covers (a container inside a network named in the same
+    /// statement), and without duplicates; the order of first appearance is kept. Import compares a
+    /// flow set's elements with what a statement would give by the same rule.
+    public static func uncovered(_ keys: [[SetValue]]) -> [[SetValue]] {
+        var seen: Set<[SetValue]> = []
+        let unique = keys.filter { seen.insert($0).inserted }
+        // Only keys with a wider address can cover another; most statements have none.
+        let wide = unique.filter { key in
+            key.contains {
+                if case .address(let prefix) = $0 { return !prefix.isHost }
+                if case .ports(let ports) = $0 { return !ports.isSingle }
+                return false
+            }
+        }
+        guard !wide.isEmpty else { return unique }
+        return unique.filter { key in
+            !wide.contains { other in other != key && zip(other, key).allSatisfy { $0.covers($1) } }
+        }
     }
 }
 
@@ -43,20 +65,12 @@ struct NativeTableBuilder {
         families = policy.networks.contains { $0.subnet6 != nil } ? [.ipv4, .ipv6] : [.ipv4]
     }
 
-    /// Set names carry the family: `sites-v4`, `publish-v6`.
-    static func named(_ base: String, _ family: IPFamily) -> String { "\(base)-\(family == .ipv4 ? "v4" : "v6")" }
-
     static func addressType(_ family: IPFamily) -> NamedSet.KeyType {
         family == .ipv4 ? .ipv4Address : .ipv6Address
     }
 
     static func everywhere(_ family: IPFamily) -> IPPrefix {
         IPPrefix(address: family == .ipv4 ? IPAddress(ipv4: 0) : IPAddress(ipv6: 0, 0), length: 0)
-    }
-
-    static func loopback(_ family: IPFamily) -> IPPrefix {
-        family == .ipv4
-            ? IPPrefix(address: IPAddress(ipv4: 0x7F00_0000), length: 8) : IPPrefix(host: IPAddress(ipv6: 0, 1))
     }
 
     func comment(_ text: String) -> RuleComment? { RuleComment("portcullis: " + text) }
@@ -67,7 +81,7 @@ struct NativeTableBuilder {
         let userRules = families.map { UserRules(policy: policy, family: $0) }
         table.sets += networkSets()
         var forward = Chain(
-            name: "forward",
+            name: NativeNames.forward,
             base: BaseChain(
                 type: .filter, hook: .forward, priority: 0,
                 policy: policy.host.forwardPolicyDrop == false ? .accept : .drop))
@@ -81,36 +95,36 @@ struct NativeTableBuilder {
         forward.rules.append(
             Rule(
                 [
-                    .inSet(keys: [.inputInterface], set: "bridges", negated: true),
-                    .inSet(keys: [.outputInterface], set: "bridges"), .destinationTranslated(),
+                    .inSet(keys: [.inputInterface], set: NativeNames.bridges, negated: true),
+                    .inSet(keys: [.outputInterface], set: NativeNames.bridges), .destinationTranslated(),
                 ], .accept, comment: comment("published ports"), provenance: Self.layoutProvenance))
         forward.rules += flows(userRules, sets: &table.sets)
         forward.rules += egress(userRules, sets: &table.sets)
         forward.rules += dockerDefaults()
 
         var prerouting = Chain(
-            name: "prerouting", base: BaseChain(type: .nat, hook: .prerouting, priority: -100))
-        var output = Chain(name: "output", base: BaseChain(type: .nat, hook: .output, priority: -100))
-        var publish = Chain(name: "publish")
+            name: NativeNames.prerouting, base: BaseChain(type: .nat, hook: .prerouting, priority: -100))
+        var output = Chain(name: NativeNames.output, base: BaseChain(type: .nat, hook: .output, priority: -100))
+        var publish = Chain(name: NativeNames.publish)
         prerouting.rules += remoteLoopback()
         prerouting.rules += allowLists(userRules, sets: &table.sets)
         prerouting.rules.append(
-            Rule([.localAddress(.destination)], .jump("publish"), provenance: Self.layoutProvenance))
+            Rule([.localAddress(.destination)], .jump(NativeNames.publish), provenance: Self.layoutProvenance))
         // With the userland proxy on, Docker leaves connections to a loopback address to it.
         if policy.host.userlandProxy {
             output.rules += families.map { family in
                 Rule(
-                    [.address(.destination, Self.loopback(family), negated: true), .localAddress(.destination)],
-                    .jump("publish"), provenance: Self.layoutProvenance)
+                    [.address(.destination, IPPrefix.loopback(family), negated: true), .localAddress(.destination)],
+                    .jump(NativeNames.publish), provenance: Self.layoutProvenance)
             }
         } else {
             output.rules.append(
-                Rule([.localAddress(.destination)], .jump("publish"), provenance: Self.layoutProvenance))
+                Rule([.localAddress(.destination)], .jump(NativeNames.publish), provenance: Self.layoutProvenance))
         }
         publish.rules += publishRules(sets: &table.sets)
 
         var postrouting = Chain(
-            name: "postrouting", base: BaseChain(type: .nat, hook: .postrouting, priority: 100))
+            name: NativeNames.postrouting, base: BaseChain(type: .nat, hook: .postrouting, priority: 100))
         postrouting.rules += masquerade(sets: &table.sets)
 
         table.chains = [forward, prerouting, output, postrouting, publish]
@@ -122,12 +136,12 @@ struct NativeTableBuilder {
     func networkSets() -> [NamedSet] {
         var sets = [
             NamedSet(
-                name: "bridges", keyTypes: [.interfaceName], interval: false,
+                name: NativeNames.bridges, keyTypes: [.interfaceName], interval: false,
                 elements: policy.networks.map {
                     SetElement(key: [.interface($0.bridge)], provenance: $0.origin.provenance)
                 }),
             NamedSet(
-                name: "icc", keyTypes: [.interfaceName, .interfaceName], mapValue: .verdict, interval: false,
+                name: NativeNames.icc, keyTypes: [.interfaceName, .interfaceName], mapValue: .verdict, interval: false,
                 elements: policy.networks.map {
                     SetElement(
                         key: [.interface($0.bridge), .interface($0.bridge)], value: .verdict($0.icc ? .accept : .drop),
@@ -137,7 +151,7 @@ struct NativeTableBuilder {
         if !proxiedNetworks.isEmpty {
             sets.append(
                 NamedSet(
-                    name: "proxied", keyTypes: [.interfaceName], interval: false,
+                    name: NativeNames.proxied, keyTypes: [.interfaceName], interval: false,
                     elements: proxiedNetworks.map {
                         SetElement(key: [.interface($0.bridge)], provenance: $0.origin.provenance)
                     }))
@@ -145,7 +159,7 @@ struct NativeTableBuilder {
         if policy.networks.contains(where: \.internal) {
             sets.append(
                 NamedSet(
-                    name: "internal", keyTypes: [.interfaceName], interval: false,
+                    name: NativeNames.internal, keyTypes: [.interfaceName], interval: false,
                     elements: policy.networks.filter(\.internal).map {
                         SetElement(key: [.interface($0.bridge)], provenance: $0.origin.provenance)
                     }))
@@ -156,7 +170,8 @@ struct NativeTableBuilder {
             }
             sets.append(
                 NamedSet(
-                    name: Self.named("sites", family), keyTypes: [Self.addressType(family), .interfaceName],
+                    name: NativeNames.named(NativeNames.sites, family),
+                    keyTypes: [Self.addressType(family), .interfaceName],
                     interval: true,
                     elements: subnets.map { network, subnet in
                         SetElement(
@@ -164,7 +179,8 @@ struct NativeTableBuilder {
                     }))
             sets.append(
                 NamedSet(
-                    name: Self.named("subnets", family), keyTypes: [Self.addressType(family)], interval: true,
+                    name: NativeNames.named(NativeNames.subnets, family), keyTypes: [Self.addressType(family)],
+                    interval: true,
                     elements: subnets.map { network, subnet in
                         SetElement(key: [.address(subnet)], provenance: network.origin.provenance)
                     }))
@@ -186,18 +202,18 @@ struct NativeTableBuilder {
     /// interface: a bridge speaks only from its subnets, and its subnets only from it.
     func antiSpoofing() -> [Rule] {
         families.flatMap { family -> [Rule] in
-            let sites = Self.named("sites", family)
+            let sites = NativeNames.named(NativeNames.sites, family)
             let text = comment("\(family == .ipv4 ? "IPv4" : "IPv6") sources belong to their bridges")
             return [
                 Rule(
                     [
-                        .inSet(keys: [.inputInterface], set: "bridges"),
+                        .inSet(keys: [.inputInterface], set: NativeNames.bridges),
                         .inSet(keys: [.sourceAddress, .inputInterface], set: sites, negated: true),
                     ], .drop, comment: text, provenance: Self.layoutProvenance),
                 Rule(
                     [
-                        .inSet(keys: [.inputInterface], set: "bridges", negated: true),
-                        .inSet(keys: [.sourceAddress], set: Self.named("subnets", family)),
+                        .inSet(keys: [.inputInterface], set: NativeNames.bridges, negated: true),
+                        .inSet(keys: [.sourceAddress], set: NativeNames.named(NativeNames.subnets, family)),
                     ], .drop, comment: text, provenance: Self.layoutProvenance),
             ]
         }
@@ -215,7 +231,8 @@ struct NativeTableBuilder {
                 Rule(
                     [
                         .destinationTranslated(),
-                        .inSet(keys: [.sourceAddress, .outputInterface], set: Self.named("sites", family)),
+                        .inSet(
+                            keys: [.sourceAddress, .outputInterface], set: NativeNames.named(NativeNames.sites, family)),
                     ], .accept, comment: comment("published ports, from the same network"),
                     provenance: Self.layoutProvenance)
             }
@@ -223,32 +240,35 @@ struct NativeTableBuilder {
         if !proxiedNetworks.isEmpty {
             rules.append(
                 Rule(
-                    [.inSet(keys: [.inputInterface], set: "proxied"), .destinationTranslated()], .accept,
+                    [.inSet(keys: [.inputInterface], set: NativeNames.proxied), .destinationTranslated()], .accept,
                     comment: comment("published ports, from containers too"), provenance: Self.layoutProvenance))
         }
         rules.append(
             Rule(
-                [], .verdictMap(keys: [.inputInterface, .outputInterface], map: "icc"),
+                [], .verdictMap(keys: [.inputInterface, .outputInterface], map: NativeNames.icc),
                 provenance: Self.layoutProvenance))
         if policy.networks.contains(where: \.internal) {
             rules += [
                 Rule(
-                    [.inSet(keys: [.inputInterface], set: "internal")], .drop,
+                    [.inSet(keys: [.inputInterface], set: NativeNames.internal)], .drop,
                     comment: comment("internal networks stay on their bridge"), provenance: Self.layoutProvenance),
                 Rule(
-                    [.inSet(keys: [.outputInterface], set: "internal")], .drop,
+                    [.inSet(keys: [.outputInterface], set: NativeNames.internal)], .drop,
                     comment: comment("internal networks stay on their bridge"), provenance: Self.layoutProvenance),
             ]
         }
         rules += [
             Rule(
-                [.inSet(keys: [.inputInterface], set: "bridges"), .inSet(keys: [.outputInterface], set: "bridges")],
+                [
+                    .inSet(keys: [.inputInterface], set: NativeNames.bridges),
+                    .inSet(keys: [.outputInterface], set: NativeNames.bridges),
+                ],
                 .drop, comment: comment("networks are isolated from each other"), provenance: Self.layoutProvenance),
             Rule(
-                [.inSet(keys: [.inputInterface], set: "bridges")], .accept,
+                [.inSet(keys: [.inputInterface], set: NativeNames.bridges)], .accept,
                 comment: comment("containers reach the outside"), provenance: Self.layoutProvenance),
             Rule(
-                [.inSet(keys: [.outputInterface], set: "bridges"), .destinationTranslated()], .accept,
+                [.inSet(keys: [.outputInterface], set: NativeNames.bridges), .destinationTranslated()], .accept,
                 comment: comment("published ports"), provenance: Self.layoutProvenance),
         ]
         return rules
@@ -271,7 +291,7 @@ struct NativeTableBuilder {
                 }
                 guard !pairs.isEmpty else { continue }
                 let ports = Self.mergedPorts(rule.ports)
-                let name = Self.named("flow-\(index + 1)", family)
+                let name = NativeNames.named(NativeNames.flow(index + 1), family)
                 var keyTypes = [Self.addressType(family), Self.addressType(family)]
                 var keys: [SetKeyField] = [.sourceAddress, .destinationAddress]
                 if !ports.isEmpty {
@@ -301,8 +321,8 @@ struct NativeTableBuilder {
     /// Where egress is about: leaving through a named uplink, else leaving for anything but a bridge.
     var leavingTheHost: Match {
         policy.host.externalInterfaces.isEmpty
-            ? .inSet(keys: [.outputInterface], set: "bridges", negated: true)
-            : .inSet(keys: [.outputInterface], set: "external")
+            ? .inSet(keys: [.outputInterface], set: NativeNames.bridges, negated: true)
+            : .inSet(keys: [.outputInterface], set: NativeNames.external)
     }
 
     /// Egress accepts, then a drop for every restricted source. Accepts are split by the shape of
@@ -341,15 +361,16 @@ struct NativeTableBuilder {
                         let to: [SetValue] = destination.map { [.address($0)] } ?? []
                         let toTypes: [NamedSet.KeyType] = destination == nil ? [] : [address]
                         let toKeys: [SetKeyField] = destination == nil ? [] : [.destinationAddress]
-                        let base = destination == nil ? "egress-anywhere" : "egress"
+                        let base = destination == nil ? NativeNames.egressAnywhere : NativeNames.egress
                         if ports.isEmpty {
                             accept(
-                                Self.named(base, family), [address] + toTypes, [.sourceAddress] + toKeys,
+                                NativeNames.named(base, family), [address] + toTypes, [.sourceAddress] + toKeys,
                                 SetElement(key: [.address(source.prefix)] + to, provenance: provenance))
                         }
                         for spec in ports {
                             accept(
-                                Self.named(base + "-ports", family), [address] + toTypes + [.transport, .service],
+                                NativeNames.named(NativeNames.withPorts(base), family),
+                                [address] + toTypes + [.transport, .service],
                                 [.sourceAddress] + toKeys + [.transport, .destinationPort],
                                 SetElement(
                                     key: [.address(source.prefix)] + to + [
@@ -369,7 +390,7 @@ struct NativeTableBuilder {
                         [leavingTheHost, .inSet(keys: lookup.keys, set: name)], .accept, comment: comment("egress"),
                         provenance: Self.layoutProvenance))
             }
-            let name = Self.named("egress-restricted", family)
+            let name = NativeNames.named(NativeNames.egressRestricted, family)
             egressSets.append(Self.lookupSet(name, keyTypes: [address], elements: restricted))
             rules += user.drop(
                 [leavingTheHost, .inSet(keys: [.sourceAddress], set: name)], comment: comment("other egress"),
@@ -378,7 +399,7 @@ struct NativeTableBuilder {
         if !egressSets.isEmpty && !policy.host.externalInterfaces.isEmpty {
             sets.append(
                 NamedSet(
-                    name: "external", keyTypes: [.interfaceName], interval: false,
+                    name: NativeNames.external, keyTypes: [.interfaceName], interval: false,
                     elements: policy.host.externalInterfaces.map { SetElement(key: [.interface($0)]) }))
         }
         sets += egressSets
@@ -392,7 +413,7 @@ struct NativeTableBuilder {
     func remoteLoopback() -> [Rule] {
         [
             Rule(
-                [.interface(.source, "lo", negated: true), .address(.destination, Self.loopback(.ipv4))], .return,
+                [.interface(.source, "lo", negated: true), .address(.destination, IPPrefix.loopback(.ipv4))], .return,
                 comment: comment("loopback publishes are for the host only"), provenance: Self.layoutProvenance)
         ]
     }
@@ -422,8 +443,8 @@ struct NativeTableBuilder {
             }
             guard !restricted.isEmpty else { continue }
             let address = Self.addressType(family)
-            let restrictedName = Self.named("allow-list-ports", family)
-            let allowedName = Self.named("allow-list-sources", family)
+            let restrictedName = NativeNames.named(NativeNames.allowListPorts, family)
+            let allowedName = NativeNames.named(NativeNames.allowListSources, family)
             sets.append(
                 Self.lookupSet(restrictedName, keyTypes: [address, .transport, .service], elements: restricted))
             sets.append(
@@ -496,16 +517,16 @@ struct NativeTableBuilder {
             let text = comment("published ports")
             let shapes: [(String, [NamedSet.KeyType], [SetKeyField], (addresses: [SetElement], ports: [SetElement]))] =
                 [
-                    ("publish", [.transport, .service], [.transport, .destinationPort], anyAddress),
+                    (NativeNames.publishes, [.transport, .service], [.transport, .destinationPort], anyAddress),
                     (
-                        "publish-on", [address, .transport, .service],
+                        NativeNames.publishesOn, [address, .transport, .service],
                         [.destinationAddress, .transport, .destinationPort],
                         oneAddress
                     ),
                 ]
             for (base, keyTypes, keys, elements) in shapes {
-                let addressMap = Self.named(base + "-address", family)
-                let portMap = Self.named(base + "-port", family)
+                let addressMap = NativeNames.named(NativeNames.addressMap(base), family)
+                let portMap = NativeNames.named(NativeNames.portMap(base), family)
                 sets.append(
                     Self.lookupSet(
                         addressMap, keyTypes: keyTypes, mapValue: .data([address]), elements: elements.addresses))
@@ -517,7 +538,7 @@ struct NativeTableBuilder {
                         .dnatMap(family, keys: keys, addressMap: addressMap, portMap: portMap), comment: text,
                         provenance: Self.layoutProvenance))
             }
-            let rangeMap = Self.named("publish-range", family)
+            let rangeMap = NativeNames.named(NativeNames.publishRange, family)
             sets.append(
                 NamedSet(
                     name: rangeMap, keyTypes: [address, .transport, .service], mapValue: .data([address]),
@@ -538,7 +559,7 @@ struct NativeTableBuilder {
     func masquerade(sets: inout [NamedSet]) -> [Rule] {
         var rules: [Rule] = []
         for family in families {
-            let sites = Self.named("sites", family)
+            let sites = NativeNames.named(NativeNames.sites, family)
             rules.append(
                 Rule(
                     [.destinationTranslated(), .inSet(keys: [.sourceAddress, .outputInterface], set: sites)],
@@ -548,7 +569,7 @@ struct NativeTableBuilder {
                 Rule(
                     [.inSet(keys: [.sourceAddress, .outputInterface], set: sites)], .return,
                     comment: comment("traffic that stays on its bridge"), provenance: Self.layoutProvenance))
-            let name = Self.named("masquerade", family)
+            let name = NativeNames.named(NativeNames.masquerade, family)
             sets.append(
                 NamedSet(
                     name: name, keyTypes: [Self.addressType(family)], interval: true,
@@ -567,75 +588,9 @@ struct NativeTableBuilder {
             // The host's own connections to a published loopback address leave with 127.0.0.1.
             rules.append(
                 Rule(
-                    [.localAddress(.source), .inSet(keys: [.outputInterface], set: "bridges")], .masquerade,
+                    [.localAddress(.source), .inSet(keys: [.outputInterface], set: NativeNames.bridges)], .masquerade,
                     comment: comment("host connections to published ports"), provenance: Self.layoutProvenance))
         }
         return rules
-    }
-
-    // MARK: Element hygiene
-
-    /// A set or map whose elements are deduplicated and never overlap, with `flags interval`
-    /// only when an element needs it (a prefix or a port range): the kernel inserts into hash
-    /// sets in constant time, into interval concatenations (pipapo) far more slowly.
-    static func lookupSet(
-        _ name: String, keyTypes: [NamedSet.KeyType], mapValue: NamedSet.MapValue? = nil, elements: [SetElement]
-    ) -> NamedSet {
-        let kept = mapValue == nil ? uncoveredElements(elements) : elements
-        let interval = kept.contains { element in
-            element.key.contains {
-                switch $0 {
-                case .address(let prefix): !prefix.isHost
-                case .ports(let ports): !ports.isSingle
-                default: false
-                }
-            }
-        }
-        return NamedSet(name: name, keyTypes: keyTypes, mapValue: mapValue, interval: interval, elements: kept)
-    }
-
-    /// Port specs with overlapping or adjacent ranges of one protocol merged, so that the
-    /// elements of one statement never overlap (nft refuses overlapping interval elements).
-    static func mergedPorts(_ specs: [PortSpec]) -> [PortSpec] {
-        var merged: [PortSpec] = []
-        for transport in TransportProtocol.allCases {
-            let ranges = specs.filter { $0.transport == transport }.map(\.ports).sorted { $0.first < $1.first }
-            var current: PortRange?
-            for range in ranges {
-                if let open = current, Int(range.first) <= Int(open.last) + 1 {
-                    current = PortRange(open.first, max(open.last, range.last))
-                } else {
-                    if let open = current { merged.append(PortSpec(open, transport)) }
-                    current = range
-                }
-            }
-            if let open = current { merged.append(PortSpec(open, transport)) }
-        }
-        return merged
-    }
-
-    /// Keys without those another key covers (a container inside a network named in the same
-    /// statement), and without duplicates; the order of first appearance is kept.
-    static func uncovered(_ keys: [[SetValue]]) -> [[SetValue]] {
-        var seen: Set<[SetValue]> = []
-        let unique = keys.filter { seen.insert($0).inserted }
-        // Only keys with a wider address can cover another; most statements have none.
-        let wide = unique.filter { key in
-            key.contains {
-                if case .address(let prefix) = $0 { return !prefix.isHost }
-                if case .ports(let ports) = $0 { return !ports.isSingle }
-                return false
-            }
-        }
-        guard !wide.isEmpty else { return unique }
-        return unique.filter { key in
-            !wide.contains { other in other != key && zip(other, key).allSatisfy { $0.covers($1) } }
-        }
-    }
-
-    static func uncoveredElements(_ elements: [SetElement]) -> [SetElement] {
-        var provenance: [[SetValue]: Provenance] = [:]
-        for element in elements where provenance[element.key] == nil { provenance[element.key] = element.provenance }
-        return uncovered(elements.map(\.key)).map { SetElement(key: $0, provenance: provenance[$0]) }
     }
 }

@@ -16,6 +16,12 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
         self.init(address: host, length: host.family.bitWidth)
     }
 
+    /// The loopback addresses, `127.0.0.0/8` and `::1`: publishes on them are for the host only.
+    public static func loopback(_ family: IPFamily) -> IPPrefix {
+        family == .ipv4
+            ? IPPrefix(address: IPAddress(ipv4: 0x7F00_0000), length: 8) : IPPrefix(host: IPAddress(ipv6: 0, 1))
+    }
+
     public enum ParseError: Error, Equatable, Sendable {
         case badAddress
         case badLength(max: Int)

@@ -1,8 +1,5 @@
 import ArgumentParser
-import Foundation
 import PortcullisCompiler
-import PortcullisKernel
-import PortcullisRender
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,26 +22,6 @@ struct Check: ParsableCommand {
     @OptionGroup var options: LayoutOptions
 
     func run() throws {
-        let files: [RenderedFile]
-        switch Compiler().compile(policy, layout: options.layout, backend: options.backend) {
-        case .success(let rendered): files = rendered
-        case .failure(let failure): throw fail(failure)
-        }
-        guard Host.hasNetAdmin else {
-            print("\(policy): policy is valid and compiles (\(files.map(\.fileExtension).joined(separator: ", ")))")
-            printError(
-                "warning: the kernel did not validate the ruleset: that needs CAP_NET_ADMIN (run as root, or inside 'unshare -rn')"
-            )
-            return
-        }
-        let rejections = KernelCheck().validate(files)
-        if rejections.isEmpty {
-            print(
-                "\(policy): policy is valid and the kernel accepts its ruleset (\(files.map(\.fileExtension).joined(separator: ", ")))"
-            )
-            return
-        }
-        for rejection in rejections { printError("error: \(rejection)") }
-        throw ExitCode(2)
+        try execute { try $0.runCheck(policy, layout: options.layout, backend: options.backend) }
     }
 }

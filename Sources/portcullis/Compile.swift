@@ -1,7 +1,5 @@
 import ArgumentParser
-import Foundation
 import PortcullisCompiler
-import PortcullisRender
 
 struct Compile: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,26 +23,6 @@ struct Compile: ParsableCommand {
     var output: String?
 
     func run() throws {
-        let files: [RenderedFile]
-        switch Compiler().compile(policy, layout: options.layout, backend: options.backend) {
-        case .success(let rendered): files = rendered
-        case .failure(let failure): throw fail(failure)
-        }
-        guard let output else {
-            for (index, file) in files.enumerated() {
-                if index > 0 { print("#### \(file.fileExtension)") }
-                print(file.text, terminator: "")
-            }
-            return
-        }
-        for (index, file) in files.enumerated() {
-            let path = index == 0 ? output : "\(output).\(file.fileExtension)"
-            do {
-                try file.text.write(toFile: path, atomically: true, encoding: .utf8)
-            } catch {
-                printError("error: cannot write \(path): \(error.localizedDescription)")
-                throw ExitCode(2)
-            }
-        }
+        try execute { try $0.runCompile(policy, layout: options.layout, backend: options.backend, output: output) }
     }
 }

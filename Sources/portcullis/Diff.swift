@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import PortcullisCompiler
 
 struct Diff: ParsableCommand {
@@ -30,40 +29,6 @@ struct Diff: ParsableCommand {
     var update = false
 
     func run() throws {
-        let goldens = Goldens(directory: golden)
-        var differences = 0
-        var failed = false
-        for policy in policies {
-            if update {
-                switch goldens.update(policyPath: policy) {
-                case .success(let changes):
-                    print(changes.isEmpty ? "\(policy): golden files up to date" : changes.joined(separator: "\n"))
-                case .failure(let failure):
-                    printError(failure.report)
-                    failed = true
-                }
-                continue
-            }
-            switch goldens.compare(policyPath: policy) {
-            case .success(let comparisons):
-                for comparison in comparisons {
-                    if let diff = comparison.diff {
-                        print(diff, terminator: "")
-                        differences += 1
-                    }
-                }
-                if comparisons.allSatisfy({ $0.diff == nil }) {
-                    print("\(policy): \(comparisons.count) golden file\(comparisons.count == 1 ? "" : "s") match")
-                }
-            case .failure(let failure):
-                printError(failure.report)
-                failed = true
-            }
-        }
-        if failed { throw ExitCode(2) }
-        if differences > 0 {
-            printError("\(differences) golden file\(differences == 1 ? "" : "s") differ")
-            throw ExitCode(1)
-        }
+        try execute { $0.runDiff(policies, golden: golden, update: update) }
     }
 }

@@ -1,7 +1,5 @@
 import ArgumentParser
-import Foundation
 import PortcullisCompiler
-import PortcullisSyntax
 
 struct Fmt: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -43,64 +41,12 @@ struct Fmt: ParsableCommand {
     @Flag(help: "Rewrite files that are not in canonical form.")
     var write = false
 
-    static let standardInput = "<stdin>"
-
     func validate() throws {
         if check && write { throw ValidationError("give one of --check and --write") }
         if write && files.contains("-") { throw ValidationError("--write cannot rewrite stdin") }
     }
 
     func run() throws {
-        var unreadable = false
-        var notCanonical: [String] = []
-        for file in files {
-            guard let text = read(file) else {
-                unreadable = true
-                continue
-            }
-            let name = file == "-" ? Self.standardInput : file
-            let (syntax, diagnostics) = Parser.parse(text, file: name)
-            if diagnostics.contains(where: { $0.severity == .error }) {
-                var sources = SourceStore()
-                sources.add(file: name, text: text)
-                printError(CompileFailure.diagnostics(diagnostics, sources).report)
-                unreadable = true
-                continue
-            }
-            let formatted = Printer.print(syntax)
-            if check || write {
-                guard formatted != text else { continue }
-                if write {
-                    do {
-                        try formatted.write(toFile: file, atomically: true, encoding: .utf8)
-                    } catch {
-                        printError("error: cannot write \(file): \(error.localizedDescription)")
-                        unreadable = true
-                        continue
-                    }
-                }
-                notCanonical.append(name)
-                print(name)
-            } else {
-                print(formatted, terminator: "")
-            }
-        }
-        if unreadable { throw ExitCode(2) }
-        if check && !notCanonical.isEmpty {
-            printError(
-                "\(notCanonical.count) file\(notCanonical.count == 1 ? " is" : "s are") not in canonical form; 'portcullis fmt --write' rewrites them"
-            )
-            throw ExitCode(1)
-        }
-    }
-
-    func read(_ file: String) -> String? {
-        let data =
-            file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file)
-        guard let data else {
-            printError("error: cannot read \(file)")
-            return nil
-        }
-        return String(decoding: data, as: UTF8.self)
+        try execute { $0.runFormat(files, mode: check ? .check : write ? .write : .print) }
     }
 }

@@ -48,15 +48,29 @@ func lineBufferStandardOutput() {
     setvbuf(stream, nil, _IOLBF, 0)
 }
 
-/// Prints to stderr (the `stderr` global is not concurrency-safe in Swift 6).
-func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
-}
+/// Prints a line to stderr, as the application layer does.
+func printError(_ text: String) { StandardConsole().note(text) }
 
 /// Exit code 2: bad input or usage.
 func fail(_ failure: CompileFailure) -> ExitCode {
     printError(failure.report)
     return ExitCode(2)
+}
+
+/// Runs a command's one call into the application layer: findings exit 1; a failure exits 2,
+/// its report on stderr.
+func execute(_ run: (Application) throws -> RunStatus) throws {
+    let status: RunStatus
+    do {
+        status = try run(Application())
+    } catch let failure as CompileFailure {
+        throw fail(failure)
+    }
+    switch status {
+    case .clean: return
+    case .findings: throw ExitCode(1)
+    case .failed: throw ExitCode(2)
+    }
 }
 
 struct LayoutOptions: ParsableArguments {

@@ -1,6 +1,7 @@
 import Foundation
 import JanssonKit
 import PortcullisAudit
+import PortcullisCompiler
 import PortcullisIR
 import PortcullisNet
 import PortcullisReaders
@@ -9,8 +10,15 @@ import Testing
 
 /// `portcullis audit` on real captures, compiled rulesets and damaged input.
 @Suite struct AuditTests {
-    func audit(_ arguments: [String], input: String? = nil) -> CommandResult {
-        run([CommandLineTests.binary, "audit"] + arguments, input: input)
+    /// `audit` in-process: of the rules in `ruleset` ('-': `input`), against `policy` if given.
+    func audit(
+        policy: String? = nil, layout: String? = nil, ruleset: String = "-", from: RulesetFormat? = nil,
+        format: ReportFormat = .text, input: String? = nil
+    ) -> CommandResult {
+        let capture: HostCapture =
+            input.map { .text($0, source: ruleset, format: from) } ?? .file(ruleset, format: from)
+        let request = AuditRequest(policy: policy, capture: capture, layout: layout)
+        return inProcess { try $0.runAudit(request, format: format) }
     }
 
     func ids(_ result: CommandResult) throws -> [String] {
@@ -20,24 +28,24 @@ import Testing
     }
 
     @Test func realDockerHostRisks() throws {
-        let result = audit(["--ruleset", Repo.fixtures + "/docker-20.10/s03-hostip-udp.rules", "--format", "json"])
+        let result = audit(ruleset: Repo.fixtures + "/docker-20.10/s03-hostip-udp.rules", format: .json)
         #expect(result.status == 1)
         #expect(try ids(result) == ["loopback-publish-reachable", "published-to-everyone", "icc-open"])
     }
 
     @Test func docker15SeedLeavesForwardOpen() throws {
-        let seed = run([CommandLineTests.binary, "compile", Repo.policies + "/seed.policy", "--layout", "docker-1.5"])
+        let seed = compiledRuleset(Repo.policies + "/seed.policy", layout: "docker-1.5")
             .stdout
-        let result = audit(["--ruleset", "-", "--format", "json"], input: seed)
+        let result = audit(format: .json, input: seed)
         #expect(try ids(result) == ["docker-user-missing", "forward-policy-accept", "icc-open"])
     }
 
     @Test func docker28GuardsLoopbackPublishes() throws {
         let policy = Repo.fixtures + "/docker-28/s54-usernet-portmap-lo.policy"
-        let compiled = run([CommandLineTests.binary, "compile", policy, "--layout", "docker-28"]).stdout
+        let compiled = compiledRuleset(policy, layout: "docker-28").stdout
         #expect(!compiled.isEmpty)
         #expect(
-            try !ids(audit(["--ruleset", "-", "--format", "json"], input: compiled)).contains(
+            try !ids(audit(format: .json, input: compiled)).contains(
                 "loopback-publish-reachable"))
     }
 
@@ -50,23 +58,22 @@ import Testing
         lines.insert(contentsOf: [dnat, dnat], at: lines.lastIndex(of: "COMMIT")!)
         let first = lines.firstIndex(of: "-A FORWARD -j DOCKER-USER")!
         lines.swapAt(first, first + 1)
-        let found = try ids(audit(["--ruleset", "-", "--format", "json"], input: lines.joined(separator: "\n") + "\n"))
+        let found = try ids(audit(format: .json, input: lines.joined(separator: "\n") + "\n"))
         #expect(found.contains("docker-user-not-first"))
         #expect(found.filter { $0 == "dnat-to-unknown-address" }.count == 2)
         #expect(found.contains("duplicate-rule"))
     }
 
     @Test func policyMatchingTheHostHasNoDrift() {
-        let compiled = run([CommandLineTests.binary, "compile", Repo.policies + "/web-stack.policy"]).stdout
-        let result = audit([Repo.policies + "/web-stack.policy", "--ruleset", "-"], input: compiled)
+        let compiled = compiledRuleset(Repo.policies + "/web-stack.policy").stdout
+        let result = audit(policy: Repo.policies + "/web-stack.policy", input: compiled)
         #expect(result.status == 0 && result.stdout == "-: no findings\n")
     }
 
     @Test func driftIsReportedWithThePolicyLine() throws {
-        let compiled = run([CommandLineTests.binary, "compile", Repo.policies + "/web-stack.policy"]).stdout
+        let compiled = compiledRuleset(Repo.policies + "/web-stack.policy").stdout
             .replacingOccurrences(of: "--dport 8000 ", with: "--dport 8001 ")
-        let result = audit(
-            [Repo.policies + "/web-stack.policy", "--ruleset", "-", "--format", "json"], input: compiled)
+        let result = audit(policy: Repo.policies + "/web-stack.policy", format: .json, input: compiled)
         #expect(result.status == 1)
         let findings = try #require(try JSON.parse(result.stdout)["findings"]?.arrayValue)
         // A rule edited in place is one changed rule, with the host's line and the policy's.
@@ -81,10 +88,9 @@ import Testing
 
     @Test func missingRuleNamesItsPolicyLine() throws {
         let compiled =
-            run([CommandLineTests.binary, "compile", Repo.policies + "/web-stack.policy"]).stdout
+            compiledRuleset(Repo.policies + "/web-stack.policy").stdout
             .split(separator: "\n").filter { !$0.contains("--dport 8000 ") }.joined(separator: "\n") + "\n"
-        let result = audit(
-            [Repo.policies + "/web-stack.policy", "--ruleset", "-", "--format", "json"], input: compiled)
+        let result = audit(policy: Repo.policies + "/web-stack.policy", format: .json, input: compiled)
         let findings = try #require(try JSON.parse(result.stdout)["findings"]?.arrayValue)
         #expect(findings.map { $0["id"]?.stringValue } == ["missing-rule"])
         #expect(findings.first?["location"]?.stringValue?.hasSuffix("web-stack.policy:40") == true)
@@ -95,14 +101,14 @@ import Testing
     @Test func nftJSONDriftIsFoundOnMeaning() throws {
         let policy = Repo.policies + "/web-stack.policy"
         let golden = Repo.read(Repo.golden + "/web-stack/docker-20.10.nft.json")
-        let clean = audit([policy, "--ruleset", "-"], input: golden)
+        let clean = audit(policy: policy, input: golden)
         #expect(clean.status == 0 && clean.stdout == "-: no findings\n", "\(clean.stdout)")
         // The same ruleset as a live listing prints it: handles and counters everywhere.
         let listed = golden.replacingOccurrences(
             of: "\"expr\": [", with: "\"handle\": 7, \"expr\": [{\"counter\": {\"packets\": 3, \"bytes\": 180}}, ")
-        #expect(audit([policy, "--ruleset", "-"], input: listed).status == 0)
+        #expect(audit(policy: policy, input: listed).status == 0)
         let edited = golden.replacingOccurrences(of: "\"right\": 8000", with: "\"right\": 8001")
-        let result = audit([policy, "--ruleset", "-", "--format", "json"], input: edited)
+        let result = audit(policy: policy, format: .json, input: edited)
         #expect(result.status == 1)
         let findings = try #require(try JSON.parse(result.stdout)["findings"]?.arrayValue)
         #expect(findings.map { $0["id"]?.stringValue } == ["changed-rule"])
@@ -123,10 +129,9 @@ import Testing
 
     @Test(arguments: nftGoldens)
     func nftGoldensHaveNoDrift(_ policy: String, _ layout: String) {
-        let result = audit([
-            Repo.policies + "/\(policy).policy", "--layout", layout, "--ruleset",
-            Repo.golden + "/\(policy)/\(layout).nft.json",
-        ])
+        let result = audit(
+            policy: Repo.policies + "/\(policy).policy", layout: layout,
+            ruleset: Repo.golden + "/\(policy)/\(layout).nft.json")
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
     }
 
@@ -136,9 +141,7 @@ import Testing
         let edited = golden.replacingOccurrences(
             of: "\"tcp\",\n              8000\n", with: "\"tcp\",\n              8001\n")
         #expect(edited != golden)
-        let result = audit(
-            [Repo.policies + "/web-stack.policy", "--layout", "native", "--ruleset", "-", "--format", "json"],
-            input: edited)
+        let result = audit(policy: Repo.policies + "/web-stack.policy", layout: "native", format: .json, input: edited)
         #expect(result.status == 1)
         let findings = try #require(try JSON.parse(result.stdout)["findings"]?.arrayValue)
         let missing = try #require(findings.first { $0["id"]?.stringValue == "missing-element" })
@@ -149,15 +152,16 @@ import Testing
 
     @Test func fromSaysTheFormat() {
         let json = Repo.read(Repo.golden + "/web-stack/docker-20.10.nft.json")
-        let wrong = audit(["--ruleset", "-", "--from", "iptables-save"], input: json)
+        let wrong = audit(from: .iptablesSave, input: json)
         #expect(wrong.status == 2 && wrong.stderr.contains("error: -: line 1:"))
-        #expect(audit(["--ruleset", "-", "--from", "nft-json"], input: json).status == 1)
-        #expect(audit(["--ruleset", "-", "--from", "yaml"], input: json).status == 2)
+        #expect(audit(from: .nftJSON, input: json).status == 1)
+        // An unknown format is refused by the command line's argument parsing.
+        #expect(run([CommandLineTests.binary, "audit", "--ruleset", "-", "--from", "yaml"], input: json).status == 2)
     }
 
     @Test func tablesOfOtherFamiliesAreNeverPassedOver() throws {
         let text = Repo.read(Repo.fixtures + "/nft/iptables-nft-docker-and-sets.json")
-        let result = audit(["--ruleset", "-", "--format", "json"], input: text)
+        let result = audit(format: .json, input: text)
         #expect(try ids(result).contains("table-not-read"))
         #expect(result.stderr.contains("warning: -: $.nftables[") && result.stderr.contains("xt target TCPMSS"))
     }
@@ -210,26 +214,26 @@ import Testing
         ),
     ])
     func eachRiskIsFoundAlone(_ id: String, _ from: String, _ to: String) throws {
-        let clean = audit(["--ruleset", "-", "--format", "json"], input: Self.cleanHost)
+        let clean = audit(format: .json, input: Self.cleanHost)
         #expect(clean.status == 0)
         #expect(try ids(clean).isEmpty)
         let crafted = Self.cleanHost.replacingOccurrences(of: from, with: to)
         #expect(crafted != Self.cleanHost)
-        let result = audit(["--ruleset", "-", "--format", "json"], input: crafted)
+        let result = audit(format: .json, input: crafted)
         #expect(result.status == 1)
         #expect(try ids(result) == [id])
     }
 
     @Test func nftJSONRulesetsAreAuditedToo() throws {
         let json = Repo.read(Repo.golden + "/source-restricted/docker-20.10.nft.json")
-        let found = try ids(audit(["--ruleset", "-", "--format", "json"], input: json))
+        let found = try ids(audit(format: .json, input: json))
         #expect(found.contains("published-to-everyone") && found.contains("icc-open"))
         #expect(!found.contains("forward-policy-accept"))
     }
 
     @Test func truncatedRulesetIsAnErrorNotACleanAudit() {
         let text = Repo.read(Repo.golden + "/web-stack/docker-20.10.iptables")
-        let result = audit(["--ruleset", "-"], input: String(text.prefix(text.count / 2)))
+        let result = audit(input: String(text.prefix(text.count / 2)))
         #expect(result.status == 2)
         #expect(result.stderr.contains("error:") && result.stdout.isEmpty)
     }
@@ -261,7 +265,7 @@ import Testing
         return try NftJSONReader(source: "crafted").read(json).ruleset
     }
 
-    static func ids(_ ruleset: Ruleset) -> [String] { RiskAudit(ruleset: ruleset).findings().map(\.id) }
+    static func ids(_ ruleset: Ruleset) -> [String] { RiskAudit(ruleset: ruleset).findings().map(\.id.rawValue) }
 
     /// Changes the rules of one chain of `ip docker-bridges`.
     static func edit(_ ruleset: Ruleset, _ chain: String, _ change: (inout [Rule]) -> Void) -> Ruleset {
@@ -284,7 +288,7 @@ import Testing
             }
         }
         let findings = RiskAudit(ruleset: ruleset).findings()
-        #expect(findings.map(\.id) == ["published-to-everyone"])
+        #expect(findings.map(\.id) == [.publishedToEveryone])
         #expect(findings.first?.family == .ip && findings.first?.chain == "nat-prerouting-and-output")
         #expect(findings.first?.rule?.provenance?.statement.hasPrefix("rule at $.nftables[") == true)
     }
@@ -321,13 +325,14 @@ import Testing
         #expect(Self.ids(shadowed) == ["shadowed-rule"])
     }
 
-    /// The command reads Docker's tables as nft JSON and reports their risks with the table's family.
+    /// The audit reads Docker's tables as nft JSON and reports their risks with the table's family.
     @Test func auditCommandReportsThem() throws {
         let json = try compileInline(
             Self.clean.replacingOccurrences(of: "publish 198.18.0.1:8443", with: "publish 8443"), layout: "docker-29",
             backend: .nftablesJSON
         ).get()
-        let result = run([CommandLineTests.binary, "audit", "--ruleset", "-", "--format", "json"], input: json)
+        let request = AuditRequest(capture: .text(json, source: "-", format: nil))
+        let result = inProcess { try $0.runAudit(request, format: .json) }
         #expect(result.status == 1)
         let findings = try #require(try JSON.parse(result.stdout)["findings"]?.arrayValue)
         #expect(findings.map { $0["id"]?.stringValue } == ["published-to-everyone"])

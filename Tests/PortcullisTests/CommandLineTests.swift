@@ -66,6 +66,39 @@ import Testing
         #expect(result.stdout.contains("-:FORWARD DROP [0:0]\n+:FORWARD ACCEPT [0:0]\n"))
     }
 
+    /// The commands that read hosts, end to end through stdin: the logic is tested in-process
+    /// (ImportTests, AuditTests, EvaluatorTests); these check the wiring and the exit codes.
+    @Test func importReadsStdinAndWritesThePolicyToStdout() {
+        let rules = Repo.read(Repo.golden + "/web-stack/docker-20.10.iptables")
+        let result = run([Self.binary, "import", "-"], input: rules)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.hasPrefix("detected layout docker-20.10\n"))
+        #expect(result.stdout.contains("network net-br-front {\n"))
+        let unknown = run([Self.binary, "import", "-", "--layout", "docker-30"], input: rules)
+        #expect(unknown.status == 2 && unknown.stderr.hasPrefix("error: import reads the layouts"))
+    }
+
+    @Test func auditExitsOneOnFindingsWithTheJSONSchema() {
+        let rules = Repo.read(Repo.fixtures + "/docker-20.10/s03-hostip-udp.rules")
+        let result = run([Self.binary, "audit", "--ruleset", "-", "--format", "json"], input: rules)
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("\"schema\": \"portcullis-audit/1\""))
+        let both = run([Self.binary, "audit", "--ruleset", "-", "--live"], input: rules)
+        #expect(both.status == 2 && both.stderr.contains("give exactly one of --ruleset FILE and --live"))
+    }
+
+    @Test func explainWalksRulesFromStdin() {
+        let rules = Repo.read(Repo.golden + "/web-stack/docker-20.10.iptables")
+        let result = run(
+            [
+                Self.binary, "explain", "--ruleset", "-", "--from", "198.18.1.10", "--to", "198.18.2.10", "--port",
+                "8000/tcp",
+            ],
+            input: rules)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.hasPrefix("accept: 198.18.1.10 on br-front -> 198.18.2.10 on br-back port 8000/tcp"))
+    }
+
     @Test func helpTeachesTheCommands() {
         let result = run([Self.binary, "--help"])
         #expect(result.status == 0)

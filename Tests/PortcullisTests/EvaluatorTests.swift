@@ -48,12 +48,14 @@ import Testing
         #expect(disagreements.isEmpty, "\(layout) on \(firewall): \(disagreements)")
     }
 
+    /// `explain` in-process.
+    func explain(_ request: ExplainRequest, format: ReportFormat = .text) -> CommandResult {
+        inProcess { try $0.runExplain(request, format: format) }
+    }
+
     @Test func explainPrintsTheVerdictFirstWithTheDecidingRules() {
-        let result = run([
-            CommandLineTests.binary, "explain", Repo.policies + "/web-stack.policy", "--from", "api", "--to", "web",
-            "--port",
-            "8080/tcp",
-        ])
+        let result = explain(
+            ExplainRequest(policy: Repo.policies + "/web-stack.policy", from: "api", to: "web", port: "8080/tcp"))
         #expect(result.status == 0)
         let lines = result.stdout.split(separator: "\n")
         #expect(lines.first?.hasPrefix("drop: api (198.18.2.10 on br-back) -> web (198.18.1.10 on br-front)") == true)
@@ -63,11 +65,10 @@ import Testing
     }
 
     @Test func explainJSONHasVerdictNatAndTrace() throws {
-        let result = run([
-            CommandLineTests.binary, "explain", Repo.policies + "/source-restricted.policy", "--from",
-            "outside:203.0.113.200",
-            "--to", "host", "--port", "8443/tcp", "--format", "json",
-        ])
+        let request = ExplainRequest(
+            policy: Repo.policies + "/source-restricted.policy", from: "outside:203.0.113.200", to: "host",
+            port: "8443/tcp")
+        let result = explain(request, format: .json)
         #expect(result.status == 0)
         let document = try JSON.parse(result.stdout)
         #expect(document["verdict"]?.stringValue == "drop")
@@ -79,43 +80,35 @@ import Testing
     }
 
     @Test func explainRejectsUnknownEndpoints() {
-        let result = run([
-            CommandLineTests.binary, "explain", Repo.policies + "/web-stack.policy", "--from", "wbe", "--to", "api",
-        ])
+        let result = explain(ExplainRequest(policy: Repo.policies + "/web-stack.policy", from: "wbe", to: "api"))
         #expect(result.status == 2 && result.stderr.contains("did you mean 'web'?"))
     }
 
     /// `--ruleset FILE` walks saved rules: names come from the policy when one is given, else
     /// from the rules themselves (imported, containers named by address).
     @Test func explainWalksASavedRuleset() throws {
-        let saved = run([CommandLineTests.binary, "compile", Repo.policies + "/web-stack.policy"])
+        let saved = compiledRuleset(Repo.policies + "/web-stack.policy")
         try #require(saved.status == 0)
-        let imported = run(
-            [
-                CommandLineTests.binary, "explain", "--ruleset", "-", "--from", "198.18.1.10", "--to", "198.18.2.10",
-                "--port", "8000/tcp",
-            ], input: saved.stdout)
+        let capture = HostCapture.text(saved.stdout, source: "-", format: nil)
+        let imported = explain(
+            ExplainRequest(capture: capture, from: "198.18.1.10", to: "198.18.2.10", port: "8000/tcp"))
         #expect(imported.status == 0)
         #expect(imported.stdout.hasPrefix("accept: 198.18.1.10 on br-front -> 198.18.2.10 on br-back port 8000/tcp"))
         #expect(imported.stdout.contains("portcullis: allow web -> api port 8000/tcp"))
-        let other = run(
-            [
-                CommandLineTests.binary, "explain", "--ruleset", "-", "--from", "198.18.1.10", "--to", "198.18.2.10",
-                "--port", "8001/tcp",
-            ], input: saved.stdout)
+        let other = explain(ExplainRequest(capture: capture, from: "198.18.1.10", to: "198.18.2.10", port: "8001/tcp"))
         #expect(other.stdout.hasPrefix("drop: "))
         // nft JSON of the native layout, with the policy naming the endpoints.
-        let native = run([
-            CommandLineTests.binary, "explain", Repo.policies + "/web-stack.policy", "--ruleset",
-            Repo.golden + "/web-stack/native.nft.json", "--from", "outside:203.0.113.9", "--to", "host", "--port",
-            "443/tcp",
-        ])
+        let native = explain(
+            ExplainRequest(
+                policy: Repo.policies + "/web-stack.policy",
+                capture: .file(Repo.golden + "/web-stack/native.nft.json", format: nil), from: "outside:203.0.113.9",
+                to: "host", port: "443/tcp"))
         #expect(native.status == 0)
         #expect(
             native.stdout.hasPrefix(
                 "accept: 203.0.113.9 via eth0 -> host 192.0.2.1 port 443/tcp, forwarded to 198.18.1.10:8443"))
         #expect(native.stdout.contains("(element tcp . 443 : 198.18.1.10)"))
-        let neither = run([CommandLineTests.binary, "explain", "--from", "a", "--to", "b"])
+        let neither = explain(ExplainRequest(from: "a", to: "b"))
         #expect(neither.status == 2 && neither.stderr.contains("give a policy, or the host's rules"))
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import PortcullisCompiler
 import Testing
 
 /// `portcullis fmt`: prints the canonical form; `--check` names the files that are not in it
@@ -7,6 +8,11 @@ import Testing
     static let untidy = "host {  layout docker-1.5 }\nnetwork n {\n\n  bridge br-n\n  subnet 10.0.0.0/24   # lab\n}\n"
     static let canonical =
         "host {\n    layout docker-1.5\n}\n\nnetwork n {\n    bridge br-n\n    subnet 10.0.0.0/24  # lab\n}\n"
+
+    /// `fmt` in-process.
+    func format(_ files: [String], _ mode: FormatMode = .print) -> CommandResult {
+        inProcess { $0.runFormat(files, mode: mode) }
+    }
 
     /// Writes `text` to a scratch file and returns its path; the caller removes it.
     func scratch(_ text: String) throws -> String {
@@ -18,7 +24,7 @@ import Testing
     @Test func printsTheCanonicalForm() throws {
         let path = try scratch(Self.untidy)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let result = run([CommandLineTests.binary, "fmt", path])
+        let result = format([path])
         #expect(result.status == 0)
         #expect(result.stdout == Self.canonical)
         #expect(Repo.read(path) == Self.untidy)
@@ -34,39 +40,40 @@ import Testing
         let untidy = try scratch(Self.untidy)
         let canonical = try scratch(Self.canonical)
         defer { for path in [untidy, canonical] { try? FileManager.default.removeItem(atPath: path) } }
-        let found = run([CommandLineTests.binary, "fmt", "--check", canonical, untidy])
+        let found = format([canonical, untidy], .check)
         #expect(found.status == 1)
         #expect(found.stdout == untidy + "\n")
         #expect(found.stderr.contains("1 file is not in canonical form"))
         #expect(Repo.read(untidy) == Self.untidy)
-        let clean = run([CommandLineTests.binary, "fmt", "--check", canonical])
+        let clean = format([canonical], .check)
         #expect(clean.status == 0 && clean.stdout.isEmpty, "\(clean)")
     }
 
     @Test func writeRewritesInPlace() throws {
         let path = try scratch(Self.untidy)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let written = run([CommandLineTests.binary, "fmt", "--write", path])
+        let written = format([path], .write)
         #expect(written.status == 0)
         #expect(written.stdout == path + "\n")
         #expect(Repo.read(path) == Self.canonical)
-        #expect(run([CommandLineTests.binary, "fmt", "--check", path]).status == 0)
+        #expect(format([path], .check).status == 0)
     }
 
     @Test func shippedPoliciesAreCanonical() {
         let files = PrinterTests.policyFiles.map { Repo.policies + "/" + $0 }
-        let result = run([CommandLineTests.binary, "fmt", "--check"] + files)
+        let result = format(files, .check)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
     }
 
     @Test func badInputExitsTwoWithItsLocation() throws {
         let path = try scratch("host {\n    layout docker-1.5\n    colour blue\n}\n")
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let result = run([CommandLineTests.binary, "fmt", "--check", path])
+        let result = format([path], .check)
         #expect(result.status == 2)
         #expect(result.stderr.contains("\(path):3:5: error: unknown host setting 'colour'"), "\(result.stderr)")
+        #expect(format([path + ".missing"]).status == 2)
+        // Usage errors are the command line's.
         #expect(run([CommandLineTests.binary, "fmt", "--check", "--write", path]).status == 2)
         #expect(run([CommandLineTests.binary, "fmt", "--write", "-"]).status == 2)
-        #expect(run([CommandLineTests.binary, "fmt", path + ".missing"]).status == 2)
     }
 }

@@ -3,6 +3,7 @@ import JanssonKit
 import PortcullisCompiler
 import PortcullisIR
 import PortcullisReaders
+import PortcullisSyntax
 import Testing
 
 /// `portcullis import`: a host Docker managed becomes a policy that compiles back to the same
@@ -18,40 +19,50 @@ import Testing
         NSTemporaryDirectory() + "portcullis-import-\(getpid())-\(UUID().uuidString.prefix(6)).policy"
     }
 
-    /// Runs `portcullis import`. Every policy it writes (with -o or to stdout) must already be
-    /// in fmt's canonical form, so each import in these tests checks that too.
-    func runImport(_ arguments: [String], input: String? = nil) -> CommandResult {
-        let imported = run([CommandLineTests.binary, "import"] + arguments, input: input)
+    /// Imports `rules` (a file, or `input` under the name '-'). Every policy import writes
+    /// must already be in fmt's canonical form, so each import in these tests checks that too.
+    func runImport(
+        _ rules: String, from: RulesetFormat = .iptablesSave, layout: String? = nil, output: String? = nil,
+        input: String? = nil
+    ) -> CommandResult {
+        let capture: HostCapture = input.map { .text($0, source: rules, format: from) } ?? .file(rules, format: from)
+        let imported = inProcess { try $0.runImport(ImportRequest(capture: capture, layout: layout, output: output)) }
         if imported.status == 0 {
-            let policy = arguments.firstIndex(of: "-o").map { Repo.read(arguments[$0 + 1]) } ?? imported.stdout
-            let check = run([CommandLineTests.binary, "fmt", "--check", "-"], input: policy)
-            #expect(check.status == 0, "not in canonical form (fmt would change it):\n\(policy)")
+            let policy = output.map(Repo.read) ?? imported.stdout
+            #expect(
+                Printer.print(Parser.parse(policy, file: "-").0) == policy,
+                "not in canonical form (fmt would change it):\n\(policy)")
         }
         return imported
     }
 
-    func importAndCompile(_ rules: String, _ extra: [String] = [], backend: String = "iptables") throws -> (
-        policy: String, compiled: String, stderr: String
-    ) {
+    func importAndCompile(
+        _ rules: String, from: RulesetFormat = .iptablesSave, layout: String? = nil, backend: String = "iptables"
+    ) throws -> (policy: String, compiled: String, stderr: String) {
         let path = scratch()
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let imported = runImport([rules, "-o", path] + extra)
+        let imported = runImport(rules, from: from, layout: layout, output: path)
         try #require(imported.status == 0, "\(imported.stderr)")
-        let compiled = run([CommandLineTests.binary, "compile", path, "--backend", backend])
+        let compiled = compiledRuleset(path, backend: backend)
         try #require(compiled.status == 0, "\(compiled.stderr)")
         return (Repo.read(path), compiled.stdout, imported.stderr)
     }
 
+    /// The audit of `policy` against the rules in `path`, as JSON.
+    func audit(_ policy: String, _ path: String, input: String? = nil, format: ReportFormat = .json) -> CommandResult {
+        let capture: HostCapture = input.map { .text($0, source: path, format: nil) } ?? .file(path, format: nil)
+        return inProcess { try $0.runAudit(AuditRequest(policy: policy, capture: capture), format: format) }
+    }
+
     /// Imports `rules` and audits the imported policy against them: no drift in meaning.
-    func importAndAudit(_ rules: String, input: String? = nil, from: String = "iptables-save") throws -> (
+    func importAndAudit(_ rules: String, input: String? = nil, from: RulesetFormat = .iptablesSave) throws -> (
         policy: String, audit: CommandResult
     ) {
         let path = scratch()
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let imported = runImport(["--from", from, rules, "-o", path], input: input)
+        let imported = runImport(rules, from: from, output: path, input: input)
         try #require(imported.status == 0, "\(imported.stderr)")
-        let audit = run([CommandLineTests.binary, "audit", path, "--ruleset", rules, "--format", "json"], input: input)
-        return (Repo.read(path), audit)
+        return (Repo.read(path), audit(path, rules, input: input))
     }
 
     /// A capture with an ip6tables part (s18 to s24, `--experimental --ip6tables`) imports with
@@ -81,11 +92,11 @@ import Testing
     func modernDumpsCompileBack(_ fixtures: VerbatimFixtures, _ scenario: String) throws {
         let rules = "\(fixtures.directory)/\(scenario).rules"
         let expected = VerbatimFixtures.tables(Repo.read(rules))
-        let extra = expected["filter"] == nil ? ["--layout", fixtures.layout] : []
-        let (policy, compiled, stderr) = try importAndCompile(rules, extra)
+        let layout = expected["filter"] == nil ? fixtures.layout : nil
+        let (policy, compiled, stderr) = try importAndCompile(rules, layout: layout)
         #expect(
             stderr.hasPrefix(
-                extra.isEmpty ? "detected layout \(fixtures.layout)\n" : "layout \(fixtures.layout) (given)\n"))
+                layout == nil ? "detected layout \(fixtures.layout)\n" : "layout \(fixtures.layout) (given)\n"))
         guard expected["nat"] != nil else {
             #expect(stderr.contains("its subnet is not in the rules"))
             return
@@ -183,7 +194,7 @@ import Testing
             """
         let source = scratchWrite(policy)
         defer { try? FileManager.default.removeItem(atPath: source) }
-        let host = run([CommandLineTests.binary, "compile", source]).stdout
+        let host = compiledRuleset(source).stdout
         #expect(host.contains("#### ip6tables\n"))
         let path = scratchWrite(host)
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -231,7 +242,7 @@ import Testing
             #expect(audit.status == 1)
         }
         if !reported && !policy.contains("# From the rules in") {
-            let compiled = run([CommandLineTests.binary, "compile", scratchWrite(policy)]).stdout
+            let compiled = compiledRuleset(scratchWrite(policy)).stdout
             #expect(compiled == Repo.read(path), "\(golden)")
         }
     }
@@ -260,7 +271,7 @@ import Testing
         let host = lines.joined(separator: "\n") + "\n"
         let rulesPath = scratchWrite(host)
         defer { try? FileManager.default.removeItem(atPath: rulesPath) }
-        let imported = runImport([rulesPath])
+        let imported = runImport(rulesPath)
         #expect(imported.status == 0, "\(imported.stderr)")
         #expect(imported.stdout.contains("    external eth0\n"))
         #expect(imported.stdout.contains("allow c-198-18-2-20 -> c-198-18-2-30 port 5432/tcp\n"), "\(imported.stdout)")
@@ -279,10 +290,10 @@ import Testing
     @Test(arguments: ["internal-db", "publish-all", "seed", "web-stack"])
     func nftJSONImports(_ policy: String) throws {
         let json = Repo.golden + "/\(policy)/docker-20.10.nft.json"
-        let (imported, compiled, stderr) = try importAndCompile(json, ["--from", "nft-json"], backend: "nftables-json")
+        let (imported, compiled, stderr) = try importAndCompile(json, from: .nftJSON, backend: "nftables-json")
         #expect(stderr.hasPrefix("detected layout docker-20.10\n"))
         if imported.contains("# From the rules in") {
-            let audit = run([CommandLineTests.binary, "audit", scratchWrite(imported), "--ruleset", json])
+            let audit = audit(scratchWrite(imported), json, format: .text)
             #expect(audit.status == 0, "\(audit.stdout)")
         } else {
             #expect(compiled == Repo.read(json))
@@ -298,7 +309,7 @@ import Testing
         let json = try Docker29NftablesTests.compile(scenario, backend: "nftables-json")
         let path = scratchWrite(json)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let (policy, compiled, stderr) = try importAndCompile(path, ["--from", "nft-json"], backend: "nftables-json")
+        let (policy, compiled, stderr) = try importAndCompile(path, from: .nftJSON, backend: "nftables-json")
         #expect(stderr.hasPrefix("detected layout docker-29\n"))
         #expect(policy.contains("    layout docker-29\n    backend nftables\n"))
         if scenario.hasSuffix("-internal") {
@@ -321,7 +332,7 @@ import Testing
         let listing = namespace.exec(["nft", "-j", "list", "ruleset"]).stdout
         let path = scratchWrite(listing)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let (_, compiled, _) = try importAndCompile(path, ["--from", "nft-json"], backend: "nftables")
+        let (_, compiled, _) = try importAndCompile(path, from: .nftJSON, backend: "nftables")
         #expect(compiled == Docker29NftablesTests.expected(scenario))
     }
 
@@ -335,20 +346,20 @@ import Testing
     @Test(arguments: dockerNftablesGoldens)
     func dockerNftablesGoldensImportOnMeaning(_ golden: String) throws {
         let path = Repo.golden + "/" + golden
-        let (policy, audit) = try importAndAudit(path, from: "nft-json")
+        let (policy, audit) = try importAndAudit(path, from: .nftJSON)
         if policy.contains("# not imported:") {
             #expect(audit.status == 1)
         } else {
             #expect(audit.status == 0, "\(golden): \(audit.stdout)\n\(policy)")
         }
         if !policy.contains("# not imported:") && !policy.contains("# From the rules in") {
-            let compiled = run([CommandLineTests.binary, "compile", scratchWrite(policy), "--backend", "nftables-json"])
+            let compiled = compiledRuleset(scratchWrite(policy), backend: "nftables-json")
             #expect(compiled.stdout == Repo.read(path), "\(golden)")
         }
     }
 
     @Test func unknownSubnetsAreReportedNotInvented() throws {
-        let result = runImport(["\(Self.directory)/s09-masq-off.rules"])
+        let result = runImport("\(Self.directory)/s09-masq-off.rules")
         #expect(result.status == 0)
         #expect(result.stderr.contains("not imported: network on bridge br-nomasq: its subnet is not in the rules"))
         #expect(result.stdout.contains("# not imported: network on bridge br-nomasq"))
@@ -365,7 +376,7 @@ import Testing
             .replacingOccurrences(of: "-A POSTROUTING -s fd98:18:15::/64 ! -o br-front -j MASQUERADE\n", with: "")
         let path = scratchWrite(host)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let result = runImport([path])
+        let result = runImport(path)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(
             result.stderr.contains(
@@ -379,22 +390,21 @@ import Testing
             result.stdout.contains(
                 "container c-198-18-15-10 {\n    attach net-br-front 198.18.15.10\n    publish 9000 -> 9000/tcp\n}"),
             "\(result.stdout)")
-        let s20 = runImport(["\(Self.directory)/s20-ip6tables-host-addresses.rules"])
+        let s20 = runImport("\(Self.directory)/s20-ip6tables-host-addresses.rules")
         #expect(s20.stdout.contains("    publish 9001 -> 9001/tcp\n    publish [::]:9000 -> 9000/tcp\n"))
         #expect(s20.stdout.contains("    publish [fd98:18::1]:8082 -> 82/tcp\n    publish [::1]:8080 -> 80/tcp\n"))
     }
 
     @Test func badInputIsAnError() {
         let truncated = String(Repo.read(Repo.golden + "/web-stack/docker-20.10.iptables").prefix(300))
-        let result = run([CommandLineTests.binary, "import", "-"], input: truncated)
+        let result = inProcess { try $0.runImport(ImportRequest(capture: .text(truncated, source: "-", format: nil))) }
         #expect(result.status == 2 && result.stderr.contains("error: -: line ") && result.stdout.isEmpty)
-        let empty = run([CommandLineTests.binary, "import", "-"], input: "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n")
+        let empty = runImport("-", input: "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n")
         #expect(empty.status == 2 && empty.stderr.contains("holds no Docker rules"))
-        let layout = run([CommandLineTests.binary, "import", "-", "--layout", "docker-30"], input: truncated)
+        let layout = runImport("-", layout: "docker-30", input: truncated)
         #expect(layout.status == 2 && layout.stderr.contains("import reads the layouts"))
         let json = Repo.read(Repo.golden + "/web-stack/docker-29.nft.json")
-        let native = run(
-            [CommandLineTests.binary, "import", "--from", "nft-json", "-", "--layout", "native"], input: json)
+        let native = runImport("-", from: .nftJSON, layout: "native", input: json)
         #expect(native.status == 2 && native.stderr.contains("holds no native layout"))
     }
 
@@ -404,11 +414,9 @@ import Testing
     @Test func explainReportsAnImportedHostThatDoesNotCheck() {
         let rules = Repo.read(Repo.golden + "/web-stack/docker-20.10.iptables")
             .replacingOccurrences(of: "br-front", with: "br@front")
-        let result = run(
-            [
-                CommandLineTests.binary, "explain", "--ruleset", "-", "--from", "198.18.1.10", "--to", "198.18.2.10",
-                "--port", "8000/tcp",
-            ], input: rules)
+        let request = ExplainRequest(
+            capture: .text(rules, source: "-", format: nil), from: "198.18.1.10", to: "198.18.2.10", port: "8000/tcp")
+        let result = inProcess { try $0.runExplain(request, format: .text) }
         #expect(result.status == 2)
         #expect(result.stdout.isEmpty)
         #expect(
@@ -475,11 +483,9 @@ import Testing
     func importNative(_ path: String) throws -> (policy: String, compiled: String, stderr: String) {
         let policy = scratch()
         defer { try? FileManager.default.removeItem(atPath: policy) }
-        let imported = runImport(["--from", "nft-json", path, "-o", policy])
+        let imported = runImport(path, from: .nftJSON, output: policy)
         try #require(imported.status == 0, "\(imported.stderr)")
-        let compiled = run([
-            CommandLineTests.binary, "compile", policy, "--layout", "native", "--backend", "nftables-json",
-        ])
+        let compiled = compiledRuleset(policy, layout: "native", backend: "nftables-json")
         try #require(compiled.status == 0, "\(compiled.stderr)\n\(Repo.read(policy))")
         return (Repo.read(policy), compiled.stdout, imported.stderr)
     }
@@ -573,7 +579,7 @@ import Testing
     @Test func nativeHostImportsOnMeaning() throws {
         let source = scratchWrite(Self.nativeHost)
         defer { try? FileManager.default.removeItem(atPath: source) }
-        let json = run([CommandLineTests.binary, "compile", source, "--layout", "native", "--backend", "nftables-json"])
+        let json = compiledRuleset(source, layout: "native", backend: "nftables-json")
         try #require(json.status == 0, "\(json.stderr)")
         let path = scratchWrite(json.stdout)
         defer { try? FileManager.default.removeItem(atPath: path) }

@@ -1,5 +1,6 @@
 import Foundation
 import NftablesKit
+import PortcullisCompiler
 import Testing
 
 /// Paths inside the repository, found from this file's location.
@@ -48,6 +49,48 @@ func run(_ arguments: [String], input: String? = nil) -> CommandResult {
     return CommandResult(
         status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
         stderr: String(decoding: err, as: UTF8.self))
+}
+
+/// Records what a run writes to stdout and stderr.
+final class Transcript: Console, @unchecked Sendable {
+    private var written = ""
+    private var notes = ""
+    private let lock = NSLock()
+
+    func output(_ text: String) { lock.withLock { written += text } }
+    func note(_ line: String) { lock.withLock { notes += line + "\n" } }
+
+    var stdout: String { lock.withLock { written } }
+    var stderr: String { lock.withLock { notes } }
+}
+
+/// One call into the application layer, in-process, as a command makes it: what it writes,
+/// and the exit code (1 for findings; 2 for a failure, whose report goes to stderr).
+func inProcess(_ body: (Application) throws -> RunStatus) -> CommandResult {
+    let transcript = Transcript()
+    var status: Int32
+    do {
+        switch try body(Application(console: transcript)) {
+        case .clean: status = 0
+        case .findings: status = 1
+        case .failed: status = 2
+        }
+    } catch let failure as CompileFailure {
+        transcript.note(failure.report)
+        status = 2
+    } catch {
+        transcript.note("error: \(error)")
+        status = 2
+    }
+    return CommandResult(status: status, stdout: transcript.stdout, stderr: transcript.stderr)
+}
+
+/// `portcullis compile POLICY` in-process: the ruleset as compile prints it.
+func compiledRuleset(_ policy: String, layout: String? = nil, backend: String? = nil) -> CommandResult {
+    switch Compiler().compile(policy, layout: layout, backend: backend) {
+    case .success(let files): CommandResult(status: 0, stdout: CaptureFormat.joined(files), stderr: "")
+    case .failure(let failure): CommandResult(status: 2, stdout: "", stderr: failure.report)
+    }
 }
 
 /// Whether tests that need the kernel run: as root they do; in CI they must (and fail when not

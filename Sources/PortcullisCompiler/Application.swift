@@ -1,0 +1,37 @@
+import PortcullisIR
+import PortcullisPolicy
+import PortcullisRender
+import PortcullisSyntax
+
+/// The runs behind the commands that read hosts (`audit`, `explain`, `import`): each reads its
+/// inputs, strings the stages together and writes through the console. Commands only parse
+/// arguments; tests call these in-process. A run that cannot finish throws a `CompileFailure`,
+/// which the command line reports on stderr with exit code 2.
+public struct Application: Sendable {
+    public let console: any Console
+    let compiler = Compiler()
+
+    public init(console: any Console = StandardConsole()) {
+        self.console = console
+    }
+
+    /// Reads and checks a policy file, or throws its diagnostics.
+    func check(_ path: String) throws -> (Policy, SourceStore) {
+        try compiler.check(path).get()
+    }
+
+    /// The kind of firewall to read a live host through: the backend asked for, else the
+    /// policy's, else iptables.
+    func liveFirewall(backend: String?, policy: Policy?) throws -> Firewall {
+        let name = backend ?? policy?.host.backend ?? Backend.iptables.rawValue
+        guard let backend = Backend(rawValue: name) else {
+            throw CompileFailure.usage(
+                "unknown backend '\(name)'; backends are: \(Backend.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return backend.firewall
+    }
+
+    func read(_ capture: HostCapture, liveFirewall: Firewall) throws -> CapturedHost {
+        try HostReader(console: console).read(capture, liveFirewall: liveFirewall)
+    }
+}

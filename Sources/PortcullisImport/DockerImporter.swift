@@ -1,0 +1,457 @@
+import PortcullisIR
+import PortcullisLayouts
+import PortcullisNet
+
+/// Turns a host that Docker has been managing into a policy that describes it: networks with
+/// their bridges, subnets and options, containers with addresses and publishes, host settings,
+/// and the rules users added in `DOCKER-USER` (Portcullis' `PORTCULLIS-FORWARD` on docker-1.5)
+/// as `allow`, `deny` and `egress` statements where the language can say them.
+///
+/// Reads Docker's iptables rules of every era Portcullis has a layout for (docker-1.5,
+/// docker-20.10, docker-28, docker-29 on iptables), from `iptables-save` text or from the same
+/// tables listed as nft JSON. What a ruleset cannot tell (container names, containers that left
+/// no rule, subnets of networks that neither masquerade nor are internal) is named
+/// deterministically or reported, never guessed silently; so is every user rule the language
+/// cannot say.
+struct DockerImporter: Sendable {
+    let ruleset: Ruleset
+    /// The firewaller that wrote the rules: Docker 29's own nftables tables (`docker-bridges`)
+    /// are read as the iptables chains it writes for the same host, and imported for the
+    /// nftables backend.
+    let firewaller: Firewall
+    /// What the import has read so far (see `importPolicy(_:)`).
+    var networks: [ImportedNetwork] = []
+    var notImported: [String] = []
+    var assumed: [String] = []
+
+    /// Rules read from nft JSON list interfaces before addresses; the import reads matches in
+    /// `iptables-save` order (addresses, interfaces, protocol, then the modules), so both
+    /// sources are put in that order first.
+    init(ruleset: Ruleset) {
+        let nftables = DockerBridgesImport.iptablesForm(of: ruleset)
+        firewaller = nftables == nil ? .iptables : .nftables
+        var ordered = nftables ?? ruleset
+        for t in ordered.tables.indices {
+            for c in ordered.tables[t].chains.indices {
+                for r in ordered.tables[t].chains[c].rules.indices {
+                    let matches = ordered.tables[t].chains[c].rules[r].matches
+                    let core = matches.filter { $0.iptablesCoreOrder != nil }.sorted {
+                        $0.iptablesCoreOrder! < $1.iptablesCoreOrder!
+                    }
+                    ordered.tables[t].chains[c].rules[r].matches = core + matches.filter { $0.iptablesCoreOrder == nil }
+                }
+            }
+        }
+        self.ruleset = ordered
+    }
+
+    /// Which Docker era wrote the ruleset, from the chains it has: the name of its layout.
+    var detectedLayout: String? {
+        guard let filter, filter.chain(DockerChain.docker) != nil else { return nil }
+        if filter.chain(DockerChain.forward) != nil {
+            return filter.chain(DockerChain.isolationStage1) != nil ? Docker28Layout.name : Docker29Layout.name
+        }
+        if filter.chain(DockerChain.isolationStage1) != nil { return Docker2010Layout.name }
+        return Docker15Layout.name
+    }
+
+    var filter: Table? { ruleset.table(.ip, "filter") }
+    var nat: Table? { ruleset.table(.ip, "nat") }
+    var raw: Table? { ruleset.table(.ip, "raw") }
+    /// Docker 20.10 ran with `--ip6tables`: its chains are in ip6tables.
+    var ip6tables: Bool { ruleset.table(.ip6, "filter")?.chain(DockerChain.docker) != nil }
+
+    /// The containers one family's rules show, in creation order: raw direct-access drops,
+    /// DNAT rules (publishes) and, on routed networks, the per-port ACCEPTs (no DNAT there).
+    func containers(_ family: TableFamily, networks: [ImportedNetwork], notImported: inout [String])
+        -> [ImportedContainer]
+    {
+        var containers: [ImportedContainer] = []
+        func container(_ address: IPAddress) -> Int {
+            if let at = containers.firstIndex(where: { $0.address == address }) { return at }
+            containers.append(ImportedContainer(address: address))
+            return containers.count - 1
+        }
+        for rule in ruleset.table(family, "raw")?.chain("PREROUTING")?.rules ?? []
+        where rule.action == .drop && rule.matches.count == 2 {
+            if case .address(.destination, let prefix, false) = rule.matches[0], prefix.isHost,
+                case .interface(.source, let bridge, true) = rule.matches[1], bridge != "lo",
+                networks.contains(where: { $0.bridge == bridge })
+            {
+                containers[container(prefix.address)].bridge = bridge
+            }
+        }
+        for rule in ruleset.table(family, "nat")?.chain(DockerChain.docker)?.rules ?? [] {
+            guard case .dnat(let address, let ports)? = rule.action, let containerPort = ports?.first else { continue }
+            var hostAddress: IPAddress?
+            var hostPort: UInt16?
+            var transport: TransportProtocol?
+            for match in rule.matches {
+                switch match {
+                case .address(.destination, let prefix, false): hostAddress = prefix.address
+                case .port(.destination, let range): hostPort = range.first
+                case .transport(let t, false): transport = t
+                default: break
+                }
+            }
+            guard let hostPort, let transport else {
+                notImported.append("nat DOCKER: a DNAT rule without a port")
+                continue
+            }
+            containers[container(address)].publishes.append(
+                ImportedPublish(
+                    hostAddress: hostAddress, hostPort: hostPort, containerPort: containerPort, transport: transport))
+        }
+        // Routed networks: each published port's ACCEPT is inserted at the top of DOCKER.
+        let routed = Set(networks.filter { $0.gatewayMode == "routed" }.map(\.bridge))
+        for rule in (ruleset.table(family, "filter")?.chain(DockerChain.docker)?.rules ?? []).reversed()
+        where rule.action == .accept && rule.matches.count == 5 {
+            guard case .address(.destination, let prefix, false) = rule.matches[0], prefix.isHost,
+                case .interface(.source, let input, true) = rule.matches[1],
+                case .interface(.destination, let bridge, false) = rule.matches[2], input == bridge,
+                case .transport(let transport, false) = rule.matches[3],
+                case .port(.destination, let ports) = rule.matches[4]
+            else { continue }
+            guard routed.contains(bridge) else {
+                // Elsewhere the ACCEPT of a published port names the bridge of the container its
+                // DNAT maps to (Docker 20.10 writes no raw drops that would).
+                if let at = containers.firstIndex(where: { $0.address == prefix.address }), containers[at].bridge == nil
+                {
+                    containers[at].bridge = bridge
+                }
+                continue
+            }
+            let at = container(prefix.address)
+            containers[at].bridge = bridge
+            containers[at].publishes.append(
+                ImportedPublish(hostAddress: nil, hostPort: nil, containerPort: ports.first, transport: transport))
+        }
+        return containers
+    }
+
+    func importPolicy(as layout: any Layout) -> ImportResult {
+        // Docker 28 and 29 write ip6tables rules for networks with an IPv6 subnet, Docker 20.10
+        // with its experimental --ip6tables (its chains are there); Docker 1.5 writes none, so
+        // ip6tables tables are not imported for it.
+        var ruleset = self.ruleset
+        if !layout.isModernDocker && !(layout.isDocker2010 && ip6tables) {
+            ruleset.tables.removeAll { $0.family == .ip6 }
+        }
+        var run = DockerImporter(ordered: ruleset, firewaller: firewaller)
+        return run.importPolicy(layout)
+    }
+
+    init(ordered ruleset: Ruleset, firewaller: Firewall) {
+        self.ruleset = ruleset
+        self.firewaller = firewaller
+    }
+
+    /// The host, read phase by phase in the order its notes are written: networks, containers
+    /// (with their IPv6 addresses), names, then the user chain's rules.
+    mutating func importPolicy(_ layout: any Layout) -> ImportResult {
+        readNetworkOrder(layout)
+        readNetworkRules()
+        if layout.isModernDocker { readGatewayModes() }
+        if layout.isDocker2010 { reportIPv6SubnetsNotInTheRules() }
+        // The default bridge is created when the daemon starts.
+        if let docker0 = networks.firstIndex(where: { $0.bridge == "docker0" }) {
+            networks.insert(networks.remove(at: docker0), at: 0)
+        }
+        var containers = pairedContainers(layout)
+        nameNetworks(holding: containers)
+        var users = UserRuleImport(networks: networks, containers: containers, layout: layout)
+        for family in [TableFamily.ip, .ip6] {
+            users.read(
+                ruleset.table(family, "filter")?.chain(layout.userChain)?.rules ?? [],
+                raw: ruleset.table(family, "raw")?.chain("PREROUTING")?.rules ?? [], family: family)
+        }
+        containers = users.containers
+        return result(layout, containers: containers, users: users)
+    }
+
+    /// The network of a bridge, added in the order first named.
+    mutating func index(_ bridge: String) -> Int {
+        if let existing = networks.firstIndex(where: { $0.bridge == bridge }) { return existing }
+        networks.append(ImportedNetwork(bridge: bridge))
+        return networks.count - 1
+    }
+
+    /// Networks in creation order, as each era's chains list them.
+    mutating func readNetworkOrder(_ layout: any Layout) {
+        if layout.isDocker15 {
+            for rule in filter?.chain("FORWARD")?.rules ?? [] {
+                if rule.action == .jump(DockerChain.docker),
+                    case .interface(.destination, let bridge, false)? = rule.matches.first
+                {
+                    _ = index(bridge)
+                }
+            }
+        } else if layout.isDocker2010 {
+            // Docker inserts each network's isolation rules at the top of STAGE-1.
+            for rule in (filter?.chain(DockerChain.isolationStage1)?.rules ?? []).reversed() {
+                if rule.action == .jump(DockerChain.isolationStage2),
+                    case .interface(.source, let bridge, false)? = rule.matches.first
+                {
+                    _ = index(bridge)
+                }
+                if let (_, bridge) = Self.internalDrop(rule) { _ = index(bridge) }
+            }
+        } else {
+            // DOCKER-FORWARD gets each network's ICC / outgoing rules appended (ip6tables holds
+            // the networks with an IPv6 subnet, in the same order).
+            for family in [TableFamily.ip, .ip6] {
+                for rule in ruleset.table(family, "filter")?.chain(DockerChain.forward)?.rules ?? [] {
+                    if case .interface(.source, let bridge, false)? = rule.matches.first { _ = index(bridge) }
+                }
+            }
+        }
+    }
+
+    /// Internal networks, ICC and masquerading subnets, in both families.
+    mutating func readNetworkRules() {
+        for family in [TableFamily.ip, .ip6] {
+            let filter = ruleset.table(family, "filter")
+            for chain in [DockerChain.isolationStage1, DockerChain.internal] {
+                for rule in filter?.chain(chain)?.rules ?? [] {
+                    if rule.action == .drop,
+                        rule.matches.count == 2,
+                        case .interface(.source, let input, true) = rule.matches[0],
+                        case .interface(.destination, let bridge, false) = rule.matches[1], input == bridge
+                    {
+                        // Docker's nftables firewaller: internal, its subnet in no rule.
+                        networks[index(bridge)].internal = true
+                    }
+                    if let (subnet, bridge) = Self.internalDrop(rule) {
+                        let at = index(bridge)
+                        networks[at].internal = true
+                        if family == .ip { networks[at].subnet = subnet } else { networks[at].subnet6 = subnet }
+                    }
+                }
+            }
+            for chain in ["FORWARD", DockerChain.forward] {
+                for rule in filter?.chain(chain)?.rules ?? [] where rule.matches.count == 2 {
+                    if case .interface(.source, let input, false) = rule.matches[0],
+                        case .interface(.destination, let output, false) = rule.matches[1], input == output,
+                        let at = networks.firstIndex(where: { $0.bridge == input })
+                    {
+                        networks[at].icc = rule.action == .accept
+                    }
+                }
+            }
+            for rule in ruleset.table(family, "nat")?.chain("POSTROUTING")?.rules ?? [] where rule.action == .masquerade
+            {
+                if case .address(.source, let subnet, false) = rule.matches.first, !subnet.isHost,
+                    case .interface(.destination, let bridge, true)? = rule.matches.dropFirst().first
+                {
+                    let at = index(bridge)
+                    if family == .ip { networks[at].subnet = subnet } else { networks[at].subnet6 = subnet }
+                    networks[at].masquerade = true
+                }
+            }
+        }
+    }
+
+    /// Gateway modes (docker-28 and 29, IPv4): routed networks accept ICMP into the bridge,
+    /// nat-unprotected ones accept everything from outside instead of dropping it.
+    mutating func readGatewayModes() {
+        for rule in filter?.chain(DockerChain.docker)?.rules ?? [] where rule.action == .accept {
+            if rule.matches.count == 2, case .interface(.destination, let bridge, false) = rule.matches[0],
+                rule.matches[1] == .icmp, let at = networks.firstIndex(where: { $0.bridge == bridge })
+            {
+                networks[at].gatewayMode = "routed"
+            }
+            if rule.matches.count == 2, case .interface(.source, let input, true) = rule.matches[0],
+                case .interface(.destination, let bridge, false) = rule.matches[1], input == bridge,
+                let at = networks.firstIndex(where: { $0.bridge == bridge })
+            {
+                networks[at].gatewayMode = "nat-unprotected"
+            }
+        }
+    }
+
+    /// Docker 20.10 jumps from ip6tables' FORWARD to DOCKER for networks with an IPv6
+    /// subnet; one that does not masquerade names its subnet in no rule.
+    mutating func reportIPv6SubnetsNotInTheRules() {
+        for rule in ruleset.table(.ip6, "filter")?.chain("FORWARD")?.rules ?? []
+        where rule.action == .jump(DockerChain.docker) {
+            if case .interface(.destination, let bridge, false)? = rule.matches.first,
+                let at = networks.firstIndex(where: { $0.bridge == bridge }), networks[at].subnet6 == nil
+            {
+                notImported.append(
+                    "network on bridge \(bridge): its IPv6 subnet is not in the rules (no MASQUERADE)")
+            }
+        }
+    }
+
+    /// Docker jumps from nat OUTPUT to DOCKER for loopback destinations too only when the
+    /// userland proxy is off.
+    var userlandProxyOff: Bool {
+        nat?.chain("OUTPUT")?.rules.contains {
+            $0.action == .jump(DockerChain.docker)
+                && !$0.matches.contains { if case .address = $0 { true } else { false } }
+        } ?? false
+    }
+
+    /// Containers: Docker 28 and 29 drop direct access to every endpoint in raw PREROUTING,
+    /// in creation order; published ports come from the DNAT rules, in the order appended.
+    /// IPv6 endpoints are the second address of a container Docker gave an IPv4 one: paired
+    /// on their bridge with the container that publishes the same ports, else in order.
+    /// Docker 20.10 allocates daemon-chosen ports per family on separate counters, so these
+    /// may differ between the two families: they pair as one daemon-chosen publish (the
+    /// policy's allocator picks both again), and a port mapped in one family only is
+    /// bound to that family's every address (`0.0.0.0`, `[::]`).
+    mutating func pairedContainers(_ layout: any Layout) -> [ImportedContainer] {
+        var containers = self.containers(.ip, networks: networks, notImported: &notImported)
+        let perFamilyPorts = layout.isDocker2010
+        func shared(_ p: [ImportedPublish]) -> [ImportedPublish] {
+            p.filter { $0.hostAddress == nil }.map {
+                ImportedPublish(
+                    hostAddress: nil,
+                    hostPort: perFamilyPorts && $0.hostPort.map(HostDeclarations.ephemeral.contains) == true
+                        ? nil : $0.hostPort,
+                    containerPort: $0.containerPort, transport: $0.transport)
+            }
+        }
+        for v6 in self.containers(.ip6, networks: networks, notImported: &notImported) {
+            let bridge =
+                v6.bridge ?? networks.first(where: { $0.subnet6?.contains(v6.address) == true })?.bridge
+            if let bridge, let network = networks.first(where: { $0.bridge == bridge }), network.subnet6 == nil {
+                notImported.append(
+                    "container \(v6.address): the IPv6 subnet of its network (bridge \(bridge)) is not in the rules")
+                continue
+            }
+            let candidates = containers.indices.filter { at in
+                let held = containers[at]
+                let heldBridge =
+                    held.bridge ?? networks.first(where: { $0.subnet?.contains(held.address) == true })?.bridge
+                return held.address6 == nil && bridge != nil && heldBridge == bridge
+            }
+            guard
+                let at = candidates.first(where: { shared(containers[$0].publishes) == shared(v6.publishes) })
+                    ?? candidates.first
+            else {
+                notImported.append(
+                    "container \(v6.address): no IPv4 address of it is in the rules (Docker gives every endpoint one)")
+                continue
+            }
+            containers[at].address6 = v6.address
+            if containers[at].bridge == nil { containers[at].bridge = bridge }
+            let ipv4 = shared(containers[at].publishes)
+            for publish in v6.publishes {
+                if publish.hostAddress != nil {
+                    containers[at].publishes.append(publish)
+                } else if !ipv4.contains(shared([publish])[0]) {
+                    containers[at].publishes.append(
+                        perFamilyPorts
+                            ? ImportedPublish(
+                                hostAddress: IPAddress(ipv6: 0, 0), hostPort: publish.hostPort,
+                                containerPort: publish.containerPort, transport: publish.transport)
+                            : publish)
+                }
+            }
+            if perFamilyPorts {
+                let ipv6 = shared(v6.publishes)
+                for p in containers[at].publishes.indices where containers[at].publishes[p].hostAddress == nil {
+                    let publish = containers[at].publishes[p]
+                    if !ipv6.contains(shared([publish])[0]) {
+                        containers[at].publishes[p] = ImportedPublish(
+                            hostAddress: IPAddress(ipv4: 0), hostPort: publish.hostPort,
+                            containerPort: publish.containerPort, transport: publish.transport)
+                    }
+                }
+            }
+        }
+        return containers
+    }
+
+    /// Names: the default bridge is 'bridge', others are named after their bridge. Docker
+    /// writes a routed network's subnet in no rule: any subnet holding its containers gives
+    /// the same rules. The /24 of the first container is assumed.
+    mutating func nameNetworks(holding containers: [ImportedContainer]) {
+        for at in networks.indices { networks[at].name = HostDeclarations.networkName(networks[at].bridge) }
+        for at in networks.indices where networks[at].subnet == nil && networks[at].gatewayMode == "routed" {
+            let held = containers.filter { $0.bridge == networks[at].bridge }.map(\.address)
+            guard let first = held.first else { continue }
+            var length = 24
+            while length > 0, !held.allSatisfy({ IPPrefix(address: first, length: length).contains($0) }) {
+                length -= 1
+            }
+            let subnet = IPPrefix(address: first, length: length).network
+            networks[at].subnet = subnet
+            assumed.append(
+                "network on bridge \(networks[at].bridge): a routed network's subnet is in no rule; \(subnet) (holding its containers) is written, which gives the same rules: check it"
+            )
+        }
+    }
+
+    /// The host as imported, and the user rules the language cannot say.
+    func result(_ layout: any Layout, containers: [ImportedContainer], users: UserRuleImport) -> ImportResult {
+        var notImported = notImported
+        var assumed = assumed
+        let userChain = layout.userChain
+        var imported = ImportedHost()
+        imported.header = [
+            "Imported from a host managed by Docker (\(layout.name) layout\(firewaller == .nftables ? ", its nftables firewaller" : "")).",
+            "Containers are named after their address (c-A-B-C-D) and networks after their bridge",
+            "(net-BRIDGE; the default bridge is 'bridge'): a ruleset holds no names. Containers that",
+            "left no rule are not listed; host ports in 32768-60999 (the ephemeral range) are taken",
+            "as chosen by the daemon (-P).",
+        ]
+        imported.settings = [.layout(layout.name)]
+        if firewaller == .nftables { imported.settings.append(.backend("nftables")) }
+        if userlandProxyOff { imported.settings.append(.userlandProxyOff) }
+        if layout.isDocker2010 && ip6tables { imported.settings.append(.ip6tablesOn) }
+        let forwardPolicy = filter?.chain("FORWARD")?.base?.policy
+        if layout.isDocker15 {
+            if forwardPolicy == .drop { imported.settings.append(.forwardPolicy("drop")) }
+        } else if forwardPolicy == .accept {
+            imported.settings.append(.forwardPolicy("accept"))
+        }
+        if !users.externals.isEmpty { imported.settings.append(.external(users.externals)) }
+        let written = HostDeclarations.declare(
+            networks, containers, daemonChosenPorts: true, in: &imported, notImported: &notImported, assumed: &assumed)
+        let statements = users.statements.filter { statement in
+            statement.addresses.allSatisfy { written.contains($0) }
+        }
+        if !statements.isEmpty {
+            imported.flowsHeading = "From the rules in \(userChain):"
+            imported.flows = statements.map(\.flow)
+        }
+        var rules = users.notImported
+        for statement in users.statements where !statements.contains(where: { $0.flow == statement.flow }) {
+            rules.append(contentsOf: statement.rules.map { (userChain, $0.family, $0.rule) })
+        }
+        for chain in Set(rules.map(\.chain)).sorted() {
+            let table = chain == "PREROUTING" ? "raw " : ""
+            notImported.append(
+                "\(rules.filter { $0.chain == chain }.count) rule(s) in \(table)\(chain) the policy language cannot say (listed below)"
+            )
+        }
+        imported.assumed = assumed
+        imported.notImported = notImported
+        return ImportResult(host: imported, notImportedRules: rules)
+    }
+}
+
+extension DockerImporter {
+    /// `! -s SUBNET -o BRIDGE -j DROP` (ip6tables: `! -s SUBNET ! -i BRIDGE -o BRIDGE -j DROP`):
+    /// Docker's rule for an internal network.
+    static func internalDrop(_ rule: Rule) -> (IPPrefix, String)? {
+        guard rule.action == .drop, rule.matches.count == 2 || rule.matches.count == 3,
+            case .address(.source, let subnet, true) = rule.matches[0],
+            case .interface(.destination, let bridge, false) = rule.matches.last!
+        else { return nil }
+        if rule.matches.count == 3 && rule.matches[1] != .interface(.source, bridge, negated: true) { return nil }
+        return (subnet, bridge)
+    }
+}
+
+/// What the Docker eras' rules differ in, told by the layouts' own names.
+extension Layout {
+    var isDocker15: Bool { name == Docker15Layout.name }
+    var isDocker2010: Bool { name == Docker2010Layout.name }
+    /// Docker 28 and 29: DOCKER-FORWARD, gateway modes, and ip6tables chains of their own.
+    var isModernDocker: Bool { name == Docker28Layout.name || name == Docker29Layout.name }
+    /// The chain the policy's own rules are in.
+    var userChain: String { isDocker15 ? Docker15Layout.userChain : DockerChain.user }
+}

@@ -1,0 +1,167 @@
+import PortcullisIR
+import PortcullisNet
+
+/// A network as read from the rules, before it is declared.
+struct ImportedNetwork {
+    let bridge: String
+    var subnet: IPPrefix?
+    var subnet6: IPPrefix?
+    var `internal` = false
+    var icc = true
+    var masquerade = false
+    /// `routed` or `nat-unprotected` (IPv4's gateway mode), as Docker's rules show it.
+    var gatewayMode: String?
+    var name = ""
+
+    func subnet(of family: IPFamily) -> IPPrefix? { family == .ipv4 ? subnet : subnet6 }
+}
+
+/// A published port as read from the rules (DNAT, map element or routed accept).
+struct ImportedPublish: Equatable {
+    let hostAddress: IPAddress?
+    /// nil for a routed network's published port: no host port is mapped, only the
+    /// container port opened.
+    let hostPort: UInt16?
+    let containerPort: UInt16
+    let transport: TransportProtocol
+    /// How many ports the publish maps: host and container ports run on together.
+    var count = 1
+    /// A `from` allow-list.
+    var allowedSources: [IPPrefix] = []
+}
+
+/// A container as read from the rules: the addresses its rules name, and its publishes.
+struct ImportedContainer {
+    let address: IPAddress
+    var address6: IPAddress?
+    var bridge: String?
+    var publishes: [ImportedPublish] = []
+    var name: String { HostDeclarations.containerName(address) }
+
+    func holds(_ other: IPAddress) -> Bool { address == other || address6 == other }
+}
+
+/// How every import says the host it read: names, network and container declarations.
+enum HostDeclarations {
+    /// Docker's default ephemeral range: the host ports it chose itself (-P, -p PORT).
+    static let ephemeral = PortRange(32768, 60999)
+
+    /// Networks are named after their bridge; the default bridge is 'bridge'.
+    static func networkName(_ bridge: String) -> String { bridge == "docker0" ? "bridge" : "net-" + bridge }
+
+    /// Containers are named after their (IPv4) address.
+    static func containerName(_ address: IPAddress) -> String {
+        "c-" + address.description.map { $0 == "." || $0 == ":" ? "-" : String($0) }.joined()
+    }
+
+    /// Declares the networks and containers in `imported`, and gives the addresses of the
+    /// containers written (a statement naming another is left out).
+    static func declare(
+        _ networks: [ImportedNetwork], _ containers: [ImportedContainer], daemonChosenPorts: Bool,
+        in imported: inout ImportedHost, notImported: inout [String], assumed: inout [String]
+    ) -> Set<IPAddress> {
+        let known: Set<String>
+        let written: Set<IPAddress>
+        (imported.networks, known) = networkDeclarations(
+            networks, containers: containers, notImported: &notImported, assumed: &assumed)
+        (imported.containers, written) = containerDeclarations(
+            containers, networks: networks, known: known, daemonChosenPorts: daemonChosenPorts,
+            notImported: &notImported)
+        return written
+    }
+
+    /// A network per network that has an IPv4 subnet (the others are reported), and their bridges.
+    static func networkDeclarations(
+        _ networks: [ImportedNetwork], containers: [ImportedContainer], notImported: inout [String],
+        assumed: inout [String]
+    ) -> (networks: [ImportedHost.Network], known: Set<String>) {
+        var declared: [ImportedHost.Network] = []
+        var known: Set<String> = []
+        for network in networks {
+            guard let subnet = network.subnet else {
+                notImported.append(
+                    network.subnet6 == nil
+                        ? "network on bridge \(network.bridge): its subnet is not in the rules (no MASQUERADE)"
+                        : "network on bridge \(network.bridge): its IPv4 subnet is not in the rules (no MASQUERADE)")
+                continue
+            }
+            known.insert(network.bridge)
+            var written = ImportedHost.Network(
+                name: network.name, bridge: network.bridge, subnets: ["\(subnet.network)"])
+            if let subnet6 = network.subnet6 {
+                written.subnets.append("\(subnet6.network)")
+                // The gateway defaults to the subnet's first address; when a container holds
+                // it, the gateway is elsewhere (no rule names it).
+                let members = containers.filter { $0.bridge == network.bridge }
+                if members.contains(where: { $0.address6 == subnet6.first.adding(1) }) {
+                    let base = subnet6.last.masked(prefixLength: 112)
+                    let gateway =
+                        (1...0xFFFE).reversed().lazy.map { base.adding(UInt64($0)) }
+                        .first { address in !members.contains { $0.address6 == address } } ?? base
+                    written.gateway = "\(gateway)"
+                    assumed.append(
+                        "network on bridge \(network.bridge): its IPv6 gateway is in no rule and a container holds the first address; \(gateway) is written"
+                    )
+                }
+            }
+            written.internal = network.internal
+            written.iccDeny = !network.icc
+            written.masqueradeOff = !network.masquerade && !network.internal && network.gatewayMode != "routed"
+            written.gatewayMode = network.gatewayMode
+            declared.append(written)
+        }
+        return (declared, known)
+    }
+
+    /// A container per container on a written network (the others are reported), and their
+    /// addresses. With `daemonChosenPorts`, host ports in Docker's ephemeral range on every
+    /// address are written as chosen by the daemon (`publish PORT/PROTO`).
+    static func containerDeclarations(
+        _ containers: [ImportedContainer], networks: [ImportedNetwork], known: Set<String>, daemonChosenPorts: Bool,
+        notImported: inout [String]
+    ) -> (containers: [ImportedHost.Container], written: Set<IPAddress>) {
+        var declared: [ImportedHost.Container] = []
+        var written: Set<IPAddress> = []
+        for imported in containers {
+            guard
+                let network = networks.first(where: { $0.bridge == imported.bridge })
+                    ?? networks.first(where: { $0.subnet?.contains(imported.address) == true }),
+                known.contains(network.bridge)
+            else {
+                notImported.append("container \(imported.address): no imported network holds its address")
+                continue
+            }
+            written.insert(imported.address)
+            var container = ImportedHost.Container(
+                name: imported.name, network: network.name,
+                addresses: ([imported.address] + (imported.address6.map { [$0] } ?? [])).map(\.description))
+            for publish in imported.publishes {
+                let transport = publish.transport.rawValue
+                guard let hostPort = publish.hostPort else {
+                    // A routed network maps no host port: the container port is what is opened.
+                    container.publishes.append(
+                        ImportedHost.Publish(containerSide: "\(publish.containerPort)/\(transport)"))
+                    continue
+                }
+                // Docker's default ephemeral range holds the ports it chose itself (-P, -p PORT):
+                // imported as such, the allocator picks them again and in Docker's order.
+                if daemonChosenPorts && publish.hostAddress == nil && ephemeral.contains(hostPort) {
+                    container.publishes.append(
+                        ImportedHost.Publish(containerSide: "\(publish.containerPort)/\(transport)"))
+                    continue
+                }
+                let host =
+                    publish.hostAddress.map { $0.family == .ipv6 ? "[\($0)]:" : "\($0):" } ?? ""
+                let last = { (first: UInt16) in first + UInt16(publish.count - 1) }
+                let hostPorts = PortRange(hostPort, last(hostPort))
+                let containerPorts = PortRange(publish.containerPort, last(publish.containerPort))
+                container.publishes.append(
+                    ImportedHost.Publish(
+                        hostSide: "\(host)\(hostPorts)", containerSide: "\(containerPorts)/\(transport)",
+                        sources: publish.allowedSources.map { $0.isHost ? $0.address.description : $0.description }))
+            }
+            declared.append(container)
+        }
+        return (declared, written)
+    }
+}

@@ -1,0 +1,170 @@
+import PortcullisIR
+import PortcullisLayouts
+import PortcullisNet
+
+/// The rules of the user chain as policy statements.
+struct UserRuleImport {
+    let networks: [ImportedNetwork]
+    var containers: [ImportedContainer]
+    let layout: any Layout
+    var statements: [(flow: ImportedHost.Flow, addresses: [IPAddress], rules: [(family: TableFamily, rule: Rule)])] =
+        []
+    var notImported: [(chain: String, family: TableFamily, rule: Rule)] = []
+    /// The family of the rules being read.
+    var family: TableFamily = .ip
+    var externals: [String] = []
+
+    init(
+        networks: [ImportedNetwork], containers: [ImportedContainer],
+        layout: any Layout
+    ) {
+        self.networks = networks
+        self.containers = containers
+        self.layout = layout
+    }
+
+    /// A rule's fields, when it has only the ones flows and egress rules are made of.
+    struct Fields {
+        var source: IPPrefix?
+        var destination: IPPrefix?
+        var input: String?
+        var output: String?
+        var outputNegated = false
+        var transport: TransportProtocol?
+        var ports: PortRange?
+
+        init?(_ rule: Rule) {
+            for match in rule.matches {
+                switch match {
+                case .address(.source, let prefix, false) where source == nil: source = prefix
+                case .address(.destination, let prefix, false) where destination == nil: destination = prefix
+                case .interface(.source, let name, false) where input == nil: input = name
+                case .interface(.destination, let name, let negated) where output == nil:
+                    output = name
+                    outputNegated = negated
+                case .transport(let t, false) where transport == nil: transport = t
+                case .port(.destination, let range) where ports == nil: ports = range
+                default: return nil
+                }
+            }
+            if ports != nil && transport == nil { return nil }
+        }
+
+        /// The `port` clause's value, if the rule names ports.
+        var portSpecs: [String] {
+            guard let transport, let ports else { return [] }
+            return ["\(ports)/\(transport.rawValue)"]
+        }
+    }
+
+    func network(_ bridge: String?) -> ImportedNetwork? { networks.first { $0.bridge == bridge } }
+
+    /// The endpoint a prefix on a bridge stands for: a container's address, or a network's subnet.
+    mutating func endpoint(_ prefix: IPPrefix?, bridge: String?) -> (name: String, address: IPAddress?)? {
+        guard let prefix, let network = network(bridge), let subnet = network.subnet(of: prefix.family) else {
+            return nil
+        }
+        if prefix.network == subnet.network && prefix.length == subnet.length { return (network.name, nil) }
+        guard prefix.isHost, subnet.contains(prefix.address) else { return nil }
+        if let known = containers.first(where: { $0.holds(prefix.address) }) {
+            return (known.name, known.address)
+        }
+        // A container that left no rule of Docker's: its address is known now (an IPv6 one
+        // alone cannot be a container: Docker gives every endpoint an IPv4 address).
+        guard prefix.family == .ipv4 else { return nil }
+        var added = ImportedContainer(address: prefix.address)
+        added.bridge = network.bridge
+        containers.append(added)
+        return (added.name, added.address)
+    }
+
+    /// A statement, or one more rule of one already read (the other family's rule of a flow
+    /// between dual-stack containers).
+    mutating func add(_ flow: ImportedHost.Flow, _ addresses: [IPAddress], _ rule: Rule) {
+        if let at = statements.firstIndex(where: { $0.flow == flow }) {
+            statements[at].rules.append((family, rule))
+        } else {
+            statements.append((flow, addresses, [(family, rule)]))
+        }
+    }
+
+    mutating func read(_ rules: [Rule], raw: [Rule], family: TableFamily) {
+        self.family = family
+        var egressSources: Set<String> = []
+        var pending: [(Int, Rule)] = []
+        let body = rules.enumerated().filter { _, rule in
+            // Docker's own last rule, and the replies rule Portcullis writes with any flow.
+            !(rule.matches.isEmpty && rule.action == .return)
+        }
+        let hasFlows = body.contains { _, rule in rule.action == .accept || rule.action == .drop }
+        for (index, rule) in body {
+            if hasFlows, rule.matches == [.connectionState([.established, .related])], rule.action == .accept,
+                rule.effects.isEmpty
+            {
+                continue
+            }
+            guard rule.effects.isEmpty, let fields = Fields(rule) else {
+                pending.append((index, rule))
+                continue
+            }
+            let kind: ImportedHost.Flow.Kind? = rule.action == .accept ? .allow : rule.action == .drop ? .deny : nil
+            // allow / deny: both ends on bridges.
+            if let kind, !fields.outputNegated, network(fields.input) != nil, network(fields.output) != nil,
+                let source = endpoint(fields.source, bridge: fields.input),
+                let destination = endpoint(fields.destination, bridge: fields.output)
+            {
+                add(
+                    ImportedHost.Flow(
+                        kind: kind, source: source.name, destination: destination.name, ports: fields.portSpecs),
+                    [source.address, destination.address].compactMap { $0 }, rule)
+                continue
+            }
+            // egress: from a container on its bridge, out of the host.
+            if rule.action == .accept, let input = fields.input, network(input) != nil,
+                let source = endpoint(fields.source, bridge: input), source.address != nil,
+                fields.outputNegated ? fields.output == input : fields.output.map({ network($0) == nil }) ?? false
+            {
+                if !fields.outputNegated, let output = fields.output, !externals.contains(output) {
+                    externals.append(output)
+                }
+                let destination =
+                    fields.destination.map { $0.isHost ? $0.address.description : $0.network.description } ?? "any"
+                add(
+                    ImportedHost.Flow(
+                        kind: .egress, source: source.name, destination: destination, ports: fields.portSpecs),
+                    [source.address!], rule)
+                egressSources.insert(source.name)
+                continue
+            }
+            pending.append((index, rule))
+        }
+        // What egress rules imply: returns to other bridges and the final drop of each source.
+        for (_, rule) in pending {
+            if let fields = Fields(rule), rule.effects.isEmpty, let input = fields.input,
+                let source = containers.first(where: { container in
+                    fields.source.map { container.holds($0.address) && $0.isHost } ?? false
+                }),
+                egressSources.contains(source.name), fields.destination == nil, fields.transport == nil,
+                (rule.action == .drop && fields.outputNegated && fields.output == input)
+                    || (rule.action == .return && !fields.outputNegated && network(fields.output) != nil)
+            {
+                continue
+            }
+            notImported.append((layout.userChain, family, rule))
+        }
+        // Docker 28 and 29: each allow across bridges has raw PREROUTING exceptions; other
+        // raw accepts are not Docker's.
+        for rule in raw where rule.action == .accept {
+            let shape = rule.matches.allSatisfy { match in
+                switch match {
+                case .address(_, let prefix, false): prefix.isHost
+                case .interface(.source, _, false), .transport(_, false), .port: true
+                default: false
+                }
+            }
+            if !shape || !statements.contains(where: { $0.flow.kind == .allow }) {
+                notImported.append(("PREROUTING", family, rule))
+            }
+        }
+    }
+}
