@@ -4,11 +4,6 @@ import JanssonKit
 import PortcullisCompiler
 import PortcullisKernel
 
-/// How a report is written.
-enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
-    case text, json
-}
-
 /// What `plan` and `apply` share: the policy, where it goes, and what the change may do.
 struct ChangeOptions: ParsableArguments {
     @Argument(help: "The policy file.")
