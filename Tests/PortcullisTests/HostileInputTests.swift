@@ -268,7 +268,7 @@ import Testing
         }
         let text = "*filter\n:DOCKER - [0:0]\n" + zip(rules, rules).map { $0 + $1 }.joined() + "COMMIT\n"
         let (ruleset, _) = try IptablesSaveReader().read(text)
-        let findings = RiskAudit(ruleset: ruleset).findings().filter { $0.id == "duplicate-rule" }
+        let findings = RiskAudit(ruleset: ruleset).findings().filter { $0.id == .duplicateRule }
         #expect(findings.count == 4000)
         #expect(findings.first?.rule?.provenance?.line == 4)
     }
