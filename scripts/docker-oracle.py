@@ -758,8 +758,8 @@ def compile_policy(binary, policy):
         f.write(policy)
         path = f.name
     try:
-        return subprocess.run([binary, "compile", path, "--layout", "docker-20.10", "--backend", "iptables"],
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run([binary, "compile", path, "--layout", "docker-20.10", "--backend", "iptables",
+                               "--family", "both"], capture_output=True, text=True, timeout=60)
     finally:
         os.unlink(path)
 

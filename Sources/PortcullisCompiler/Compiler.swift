@@ -44,11 +44,18 @@ public struct Compiler: Sendable {
         (any Layout, Backend), CompileFailure
     > {
         let layoutName = layout ?? policy.host.layout ?? "docker-20.10"
-        let backendName = backend ?? policy.host.backend ?? Backend.iptables.rawValue
         guard let resolvedLayout = Layouts.named(layoutName) else {
             return .failure(
-                .usage("unknown layout '\(layoutName)'; layouts are: \(Layouts.names.joined(separator: ", "))"))
+                .usage(
+                    "unknown layout '\(layoutName)'; layouts are: \(Layouts.names.joined(separator: ", "))"
+                        + (closestMatch(layoutName, in: Layouts.names).map { "; did you mean '\($0)'?" } ?? "")))
         }
+        // The command line's backend, else the policy's if the layout is written for it (a
+        // layout chosen on the command line may not be), else the first one the layout takes.
+        let fits = { (name: String) in Backend(rawValue: name).map { resolvedLayout.firewalls.contains($0.firewall) } }
+        let backendName =
+            backend ?? policy.host.backend.flatMap { fits($0) == false ? nil : $0 }
+            ?? (Backend.allCases.first { resolvedLayout.firewalls.contains($0.firewall) } ?? .iptables).rawValue
         guard let resolvedBackend = Backend(rawValue: backendName) else {
             return .failure(
                 .usage(

@@ -136,9 +136,16 @@ extension Application {
     }
 
     /// Explains and prints the report.
-    public func runExplain(_ request: ExplainRequest, format: ReportFormat) throws -> RunStatus {
-        console.output(try explain(request).rendered(format))
-        return .clean
+    /// Explains a connection; with `expect`, a different verdict is a finding (exit 1), so a
+    /// CI job can assert what the rules do.
+    public func runExplain(_ request: ExplainRequest, format: ReportFormat, expect: Verdict? = nil) throws
+        -> RunStatus
+    {
+        let report = try explain(request)
+        console.output(report.rendered(format))
+        guard let expect, expect != report.evaluation.verdict else { return .clean }
+        console.note("error: expected \(expect.rawValue), but the rules \(report.evaluation.verdict.rawValue) it")
+        return .findings
     }
 
     /// The policy that names the endpoints, the rules to walk, and a live host's own routing.

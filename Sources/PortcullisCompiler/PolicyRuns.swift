@@ -15,13 +15,25 @@ public enum FormatMode: Sendable {
 
 /// The runs of the commands that take policies: compile, check, diff and fmt.
 extension Application {
-    /// Compiles a policy; the files go to stdout in the capture format, or to `output` (and
-    /// `output.EXTENSION` for the files after the first).
-    public func runCompile(_ policy: String, layout: String?, backend: String?, output: String?) throws
-        -> RunStatus
-    {
-        let files = try compiler.compile(policy, layout: layout, backend: backend).get()
+    /// Compiles a policy; the files go to `output` (and `output.EXTENSION` for the files after
+    /// the first), or to stdout: one family's file, loadable by its restore tool, or with
+    /// `.both` all of them in the capture format.
+    public func runCompile(
+        _ policy: String, layout: String?, backend: String?, output: String?, family: OutputFamily? = nil
+    ) throws -> RunStatus {
+        var files = try compiler.compile(policy, layout: layout, backend: backend).get()
+        if let family, family != .both {
+            files = files.filter { ($0.fileExtension == "ip6tables") == (family == .ipv6) }
+            guard !files.isEmpty else {
+                throw CompileFailure.usage("\(policy) writes no \(family.rawValue) rules for this layout and backend")
+            }
+        }
         guard let output else {
+            if files.count > 1 && family == nil {
+                throw CompileFailure.usage(
+                    "\(policy) writes IPv4 and IPv6 rules: give --family ipv4 or --family ipv6 to pipe one into iptables-restore or ip6tables-restore, --family both for both in the capture format ('#### ip6tables' between them), or -o FILE for FILE and FILE.ip6tables"
+                )
+            }
             console.output(CaptureFormat.joined(files))
             return .clean
         }
@@ -31,17 +43,18 @@ extension Application {
         return .clean
     }
 
-    /// Compiles a policy and has the kernel validate its ruleset (with CAP_NET_ADMIN; without
-    /// it, only the policy checks are made, with a warning).
+    /// Compiles a policy and has the kernel validate its ruleset. Without CAP_NET_ADMIN the
+    /// kernel cannot, and the run fails (exit 2) after saying that the policy itself is valid:
+    /// a check that did not happen must not pass in CI.
     public func runCheck(_ policy: String, layout: String?, backend: String?) throws -> RunStatus {
         let files = try compiler.compile(policy, layout: layout, backend: backend).get()
         let extensions = files.map(\.fileExtension).joined(separator: ", ")
         guard Host.hasNetAdmin else {
             console.output("\(policy): policy is valid and compiles (\(extensions))\n")
             console.note(
-                "warning: the kernel did not validate the ruleset: that needs CAP_NET_ADMIN (run as root, or inside 'unshare -rn')"
+                "error: the kernel did not validate the ruleset: that needs CAP_NET_ADMIN (run as root, or inside 'unshare -rn'); 'portcullis compile' checks the policy alone"
             )
-            return .clean
+            return .failed
         }
         let rejections = KernelCheck().validate(files)
         guard !rejections.isEmpty else {
@@ -140,11 +153,23 @@ extension Application {
         return .clean
     }
 
+    /// Writes an output file, with the system's reason when it cannot (not Foundation's).
     static func write(_ text: String, to path: String) throws(CompileFailure) {
-        do {
-            try text.write(toFile: path, atomically: true, encoding: .utf8)
-        } catch {
-            throw CompileFailure.usage("cannot write \(path): \(error.localizedDescription)")
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw CompileFailure.usage("cannot write \(path): it is a directory; name a file")
+        }
+        guard let file = fopen(path, "w") else {
+            throw CompileFailure.usage("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+        let written = fputs(text, file)
+        if fclose(file) != 0 || written < 0 {
+            throw CompileFailure.usage("cannot write \(path): \(String(cString: strerror(errno)))")
         }
     }
+}
+
+/// Which address family `compile` writes to stdout.
+public enum OutputFamily: String, CaseIterable, Sendable {
+    case ipv4, ipv6, both
 }

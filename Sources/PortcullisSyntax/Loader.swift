@@ -28,12 +28,14 @@ extension LoadedPolicy {
 public struct PolicyLoader {
     public typealias ReadFile = (String) throws -> String
 
+    /// Loads the policy at `path` with its includes; `-` is stdin (named `<stdin>` in
+    /// diagnostics; its includes are relative to the current directory).
     public static func load(
-        _ path: String, readFile: @escaping ReadFile = { try String(contentsOfFile: $0, encoding: .utf8) }
+        _ path: String, readFile: @escaping ReadFile = Self.readFile
     ) -> (LoadedPolicy, [Diagnostic]) {
         var loader = PolicyLoader(readFile: readFile)
         let root = URL(fileURLWithPath: path).standardizedFileURL.path
-        let displayRoot = path
+        let displayRoot = path == "-" ? Self.standardInputName : path
         let statements = loader.load(canonical: root, display: displayRoot, includedFrom: Located<String>?.none)
         return (
             LoadedPolicy(statements: statements, sources: loader.sources, rootFile: displayRoot),
@@ -48,6 +50,24 @@ public struct PolicyLoader {
     private var stack: [(canonical: String, display: String)] = []
 
     private init(readFile: @escaping ReadFile) { self.readFile = readFile }
+
+    static let standardInputName = "<stdin>"
+
+    /// Reads a policy file; the root policy `-` is stdin.
+    public static func readFile(_ path: String) throws -> String {
+        if (path as NSString).lastPathComponent == "-" && !FileManager.default.fileExists(atPath: path) {
+            return String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        }
+        return try String(contentsOfFile: path, encoding: .utf8)
+    }
+
+    /// Why a file cannot be read, in the system's words.
+    static func whyUnreadable(_ path: String) -> String {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return "no such file" }
+        if isDirectory.boolValue { return "it is a directory" }
+        return FileManager.default.isReadableFile(atPath: path) ? "it is not UTF-8 text" : "permission denied"
+    }
 
     private mutating func load(canonical: String, display: String, includedFrom: Located<String>?) -> [Statement] {
         if let cycleStart = stack.firstIndex(where: { $0.canonical == canonical }), let site = includedFrom {
@@ -66,7 +86,7 @@ public struct PolicyLoader {
                 includedFrom?.range ?? SourceRange(start: SourceLocation(file: display, line: 1, column: 1), length: 1)
             diagnostics.append(
                 Diagnostic(
-                    "cannot read policy file '\(display)'", at: at,
+                    "cannot read policy file '\(display)': \(Self.whyUnreadable(canonical))", at: at,
                     hint: includedFrom == nil ? "check the path" : "include paths are relative to the including file"))
             return []
         }

@@ -6,21 +6,21 @@ struct Audit: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Audit a host's rules: risks on any Docker-style host, or drift from a policy.",
         discussion: """
-            Without a policy, reports risks, each with a severity, an explanation and the fix:
-            FORWARD policy ACCEPT, DOCKER-USER missing or not first, ports published on every
-            address with no source restriction, loopback publishes reachable from other hosts,
+            Without a policy, reports risks, each with a severity, an explanation and the fix: \
+            FORWARD policy ACCEPT, DOCKER-USER missing or not first, ports published on every \
+            address with no source restriction, loopback publishes reachable from other hosts, \
             ICC open, DNAT to addresses no bridge holds, duplicated and shadowed rules.
 
-            With a policy, compares what it compiles to with what the host holds, on meaning:
-            rules missing, unexpected or changed, orders that change a verdict, chains not
-            hooked, sets and map elements that differ, other tools' tables that can drop what the
+            With a policy, compares what it compiles to with what the host holds, on meaning: \
+            rules missing, unexpected or changed, orders that change a verdict, chains not \
+            hooked, sets and map elements that differ, other tools' tables that can drop what the \
             policy accepts. Each finding names the table, the chain, the rule and the policy line.
 
-            The rules come from a file (--ruleset FILE, '-' for stdin: iptables-save output or
-            an 'nft -j list ruleset' document, told apart by content or by --from) or from the
-            live host (--live: iptables-save and ip6tables-save, plus the nftables tables of other
-            tools listed through libnftables; with --backend nftables, the whole ruleset through
-            libnftables), in the current network namespace.
+            The rules come from a file (--ruleset FILE, '-' for stdin: iptables-save output or \
+            an 'nft -j list ruleset' document, told apart by content or by --from) or from the \
+            live host (--live: iptables-save and ip6tables-save, plus the nftables tables of other \
+            tools listed through libnftables; with --backend nftables, the whole ruleset through \
+            libnftables), in the current network namespace. \
             Exit codes: 0 nothing found, 1 findings, 2 error.
 
             Examples:

@@ -5,9 +5,9 @@ struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check a policy, and have the kernel validate its ruleset without applying it.",
         discussion: """
-            Everything 'compile' checks, then the kernel's own validation in the current network
-            namespace, which changes nothing: a libnftables dry run for the nftables backends,
-            'iptables-restore --test' for iptables. The kernel needs CAP_NET_ADMIN for that;
+            Everything 'compile' checks, then the kernel's own validation in the current network \
+            namespace, which changes nothing: a libnftables dry run for the nftables backends, \
+            'iptables-restore --test' for iptables. The kernel needs CAP_NET_ADMIN for that; \
             without it, 'check' says so and reports only the policy checks.
 
             Examples:

@@ -10,8 +10,11 @@ struct Compile: ParsableCommand {
               portcullis compile policies/web-stack.policy --backend nftables -o web.nft
               portcullis compile policies/seed.policy --layout docker-1.5 --backend iptables
 
-            The iptables backend writes iptables-restore input; when the layout also writes IPv6
-            rules they go to FILE.ip6tables (or follow a '#### ip6tables' line on stdout).
+            The iptables backend writes iptables-restore input. When the layout also writes IPv6 \
+            rules, -o FILE writes them to FILE.ip6tables; on stdout, --family ipv4 or ipv6 picks \
+            the one to pipe into iptables-restore or ip6tables-restore, and --family both writes \
+            both with a '#### ip6tables' line between them (the capture format audit, explain and \
+            import read). The policy '-' is read from stdin.
             """)
 
     @Argument(help: "The policy file.")
@@ -22,7 +25,12 @@ struct Compile: ParsableCommand {
     @Option(name: .shortAndLong, help: "Write the ruleset to this file instead of stdout.")
     var output: String?
 
+    @Option(help: "On stdout: ipv4, ipv6 or both (needed when the ruleset has both).")
+    var family: OutputFamily?
+
     func run() throws {
-        try execute { try $0.runCompile(policy, layout: options.layout, backend: options.backend, output: output) }
+        try execute {
+            try $0.runCompile(policy, layout: options.layout, backend: options.backend, output: output, family: family)
+        }
     }
 }

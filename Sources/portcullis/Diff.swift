@@ -5,12 +5,12 @@ struct Diff: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compare a policy's compiled output with its golden files.",
         discussion: """
-            Golden files live in GOLDEN/<policy name>/<layout>.<extension>, with the extensions
-            iptables, ip6tables, nft and nft.json. 'diff' compiles the policy for every golden file
-            it has and prints a unified diff for each mismatch; use it in CI to catch any change to
+            Golden files live in GOLDEN/<policy name>/<layout>.<extension>, with the extensions \
+            iptables, ip6tables, nft and nft.json. 'diff' compiles the policy for every golden file \
+            it has and prints a unified diff for each mismatch; use it in CI to catch any change to \
             the rules a policy produces.
 
-            --update (re)writes the golden files for every layout and backend that can express
+            --update (re)writes the golden files for every layout and backend that can express \
             the policy. Read what changed before you commit it.
 
             Examples:

@@ -1,25 +1,26 @@
 import ArgumentParser
 import PortcullisCompiler
+import PortcullisEvaluator
 
 struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Say whether a connection is accepted or dropped, and which rules decide it.",
         discussion: """
-            Compiles the policy, then walks the first packet of the connection through the ruleset
-            as the kernel would: nat PREROUTING (DNAT of published ports), the routing decision,
-            filter FORWARD (or INPUT for the host itself) with its jumps and returns, then nat
-            POSTROUTING. Prints the verdict first, then every rule that matched, with the policy
+            Compiles the policy, then walks the first packet of the connection through the ruleset \
+            as the kernel would: nat PREROUTING (DNAT of published ports), the routing decision, \
+            filter FORWARD (or INPUT for the host itself) with its jumps and returns, then nat \
+            POSTROUTING. Prints the verdict first, then every rule that matched, with the policy \
             line it came from.
 
-            Endpoints: a container, a network (one of its free addresses), an address,
-            outside:ADDRESS (arriving on the host's external interface), or host (the host's own
+            Endpoints: a container, a network (one of its free addresses), an address, \
+            outside:ADDRESS (arriving on the host's external interface), or host (the host's own \
             address, --host-address).
 
-            With --ruleset FILE (iptables-save output or nft JSON) or --live, the packet walks the
-            host's real rules instead of the compiled policy. The policy, when given, still names
-            the endpoints; without one, the networks and containers are imported from the rules
-            (containers named by address, as 'portcullis import' names them); if those do not
-            make a valid policy, explain reports why and stops. With --live, the host's own
+            With --ruleset FILE (iptables-save output or nft JSON) or --live, the packet walks the \
+            host's real rules instead of the compiled policy. The policy, when given, still names \
+            the endpoints; without one, the networks and containers are imported from the rules \
+            (containers named by address, as 'portcullis import' names them); if those do not \
+            make a valid policy, explain reports why and stops. With --live, the host's own \
             addresses and routes decide where the packet goes.
 
             Examples:
@@ -60,12 +61,17 @@ struct Explain: ParsableCommand {
     @Option(help: "text or json.")
     var format: PortcullisCompiler.ReportFormat = .text
 
+    @Option(help: "accept or drop: exit 1 when the verdict is the other one (for CI).")
+    var expect: Verdict?
+
     func run() throws {
         try execute { application in
             let request = ExplainRequest(
                 policy: policy, capture: host.isGiven ? try host.capture() : nil, from: from, to: to, port: port,
                 layout: layout, backend: backend, hostAddress: hostAddress)
-            return try application.runExplain(request, format: format)
+            return try application.runExplain(request, format: format, expect: expect)
         }
     }
 }
+
+extension Verdict: ExpressibleByArgument {}

@@ -23,3 +23,4 @@ struct HostRuleSource: ParsableArguments {
 
 extension RulesetFormat: ExpressibleByArgument {}
 extension PortcullisCompiler.ReportFormat: ExpressibleByArgument {}
+extension OutputFamily: ExpressibleByArgument {}

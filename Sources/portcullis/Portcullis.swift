@@ -3,6 +3,7 @@ import Foundation
 import PortcullisCompiler
 import PortcullisLayouts
 import PortcullisRender
+import PortcullisSyntax
 
 @main
 struct Portcullis: ParsableCommand {
@@ -10,12 +11,19 @@ struct Portcullis: ParsableCommand {
         commandName: "portcullis",
         abstract: "Compile container-host firewall policies into nftables and iptables rulesets.",
         discussion: """
-            A policy file declares networks, containers, published ports and the flows between
-            them. Portcullis compiles it into the exact rules a given Docker version writes (or its
+            A policy file declares networks, containers, published ports and the flows between \
+            them. Portcullis compiles it into the exact rules a given Docker version writes (or its \
             own native layout), so the rules can be reviewed, pinned by golden files and diffed.
 
-            Exit codes: 0 ok, 1 differences found, 2 bad input or usage.
+            Exit codes, for every command:
+              0  done, and nothing found
+              1  something found: differences (diff, plan, fmt --check), findings
+                 (audit), another verdict than --expect (explain), nothing to do
+                 (rollback, confirm), an apply not confirmed in time (rolled back)
+              2  not done: bad input or usage, a ruleset the kernel rejected, a
+                 change apply refuses, a check the kernel could not make
             """,
+        version: PortcullisVersion.current,
         subcommands: [
             Compile.self, Check.self, Plan.self, Apply.self, Rollback.self, Confirm.self, Diff.self, Explain.self,
             Audit.self, Import.self, Fmt.self, Graph.self, ConfirmDeadline.self,
@@ -26,6 +34,7 @@ struct Portcullis: ParsableCommand {
     static func main() {
         lineBufferStandardOutput()
         do {
+            try refuseUnknownCommand(Array(CommandLine.arguments.dropFirst()))
             var command = try parseAsRoot()
             try command.run()
         } catch {
@@ -35,6 +44,23 @@ struct Portcullis: ParsableCommand {
             }
             exit(withError: error)
         }
+    }
+}
+
+extension Portcullis {
+    /// A first word that is no subcommand and no option: an error naming the closest command
+    /// (ArgumentParser would only say "unexpected argument").
+    static func refuseUnknownCommand(_ arguments: [String]) throws {
+        guard let word = arguments.first, !word.hasPrefix("-"), word != "help" else { return }
+        let names = configuration.subcommands.filter { $0.configuration.shouldDisplay }.map {
+            $0._commandName
+        }
+        guard !names.contains(word) else { return }
+        printError(
+            "error: unknown command '\(word)'"
+                + (closestMatch(word, in: names).map { "; did you mean '\($0)'?" } ?? "")
+                + "\n    commands: \(names.joined(separator: ", ")) (see 'portcullis --help')")
+        throw ExitCode(2)
     }
 }
 
@@ -77,12 +103,19 @@ struct LayoutOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             "Which ruleset layout to write (default: the policy's 'layout', else docker-20.10).",
-            discussion: Layouts.all.map { "\($0.name): \($0.summary)" }.joined(separator: "\n")))
+            discussion: Layouts.all.map { "\($0.name): \($0.summary)" }.joined(separator: "\n")),
+        completion: .list(Layouts.names))
     var layout: String?
 
     @Option(
+        name: .customLong("backend"),
         help: ArgumentHelp(
-            "Output format: \(Backend.allCases.map(\.rawValue).joined(separator: ", ")) (default: the policy's 'backend', else iptables)."
+            "Output format (default: the policy's 'backend' if the layout takes it, else the first the layout takes: iptables, or nftables for native)."
         ))
-    var backend: String?
+    var backendChoice: Backend?
+
+    /// The backend's name, as the application layer takes it.
+    var backend: String? { backendChoice?.rawValue }
 }
+
+extension Backend: ExpressibleByArgument {}

@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+
+/// What users of command-line tools expect: --version, a suggestion for a mistyped command,
+/// `-` for stdin, system messages for paths that cannot be written, output a restore tool can
+/// load, a backend chosen to fit the layout, and exit codes that say what happened.
+@Suite struct CommandLineConventionsTests {
+    func portcullis(_ arguments: [String], input: String? = nil) -> CommandResult {
+        run([CommandLineTests.binary] + arguments, input: input)
+    }
+
+    @Test func versionIsPrinted() {
+        let result = portcullis(["--version"])
+        #expect(result.status == 0 && result.stdout.wholeMatch(of: #/\d+\.\d+\.\d+\n/#) != nil, "\(result.stdout)")
+    }
+
+    @Test func aMistypedCommandGetsASuggestion() {
+        let result = portcullis(["compyle", "policies/web-stack.policy"])
+        #expect(result.status == 2)
+        #expect(result.stderr.hasPrefix("error: unknown command 'compyle'; did you mean 'compile'?\n"))
+        #expect(result.stderr.contains("commands: compile, check, plan, apply"))
+        #expect(!result.stderr.contains("confirm-deadline"), "hidden commands are not offered")
+    }
+
+    @Test func aMistypedLayoutGetsASuggestion() {
+        let result = portcullis(["compile", Repo.policies + "/web-stack.policy", "--layout", "docker-2.10"])
+        #expect(result.status == 2 && result.stderr.contains("did you mean 'docker-20.10'?"), "\(result.stderr)")
+    }
+
+    @Test func aPolicyIsReadFromStdin() {
+        let result = portcullis(["compile", "-"], input: Repo.read(Repo.policies + "/icc-off.policy"))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout == Repo.read(Repo.golden + "/icc-off/docker-20.10.iptables"))
+        let broken = portcullis(["compile", "-"], input: "network n {\n    bridge br/0\n}\n")
+        #expect(broken.status == 2 && broken.stderr.hasPrefix("<stdin>:2:12: error:"), "\(broken.stderr)")
+    }
+
+    @Test func unreadableAndUnwritablePathsSayWhy() {
+        let directory = portcullis(["compile", Repo.policies])
+        #expect(directory.status == 2 && directory.stderr.contains("cannot read policy file"))
+        #expect(directory.stderr.contains(": it is a directory"))
+        let policy = Repo.policies + "/icc-off.policy"
+        let intoDirectory = portcullis(["compile", policy, "-o", NSTemporaryDirectory()])
+        #expect(intoDirectory.status == 2 && intoDirectory.stderr.contains("it is a directory; name a file"))
+        let nowhere = portcullis(["compile", policy, "-o", "/nonexistent/x"])
+        #expect(
+            nowhere.status == 2 && nowhere.stderr == "error: cannot write /nonexistent/x: No such file or directory\n")
+        #expect(!(intoDirectory.stderr + nowhere.stderr).contains("NSCocoaErrorDomain"))
+    }
+
+    /// Output on stdout is what iptables-restore or ip6tables-restore loads: a ruleset with both
+    /// families needs --family.
+    @Test func stdoutHoldsOneFamilyUnlessBothAreAskedFor() {
+        let policy = Repo.policies + "/dual-stack.policy"
+        let mixed = portcullis(["compile", policy, "--layout", "docker-28"])
+        #expect(mixed.status == 2 && mixed.stdout.isEmpty && mixed.stderr.contains("--family ipv4 or --family ipv6"))
+        let ipv4 = portcullis(["compile", policy, "--layout", "docker-28", "--family", "ipv4"])
+        #expect(ipv4.status == 0 && ipv4.stdout == Repo.read(Repo.golden + "/dual-stack/docker-28.iptables"))
+        let ipv6 = portcullis(["compile", policy, "--layout", "docker-28", "--family", "ipv6"])
+        #expect(ipv6.status == 0 && ipv6.stdout == Repo.read(Repo.golden + "/dual-stack/docker-28.ip6tables"))
+        let both = portcullis(["compile", policy, "--layout", "docker-28", "--family", "both"])
+        #expect(both.stdout == ipv4.stdout + "#### ip6tables\n" + ipv6.stdout)
+    }
+
+    /// `--layout native` alone picks the backend native is written for, even over the
+    /// policy's `backend iptables`; an explicit --backend that does not fit is still an error.
+    @Test func theBackendFollowsTheLayout() {
+        let policy = Repo.policies + "/web-stack.policy"
+        let native = portcullis(["compile", policy, "--layout", "native"])
+        #expect(native.status == 0 && native.stdout == Repo.read(Repo.golden + "/web-stack/native.nft"))
+        let refused = portcullis(["compile", policy, "--layout", "native", "--backend", "iptables"])
+        #expect(refused.status == 2 && refused.stderr.contains("use --backend nftables or nftables-json"))
+    }
+
+    @Test func explainExitsOneWhenTheVerdictIsNotTheExpectedOne() {
+        let arguments = [
+            "explain", Repo.policies + "/web-stack.policy", "--from", "web", "--to", "api", "--port", "8000/tcp",
+        ]
+        #expect(portcullis(arguments + ["--expect", "accept"]).status == 0)
+        let wrong = portcullis(arguments + ["--expect", "drop"])
+        #expect(wrong.status == 1 && wrong.stderr.contains("expected drop, but the rules accept it"))
+    }
+
+    /// Help is written in paragraphs: no line of a discussion is cut in the middle of a
+    /// sentence at a wide terminal.
+    @Test func helpParagraphsAreNotHardWrapped() {
+        for command in ["compile", "check", "plan", "apply", "rollback", "explain", "audit", "import", "fmt", "graph"] {
+            let help = run(["env", "COLUMNS=5000", CommandLineTests.binary, command, "--help"]).stdout
+            let overview = help.components(separatedBy: "USAGE:")[0].split(separator: "\n")
+            for line in overview.dropFirst() where !line.hasPrefix(" ") && line.count > 40 {
+                #expect(
+                    line.hasSuffix(".") || line.hasSuffix(":") || line.hasSuffix(")"),
+                    "\(command): a paragraph breaks mid-sentence: \(line)")
+            }
+        }
+    }
+}
