@@ -31,7 +31,7 @@ struct Audit: ParsableCommand {
               nft -j list ruleset > host.json; portcullis audit policies/web-stack.policy --ruleset host.json
             """)
 
-    @Argument(help: "A policy to compare the host with (optional).")
+    @Argument(help: "A policy to compare the host with (optional).", completion: .file(extensions: ["policy"]))
     var policy: String?
 
     @OptionGroup var host: HostRuleSource

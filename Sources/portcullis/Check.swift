@@ -16,7 +16,7 @@ struct Check: ParsableCommand {
               unshare -rn portcullis check policies/web-stack.policy   # as any user, in a scratch namespace
             """)
 
-    @Argument(help: "The policy file.")
+    @Argument(help: "The policy file.", completion: .file(extensions: ["policy"]))
     var policy: String
 
     @OptionGroup var options: LayoutOptions

@@ -17,12 +17,12 @@ struct Compile: ParsableCommand {
             import read). The policy '-' is read from stdin.
             """)
 
-    @Argument(help: "The policy file.")
+    @Argument(help: "The policy file.", completion: .file(extensions: ["policy"]))
     var policy: String
 
     @OptionGroup var options: LayoutOptions
 
-    @Option(name: .shortAndLong, help: "Write the ruleset to this file instead of stdout.")
+    @Option(name: .shortAndLong, help: "Write the ruleset to this file instead of stdout.", completion: .file())
     var output: String?
 
     @Option(help: "On stdout: ipv4, ipv6 or both (needed when the ruleset has both).")

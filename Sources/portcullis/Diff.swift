@@ -19,7 +19,7 @@ struct Diff: ParsableCommand {
               portcullis diff policies/web-stack.policy --update
             """)
 
-    @Argument(help: "Policy files.")
+    @Argument(help: "Policy files.", completion: .file(extensions: ["policy"]))
     var policies: [String]
 
     @Option(help: "The golden directory.")

@@ -31,7 +31,7 @@ struct Explain: ParsableCommand {
               portcullis explain --live --backend nftables --from 172.17.0.2 --to 198.51.100.7 --port 443/tcp
             """)
 
-    @Argument(help: "The policy file (optional with --ruleset or --live).")
+    @Argument(help: "The policy file (optional with --ruleset or --live).", completion: .file(extensions: ["policy"]))
     var policy: String?
 
     @OptionGroup var host: HostRuleSource

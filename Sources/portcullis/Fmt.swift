@@ -32,7 +32,7 @@ struct Fmt: ParsableCommand {
               portcullis import --from iptables-save rules.txt | portcullis fmt --check -
             """)
 
-    @Argument(help: "Policy files ('-' for stdin).")
+    @Argument(help: "Policy files ('-' for stdin).", completion: .file(extensions: ["policy"]))
     var files: [String]
 
     @Flag(help: "Print the names of files not in canonical form; exit 1 if there are any.")

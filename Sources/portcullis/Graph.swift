@@ -18,7 +18,7 @@ struct Graph: ParsableCommand {
               portcullis graph policies/web-stack.policy --format mermaid
             """)
 
-    @Argument(help: "The policy file.")
+    @Argument(help: "The policy file.", completion: .file(extensions: ["policy"]))
     var policy: String
 
     @Option(help: "dot or mermaid.")

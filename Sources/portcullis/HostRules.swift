@@ -3,7 +3,9 @@ import PortcullisCompiler
 
 /// Where `audit` and `explain` read a host's rules from: a saved ruleset or the live host.
 struct HostRuleSource: ParsableArguments {
-    @Option(help: "A saved ruleset ('-' for stdin): iptables-save output or an 'nft -j list ruleset' document.")
+    @Option(
+        help: "A saved ruleset ('-' for stdin): iptables-save output or an 'nft -j list ruleset' document.",
+        completion: .file())
     var ruleset: String?
 
     @Flag(help: "The rules of this host (the current network namespace).")

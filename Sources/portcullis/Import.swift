@@ -27,13 +27,13 @@ struct Import: ParsableCommand {
     @Option(help: "The input format.")
     var from: RulesetFormat = .iptablesSave
 
-    @Argument(help: "The saved ruleset ('-' for stdin).")
+    @Argument(help: "The saved ruleset ('-' for stdin).", completion: .file())
     var file: String
 
     @Option(help: "The layout the host was written with (default: detected).")
     var layout: String?
 
-    @Option(name: .shortAndLong, help: "Write the policy here instead of stdout.")
+    @Option(name: .shortAndLong, help: "Write the policy here instead of stdout.", completion: .file())
     var output: String?
 
     func run() throws {

@@ -6,7 +6,7 @@ import PortcullisRender
 
 /// Options shared by the commands that change the kernel's ruleset or the state directory.
 struct KernelOptions: ParsableArguments {
-    @Option(help: "Where generations, the lock and the confirmation record live.")
+    @Option(help: "Where generations, the lock and the confirmation record live.", completion: .directory)
     var stateDir = "/var/lib/portcullis"
 
     @Option(help: "Seconds to wait for another portcullis command on the same state directory to finish.")

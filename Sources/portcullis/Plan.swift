@@ -6,7 +6,7 @@ import PortcullisKernel
 
 /// What `plan` and `apply` share: the policy, where it goes, and what the change may do.
 struct ChangeOptions: ParsableArguments {
-    @Argument(help: "The policy file.")
+    @Argument(help: "The policy file.", completion: .file(extensions: ["policy"]))
     var policy: String
 
     @OptionGroup var layout: LayoutOptions

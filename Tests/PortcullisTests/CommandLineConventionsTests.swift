@@ -95,3 +95,48 @@ import Testing
         }
     }
 }
+
+/// `scripts/install.sh`: the binary, completions that complete policy files and option values,
+/// and the systemd unit pointing at the installed binary.
+@Suite struct InstallTests {
+    @Test func installsTheBinaryCompletionsAndUnit() throws {
+        let stage = NSTemporaryDirectory() + "portcullis-install-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: stage) }
+        let result = run([
+            "bash", Repo.root + "/scripts/install.sh", "--destdir", stage, "--prefix", "/opt/pc", "--binary",
+            CommandLineTests.binary,
+        ])
+        try #require(result.status == 0, "\(result.stderr)")
+        #expect(run([stage + "/opt/pc/bin/portcullis", "--version"]).status == 0)
+        let bash = stage + "/opt/pc/share/bash-completion/completions/portcullis"
+        #expect(run(["bash", "-n", bash]).status == 0)
+        let completion = Repo.read(bash)
+        #expect(completion.contains("-fX '!*.@(policy)'"), "policy files complete")
+        #expect(completion.contains("'docker-20.10'") && completion.contains("'nftables-json'"), "values complete")
+        #expect(!Repo.read(stage + "/opt/pc/share/zsh/site-functions/_portcullis").isEmpty)
+        #expect(!Repo.read(stage + "/opt/pc/share/fish/vendor_completions.d/portcullis.fish").isEmpty)
+        let unit = Repo.read(stage + "/etc/systemd/system/portcullis-apply.service")
+        #expect(unit.contains("ExecStart=/opt/pc/bin/portcullis apply ${POLICY}"))
+        #expect(!unit.contains("/usr/local/bin"))
+    }
+
+    /// systemd accepts the unit (where systemd-analyze exists): installed with a prefix that
+    /// holds a real binary, it reports nothing but the man pages a staging install leaves out.
+    @Test func systemdAcceptsTheUnit() throws {
+        guard run(["which", "systemd-analyze"]).status == 0 else { return }
+        let prefix = NSTemporaryDirectory() + "portcullis-unit-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: prefix) }
+        let install = run([
+            "bash", Repo.root + "/scripts/install.sh", "--destdir", prefix, "--prefix", prefix, "--binary",
+            CommandLineTests.binary,
+        ])
+        try #require(install.status == 0, "\(install.stderr)")
+        let unit = prefix + "/portcullis-apply.service"
+        try Repo.read(prefix + "/etc/systemd/system/portcullis-apply.service").replacingOccurrences(
+            of: prefix + "/bin", with: prefix + prefix + "/bin"
+        ).write(toFile: unit, atomically: true, encoding: .utf8)
+        let verify = run(["systemd-analyze", "verify", unit])
+        let complaints = (verify.stdout + verify.stderr).split(separator: "\n").filter { !$0.contains("man ") }
+        #expect(complaints.isEmpty, "\(complaints)")
+    }
+}
