@@ -119,8 +119,10 @@ extension Application {
         let source: Explanation.Endpoint
         let destination: Explanation.Endpoint
         do {
-            destination = try explanation.endpoint(request.to, peer: request.from)
-            source = try explanation.endpoint(request.from, peer: request.to, toward: destination.address)
+            let family = Explanation.family(from: request.from, to: request.to)
+            destination = try explanation.endpoint(request.to, peer: request.from, family: family)
+            source = try explanation.endpoint(
+                request.from, peer: request.to, toward: destination.address, family: family)
         } catch {
             throw CompileFailure.usage("\(error)")
         }
@@ -135,7 +137,6 @@ extension Application {
             ruleset: ruleset, firewall: firewall)
     }
 
-    /// Explains and prints the report.
     /// Explains a connection; with `expect`, a different verdict is a finding (exit 1), so a
     /// CI job can assert what the rules do.
     public func runExplain(_ request: ExplainRequest, format: ReportFormat, expect: Verdict? = nil) throws

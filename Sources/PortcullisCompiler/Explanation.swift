@@ -29,9 +29,11 @@ public struct Explanation: Sendable {
         var local: Set<IPAddress> = [hostAddress]
         var routes: [(IPPrefix, String)] = []
         for network in policy.networks {
-            if let gateway = network.gateway4 { local.insert(gateway) }
+            for gateway in [network.gateway4, network.gateway6].compactMap({ $0 }) { local.insert(gateway) }
             if let binding = network.hostBinding { local.insert(binding) }
-            if let subnet = network.subnet4 { routes.append((subnet, network.bridge)) }
+            for subnet in [network.subnet4, network.subnet6].compactMap({ $0 }) {
+                routes.append((subnet, network.bridge))
+            }
         }
         for container in policy.containers {
             for publish in container.publishes { if let address = publish.hostAddress { local.insert(address) } }
@@ -48,14 +50,15 @@ public struct Explanation: Sendable {
 
     public enum EndpointError: Error, CustomStringConvertible {
         case unknown(String, suggestion: String?)
-        case noAddress(String)
+        case noAddress(String, IPFamily)
 
         public var description: String {
             switch self {
             case .unknown(let name, let suggestion):
                 "unknown endpoint '\(name)'" + (suggestion.map { "; did you mean '\($0)'?" } ?? "")
                     + " (endpoints are containers, networks, addresses, outside:ADDRESS and host)"
-            case .noAddress(let name): "'\(name)' has no IPv4 address to send from"
+            case .noAddress(let name, let family):
+                "'\(name)' has no \(family == .ipv4 ? "IPv4" : "IPv6") address for this connection"
             }
         }
     }
@@ -64,9 +67,9 @@ public struct Explanation: Sendable {
     /// table would, at the network whose subnet holds `toward` (the other end's address), else
     /// at the network it shares with `peer`, else at the one Docker routes it through (the
     /// first non-internal network by name), else at its first.
-    public func endpoint(_ text: String, peer: String? = nil, toward: IPAddress? = nil) throws(EndpointError)
-        -> Endpoint
-    {
+    public func endpoint(
+        _ text: String, peer: String? = nil, toward: IPAddress? = nil, family: IPFamily = .ipv4
+    ) throws(EndpointError) -> Endpoint {
         if text == "host" {
             return Endpoint(address: hostAddress, interface: "lo", description: "host \(hostAddress)")
         }
@@ -74,27 +77,31 @@ public struct Explanation: Sendable {
             return Endpoint(
                 address: address, interface: externalInterface, description: "\(address) via \(externalInterface)")
         }
+        func address(_ attachment: Attachment) -> IPAddress? {
+            family == .ipv4 ? attachment.address4 : attachment.address6
+        }
+        func subnet(_ network: Network?) -> IPPrefix? { family == .ipv4 ? network?.subnet4 : network?.subnet6 }
         if let container = policy.container(text) {
             let peerNetworks = Set(peer.flatMap { policy.container($0)?.attachments.map(\.network) } ?? [])
             let attachment =
                 container.attachments.first { attachment in
-                    guard let toward, attachment.address4 != nil else { return false }
-                    return policy.network(attachment.network)?.subnet4?.contains(toward) == true
+                    guard let toward, address(attachment) != nil else { return false }
+                    return subnet(policy.network(attachment.network))?.contains(toward) == true
                 }
-                ?? container.attachments.first { peerNetworks.contains($0.network) && $0.address4 != nil }
-                ?? container.gatewayAttachment(network: policy.network).flatMap { $0.0.address4 == nil ? nil : $0.0 }
-                ?? container.attachments.first { $0.address4 != nil }
-            guard let attachment, let address = attachment.address4, let network = policy.network(attachment.network)
+                ?? container.attachments.first { peerNetworks.contains($0.network) && address($0) != nil }
+                ?? container.gatewayAttachment(network: policy.network).flatMap { address($0.0) == nil ? nil : $0.0 }
+                ?? container.attachments.first { address($0) != nil }
+            guard let attachment, let found = address(attachment), let network = policy.network(attachment.network)
             else {
-                throw .noAddress(text)
+                throw .noAddress(text, family)
             }
             return Endpoint(
-                address: address, interface: network.bridge, description: "\(text) (\(address) on \(network.bridge))")
+                address: found, interface: network.bridge, description: "\(text) (\(found) on \(network.bridge))")
         }
-        if let network = policy.network(text), let subnet = network.subnet4 {
+        if let network = policy.network(text), let subnet = subnet(network) {
             let taken = Set(
-                policy.containers.flatMap { $0.attachments.compactMap(\.address4) }
-                    + [network.gateway4].compactMap { $0 })
+                policy.containers.flatMap { $0.attachments.compactMap(address) }
+                    + [family == .ipv4 ? network.gateway4 : network.gateway6].compactMap { $0 })
             var candidate = subnet.first.adding(1)
             while taken.contains(candidate) && subnet.contains(candidate) { candidate = candidate.adding(1) }
             return Endpoint(
@@ -106,7 +113,9 @@ public struct Explanation: Sendable {
                 let interface = hostRouting.interface(for: address)
                 return Endpoint(address: address, interface: interface, description: "\(address) on \(interface)")
             }
-            if let network = policy.networks.first(where: { $0.subnet4?.contains(address) == true }) {
+            if let network = policy.networks.first(where: {
+                ($0.subnet4?.contains(address) ?? false) || ($0.subnet6?.contains(address) ?? false)
+            }) {
                 return Endpoint(
                     address: address, interface: network.bridge, description: "\(address) on \(network.bridge)")
             }
@@ -115,5 +124,14 @@ public struct Explanation: Sendable {
         }
         let names = policy.containers.map(\.name) + policy.networks.map(\.name)
         throw .unknown(text, suggestion: closestMatch(text, in: names))
+    }
+
+    /// The family of a connection: that of an address either end names, else IPv4.
+    public static func family(from: String, to: String) -> IPFamily {
+        for text in [from, to] {
+            let literal = text.hasPrefix("outside:") ? String(text.dropFirst("outside:".count)) : text
+            if let address = IPAddress(literal) { return address.family }
+        }
+        return .ipv4
     }
 }
