@@ -197,8 +197,9 @@ def gen_scenario(rng, rng6=None):
         bip = octets.pop()
         sc.flags.append("--bip")
         sc.flags.append("198.18.%d.1/24" % bip)
-    sc.bridge = Net("bridge", "docker0", bip, icc_off="--icc=false" in sc.flags,
-                    masq_off="--ip-masq=false" in sc.flags, default=True)
+    # --icc=false and --ip-masq=false reach the policy as host settings (daemon flags that
+    # configure docker0 alone), never as docker0 network options
+    sc.bridge = Net("bridge", "docker0", bip, default=True)
     sc.host_addrs = ["198.18.0.%d" % h for h in rng.sample(range(1, 255), rng.choice([0, 1, 1, 2, 2]))]
     if rng.random() < 0.12:
         # the daemon's default binding address: docker0's host_binding_ipv4 only
@@ -457,7 +458,9 @@ def docker_commands(sc):
 
 def policy_text(sc, header):
     out = ["# " + line for line in header]
-    host = (["    userland-proxy off"] if sc.proxy_off else []) + (["    ip6tables on"] if sc.ip6tables else [])
+    host = ((["    icc deny"] if "--icc=false" in sc.flags else [])
+            + (["    ip-masquerade off"] if "--ip-masq=false" in sc.flags else [])
+            + (["    userland-proxy off"] if sc.proxy_off else []) + (["    ip6tables on"] if sc.ip6tables else []))
     if host:
         out += ["host {"] + host + ["}", ""]
 

@@ -22,6 +22,10 @@ public struct Checker {
         diagnostics.append(Diagnostic(message, at: range, hint: hint))
     }
 
+    mutating func warning(_ message: String, at range: SourceRange, hint: String? = nil) {
+        diagnostics.append(Diagnostic(message, at: range, hint: hint, severity: .warning))
+    }
+
     // MARK: - Declarations
 
     private var host = HostSettings()
@@ -42,6 +46,16 @@ public struct Checker {
         var deferredRules: [Setting] = []
         var deferredContainers: [(Block, Int)] = []
         var deferredLists: [ListBlock] = []
+        // The host block first: the default network's settings depend on it wherever it stands.
+        for case .block(let block) in statements where block.kind == .host {
+            if let first = hostSeen {
+                error(
+                    "second host block", at: block.keyword.range,
+                    hint: "merge it with the host block at line \(first.start.line)")
+            }
+            hostSeen = block.keyword.range
+            checkHost(block)
+        }
         for statement in statements {
             switch statement {
             case .include:
@@ -49,13 +63,7 @@ public struct Checker {
             case .block(let block):
                 switch block.kind {
                 case .host:
-                    if let first = hostSeen {
-                        error(
-                            "second host block", at: block.keyword.range,
-                            hint: "merge it with the host block at line \(first.start.line)")
-                    }
-                    hostSeen = block.keyword.range
-                    checkHost(block)
+                    break  // checked above
                 case .network:
                     checkNetwork(block)
                 case .container:
@@ -73,6 +81,7 @@ public struct Checker {
         for (block, networksDeclaredBefore) in deferredContainers {
             checkContainer(block, networksDeclaredBefore: networksDeclaredBefore)
         }
+        warnAboutDaemonFlagsWithoutDefaultNetwork()
         allocateEphemeralPorts()
         checkPublishConflicts()
         let rules = deferredRules.compactMap { checkRule($0) }
@@ -86,7 +95,8 @@ public struct Checker {
             }
         return Policy(
             host: host, networks: defaultBridges + networks.filter { !$0.isDefaultBridge }, containers: containers,
-            groups: groups, addressSets: addressSets, services: services, rules: rules, events: events)
+            groups: groups, addressSets: addressSets, services: services, rules: rules, events: events,
+            warnings: diagnostics.filter { $0.severity == .warning })
     }
 
     /// Networks and containers in the order the files declare them.
@@ -483,6 +493,11 @@ public struct Checker {
                 "an internal network cannot masquerade", at: seen["masquerade"]!,
                 hint: "internal networks have no outside connectivity; remove 'masquerade on' or 'internal'")
         }
+        if bridge == "docker0" {
+            checkDaemonFlag("icc", "icc", value: icc, words: ("allow", "deny"), flag: "--icc", in: block)
+            checkDaemonFlag(
+                "ip-masquerade", "masquerade", value: masquerade, words: ("on", "off"), flag: "--ip-masq", in: block)
+        }
         let subnet6 = subnets[.ipv6]?.0
         networkPositions[name.value] = networkPositions[name.value] ?? networks.count
         networks.append(
@@ -490,12 +505,49 @@ public struct Checker {
                 name: name.value, bridge: bridge, subnet4: subnet4.0,
                 gateway4: gateway[.ipv4] ?? subnet4.0.first.adding(1),
                 subnet6: subnet6, gateway6: gateway[.ipv6] ?? subnet6.map { $0.first.adding(1) },
-                icc: icc ?? host.icc, internal: isInternal, masquerade: masquerade ?? host.ipMasquerade,
+                icc: icc ?? (bridge == "docker0" ? host.icc : true), internal: isInternal,
+                masquerade: masquerade ?? (bridge == "docker0" ? host.ipMasquerade : true),
                 hostBinding: hostBinding, gatewayMode4: gatewayMode ?? .nat,
                 gatewayModeOrigin: seen["gateway-mode"].map {
                     Origin("gateway-mode \(gatewayMode?.rawValue ?? "")", at: $0.start)
                 },
                 origin: Origin("network \(name.value)", at: block.keyword.range.start)))
+    }
+
+    /// Docker's default network takes its `icc` and masquerading from the daemon's flags (the
+    /// host settings), never from options of its own: a network setting on `docker0` that
+    /// contradicts the host's cannot be what any daemon does.
+    private mutating func checkDaemonFlag(
+        _ hostKey: String, _ networkKey: String, value: Bool?, words: (on: String, off: String), flag: String,
+        in block: Block
+    ) {
+        guard let value, let hostLocation = host.locations[hostKey],
+            value != (hostKey == "icc" ? host.icc : host.ipMasquerade),
+            let setting = block.settings.first(where: { $0.keyword.value == networkKey })
+        else { return }
+        error(
+            "'\(networkKey) \(value ? words.on : words.off)' contradicts the host's '\(hostKey) \(value ? words.off : words.on)' (line \(hostLocation.line))",
+            at: setting.keyword.range,
+            hint:
+                "bridge docker0 is Docker's default network, whose \(networkKey) is the daemon's \(flag); set it in one place"
+        )
+    }
+
+    /// The host's `icc` and `ip-masquerade` are daemon flags that only configure the default
+    /// network; without one in the policy they change nothing, which is worth saying.
+    private mutating func warnAboutDaemonFlagsWithoutDefaultNetwork() {
+        guard !networks.contains(where: \.isDefaultBridge) else { return }
+        for (key, networkKey, isOn) in [
+            ("icc", "icc", host.icc), ("ip-masquerade", "masquerade", host.ipMasquerade),
+        ] where !isOn {
+            guard let location = host.locations[key] else { continue }
+            warning(
+                "host '\(key)' has no effect: it configures only Docker's default network (bridge docker0), which the policy does not declare",
+                at: SourceRange(start: location, length: key.count),
+                hint:
+                    "Docker's --\(key == "icc" ? "icc" : "ip-masq") flag leaves other networks alone; set '\(networkKey) \(key == "icc" ? "deny" : "off")' on each network it should apply to"
+            )
+        }
     }
 
     // MARK: - lists
