@@ -637,20 +637,29 @@ public struct Checker {
             origin: Origin("container \(name)", at: block.keyword.range.start))
         var exposed: [(PortSpec, Located<String>)] = []
         var publishAll: Setting?
+        /// The container port the first `publish` or `expose` names: where Go's map order starts.
+        var firstPort: DockerPortOrder.Port?
         for setting in block.settings {
             switch setting.keyword.value {
             case "attach":
                 checkAttach(setting, into: &container, visibleNetworks: networksDeclaredBefore)
             case "expose":
-                for value in setting.values { if let spec = portSpec(value) { exposed.append((spec, value)) } }
+                for value in setting.values {
+                    guard let spec = portSpec(value) else { continue }
+                    exposed.append((spec, value))
+                    firstPort = firstPort ?? DockerPortOrder.Port(spec.ports.first, spec.transport)
+                }
             case "publish-all":
                 if publishAll != nil { error("'publish-all' given twice", at: setting.keyword.range) }
                 publishAll = setting
             case "publish":
-                if let publish = checkPublish(setting, container: container) { container.publishes.append(publish) }
+                guard let publish = checkPublish(setting, container: container) else { continue }
+                container.publishes.append(publish)
+                firstPort = firstPort ?? DockerPortOrder.Port(publish.containerPorts.first, publish.transport)
             default: break
             }
         }
+        let explicitPublishes = container.publishes.count
         if container.attachments.isEmpty && !block.settings.contains(where: { $0.keyword.value == "attach" }) {
             error(
                 "container '\(name)' is not attached to any network", at: block.name!.range,
@@ -681,6 +690,8 @@ public struct Checker {
                 }
             }
         }
+        container.bindingOrder = Self.bindingOrder(
+            container.publishes, explicit: explicitPublishes, exposed: exposed.map(\.0), startingAt: firstPort)
         for publish in container.publishes where publish.hostAddress?.family == .ipv6 {
             if container.attachments.allSatisfy({ $0.address6 == nil }) {
                 error(
@@ -701,6 +712,39 @@ public struct Checker {
     }
 
     private func network(_ name: String) -> Network? { networkPositions[name].map { networks[$0] } }
+
+    /// Docker 20.10's binding order (`DockerPortOrder`) for publishes whose first `explicit` are
+    /// `-p` bindings and the rest `publish-all`'s, one per exposed port without a binding (which
+    /// Docker adds after sorting, where the sort put the port). Exposed ports take part in the
+    /// sort even without `publish-all`. Go's map order is taken to start at `start`.
+    static func bindingOrder(
+        _ publishes: [Publish], explicit: Int, exposed: [PortSpec], startingAt start: DockerPortOrder.Port?
+    ) -> [PublishedPort] {
+        typealias Port = DockerPortOrder.Port
+        var bindings: [Port: [(hostPort: UInt16, binding: PublishedPort)]] = [:]
+        var publishAll: [Port: PublishedPort] = [:]
+        for (index, publish) in publishes.enumerated() {
+            for offset in 0..<publish.containerPorts.count {
+                let port = Port(UInt16(Int(publish.containerPorts.first) + offset), publish.transport)
+                let position = PublishedPort(publish: index, offset: offset)
+                if index < explicit {
+                    let hostPort = publish.hostPortIsEphemeral ? 0 : UInt16(Int(publish.hostPorts.first) + offset)
+                    bindings[port, default: []].append((hostPort, position))
+                } else {
+                    publishAll[port] = position
+                }
+            }
+        }
+        var ports = Set(bindings.keys)
+        for spec in exposed {
+            for number in spec.ports.first...spec.ports.last { ports.insert(Port(number, spec.transport)) }
+        }
+        let rotations = DockerPortOrder.rotations(of: Array(ports))
+        let mapOrder = rotations.first { $0.first == start } ?? rotations.first ?? []
+        return DockerPortOrder.sortPortMap(ports: mapOrder, bindings: bindings).flatMap { port, bound in
+            bound.isEmpty ? publishAll[port].map { [$0] } ?? [] : bound
+        }
+    }
 
     /// `visibleNetworks`: how many networks were declared above the container.
     private mutating func checkAttach(_ setting: Setting, into container: inout Container, visibleNetworks: Int) {
@@ -894,10 +938,11 @@ public struct Checker {
     }
 
     /// Gives publishes without a host port a port from the ephemeral range the way Docker's port
-    /// allocator does: containers in start order; within a container, highest container port
-    /// first (Docker sorts the bindings before allocating); one counter per host address and
-    /// protocol that moves on from the last port it handed out, skipping ports in use on that
-    /// address or on all addresses (and, for all addresses, on any).
+    /// allocator does: containers in start order; within a container, in Docker's binding order
+    /// (`Container.bindingOrder`), fixed host ports taken as they come; one counter per host
+    /// address and protocol that moves on from the last port it handed out, skipping ports in use
+    /// on that address or on all addresses (and, for all addresses, on any). A fixed host port
+    /// the daemon already handed out is refused, as Docker refuses to start the container.
     /// A container whose gateway network changes as its later networks are connected has its
     /// mappings released and programmed again, so its ports are allocated once per change.
     /// Docker 20.10 allocates each binding once per family, IPv4 first (`allocatePortsInternal`),
@@ -911,16 +956,23 @@ public struct Checker {
             let transport: TransportProtocol
             let ipv6: Bool
         }
-        var taken: [Key: Set<UInt16>] = [:]
+        /// Ports in use, with the daemon-chosen publish that holds each (nil for a fixed one).
+        var taken: [Key: [UInt16: (container: Int, publish: Int)?]] = [:]
         var last: [Key: UInt16] = [:]
         let range = host.ephemeralPorts
+        /// A port is in use for an address if it is bound on that address or on all
+        /// addresses of its family; for all addresses, if it is bound on any of them.
+        func holder(_ port: UInt16, _ key: Key) -> (container: Int, publish: Int)?? {
+            for (other, ports) in taken
+            where other.transport == key.transport && other.ipv6 == key.ipv6
+                && (other.address == key.address || other.address == nil || key.address == nil)
+            {
+                if let holder = ports[port] { return holder }
+            }
+            return nil
+        }
         for c in containers.indices {
             let container = containers[c]
-            let pending = container.publishes.indices.filter { container.publishes[$0].hostPortIsEphemeral }.sorted {
-                let a = container.publishes[$0]
-                let b = container.publishes[$1]
-                return (b.containerPorts.first, a.transport.rawValue) < (a.containerPorts.first, b.transport.rawValue)
-            }
             // The gateway endpoint after the run (first attachment) and after each connect.
             var gateways: [(Attachment, Network)] = []
             for count in 1...max(1, container.attachments.count) {
@@ -930,17 +982,9 @@ public struct Checker {
                     gateways.append(gateway)
                 }
             }
-            /// A port is in use for an address if it is bound on that address or on all
-            /// addresses of its family; for all addresses, if it is bound on any of them.
-            func isTaken(_ port: UInt16, _ key: Key) -> Bool {
-                taken.contains { other, ports in
-                    other.transport == key.transport && other.ipv6 == key.ipv6 && ports.contains(port)
-                        && (other.address == key.address || other.address == nil || key.address == nil)
-                }
-            }
             var held: [(Key, UInt16)] = []
             for (attachment, gateway) in gateways {
-                for (key, port) in held { taken[key]?.remove(port) }
+                for (key, port) in held { taken[key]?[port] = nil }
                 held = []
                 /// The binding of each family (`validatePortBindingIPv4`, `validatePortBindingIPv6`).
                 func keys(_ publish: Publish) -> [Key] {
@@ -957,30 +1001,43 @@ public struct Checker {
                     }
                     return keys
                 }
-                for publish in container.publishes where !publish.hostPortIsEphemeral {
-                    for key in keys(publish) {
-                        for port in publish.hostPorts.first...publish.hostPorts.last {
-                            taken[key, default: []].insert(port)
+                for position in container.bindingOrder {
+                    let p = position.publish
+                    let publish = containers[c].publishes[p]
+                    guard publish.hostPortIsEphemeral else {
+                        let port = UInt16(Int(publish.hostPorts.first) + position.offset)
+                        for key in keys(publish) {
+                            if case .some(.some(let owner)) = holder(port, key) {
+                                let other = containers[owner.container].publishes[owner.publish]
+                                error(
+                                    "host port \(port)/\(publish.transport.rawValue) is already taken: the daemon chose it for container '\(containers[owner.container].name)' (line \(other.origin.location.line))",
+                                    at: SourceRange(start: publish.origin.location, length: 7),
+                                    hint:
+                                        "Docker refuses to start the container (port is already allocated); publish a host port the daemon has not handed out from \(range)"
+                                )
+                                return
+                            }
+                            taken[key, default: [:]][port] = .some(nil)
+                            held.append((key, port))
                         }
+                        continue
                     }
-                }
-                for p in pending {
                     var ports: [Bool: UInt16] = [:]
-                    for key in keys(container.publishes[p]) {
+                    for key in keys(publish) {
                         var candidate = last[key].map { $0 >= range.last ? range.first : $0 + 1 } ?? range.first
                         var tries = 0
-                        while isTaken(candidate, key) && tries < range.count {
+                        while holder(candidate, key) != nil && tries < range.count {
                             candidate = candidate >= range.last ? range.first : candidate + 1
                             tries += 1
                         }
                         guard tries < range.count else {
                             error(
                                 "no free port left in the ephemeral range \(range)",
-                                at: SourceRange(start: container.publishes[p].origin.location, length: 1),
+                                at: SourceRange(start: publish.origin.location, length: 1),
                                 hint: "widen 'ephemeral-ports' in the host block or publish fixed host ports")
                             return
                         }
-                        taken[key, default: []].insert(candidate)
+                        taken[key, default: [:]][candidate] = (c, p)
                         last[key] = candidate
                         held.append((key, candidate))
                         ports[key.ipv6] = candidate
@@ -1010,7 +1067,9 @@ public struct Checker {
         var anyAddress: [TransportProtocol: [UInt16: Holder]] = [:]
         var someAddress: [TransportProtocol: [UInt16: Holder]] = [:]
         for (containerIndex, container) in containers.enumerated() {
-            for (publishIndex, publish) in container.publishes.enumerated() {
+            // Daemon-chosen ports cannot clash: the allocator skips taken ports and refuses fixed
+            // ones it already handed out.
+            for (publishIndex, publish) in container.publishes.enumerated() where !publish.hostPortIsEphemeral {
                 let address = boundAddress(publish, of: container)
                 let holder = Holder(container: Int32(containerIndex), publish: Int32(publishIndex))
                 var clash: Holder?

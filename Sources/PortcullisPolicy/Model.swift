@@ -181,11 +181,23 @@ public struct Publish: Sendable, Hashable {
     public var origin: Origin
 }
 
+/// One port of a publish: `publish` indexes `Container.publishes`, `offset` is the port's place
+/// in the publish's range.
+public struct PublishedPort: Sendable, Hashable {
+    public let publish: Int
+    public let offset: Int
+}
+
 public struct Container: Sendable, Hashable {
     public var name: String
     /// In the order given; Docker connects the first at start and the rest after.
     public var attachments: [Attachment]
     public var publishes: [Publish]
+    /// Every published port in the order Docker 20.10 programs (and allocates) them: see
+    /// `DockerPortOrder`. Where Go's map order changes it, the map order taken is the rotation of
+    /// the sorted ports that starts at the container port the container's first `publish` or
+    /// `expose` names.
+    public var bindingOrder: [PublishedPort] = []
     public var origin: Origin
 
     /// The endpoint that provides the default gateway once the first `count` attachments are
