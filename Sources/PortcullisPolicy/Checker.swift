@@ -700,12 +700,18 @@ public struct Checker {
                     hint: "attach it with an IPv6 address too, or publish on an IPv4 host address")
             }
         }
-        if !container.publishes.isEmpty && !container.attachments.isEmpty
+        // Docker accepts `docker run --network INTERNAL -p ...` and maps nothing.
+        if !container.attachments.isEmpty
             && container.attachments.allSatisfy({ network($0.network)?.internal == true })
         {
-            error(
-                "container '\(name)' publishes ports but is attached only to internal networks", at: block.name!.range,
-                hint: "internal networks have no outside connectivity; attach it to a non-internal network")
+            for setting in block.settings where ["publish", "publish-all"].contains(setting.keyword.value) {
+                warning(
+                    "'\(setting.keyword.value)' has no effect: container '\(name)' is attached only to internal networks",
+                    at: setting.keyword.range,
+                    hint:
+                        "Docker maps no ports for a container without a non-internal network; attach it to one, or remove the publish"
+                )
+            }
         }
         containerPositions[container.name] = containerPositions[container.name] ?? containers.count
         containers.append(container)
@@ -861,24 +867,31 @@ public struct Checker {
         return (prefixes, clause.values.map(\.value).joined(separator: ", "))
     }
 
-    /// `[HOST-IP:]PORTS -> PORTS[/PROTO]` or `PORTS[/PROTO]` (host port chosen by the daemon).
+    /// `[HOST-IP:]PORTS -> PORTS[/PROTO]`, or with the host port chosen by the daemon,
+    /// `PORT[/PROTO]` or `HOST-IP -> PORT[/PROTO]` (Docker's `-p HOST-IP::PORT`).
     private mutating func checkPublish(_ setting: Setting, container: Container) -> Publish? {
         let left = setting.values[0]
         let (sources, sourcesText) = allowList(setting.clause("from"))
-        guard let target = setting.clause("->")?.values.first else {
-            guard let spec = portSpec(left) else { return nil }
+        let target = setting.clause("->")?.values.first
+        let hostAddressAlone = target == nil ? nil : Self.bareHostAddress(left.value)
+        if target == nil || hostAddressAlone != nil {
+            let written = target ?? left
+            guard let spec = portSpec(written) else { return nil }
             if !spec.ports.isSingle {
                 error(
-                    "publishing a container port range needs host ports", at: left.range,
-                    hint: "write publish \(spec.ports) -> \(left.value) to use the same host ports")
+                    "publishing a container port range needs host ports", at: written.range,
+                    hint: "write publish \(spec.ports) -> \(written.value) to use the same host ports")
                 return nil
             }
             return Publish(
-                hostAddress: nil, hostPorts: PortRange(0), hostPortIsEphemeral: true, containerPorts: spec.ports,
-                transport: spec.transport,
+                hostAddress: hostAddressAlone, hostPorts: PortRange(0), hostPortIsEphemeral: true,
+                containerPorts: spec.ports, transport: spec.transport,
                 allowedSources: sources, allowedSourcesText: sourcesText,
-                origin: Origin("publish \(left.value) (container \(container.name))", at: setting.keyword.range.start))
+                origin: Origin(
+                    "publish \(target == nil ? "" : "\(left.value) -> ")\(written.value) (container \(container.name))",
+                    at: setting.keyword.range.start))
         }
+        guard let target else { return nil }
         var hostAddress: IPAddress?
         var portsText = Substring(left.value)
         var portsColumnOffset = 0
@@ -928,6 +941,14 @@ public struct Checker {
             origin: Origin(
                 "publish \(left.value) -> \(target.value) (container \(container.name))",
                 at: setting.keyword.range.start))
+    }
+
+    /// A host address written without a port: `127.0.0.1` or `[::1]`.
+    static func bareHostAddress(_ text: String) -> IPAddress? {
+        if text.hasPrefix("[") && text.hasSuffix("]") {
+            return IPAddress(text.dropFirst().dropLast()).flatMap { $0.family == .ipv6 ? $0 : nil }
+        }
+        return IPAddress(Substring(text)).flatMap { $0.family == .ipv4 ? $0 : nil }
     }
 
     /// The host address a publish binds: its own, else its network's `host-binding`; nil for
@@ -1066,7 +1087,9 @@ public struct Checker {
         var holders: [Binding: Holder] = [:]
         var anyAddress: [TransportProtocol: [UInt16: Holder]] = [:]
         var someAddress: [TransportProtocol: [UInt16: Holder]] = [:]
-        for (containerIndex, container) in containers.enumerated() {
+        // A container only on internal networks maps nothing, so it holds no host port.
+        for (containerIndex, container) in containers.enumerated()
+        where container.gatewayAttachment(network: network) != nil {
             // Daemon-chosen ports cannot clash: the allocator skips taken ports and refuses fixed
             // ones it already handed out.
             for (publishIndex, publish) in container.publishes.enumerated() where !publish.hostPortIsEphemeral {

@@ -108,3 +108,70 @@ import Testing
             ])
     }
 }
+
+/// Publishes Docker accepts and the language could not say before.
+@Suite struct PublishFormTests {
+    static func check(_ text: String) throws -> Policy {
+        let (loaded, diagnostics) = PolicyLoader.load("inline.policy") { _ in text }
+        try #require(diagnostics.isEmpty)
+        return try Checker.check(loaded).get()
+    }
+
+    /// `docker run --network INTERNAL -p ...` is accepted and maps nothing.
+    @Test func publishesOnInternalOnlyContainersWarnAndMapNothing() throws {
+        let text = """
+            network bridge {
+                bridge docker0
+                subnet 172.17.0.0/16
+            }
+            network intra {
+                bridge br-intra
+                subnet 198.18.9.0/24
+                internal
+            }
+            container db {
+                attach intra 198.18.9.5
+                publish 8080 -> 5432/tcp
+                expose 53/udp
+                publish-all
+            }
+            container web {
+                attach bridge 172.17.0.2
+                publish 8080 -> 80/tcp
+                publish 81/tcp
+            }
+            """
+        let policy = try Self.check(text)
+        #expect(
+            policy.warnings.map { "\($0.range.start.line):\($0.range.start.column): \($0.message)" } == [
+                "12:5: 'publish' has no effect: container 'db' is attached only to internal networks",
+                "14:5: 'publish-all' has no effect: container 'db' is attached only to internal networks",
+            ])
+        // db holds neither 8080 nor the first daemon-chosen port.
+        #expect(policy.container("web")?.publishes.map(\.hostPorts.first) == [8080, 32768])
+        let rules = try compileInline(text).get()
+        #expect(!rules.contains("198.18.9.5"))
+    }
+
+    /// Docker's `-p 127.0.0.1::443/udp` and `-p [::1]::80`.
+    @Test func aHostAddressWithADaemonChosenPort() throws {
+        let policy = try Self.check(
+            """
+            network bridge {
+                bridge docker0
+                subnet 172.17.0.0/16
+                subnet fd00:17::/64
+            }
+            container web {
+                attach bridge 172.17.0.2
+                attach bridge fd00:17::2
+                publish 127.0.0.1 -> 443/udp
+                publish [::1] -> 80
+            }
+            """)
+        let publishes = try #require(policy.container("web")?.publishes)
+        #expect(publishes.map(\.hostAddress?.description) == ["127.0.0.1", "::1"])
+        #expect(publishes.allSatisfy { $0.hostPortIsEphemeral })
+        #expect(publishes.map(\.hostPorts.first) == [32768, 32768])
+    }
+}
