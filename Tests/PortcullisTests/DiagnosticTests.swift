@@ -171,10 +171,6 @@ private let bridge = "network bridge {\n    bridge docker0\n    subnet 172.17.0.
             text: bridge + "container c {\n    attach bridge 172.17.0.2\n    publish 8080 -> 80/icmp\n}\n", line: 7,
             column: 24, message: "unknown protocol 'icmp'"),
         BadPolicy(
-            text: bridge
-                + "network i {\n    bridge br-i\n    subnet 10.9.0.0/24\n    internal\n}\ncontainer c {\n    attach i 10.9.0.2\n    publish 80 -> 80\n}\n",
-            line: 10, column: 11, message: "publishes ports but is attached only to internal networks"),
-        BadPolicy(
             text: bridge + "container c {\n    attach bridge 172.17.0.2\n    publish-all\n}\n", line: 7, column: 5,
             message: "'publish-all' needs exposed ports"),
         BadPolicy(
