@@ -183,7 +183,7 @@ public struct Docker29NftablesRules {
                     let index = bridges.firstIndex(where: { $0.network.name == network.name })
                 else { continue }
                 let mode = gatewayMode(network)
-                for binding in DockerClassicRules.bindings(container) {
+                for binding in DockerModernRules.bindings(container) {
                     guard let host = DockerModernRules.hostBinding(binding.publish, network: network, family: family)
                     else { continue }
                     let ports = portRules(

@@ -104,31 +104,21 @@ enum DockerClassicRules {
         let containerPort: UInt16
     }
 
-    /// A container's port bindings in the order Docker programs them: each port of a range is
-    /// its own binding, and Docker sorts them (go-connections `nat.SortPortMap`) by host port,
-    /// highest first, daemon-chosen ports counting as 0, then container port, highest first,
-    /// then protocol name. Docker's comparator is inconsistent when host and container port
-    /// order disagree, so Docker itself varies between runs there; this is the order it gives
-    /// whenever the two agree.
+    /// A container's port bindings in the order Docker 20.10 programs them, each port of a range
+    /// its own binding: `Container.bindingOrder`, go-connections' `nat.SortPortMap` as the
+    /// checker reproduces it (see `DockerPortOrder`).
     /// With `ipv6Ports`, daemon-chosen ports are those of Docker 20.10's IPv6 bindings.
     static func bindings(_ container: Container, ipv6Ports: Bool = false) -> [Binding] {
-        let all = container.publishes.flatMap { publish in
-            let hostPorts = ipv6Ports ? publish.hostPorts6 ?? publish.hostPorts : publish.hostPorts
-            return (0..<hostPorts.count).map {
-                Binding(
-                    publish: publish, hostPort: UInt16(Int(hostPorts.first) + $0),
-                    containerPort: UInt16(Int(publish.containerPorts.first) + $0))
-            }
+        container.bindingOrder.map { position in
+            binding(container.publishes[position.publish], offset: position.offset, ipv6Ports: ipv6Ports)
         }
-        func key(_ b: Binding) -> (Int, Int, String) {
-            (b.publish.hostPortIsEphemeral ? 0 : Int(b.hostPort), Int(b.containerPort), b.publish.transport.rawValue)
-        }
-        return all.sorted { a, b in
-            let (ka, kb) = (key(a), key(b))
-            if ka.0 != kb.0 { return ka.0 > kb.0 }
-            if ka.1 != kb.1 { return ka.1 > kb.1 }
-            return ka.2 < kb.2
-        }
+    }
+
+    static func binding(_ publish: Publish, offset: Int, ipv6Ports: Bool = false) -> Binding {
+        let hostPorts = ipv6Ports ? publish.hostPorts6 ?? publish.hostPorts : publish.hostPorts
+        return Binding(
+            publish: publish, hostPort: UInt16(Int(hostPorts.first) + offset),
+            containerPort: UInt16(Int(publish.containerPorts.first) + offset))
     }
 
     /// The endpoint Docker programs a container's port mappings on: the one that provides the

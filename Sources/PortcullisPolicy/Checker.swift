@@ -22,6 +22,10 @@ public struct Checker {
         diagnostics.append(Diagnostic(message, at: range, hint: hint))
     }
 
+    mutating func warning(_ message: String, at range: SourceRange, hint: String? = nil) {
+        diagnostics.append(Diagnostic(message, at: range, hint: hint, severity: .warning))
+    }
+
     // MARK: - Declarations
 
     private var host = HostSettings()
@@ -42,6 +46,16 @@ public struct Checker {
         var deferredRules: [Setting] = []
         var deferredContainers: [(Block, Int)] = []
         var deferredLists: [ListBlock] = []
+        // The host block first: the default network's settings depend on it wherever it stands.
+        for case .block(let block) in statements where block.kind == .host {
+            if let first = hostSeen {
+                error(
+                    "second host block", at: block.keyword.range,
+                    hint: "merge it with the host block at line \(first.start.line)")
+            }
+            hostSeen = block.keyword.range
+            checkHost(block)
+        }
         for statement in statements {
             switch statement {
             case .include:
@@ -49,13 +63,7 @@ public struct Checker {
             case .block(let block):
                 switch block.kind {
                 case .host:
-                    if let first = hostSeen {
-                        error(
-                            "second host block", at: block.keyword.range,
-                            hint: "merge it with the host block at line \(first.start.line)")
-                    }
-                    hostSeen = block.keyword.range
-                    checkHost(block)
+                    break  // checked above
                 case .network:
                     checkNetwork(block)
                 case .container:
@@ -73,6 +81,7 @@ public struct Checker {
         for (block, networksDeclaredBefore) in deferredContainers {
             checkContainer(block, networksDeclaredBefore: networksDeclaredBefore)
         }
+        warnAboutDaemonFlagsWithoutDefaultNetwork()
         allocateEphemeralPorts()
         checkPublishConflicts()
         let rules = deferredRules.compactMap { checkRule($0) }
@@ -86,7 +95,8 @@ public struct Checker {
             }
         return Policy(
             host: host, networks: defaultBridges + networks.filter { !$0.isDefaultBridge }, containers: containers,
-            groups: groups, addressSets: addressSets, services: services, rules: rules, events: events)
+            groups: groups, addressSets: addressSets, services: services, rules: rules, events: events,
+            warnings: diagnostics.filter { $0.severity == .warning })
     }
 
     /// Networks and containers in the order the files declare them.
@@ -483,6 +493,11 @@ public struct Checker {
                 "an internal network cannot masquerade", at: seen["masquerade"]!,
                 hint: "internal networks have no outside connectivity; remove 'masquerade on' or 'internal'")
         }
+        if bridge == "docker0" {
+            checkDaemonFlag("icc", "icc", value: icc, words: ("allow", "deny"), flag: "--icc", in: block)
+            checkDaemonFlag(
+                "ip-masquerade", "masquerade", value: masquerade, words: ("on", "off"), flag: "--ip-masq", in: block)
+        }
         let subnet6 = subnets[.ipv6]?.0
         networkPositions[name.value] = networkPositions[name.value] ?? networks.count
         networks.append(
@@ -490,12 +505,49 @@ public struct Checker {
                 name: name.value, bridge: bridge, subnet4: subnet4.0,
                 gateway4: gateway[.ipv4] ?? subnet4.0.first.adding(1),
                 subnet6: subnet6, gateway6: gateway[.ipv6] ?? subnet6.map { $0.first.adding(1) },
-                icc: icc ?? host.icc, internal: isInternal, masquerade: masquerade ?? host.ipMasquerade,
+                icc: icc ?? (bridge == "docker0" ? host.icc : true), internal: isInternal,
+                masquerade: masquerade ?? (bridge == "docker0" ? host.ipMasquerade : true),
                 hostBinding: hostBinding, gatewayMode4: gatewayMode ?? .nat,
                 gatewayModeOrigin: seen["gateway-mode"].map {
                     Origin("gateway-mode \(gatewayMode?.rawValue ?? "")", at: $0.start)
                 },
                 origin: Origin("network \(name.value)", at: block.keyword.range.start)))
+    }
+
+    /// Docker's default network takes its `icc` and masquerading from the daemon's flags (the
+    /// host settings), never from options of its own: a network setting on `docker0` that
+    /// contradicts the host's cannot be what any daemon does.
+    private mutating func checkDaemonFlag(
+        _ hostKey: String, _ networkKey: String, value: Bool?, words: (on: String, off: String), flag: String,
+        in block: Block
+    ) {
+        guard let value, let hostLocation = host.locations[hostKey],
+            value != (hostKey == "icc" ? host.icc : host.ipMasquerade),
+            let setting = block.settings.first(where: { $0.keyword.value == networkKey })
+        else { return }
+        error(
+            "'\(networkKey) \(value ? words.on : words.off)' contradicts the host's '\(hostKey) \(value ? words.off : words.on)' (line \(hostLocation.line))",
+            at: setting.keyword.range,
+            hint:
+                "bridge docker0 is Docker's default network, whose \(networkKey) is the daemon's \(flag); set it in one place"
+        )
+    }
+
+    /// The host's `icc` and `ip-masquerade` are daemon flags that only configure the default
+    /// network; without one in the policy they change nothing, which is worth saying.
+    private mutating func warnAboutDaemonFlagsWithoutDefaultNetwork() {
+        guard !networks.contains(where: \.isDefaultBridge) else { return }
+        for (key, networkKey, isOn) in [
+            ("icc", "icc", host.icc), ("ip-masquerade", "masquerade", host.ipMasquerade),
+        ] where !isOn {
+            guard let location = host.locations[key] else { continue }
+            warning(
+                "host '\(key)' has no effect: it configures only Docker's default network (bridge docker0), which the policy does not declare",
+                at: SourceRange(start: location, length: key.count),
+                hint:
+                    "Docker's --\(key == "icc" ? "icc" : "ip-masq") flag leaves other networks alone; set '\(networkKey) \(key == "icc" ? "deny" : "off")' on each network it should apply to"
+            )
+        }
     }
 
     // MARK: - lists
@@ -585,20 +637,29 @@ public struct Checker {
             origin: Origin("container \(name)", at: block.keyword.range.start))
         var exposed: [(PortSpec, Located<String>)] = []
         var publishAll: Setting?
+        /// The container port the first `publish` or `expose` names: where Go's map order starts.
+        var firstPort: DockerPortOrder.Port?
         for setting in block.settings {
             switch setting.keyword.value {
             case "attach":
                 checkAttach(setting, into: &container, visibleNetworks: networksDeclaredBefore)
             case "expose":
-                for value in setting.values { if let spec = portSpec(value) { exposed.append((spec, value)) } }
+                for value in setting.values {
+                    guard let spec = portSpec(value) else { continue }
+                    exposed.append((spec, value))
+                    firstPort = firstPort ?? DockerPortOrder.Port(spec.ports.first, spec.transport)
+                }
             case "publish-all":
                 if publishAll != nil { error("'publish-all' given twice", at: setting.keyword.range) }
                 publishAll = setting
             case "publish":
-                if let publish = checkPublish(setting, container: container) { container.publishes.append(publish) }
+                guard let publish = checkPublish(setting, container: container) else { continue }
+                container.publishes.append(publish)
+                firstPort = firstPort ?? DockerPortOrder.Port(publish.containerPorts.first, publish.transport)
             default: break
             }
         }
+        let explicitPublishes = container.publishes.count
         if container.attachments.isEmpty && !block.settings.contains(where: { $0.keyword.value == "attach" }) {
             error(
                 "container '\(name)' is not attached to any network", at: block.name!.range,
@@ -629,6 +690,8 @@ public struct Checker {
                 }
             }
         }
+        container.bindingOrder = Self.bindingOrder(
+            container.publishes, explicit: explicitPublishes, exposed: exposed.map(\.0), startingAt: firstPort)
         for publish in container.publishes where publish.hostAddress?.family == .ipv6 {
             if container.attachments.allSatisfy({ $0.address6 == nil }) {
                 error(
@@ -637,18 +700,57 @@ public struct Checker {
                     hint: "attach it with an IPv6 address too, or publish on an IPv4 host address")
             }
         }
-        if !container.publishes.isEmpty && !container.attachments.isEmpty
+        // Docker accepts `docker run --network INTERNAL -p ...` and maps nothing.
+        if !container.attachments.isEmpty
             && container.attachments.allSatisfy({ network($0.network)?.internal == true })
         {
-            error(
-                "container '\(name)' publishes ports but is attached only to internal networks", at: block.name!.range,
-                hint: "internal networks have no outside connectivity; attach it to a non-internal network")
+            for setting in block.settings where ["publish", "publish-all"].contains(setting.keyword.value) {
+                warning(
+                    "'\(setting.keyword.value)' has no effect: container '\(name)' is attached only to internal networks",
+                    at: setting.keyword.range,
+                    hint:
+                        "Docker maps no ports for a container without a non-internal network; attach it to one, or remove the publish"
+                )
+            }
         }
         containerPositions[container.name] = containerPositions[container.name] ?? containers.count
         containers.append(container)
     }
 
     private func network(_ name: String) -> Network? { networkPositions[name].map { networks[$0] } }
+
+    /// Docker 20.10's binding order (`DockerPortOrder`) for publishes whose first `explicit` are
+    /// `-p` bindings and the rest `publish-all`'s, one per exposed port without a binding (which
+    /// Docker adds after sorting, where the sort put the port). Exposed ports take part in the
+    /// sort even without `publish-all`. Go's map order is taken to start at `start`.
+    static func bindingOrder(
+        _ publishes: [Publish], explicit: Int, exposed: [PortSpec], startingAt start: DockerPortOrder.Port?
+    ) -> [PublishedPort] {
+        typealias Port = DockerPortOrder.Port
+        var bindings: [Port: [(hostPort: UInt16, binding: PublishedPort)]] = [:]
+        var publishAll: [Port: PublishedPort] = [:]
+        for (index, publish) in publishes.enumerated() {
+            for offset in 0..<publish.containerPorts.count {
+                let port = Port(UInt16(Int(publish.containerPorts.first) + offset), publish.transport)
+                let position = PublishedPort(publish: index, offset: offset)
+                if index < explicit {
+                    let hostPort = publish.hostPortIsEphemeral ? 0 : UInt16(Int(publish.hostPorts.first) + offset)
+                    bindings[port, default: []].append((hostPort, position))
+                } else {
+                    publishAll[port] = position
+                }
+            }
+        }
+        var ports = Set(bindings.keys)
+        for spec in exposed {
+            for number in spec.ports.first...spec.ports.last { ports.insert(Port(number, spec.transport)) }
+        }
+        let rotations = DockerPortOrder.rotations(of: Array(ports))
+        let mapOrder = rotations.first { $0.first == start } ?? rotations.first ?? []
+        return DockerPortOrder.sortPortMap(ports: mapOrder, bindings: bindings).flatMap { port, bound in
+            bound.isEmpty ? publishAll[port].map { [$0] } ?? [] : bound
+        }
+    }
 
     /// `visibleNetworks`: how many networks were declared above the container.
     private mutating func checkAttach(_ setting: Setting, into container: inout Container, visibleNetworks: Int) {
@@ -765,24 +867,31 @@ public struct Checker {
         return (prefixes, clause.values.map(\.value).joined(separator: ", "))
     }
 
-    /// `[HOST-IP:]PORTS -> PORTS[/PROTO]` or `PORTS[/PROTO]` (host port chosen by the daemon).
+    /// `[HOST-IP:]PORTS -> PORTS[/PROTO]`, or with the host port chosen by the daemon,
+    /// `PORT[/PROTO]` or `HOST-IP -> PORT[/PROTO]` (Docker's `-p HOST-IP::PORT`).
     private mutating func checkPublish(_ setting: Setting, container: Container) -> Publish? {
         let left = setting.values[0]
         let (sources, sourcesText) = allowList(setting.clause("from"))
-        guard let target = setting.clause("->")?.values.first else {
-            guard let spec = portSpec(left) else { return nil }
+        let target = setting.clause("->")?.values.first
+        let hostAddressAlone = target == nil ? nil : Self.bareHostAddress(left.value)
+        if target == nil || hostAddressAlone != nil {
+            let written = target ?? left
+            guard let spec = portSpec(written) else { return nil }
             if !spec.ports.isSingle {
                 error(
-                    "publishing a container port range needs host ports", at: left.range,
-                    hint: "write publish \(spec.ports) -> \(left.value) to use the same host ports")
+                    "publishing a container port range needs host ports", at: written.range,
+                    hint: "write publish \(spec.ports) -> \(written.value) to use the same host ports")
                 return nil
             }
             return Publish(
-                hostAddress: nil, hostPorts: PortRange(0), hostPortIsEphemeral: true, containerPorts: spec.ports,
-                transport: spec.transport,
+                hostAddress: hostAddressAlone, hostPorts: PortRange(0), hostPortIsEphemeral: true,
+                containerPorts: spec.ports, transport: spec.transport,
                 allowedSources: sources, allowedSourcesText: sourcesText,
-                origin: Origin("publish \(left.value) (container \(container.name))", at: setting.keyword.range.start))
+                origin: Origin(
+                    "publish \(target == nil ? "" : "\(left.value) -> ")\(written.value) (container \(container.name))",
+                    at: setting.keyword.range.start))
         }
+        guard let target else { return nil }
         var hostAddress: IPAddress?
         var portsText = Substring(left.value)
         var portsColumnOffset = 0
@@ -834,6 +943,14 @@ public struct Checker {
                 at: setting.keyword.range.start))
     }
 
+    /// A host address written without a port: `127.0.0.1` or `[::1]`.
+    static func bareHostAddress(_ text: String) -> IPAddress? {
+        if text.hasPrefix("[") && text.hasSuffix("]") {
+            return IPAddress(text.dropFirst().dropLast()).flatMap { $0.family == .ipv6 ? $0 : nil }
+        }
+        return IPAddress(Substring(text)).flatMap { $0.family == .ipv4 ? $0 : nil }
+    }
+
     /// The host address a publish binds: its own, else its network's `host-binding`; nil for
     /// every address.
     private func boundAddress(_ publish: Publish, of container: Container) -> IPAddress? {
@@ -842,10 +959,11 @@ public struct Checker {
     }
 
     /// Gives publishes without a host port a port from the ephemeral range the way Docker's port
-    /// allocator does: containers in start order; within a container, highest container port
-    /// first (Docker sorts the bindings before allocating); one counter per host address and
-    /// protocol that moves on from the last port it handed out, skipping ports in use on that
-    /// address or on all addresses (and, for all addresses, on any).
+    /// allocator does: containers in start order; within a container, in Docker's binding order
+    /// (`Container.bindingOrder`), fixed host ports taken as they come; one counter per host
+    /// address and protocol that moves on from the last port it handed out, skipping ports in use
+    /// on that address or on all addresses (and, for all addresses, on any). A fixed host port
+    /// the daemon already handed out is refused, as Docker refuses to start the container.
     /// A container whose gateway network changes as its later networks are connected has its
     /// mappings released and programmed again, so its ports are allocated once per change.
     /// Docker 20.10 allocates each binding once per family, IPv4 first (`allocatePortsInternal`),
@@ -859,16 +977,23 @@ public struct Checker {
             let transport: TransportProtocol
             let ipv6: Bool
         }
-        var taken: [Key: Set<UInt16>] = [:]
+        /// Ports in use, with the daemon-chosen publish that holds each (nil for a fixed one).
+        var taken: [Key: [UInt16: (container: Int, publish: Int)?]] = [:]
         var last: [Key: UInt16] = [:]
         let range = host.ephemeralPorts
+        /// A port is in use for an address if it is bound on that address or on all
+        /// addresses of its family; for all addresses, if it is bound on any of them.
+        func holder(_ port: UInt16, _ key: Key) -> (container: Int, publish: Int)?? {
+            for (other, ports) in taken
+            where other.transport == key.transport && other.ipv6 == key.ipv6
+                && (other.address == key.address || other.address == nil || key.address == nil)
+            {
+                if let holder = ports[port] { return holder }
+            }
+            return nil
+        }
         for c in containers.indices {
             let container = containers[c]
-            let pending = container.publishes.indices.filter { container.publishes[$0].hostPortIsEphemeral }.sorted {
-                let a = container.publishes[$0]
-                let b = container.publishes[$1]
-                return (b.containerPorts.first, a.transport.rawValue) < (a.containerPorts.first, b.transport.rawValue)
-            }
             // The gateway endpoint after the run (first attachment) and after each connect.
             var gateways: [(Attachment, Network)] = []
             for count in 1...max(1, container.attachments.count) {
@@ -878,17 +1003,9 @@ public struct Checker {
                     gateways.append(gateway)
                 }
             }
-            /// A port is in use for an address if it is bound on that address or on all
-            /// addresses of its family; for all addresses, if it is bound on any of them.
-            func isTaken(_ port: UInt16, _ key: Key) -> Bool {
-                taken.contains { other, ports in
-                    other.transport == key.transport && other.ipv6 == key.ipv6 && ports.contains(port)
-                        && (other.address == key.address || other.address == nil || key.address == nil)
-                }
-            }
             var held: [(Key, UInt16)] = []
             for (attachment, gateway) in gateways {
-                for (key, port) in held { taken[key]?.remove(port) }
+                for (key, port) in held { taken[key]?[port] = nil }
                 held = []
                 /// The binding of each family (`validatePortBindingIPv4`, `validatePortBindingIPv6`).
                 func keys(_ publish: Publish) -> [Key] {
@@ -905,30 +1022,43 @@ public struct Checker {
                     }
                     return keys
                 }
-                for publish in container.publishes where !publish.hostPortIsEphemeral {
-                    for key in keys(publish) {
-                        for port in publish.hostPorts.first...publish.hostPorts.last {
-                            taken[key, default: []].insert(port)
+                for position in container.bindingOrder {
+                    let p = position.publish
+                    let publish = containers[c].publishes[p]
+                    guard publish.hostPortIsEphemeral else {
+                        let port = UInt16(Int(publish.hostPorts.first) + position.offset)
+                        for key in keys(publish) {
+                            if case .some(.some(let owner)) = holder(port, key) {
+                                let other = containers[owner.container].publishes[owner.publish]
+                                error(
+                                    "host port \(port)/\(publish.transport.rawValue) is already taken: the daemon chose it for container '\(containers[owner.container].name)' (line \(other.origin.location.line))",
+                                    at: SourceRange(start: publish.origin.location, length: 7),
+                                    hint:
+                                        "Docker refuses to start the container (port is already allocated); publish a host port the daemon has not handed out from \(range)"
+                                )
+                                return
+                            }
+                            taken[key, default: [:]][port] = .some(nil)
+                            held.append((key, port))
                         }
+                        continue
                     }
-                }
-                for p in pending {
                     var ports: [Bool: UInt16] = [:]
-                    for key in keys(container.publishes[p]) {
+                    for key in keys(publish) {
                         var candidate = last[key].map { $0 >= range.last ? range.first : $0 + 1 } ?? range.first
                         var tries = 0
-                        while isTaken(candidate, key) && tries < range.count {
+                        while holder(candidate, key) != nil && tries < range.count {
                             candidate = candidate >= range.last ? range.first : candidate + 1
                             tries += 1
                         }
                         guard tries < range.count else {
                             error(
                                 "no free port left in the ephemeral range \(range)",
-                                at: SourceRange(start: container.publishes[p].origin.location, length: 1),
+                                at: SourceRange(start: publish.origin.location, length: 1),
                                 hint: "widen 'ephemeral-ports' in the host block or publish fixed host ports")
                             return
                         }
-                        taken[key, default: []].insert(candidate)
+                        taken[key, default: [:]][candidate] = (c, p)
                         last[key] = candidate
                         held.append((key, candidate))
                         ports[key.ipv6] = candidate
@@ -957,8 +1087,12 @@ public struct Checker {
         var holders: [Binding: Holder] = [:]
         var anyAddress: [TransportProtocol: [UInt16: Holder]] = [:]
         var someAddress: [TransportProtocol: [UInt16: Holder]] = [:]
-        for (containerIndex, container) in containers.enumerated() {
-            for (publishIndex, publish) in container.publishes.enumerated() {
+        // A container only on internal networks maps nothing, so it holds no host port.
+        for (containerIndex, container) in containers.enumerated()
+        where container.gatewayAttachment(network: network) != nil {
+            // Daemon-chosen ports cannot clash: the allocator skips taken ports and refuses fixed
+            // ones it already handed out.
+            for (publishIndex, publish) in container.publishes.enumerated() where !publish.hostPortIsEphemeral {
                 let address = boundAddress(publish, of: container)
                 let holder = Holder(container: Int32(containerIndex), publish: Int32(publishIndex))
                 var clash: Holder?

@@ -16,13 +16,16 @@ public struct Policy: Sendable {
     public var rules: [PolicyRule]
     /// The order in which the daemon would see networks created and containers started.
     public var events: [CreationEvent]
+    /// What the checker warns about in a policy it accepts: settings Docker ignores.
+    public var warnings: [Diagnostic]
     /// Positions by name, so lookups stay constant-time on hosts with thousands of containers.
     private let networkIndex: [String: Int]
     private let containerIndex: [String: Int]
 
     init(
         host: HostSettings, networks: [Network], containers: [Container], groups: [String: [String]],
-        addressSets: [String: [IPPrefix]], services: [String: [PortSpec]], rules: [PolicyRule], events: [CreationEvent]
+        addressSets: [String: [IPPrefix]], services: [String: [PortSpec]], rules: [PolicyRule], events: [CreationEvent],
+        warnings: [Diagnostic] = []
     ) {
         self.host = host
         self.networks = networks
@@ -32,6 +35,7 @@ public struct Policy: Sendable {
         self.services = services
         self.rules = rules
         self.events = events
+        self.warnings = warnings
         networkIndex = Dictionary(networks.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
         containerIndex = Dictionary(
             containers.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
@@ -67,9 +71,11 @@ public struct HostSettings: Sendable, Hashable {
     public var layout: String?
     public var backend: String?
     public var userlandProxy = true
-    /// Default for networks that do not set `icc`.
+    /// The daemon's `--icc`: it configures Docker's default network (bridge `docker0`) only;
+    /// `docker network create` networks keep ICC on unless created with their own
+    /// `enable_icc` option.
     public var icc = true
-    /// Default for networks that do not set `masquerade`.
+    /// The daemon's `--ip-masq`: like `icc`, it configures the default network only.
     public var ipMasquerade = true
     /// nil: the layout's Docker default (ACCEPT for 1.5, DROP from 1.13 on).
     public var forwardPolicyDrop: Bool?
@@ -175,11 +181,23 @@ public struct Publish: Sendable, Hashable {
     public var origin: Origin
 }
 
+/// One port of a publish: `publish` indexes `Container.publishes`, `offset` is the port's place
+/// in the publish's range.
+public struct PublishedPort: Sendable, Hashable {
+    public let publish: Int
+    public let offset: Int
+}
+
 public struct Container: Sendable, Hashable {
     public var name: String
     /// In the order given; Docker connects the first at start and the rest after.
     public var attachments: [Attachment]
     public var publishes: [Publish]
+    /// Every published port in the order Docker 20.10 programs (and allocates) them: see
+    /// `DockerPortOrder`. Where Go's map order changes it, the map order taken is the rotation of
+    /// the sorted ports that starts at the container port the container's first `publish` or
+    /// `expose` names.
+    public var bindingOrder: [PublishedPort] = []
     public var origin: Origin
 
     /// The endpoint that provides the default gateway once the first `count` attachments are

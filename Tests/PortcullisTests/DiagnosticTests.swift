@@ -171,10 +171,6 @@ private let bridge = "network bridge {\n    bridge docker0\n    subnet 172.17.0.
             text: bridge + "container c {\n    attach bridge 172.17.0.2\n    publish 8080 -> 80/icmp\n}\n", line: 7,
             column: 24, message: "unknown protocol 'icmp'"),
         BadPolicy(
-            text: bridge
-                + "network i {\n    bridge br-i\n    subnet 10.9.0.0/24\n    internal\n}\ncontainer c {\n    attach i 10.9.0.2\n    publish 80 -> 80\n}\n",
-            line: 10, column: 11, message: "publishes ports but is attached only to internal networks"),
-        BadPolicy(
             text: bridge + "container c {\n    attach bridge 172.17.0.2\n    publish-all\n}\n", line: 7, column: 5,
             message: "'publish-all' needs exposed ports"),
         BadPolicy(
@@ -212,6 +208,13 @@ private let bridge = "network bridge {\n    bridge docker0\n    subnet 172.17.0.
         // Host settings and text that reaches the ruleset
         BadPolicy(text: "host {\n}\nhost {\n}\n", line: 3, column: 1, message: "second host block"),
         BadPolicy(text: "host {\n    icc deny\n    icc allow\n}\n", line: 3, column: 5, message: "'icc' set twice"),
+        BadPolicy(
+            text: "network bridge {\n    bridge docker0\n    subnet 172.17.0.0/16\n    masquerade on\n}\n"
+                + "host {\n    ip-masquerade off\n}\n", line: 4, column: 5,
+            message: "'masquerade on' contradicts the host's 'ip-masquerade off' (line 7)",
+            hint:
+                "bridge docker0 is Docker's default network, whose masquerade is the daemon's --ip-masq; set it in one place"
+        ),
         BadPolicy(text: "host {\n    log-drops rate lots\n}\n", line: 2, column: 20, message: "invalid rate 'lots'"),
         BadPolicy(
             text: "host {\n    log-drops prefix \"x\\\" -j ACCEPT\"\n}\n", line: 2, column: 22,
@@ -253,6 +256,21 @@ private let bridge = "network bridge {\n    bridge docker0\n    subnet 172.17.0.
         #expect(first.range.start.line == bad.line)
         #expect(first.range.start.column == bad.column)
         if let hint = bad.hint { #expect(first.hint == hint) }
+    }
+
+    /// The daemon's --icc and --ip-masq configure docker0 alone: without it they do nothing.
+    @Test func hostDaemonFlagsWithoutTheDefaultNetworkWarn() throws {
+        let (loaded, _) = PolicyLoader.load("inline.policy") { _ in
+            "host {\n    icc deny\n    ip-masquerade off\n}\nnetwork n {\n    bridge br-n\n    subnet 198.18.1.0/24\n}\n"
+        }
+        let policy = try Checker.check(loaded).get()
+        #expect(
+            policy.warnings.map { "\($0.range.start.line):\($0.range.start.column): \($0.message)" } == [
+                "2:5: host 'icc' has no effect: it configures only Docker's default network (bridge docker0), which the policy does not declare",
+                "3:5: host 'ip-masquerade' has no effect: it configures only Docker's default network (bridge docker0), which the policy does not declare",
+            ])
+        #expect(policy.warnings.allSatisfy { $0.severity == .warning && $0.hint != nil })
+        #expect(policy.network("n")?.icc == true && policy.network("n")?.masquerade == true)
     }
 
     @Test func severalErrorsInOneRun() {

@@ -218,6 +218,30 @@ private let twoNetworks = """
             ])
     }
 
+    /// `dockerd --icc=false --ip-masq=false` changes docker0 only; a `docker network create`
+    /// network keeps ICC and masquerading (the host block may even come last).
+    @Test func hostIccAndMasqueradeConcernOnlyTheDefaultNetwork() throws {
+        let text = try compileInline(
+            """
+            network bridge {
+                bridge docker0
+                subnet 172.17.0.0/16
+            }
+            network user {
+                bridge br-user
+                subnet 198.18.5.0/24
+            }
+            host {
+                icc deny
+                ip-masquerade off
+            }
+            """
+        ).get()
+        #expect(rules(text, chain: "FORWARD").contains("-A FORWARD -i docker0 -o docker0 -j DROP"))
+        #expect(rules(text, chain: "FORWARD").contains("-A FORWARD -i br-user -o br-user -j ACCEPT"))
+        #expect(rules(text, chain: "POSTROUTING") == ["-A POSTROUTING -s 198.18.5.0/24 ! -o br-user -j MASQUERADE"])
+    }
+
     @Test func docker15InsertsTheIccDropWhereTheAcceptWouldBe() throws {
         let text = try compileInline(
             "host {\n    icc deny\n}\nnetwork bridge {\n    bridge docker0\n    subnet 172.17.0.0/16\n}\n",
