@@ -15,9 +15,19 @@ public struct Application: Sendable {
         self.console = console
     }
 
-    /// Reads and checks a policy file, or throws its diagnostics.
+    /// Reads and checks a policy file, or throws its diagnostics; its warnings go to stderr.
     func check(_ path: String) throws -> (Policy, SourceStore) {
-        try compiler.check(path).get()
+        let (policy, sources) = try compiler.check(path).get()
+        for warning in policy.warnings { console.note(warning.rendered(sources: sources)) }
+        return (policy, sources)
+    }
+
+    /// Checks, lowers and renders a policy file (its warnings to stderr).
+    func compile(_ path: String, layout: String?, backend: String?) throws -> [RenderedFile] {
+        let (policy, sources) = try check(path)
+        return try compiler.resolve(layout: layout, backend: backend, policy: policy).flatMap { layout, backend in
+            compiler.render(policy, sources: sources, layout: layout, backend: backend)
+        }.get()
     }
 
     /// The kind of firewall to read a live host through: the backend asked for, else the

@@ -128,6 +128,8 @@ public struct KernelInput: Sendable {
     /// The bridges, external interfaces and container addresses the policy names: an apply
     /// that removes rules of others would cut those off (see `CutOff`).
     public let knownNames: Set<String>
+    /// The checker's warnings, rendered with their source lines, for stderr.
+    public let warnings: [String]
 
     /// The files by extension, as the state directory records them.
     public var filesByExtension: [String: String] {
@@ -154,12 +156,17 @@ extension Compiler {
                             case .iptables: nil
                             }
                         let known = Self.knownNames(of: policy)
+                        let warnings = policy.warnings.map { $0.rendered(sources: sources) }
                         guard let twin else {
                             return .success(
-                                KernelInput(layout: layout, backend: backend, files: files, knownNames: known))
+                                KernelInput(
+                                    layout: layout, backend: backend, files: files, knownNames: known,
+                                    warnings: warnings))
                         }
                         return render(ruleset, layout: layout, backend: twin).map {
-                            KernelInput(layout: layout, backend: backend, files: files + $0, knownNames: known)
+                            KernelInput(
+                                layout: layout, backend: backend, files: files + $0, knownNames: known,
+                                warnings: warnings)
                         }
                     }
                 }

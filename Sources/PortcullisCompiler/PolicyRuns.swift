@@ -21,7 +21,7 @@ extension Application {
     public func runCompile(
         _ policy: String, layout: String?, backend: String?, output: String?, family: OutputFamily? = nil
     ) throws -> RunStatus {
-        var files = try compiler.compile(policy, layout: layout, backend: backend).get()
+        var files = try compile(policy, layout: layout, backend: backend)
         if let family, family != .both {
             files = files.filter { ($0.fileExtension == "ip6tables") == (family == .ipv6) }
             guard !files.isEmpty else {
@@ -47,7 +47,7 @@ extension Application {
     /// kernel cannot, and the run fails (exit 2) after saying that the policy itself is valid:
     /// a check that did not happen must not pass in CI.
     public func runCheck(_ policy: String, layout: String?, backend: String?) throws -> RunStatus {
-        let files = try compiler.compile(policy, layout: layout, backend: backend).get()
+        let files = try compile(policy, layout: layout, backend: backend)
         let extensions = files.map(\.fileExtension).joined(separator: ", ")
         guard Host.hasNetAdmin else {
             console.output("\(policy): policy is valid and compiles (\(extensions))\n")

@@ -25,6 +25,7 @@ struct ChangeOptions: ParsableArguments {
     func compile(for action: String) throws -> KernelInput {
         let compiled = try Compiler().compileForKernel(policy, layout: layout.layout, backend: layout.backend)
             .get(orExit: fail)
+        for warning in compiled.warnings { printError(warning) }
         guard Host.hasNetAdmin else {
             printError("error: \(action) needs CAP_NET_ADMIN to read the kernel's ruleset; nothing was changed")
             throw ExitCode(2)

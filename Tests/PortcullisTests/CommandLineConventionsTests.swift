@@ -72,6 +72,16 @@ import Testing
         #expect(refused.status == 2 && refused.stderr.contains("use --backend nftables or nftables-json"))
     }
 
+    /// The checker's warnings reach stderr with their line, and the command still succeeds.
+    @Test func warningsArePrintedWithTheirLine() {
+        let policy =
+            "network data {\n    bridge br-data\n    subnet 198.18.20.0/24\n    internal\n}\n"
+            + "container db {\n    attach data 198.18.20.3\n    publish 5432 -> 5432/tcp\n}\n"
+        let result = portcullis(["compile", "-"], input: policy)
+        #expect(result.status == 0)
+        #expect(result.stderr.hasPrefix("<stdin>:8:5: warning: 'publish' has no effect"), "\(result.stderr)")
+    }
+
     @Test func explainExitsOneWhenTheVerdictIsNotTheExpectedOne() {
         let arguments = [
             "explain", Repo.policies + "/web-stack.policy", "--from", "web", "--to", "api", "--port", "8000/tcp",
