@@ -25,7 +25,8 @@ public struct Application: Sendable {
     /// Checks, lowers and renders a policy file (its warnings to stderr).
     func compile(_ path: String, layout: String?, backend: String?) throws -> [RenderedFile] {
         let (policy, sources) = try check(path)
-        return try compiler.resolve(layout: layout, backend: backend, policy: policy).flatMap { layout, backend in
+        return try compiler.resolve(layout: layout, backend: backend, policy: policy, sources: sources).flatMap {
+            layout, backend in
             compiler.render(policy, sources: sources, layout: layout, backend: backend)
         }.get()
     }

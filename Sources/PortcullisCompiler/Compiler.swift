@@ -40,36 +40,55 @@ public struct Compiler: Sendable {
     }
 
     /// The layout and backend to use: the command line's, else the policy's, else the defaults.
-    public func resolve(layout: String?, backend: String?, policy: Policy) -> Result<
-        (any Layout, Backend), CompileFailure
-    > {
+    /// A name the policy gives that is not a layout or backend is a diagnostic at its line
+    /// (with `sources` to quote it); one from the command line, a usage error.
+    public func resolve(layout: String?, backend: String?, policy: Policy, sources: SourceStore = SourceStore())
+        -> Result<(any Layout, Backend), CompileFailure>
+    {
         let layoutName = layout ?? policy.host.layout ?? "docker-20.10"
         guard let resolvedLayout = Layouts.named(layoutName) else {
             return .failure(
-                .usage(
-                    "unknown layout '\(layoutName)'; layouts are: \(Layouts.names.joined(separator: ", "))"
-                        + (closestMatch(layoutName, in: Layouts.names).map { "; did you mean '\($0)'?" } ?? "")))
+                unknownName(
+                    "layout", layoutName, known: Layouts.names, setBy: layout == nil ? policy : nil, sources: sources))
         }
         // The command line's backend, else the policy's if the layout is written for it (a
         // layout chosen on the command line may not be), else the first one the layout takes.
-        let fits = { (name: String) in Backend(rawValue: name).map { resolvedLayout.firewalls.contains($0.firewall) } }
+        let takes = { (backend: Backend) in resolvedLayout.firewalls.contains(backend.firewall) }
+        let policyBackend = policy.host.backend.flatMap { name in
+            Backend(rawValue: name).map(takes) == false ? nil : name
+        }
         let backendName =
-            backend ?? policy.host.backend.flatMap { fits($0) == false ? nil : $0 }
-            ?? (Backend.allCases.first { resolvedLayout.firewalls.contains($0.firewall) } ?? .iptables).rawValue
+            backend ?? policyBackend ?? (Backend.allCases.first(where: takes) ?? .iptables).rawValue
         guard let resolvedBackend = Backend(rawValue: backendName) else {
             return .failure(
-                .usage(
-                    "unknown backend '\(backendName)'; backends are: \(Backend.allCases.map(\.rawValue).joined(separator: ", "))"
-                ))
+                unknownName(
+                    "backend", backendName, known: Backend.allCases.map(\.rawValue),
+                    setBy: backend == nil ? policy : nil, sources: sources))
         }
-        guard resolvedLayout.firewalls.contains(resolvedBackend.firewall) else {
-            let backends = Backend.allCases.filter { resolvedLayout.firewalls.contains($0.firewall) }.map(\.rawValue)
+        guard takes(resolvedBackend) else {
+            let backends = Backend.allCases.filter(takes).map(\.rawValue)
             return .failure(
                 .usage(
                     "layout '\(resolvedLayout.name)' is written for \(resolvedLayout.firewalls.map(\.rawValue).sorted().joined(separator: " and ")) only; use --backend \(backends.joined(separator: " or "))"
                 ))
         }
         return .success((resolvedLayout, resolvedBackend))
+    }
+
+    /// An unknown layout or backend name, with the closest known one: at the policy's
+    /// setting when `policy` gave it, else as a usage error.
+    func unknownName(_ kind: String, _ name: String, known: [String], setBy policy: Policy?, sources: SourceStore)
+        -> CompileFailure
+    {
+        let closest = closestMatch(name, in: known)
+        let choices = "\(kind)s are: \(known.joined(separator: ", "))"
+        guard let location = policy?.host.locations[kind] else {
+            return .usage("unknown \(kind) '\(name)'; \(choices)" + (closest.map { "; did you mean '\($0)'?" } ?? ""))
+        }
+        let diagnostic = Diagnostic(
+            "unknown \(kind) '\(name)'", at: SourceRange(start: location, length: kind.utf8.count),
+            hint: (closest.map { "did you mean '\($0)'? " } ?? "") + choices)
+        return .diagnostics([diagnostic], sources)
     }
 
     /// Lowers a checked policy for a backend's kind of firewall.
@@ -84,7 +103,7 @@ public struct Compiler: Sendable {
     public func lower(_ policy: Policy, sources: SourceStore, layout: String?, backend: String?) -> Result<
         (Ruleset, Backend), CompileFailure
     > {
-        resolve(layout: layout, backend: backend, policy: policy).flatMap { layout, backend in
+        resolve(layout: layout, backend: backend, policy: policy, sources: sources).flatMap { layout, backend in
             lower(policy, sources: sources, layout: layout, backend: backend).map { ($0, backend) }
         }
     }
@@ -112,7 +131,7 @@ public struct Compiler: Sendable {
     /// Everything at once, for a policy file.
     public func compile(_ path: String, layout: String?, backend: String?) -> Result<[RenderedFile], CompileFailure> {
         check(path).flatMap { policy, sources in
-            resolve(layout: layout, backend: backend, policy: policy).flatMap { layout, backend in
+            resolve(layout: layout, backend: backend, policy: policy, sources: sources).flatMap { layout, backend in
                 render(policy, sources: sources, layout: layout, backend: backend)
             }
         }
@@ -146,7 +165,7 @@ extension Compiler {
         KernelInput, CompileFailure
     > {
         check(path).flatMap { policy, sources in
-            resolve(layout: layout, backend: backend, policy: policy).flatMap { layout, backend in
+            resolve(layout: layout, backend: backend, policy: policy, sources: sources).flatMap { layout, backend in
                 lower(policy, sources: sources, layout: layout, backend: backend).flatMap { ruleset in
                     render(ruleset, layout: layout, backend: backend).flatMap { files in
                         let twin: Backend? =

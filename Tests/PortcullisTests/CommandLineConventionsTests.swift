@@ -27,6 +27,16 @@ import Testing
         #expect(result.status == 2 && result.stderr.contains("did you mean 'docker-20.10'?"), "\(result.stderr)")
     }
 
+    /// A layout or backend named in the policy is checked at its line, with a suggestion.
+    @Test func anUnknownLayoutInThePolicyIsAnErrorAtItsLine() {
+        let result = portcullis(["compile", "-"], input: "host {\n    layout docker-99\n}\n")
+        #expect(result.status == 2)
+        #expect(result.stderr.hasPrefix("<stdin>:2:5: error: unknown layout 'docker-99'\n"), "\(result.stderr)")
+        #expect(result.stderr.contains("hint: did you mean 'docker-29'? layouts are: docker-1.5, docker-20.10"))
+        let backend = portcullis(["compile", "-"], input: "host {\n    backend nftable\n}\n")
+        #expect(backend.stderr.hasPrefix("<stdin>:2:5: error: unknown backend 'nftable'\n"), "\(backend.stderr)")
+    }
+
     @Test func aPolicyIsReadFromStdin() {
         let result = portcullis(["compile", "-"], input: Repo.read(Repo.policies + "/icc-off.policy"))
         #expect(result.status == 0, "\(result.stderr)")
