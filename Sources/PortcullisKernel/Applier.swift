@@ -169,12 +169,21 @@ public struct Applier {
         let started = DispatchTime.now()
         do {
             try plan.commit()
-        } catch {
-            // The backend left the kernel as it was; forget the generation.
+        } catch let rejection {
+            // Put back what a commit of several transactions may have changed, then forget
+            // the generation; the journal stays if even that fails, for the next command.
+            if !plan.atomic {
+                do { try undo(generation) } catch {
+                    throw ApplyError(
+                        message:
+                            "\(rejection); putting the snapshot back failed too (\(error)); the next command tries again"
+                    )
+                }
+            }
             try? store.endJournal()
             if pending != nil { try? store.clearPending() }
             try? store.discard(generation.number)
-            throw error
+            throw rejection
         }
         let kernelSeconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
         do {

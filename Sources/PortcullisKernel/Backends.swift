@@ -14,6 +14,9 @@ struct Plan {
     /// What the owned tables held before, by snapshot extension (`iptables`, `nft.json`...).
     var before: [String: String] = [:]
     var isEmpty: Bool
+    /// Whether a failed commit leaves the kernel as it was (one nftables transaction); if
+    /// not (iptables, table by table), the applier puts the snapshot back.
+    var atomic = true
     var change: AppliedChange = .replaced
     /// Tables the commit creates (`ip nat`), which rolling back removes again.
     var createdTables: [String] = []
@@ -62,86 +65,72 @@ struct IptablesBackend: KernelBackend {
     ]
 
     func plan(wanted: [String: String], previous: Generation?, takeOver: Bool) throws(ApplyError) -> Plan {
-        var restores: [(tool: String, text: String)] = []
-        var before: [String: String] = [:]
-        var created: [String] = []
-        var oldLines: [LineGroup] = []
-        var newLines: [LineGroup] = []
-        for (ext, (saveTool, restoreTool)) in Self.tools.sorted(by: { $0.key < $1.key }) {
-            let wantedTables = SavedTable.parseAll(wanted[ext] ?? "")
-            let previousTables = SavedTable.parseAll(previous?.applied[ext] ?? "")
-            let snapshotTables = SavedTable.parseAll(previous?.before[ext] ?? "")
-            let names = (wantedTables.map(\.name) + previousTables.map(\.name)).reduce(into: [String]()) {
-                if !$0.contains($1) { $0.append($1) }
-            }
-            var input = ""
-            var snapshot = ""
-            let family = ext == "iptables" ? "ip" : "ip6"
-            // One save of every table that exists: `iptables-save -t TABLE` would create a
-            // missing table just by listing it.
-            let save = Tool.run([saveTool, "-c"])
-            guard save.status == 0 else {
-                throw ApplyError(
-                    message: "\(saveTool) failed: \(save.error.trimmingCharacters(in: .whitespacesAndNewlines))")
-            }
-            let live = SavedTable.parseAll(save.output)
-            for name in names {
-                let current = live.first { $0.name == name }
-                let restoredPolicies = Dictionary(
-                    (snapshotTables.first { $0.name == name }?.chains ?? []).filter { $0.policy != "-" }.map {
-                        ($0.name, $0.policy)
-                    }, uniquingKeysWith: { a, _ in a })
-                let merged = IptablesOwnership.merge(
-                    current: current, wanted: wantedTables.first { $0.name == name },
-                    previous: previousTables.first { $0.name == name }, restoredPolicies: restoredPolicies)
-                if let current, current.sameRules(as: merged) { continue }
-                if current == nil && merged.rules.isEmpty && wantedTables.first(where: { $0.name == name }) == nil {
-                    continue
-                }
-                input += merged.rendered(withCounters: true)
-                snapshot += current?.rendered(withCounters: true) ?? ""
-                oldLines += LineGroup.iptables(current.map { [$0] } ?? [], tool: ext)
-                newLines += LineGroup.iptables([merged], tool: ext)
-                if current == nil { created.append("\(family) \(name)") }
-            }
-            if !input.isEmpty {
-                restores.append((restoreTool, input))
-                before[ext] = snapshot
-            }
+        var change = TableChanges()
+        for ext in Self.tools.keys.sorted() {
+            try change.add(
+                ext, wanted: SavedTable.parseAll(wanted[ext] ?? ""),
+                previous: SavedTable.parseAll(previous?.applied[ext] ?? ""),
+                snapshot: SavedTable.parseAll(previous?.before[ext] ?? ""))
         }
-        let logger = self.logger
-        let snapshots = restores.map { restore in
-            (restore.tool, before[Self.tools.first { $0.value.1 == restore.tool }!.key] ?? "")
-        }
+        let (restores, logger) = (change.restores, self.logger)
         return Plan(
-            before: before, isEmpty: restores.isEmpty, createdTables: created,
-            diff: RulesetDiff(from: oldLines, to: newLines)
+            before: change.before, isEmpty: restores.isEmpty, atomic: false, createdTables: change.created,
+            diff: RulesetDiff(from: change.oldLines, to: change.newLines)
         ) { () throws(ApplyError) in
-            // Validate everything first, so that a rejected table leaves every table as it was.
+            // Validate everything first, so that a rejected table leaves every table as it was;
+            // a rejection that shows only at commit is undone by the applier from the snapshot.
             for (tool, text) in restores {
                 logger.debug("\(tool) -c --test <<EOF\n\(text)EOF")
                 let test = Tool.run([tool, "-c", "--test"], input: text)
                 if test.status != 0 { throw Self.rejection(tool, test.error, input: text) }
             }
-            for (index, (tool, text)) in restores.enumerated() {
+            for (tool, text) in restores {
                 logger.debug("\(tool) -c <<EOF\n\(text)EOF")
                 let result = Tool.run([tool, "-c"], input: text)
-                guard result.status != 0 else { continue }
-                // Some rejections only show at commit. Put back any table this or an earlier
-                // restore did commit (iptables-legacy commits table by table; iptables-nft does not).
-                for (restoreTool, snapshot) in snapshots[...index].reversed() where !snapshot.isEmpty {
-                    let saveTool = restoreTool.replacingOccurrences(of: "-restore", with: "-save")
-                    let live = SavedTable.parseAll(Tool.run([saveTool, "-c"]).output)
-                    let changed = SavedTable.parseAll(snapshot).filter { saved in
-                        live.first { $0.name == saved.name }.map { !$0.sameRules(as: saved) } ?? true
-                    }
-                    if !changed.isEmpty {
-                        _ = Tool.run(
-                            [restoreTool, "-c"], input: changed.map { $0.rendered(withCounters: true) }.joined())
-                    }
-                }
-                throw Self.rejection(tool, result.error, input: text)
+                if result.status != 0 { throw Self.rejection(tool, result.error, input: text) }
             }
+        }
+    }
+
+    /// The tables one apply changes, tool by tool: what to restore, the snapshot of what they
+    /// held, the tables it creates, and the lines for the plan's diff.
+    struct TableChanges {
+        var restores: [(tool: String, text: String)] = []
+        var before: [String: String] = [:]
+        var created: [String] = []
+        var oldLines: [LineGroup] = []
+        var newLines: [LineGroup] = []
+
+        /// Merges one tool's wanted tables into its live ones (see `IptablesOwnership`).
+        mutating func add(_ ext: String, wanted: [SavedTable], previous: [SavedTable], snapshot: [SavedTable])
+            throws(ApplyError)
+        {
+            let names = (wanted.map(\.name) + previous.map(\.name)).reduce(into: [String]()) {
+                if !$0.contains($1) { $0.append($1) }
+            }
+            let live = try IptablesBackend.save(ext)
+            var input = ""
+            var replaced = ""
+            for name in names {
+                let current = live.first { $0.name == name }
+                let restoredPolicies = Dictionary(
+                    (snapshot.first { $0.name == name }?.chains ?? []).filter { $0.policy != "-" }.map {
+                        ($0.name, $0.policy)
+                    }, uniquingKeysWith: { a, _ in a })
+                let merged = IptablesOwnership.merge(
+                    current: current, wanted: wanted.first { $0.name == name },
+                    previous: previous.first { $0.name == name }, restoredPolicies: restoredPolicies)
+                if let current, current.sameRules(as: merged) { continue }
+                if current == nil && merged.rules.isEmpty && !wanted.contains(where: { $0.name == name }) { continue }
+                input += merged.rendered(withCounters: true)
+                replaced += current?.rendered(withCounters: true) ?? ""
+                oldLines += LineGroup.iptables(current.map { [$0] } ?? [], tool: ext)
+                newLines += LineGroup.iptables([merged], tool: ext)
+                if current == nil { created.append("\(ext == "iptables" ? "ip" : "ip6") \(name)") }
+            }
+            guard !input.isEmpty else { return }
+            restores.append((IptablesBackend.tools[ext]!.1, input))
+            before[ext] = replaced
         }
     }
 
@@ -163,7 +152,8 @@ struct IptablesBackend: KernelBackend {
         return ApplyError(message: message)
     }
 
-    /// The live tables of one tool (`iptables-save -c`).
+    /// The live tables of one tool (`iptables-save -c`): one save of every table that exists,
+    /// since `iptables-save -t TABLE` would create a missing table just by listing it.
     static func save(_ ext: String) throws(ApplyError) -> [SavedTable] {
         let tool = tools[ext]!.0
         let save = Tool.run([tool, "-c"])
@@ -405,44 +395,34 @@ struct NftablesBackend: KernelBackend {
         if let appliedBefore {
             before["nft.json"] = appliedBefore  // verified above: no need to list it again
         } else if !existing.isEmpty {
-            let snapshot = Self.mergeListings(listing(existing, json: true))
-            // A snapshot that libnftables cannot load back (iptables-nft's xtables expressions,
-            // say) would make the rollback fail: find out now, before anything changes.
-            if let batch = Self.restoreBatch(snapshot: snapshot, deleting: existing),
-                let context = try? NftContext(dryRun: true)
-            {
-                let result = context.run(batch)
-                if !result.succeeded {
-                    throw ApplyError(
-                        message:
-                            "tables \(existing.map(\.spec).joined(separator: ", ")) cannot be saved in a form that rollback could load back, so they are not replaced: \(result.error.trimmingCharacters(in: .whitespacesAndNewlines)) (tables that iptables-nft manages are for --backend iptables)"
-                    )
-                }
-            }
-            before["nft.json"] = snapshot
+            before["nft.json"] = try loadableSnapshot(of: existing)
         }
-        let deletions = existing
+        // One transaction: the owned tables deleted and the wanted ones loaded.
+        let batch =
+            isJSON
+            ? Self.restoreBatch(snapshot: wantedText ?? "", deleting: existing) ?? ""
+            : existing.map { "delete table \($0.spec)\n" }.joined() + (wantedText ?? "")
         return Plan(before: before, isEmpty: false, diff: diff) { () throws(ApplyError) in
-            let batch: String
-            if isJSON {
-                var objects: [JSON] = deletions.map {
-                    .object([
-                        (
-                            "delete",
-                            .object([("table", .object([("family", .string($0.family)), ("name", .string($0.name))]))])
-                        )
-                    ])
-                }
-                if let wantedText, let parsed = try? JSON.parse(wantedText), let items = parsed["nftables"]?.arrayValue
-                {
-                    objects += items.filter { $0["metainfo"] == nil }
-                }
-                batch = JSON.object([("nftables", .array(objects))]).rendered(indent: 0)
-            } else {
-                batch = deletions.map { "delete table \($0.spec)\n" }.joined() + (wantedText ?? "")
-            }
             try Self.run(batch, logger: logger)
         }
+    }
+
+    /// The owned tables as JSON, checked to load back: a snapshot libnftables could not load
+    /// (iptables-nft's xtables expressions, say) would make the rollback fail, so such tables
+    /// are refused before anything changes.
+    func loadableSnapshot(of existing: [TableName]) throws(ApplyError) -> String {
+        let snapshot = Self.mergeListings(listing(existing, json: true))
+        guard let batch = Self.restoreBatch(snapshot: snapshot, deleting: existing),
+            let context = try? NftContext(dryRun: true)
+        else { return snapshot }
+        let result = context.run(batch)
+        guard result.succeeded else {
+            throw ApplyError(
+                message:
+                    "tables \(existing.map(\.spec).joined(separator: ", ")) cannot be saved in a form that rollback could load back, so they are not replaced: \(result.error.trimmingCharacters(in: .whitespacesAndNewlines)) (tables that iptables-nft manages are for --backend iptables)"
+            )
+        }
+        return snapshot
     }
 
     /// Restores a snapshot: deletes the given tables and loads the saved JSON, in one transaction.
