@@ -50,6 +50,7 @@ public struct Explanation: Sendable {
 
     public enum EndpointError: Error, CustomStringConvertible {
         case unknown(String, suggestion: String?)
+        case addressSet(String, first: IPPrefix)
         case noAddress(String, IPFamily)
 
         public var description: String {
@@ -57,6 +58,9 @@ public struct Explanation: Sendable {
             case .unknown(let name, let suggestion):
                 "unknown endpoint '\(name)'" + (suggestion.map { "; did you mean '\($0)'?" } ?? "")
                     + " (endpoints are containers, networks, addresses, outside:ADDRESS and host)"
+            case .addressSet(let name, let first):
+                "'\(name)' is an address set; explain follows one connection: name one of its addresses, as "
+                    + "outside:\(first.first) (arriving from outside) or \(first.first) (a destination)"
             case .noAddress(let name, let family):
                 "'\(name)' has no \(family == .ipv4 ? "IPv4" : "IPv6") address for this connection"
             }
@@ -122,6 +126,7 @@ public struct Explanation: Sendable {
             return Endpoint(
                 address: address, interface: externalInterface, description: "\(address) via \(externalInterface)")
         }
+        if let first = policy.addressSets[text]?.first { throw .addressSet(text, first: first) }
         let names = policy.containers.map(\.name) + policy.networks.map(\.name)
         throw .unknown(text, suggestion: closestMatch(text, in: names))
     }

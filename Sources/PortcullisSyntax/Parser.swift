@@ -148,6 +148,21 @@ public struct Parser {
             if current.kind == .end {
                 throw fail("'}' to close the \(kind.rawValue) block opened at line \(keyword.range.start.line)")
             }
+            if current.kind == .word, current.startsLine, shapes[current.text] == nil,
+                Grammar.topLevelKeywords.contains(current.text)
+            {
+                // A statement where a setting was expected: the block was not closed. Say so
+                // once, and read on from that statement.
+                let opened = name.map { "\(kind.rawValue) \($0.value)" } ?? kind.rawValue
+                diagnostics.append(
+                    Diagnostic(
+                        "missing '}' to close the \(opened) block opened at line \(keyword.range.start.line)",
+                        at: current.range,
+                        hint: "'\(current.text)' starts a new statement; close the block before it"))
+                return Block(
+                    kind: kind, keyword: keyword, name: name, settings: settings, leadingTrivia: leading,
+                    openingComment: openingComment, closingTrivia: [], trailingComment: nil)
+            }
             guard current.kind == .word, let shape = shapes[current.text] else {
                 let known = shapes.keys.sorted()
                 let hint =

@@ -52,10 +52,9 @@ extension Portcullis {
     /// (ArgumentParser would only say "unexpected argument").
     static func refuseUnknownCommand(_ arguments: [String]) throws {
         guard let word = arguments.first, !word.hasPrefix("-"), word != "help" else { return }
-        let names = configuration.subcommands.filter { $0.configuration.shouldDisplay }.map {
-            $0._commandName
-        }
-        guard !names.contains(word) else { return }
+        let commands = configuration.subcommands
+        guard !commands.contains(where: { $0._commandName == word }) else { return }
+        let names = commands.filter { $0.configuration.shouldDisplay }.map { $0._commandName }
         printError(
             "error: unknown command '\(word)'"
                 + (closestMatch(word, in: names).map { "; did you mean '\($0)'?" } ?? "")

@@ -178,9 +178,15 @@ struct ApplySafetyTests {
         ])
         // Applied and waiting: the generation is complete and the journal gone (the pending
         // record is written before the kernel changes, so it alone says too little).
-        try waitFor {
-            FileManager.default.fileExists(atPath: scratch.state + "/generations/000002/after.iptables")
-                && !FileManager.default.fileExists(atPath: scratch.state + "/journal.json")
+        do {
+            try waitFor {
+                FileManager.default.fileExists(atPath: scratch.state + "/generations/000002/after.iptables")
+                    && !FileManager.default.fileExists(atPath: scratch.state + "/journal.json")
+            }
+        } catch {
+            kill(waiting.process.processIdentifier, SIGKILL)
+            Issue.record("the apply never got to wait for confirmation: \(waiting.finish().1)")
+            return
         }
         usleep(100_000)
         kill(waiting.process.processIdentifier, signal)

@@ -37,6 +37,31 @@ import Testing
         #expect(backend.stderr.hasPrefix("<stdin>:2:5: error: unknown backend 'nftable'\n"), "\(backend.stderr)")
     }
 
+    /// A block left open is one error naming it, not one per line of the next block.
+    @Test func anUnclosedBlockIsNamed() {
+        let policy =
+            "network front {\n    bridge br-front\n    subnet 198.18.1.0/24\n\n"
+            + "container web {\n    attach front 198.18.1.10\n}\n"
+        let result = portcullis(["compile", "-"], input: policy)
+        #expect(result.status == 2)
+        #expect(
+            result.stderr.hasPrefix(
+                "<stdin>:5:1: error: missing '}' to close the network front block opened at line 1\n"),
+            "\(result.stderr)")
+        #expect(result.stderr.hasSuffix("1 error\n"))
+    }
+
+    /// An address set is not one endpoint: explain says which address to give instead.
+    @Test func explainSaysHowToNameAnAddressOfASet() {
+        let result = portcullis([
+            "explain", Repo.policies + "/egress-only.policy", "--from", "builder", "--to", "package-mirrors",
+            "--port", "443/tcp",
+        ])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("'package-mirrors' is an address set"), "\(result.stderr)")
+        #expect(result.stderr.contains("203.0.113.10"))
+    }
+
     @Test func aPolicyIsReadFromStdin() {
         let result = portcullis(["compile", "-"], input: Repo.read(Repo.policies + "/icc-off.policy"))
         #expect(result.status == 0, "\(result.stderr)")
