@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("${@:-100 1000 10000}")
 read -r -a sizes <<<"${sizes[*]}"
+echo "building the release binary (a few minutes the first time)..." >&2
 swift build -c release --product portcullis >/dev/null
 binary=.build/release/portcullis
 work=$(mktemp -d)
@@ -36,6 +37,7 @@ seconds() { python3 -c "import sys; print(f'{float(sys.argv[1]):.3f}')" "$1"; }
 printf '%-10s %12s %12s %14s\n' containers "compile (s)" "peak (MB)" "per container"
 baseline=""
 for n in "${sizes[@]}"; do
+    echo "compiling a host with $n containers..." >&2
     generate "$n" "$work/p$n.policy"
     /usr/bin/time -f "%e %M" -o "$work/time" "$binary" compile "$work/p$n.policy" -o "$work/p$n.iptables"
     read -r elapsed kilobytes <"$work/time"
