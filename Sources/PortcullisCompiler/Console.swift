@@ -9,13 +9,33 @@ public protocol Console: AnyObject, Sendable {
     func note(_ line: String)
 }
 
-/// The process's own stdout and stderr.
+/// The process's own stdout and stderr. On a terminal, and unless NO_COLOR is set
+/// (no-color.org), the severity words of notes are coloured as compilers colour them.
 public final class StandardConsole: Console {
-    public init() {}
+    let colours: Bool
+
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
+        colours = isatty(2) == 1 && (environment["NO_COLOR"] ?? "").isEmpty && environment["TERM"] != "dumb"
+    }
 
     public func output(_ text: String) { print(text, terminator: "") }
 
-    public func note(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+    public func note(_ line: String) {
+        FileHandle.standardError.write(Data(((colours ? Self.coloured(line) : line) + "\n").utf8))
+    }
+
+    /// The first `error:`, `warning:` or `note:` of each line (after a location, or at its
+    /// start) in bold red, magenta or cyan.
+    public static func coloured(_ text: String) -> String {
+        let codes = ["error": "1;31", "warning": "1;35", "note": "1;36"]
+        return text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            guard let match = line.firstMatch(of: #/^(?:\S+:\d+:\d+: )?(error|warning|note):/#),
+                let code = codes[String(match.1)]
+            else { return String(line) }
+            let word = match.1
+            return line[..<word.startIndex] + "\u{1B}[\(code)m\(word)\u{1B}[0m" + line[word.endIndex...]
+        }.joined(separator: "\n")
+    }
 }
 
 /// How a run ended, for the exit code: 0 when clean, 1 when it found something (audit

@@ -1,4 +1,5 @@
 import Foundation
+import PortcullisCompiler
 import Testing
 
 /// What users of command-line tools expect: --version, a suggestion for a mistyped command,
@@ -183,5 +184,23 @@ import Testing
         let verify = run(["systemd-analyze", "verify", unit])
         let complaints = (verify.stdout + verify.stderr).split(separator: "\n").filter { !$0.contains("man ") }
         #expect(complaints.isEmpty, "\(complaints)")
+    }
+}
+
+/// Diagnostics are coloured on a terminal (unless NO_COLOR), as compilers colour them.
+@Suite struct ColourTests {
+    @Test func severityWordsAreColoured() {
+        let text = "p.policy:2:5: error: unknown layout 'x'\n    layout x\n    hint: did you mean 'y'?"
+        let coloured = StandardConsole.coloured(text)
+        #expect(coloured.hasPrefix("p.policy:2:5: \u{1B}[1;31merror\u{1B}[0m: unknown layout 'x'\n"))
+        #expect(coloured.hasSuffix("    layout x\n    hint: did you mean 'y'?"), "only the severity word")
+        #expect(StandardConsole.coloured("warning: w").hasPrefix("\u{1B}[1;35mwarning"))
+        #expect(StandardConsole.coloured("rolled back generation 2") == "rolled back generation 2")
+    }
+
+    /// Piped, as in every test, nothing is coloured: escape codes would garble logs and files.
+    @Test func pipesGetPlainText() {
+        let result = run([CommandLineTests.binary, "compyle"])
+        #expect(result.stderr.hasPrefix("error: unknown command"))
     }
 }
