@@ -44,6 +44,12 @@ struct Apply: ParsableCommand {
     @Flag(help: "Show what would change and change nothing (the same as 'portcullis plan').")
     var dryRun = false
 
+    @Flag(
+        help:
+            "With --confirm: return at once and leave the deadline to the watchdog (for automation that confirms in a later step)."
+    )
+    var noWait = false
+
     var kernel: KernelOptions { change.kernel }
 
     func run() throws {
@@ -70,7 +76,14 @@ struct Apply: ParsableCommand {
             print(
                 "applied generation \(generation) (\(compiled.layout.name), \(compiled.backend.rawValue)): \(how), \(took)"
             )
-            if let pending { try awaitConfirmation(pending, logger: logger) }
+            guard let pending else { return }
+            if noWait {
+                print(
+                    "generation \(generation) is rolled back at \(pending.deadlineDate) unless 'portcullis confirm \(generation) --state-dir \(kernel.stateDir)' comes first"
+                )
+                return
+            }
+            try awaitConfirmation(pending, logger: logger)
         }
     }
 

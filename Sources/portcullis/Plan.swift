@@ -91,14 +91,16 @@ struct Plan: ParsableCommand {
                 diff.isEmpty
                     ? "no changes: the kernel already holds this ruleset"
                     : "plan (\(compiled.layout.name), \(compiled.backend.rawValue)): \(diff.summary)")
-            if !cutOff.isEmpty {
-                printError(
-                    (refused ? "error: apply would refuse: " : "warning: with --prune, ")
-                        + "the rules of \((cutOff.interfaces + cutOff.addresses).joined(separator: ", ")) would be removed"
-                )
-            }
         }
-        if refused { throw ExitCode(2) }
+        if refused {
+            printError("error: apply would refuse: \(cutOff.refusal)")
+            throw ExitCode(2)
+        }
+        if !cutOff.isEmpty {
+            printError(
+                "warning: with --prune, the rules of \((cutOff.interfaces + cutOff.addresses).joined(separator: ", ")) are removed"
+            )
+        }
         if !diff.isEmpty { throw ExitCode(1) }
     }
 }
