@@ -108,10 +108,11 @@ public enum EngineDocuments {
         return container
     }
 
-    /// `HostConfig.PortBindings`: `{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}`.
+    /// `HostConfig.PortBindings`: `{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}`, null
+    /// for a port with no binding (moby's own examples have one).
     static func portBindings(_ node: JSONNode?) throws(InventoryError) -> [Inventory.PortBinding] {
         var bindings: [Inventory.PortBinding] = []
-        for (key, list) in try node?.members() ?? [] {
+        for (key, list) in try node?.members() ?? [] where list.value != .null {
             let spec = try JSONNode.portSpec(key, at: list.path)
             for binding in try list.array() {
                 let hostIP = try binding.optional("HostIp")
