@@ -2,16 +2,25 @@ import PortcullisImport
 import PortcullisLayouts
 import PortcullisSyntax
 
-/// What `import` is asked: a saved ruleset, the layout that wrote it (nil: detected), and
-/// where the policy goes.
+/// What `import` is asked: a saved ruleset, or a Docker host's inventory (with, optionally,
+/// its saved rules for the daemon flags the Engine API does not report); the layout (nil:
+/// detected from the rules or the daemon's version), and where the policy goes.
 public struct ImportRequest: Sendable {
-    public var capture: HostCapture
+    public var capture: HostCapture?
+    public var inventory: InventorySource?
     public var layout: String?
     /// A file for the policy; nil: stdout.
     public var output: String?
 
     public init(capture: HostCapture, layout: String? = nil, output: String? = nil) {
         self.capture = capture
+        self.layout = layout
+        self.output = output
+    }
+
+    public init(inventory: InventorySource, rules: HostCapture? = nil, layout: String? = nil, output: String? = nil) {
+        self.inventory = inventory
+        self.capture = rules
         self.layout = layout
         self.output = output
     }
@@ -22,6 +31,10 @@ extension Application {
     /// policy. What was assumed or left out goes to stderr as well as into the policy, with the
     /// user rules it cannot say quoted at its end.
     public func runImport(_ request: ImportRequest) throws -> RunStatus {
+        if let inventory = request.inventory {
+            return try importInventory(inventory, rules: request.capture, request: request)
+        }
+        guard let capture = request.capture else { throw CompileFailure.usage("import needs a ruleset to read") }
         let forced = try request.layout.map { name in
             guard let layout = Layouts.named(name) else {
                 throw CompileFailure.usage(
@@ -30,7 +43,7 @@ extension Application {
             return layout
         }
         // The same reading as audit and explain (an ip6tables part after '#### ip6tables').
-        let host = try read(request.capture, liveFirewall: .iptables)
+        let host = try read(capture, liveFirewall: .iptables)
         guard let layout = forced ?? HostImport.detectLayout(of: host.ruleset) else {
             throw CompileFailure.usage(
                 "\(host.source) holds no Docker rules (no filter DOCKER chain) and no native table")

@@ -98,7 +98,7 @@ enum HostDeclarations {
                     let gateway =
                         (1...0xFFFE).reversed().lazy.map { base.adding(UInt64($0)) }
                         .first { address in !members.contains { $0.address6 == address } } ?? base
-                    written.gateway = "\(gateway)"
+                    written.gateways.append("\(gateway)")
                     assumed.append(
                         "network on bridge \(network.bridge): its IPv6 gateway is in no rule and a container holds the first address; \(gateway) is written"
                     )

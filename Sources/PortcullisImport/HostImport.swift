@@ -7,6 +7,11 @@ public struct ImportResult: Sendable {
     public let host: ImportedHost
     /// User rules the language cannot say, with their chain and family, for the caller to quote.
     public let notImportedRules: [(chain: String, family: TableFamily, rule: Rule)]
+
+    public init(host: ImportedHost, notImportedRules: [(chain: String, family: TableFamily, rule: Rule)] = []) {
+        self.host = host
+        self.notImportedRules = notImportedRules
+    }
 }
 
 /// Import is the inverse of the layouts: it reads a host's rules (as the readers put them in

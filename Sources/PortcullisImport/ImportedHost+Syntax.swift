@@ -33,23 +33,31 @@ extension ImportedHost {
         ]
         for network in networks {
             var lines = [setting("bridge", [network.bridge])] + network.subnets.map { setting("subnet", [$0]) }
-            if let gateway = network.gateway { lines.append(setting("gateway", [gateway])) }
+            lines += network.gateways.map { setting("gateway", [$0]) }
             if network.internal { lines.append(setting("internal", [])) }
             if network.iccDeny { lines.append(setting("icc", ["deny"])) }
             if network.masqueradeOff { lines.append(setting("masquerade", ["off"])) }
             if let mode = network.gatewayMode { lines.append(setting("gateway-mode", [mode])) }
+            if let address = network.hostBinding { lines.append(setting("host-binding", [address])) }
             statements.append(.block(Block(kind: .network, name: .unplaced(network.name), settings: lines)))
         }
         for container in containers {
-            let attachments = container.addresses.map { setting("attach", [container.network, $0]) }
+            let attachments = container.attachments.map {
+                setting("attach", [$0.network, $0.address], [("mac", $0.mac.map { [$0] } ?? [])])
+            }
             let publishes = container.publishes.map { publish in
                 publish.hostSide.map {
                     setting("publish", [$0], [("->", [publish.containerSide]), ("from", publish.sources)])
                 }
                     ?? setting("publish", [publish.containerSide], [("from", publish.sources)])
             }
+            let exposed = container.exposed.isEmpty ? [] : [setting("expose", container.exposed)]
+            let publishAll = container.publishAll ? [setting("publish-all", [])] : []
             statements.append(
-                .block(Block(kind: .container, name: .unplaced(container.name), settings: attachments + publishes)))
+                .block(
+                    Block(
+                        kind: .container, name: .unplaced(container.name),
+                        settings: attachments + publishes + exposed + publishAll)))
         }
         for (at, group) in groups.enumerated() {
             statements.append(

@@ -36,20 +36,48 @@ public struct ImportedHost: Sendable {
         public var bridge: String
         /// The IPv4 subnet, then the IPv6 one if there is one.
         public var subnets: [String]
-        public var gateway: String?
+        /// Gateways that are not the subnet's first address, IPv4's first.
+        public var gateways: [String] = []
         public var `internal` = false
         public var iccDeny = false
         public var masqueradeOff = false
         /// `routed` or `nat-unprotected`.
         public var gatewayMode: String?
+        /// The host address publishes bind to when they name none.
+        public var hostBinding: String?
     }
 
     public struct Container: Sendable, Hashable {
         public var name: String
-        public var network: String
-        /// Its IPv4 address on the network, then its IPv6 one if it has one.
-        public var addresses: [String]
+        /// `attach` lines, in the order Docker connected the networks.
+        public var attachments: [Attachment]
         public var publishes: [Publish] = []
+        /// `PORTS/PROTOCOL` each, for one `expose` line.
+        public var exposed: [String] = []
+        public var publishAll = false
+
+        /// A container on one network: its IPv4 address, then its IPv6 one if it has one.
+        public init(name: String, network: String, addresses: [String]) {
+            self.name = name
+            self.attachments = addresses.map { Attachment(network: network, address: $0) }
+        }
+
+        public init(name: String, attachments: [Attachment]) {
+            self.name = name
+            self.attachments = attachments
+        }
+    }
+
+    public struct Attachment: Sendable, Hashable {
+        public var network: String
+        public var address: String
+        public var mac: String?
+
+        public init(network: String, address: String, mac: String? = nil) {
+            self.network = network
+            self.address = address
+            self.mac = mac
+        }
     }
 
     public struct Publish: Sendable, Hashable {

@@ -19,26 +19,68 @@ struct Import: ParsableCommand {
             address, networks after their bridge. What the rules cannot tell, and user rules the \
             language cannot say, are reported as '# not imported:' lines and on stderr.
 
+            With --from docker it reads the daemon instead (docker-inspect, ansible-facts and \
+            inventory read the same data from files; see 'portcullis inventory'): Docker's own \
+            names, networks in creation order, containers in start order, Compose projects and \
+            services as groups, and the layout Docker's version and firewall backend call for. \
+            The Engine API does not report --userland-proxy or --ip6tables: give the host's saved \
+            rules with --rules to read them, else Docker's defaults are written as assumed.
+
             Examples:
               iptables-save | portcullis import --from iptables-save - -o host.policy
               nft -j list ruleset | portcullis import --from nft-json - -o host.policy
+              iptables-save > rules; portcullis import --from docker --rules rules -o host.policy
             """)
 
-    @Option(help: "The input format.")
-    var from: RulesetFormat = .iptablesSave
+    @Option(
+        help: """
+            The input format: \((RulesetFormat.allCases.map(\.rawValue) + InventoryFormat.allCases.map(\.rawValue)).joined(separator: ", ")).
+            """)
+    var from: String = RulesetFormat.iptablesSave.rawValue
 
-    @Argument(help: "The saved ruleset ('-' for stdin).", completion: .file())
-    var file: String
+    @Argument(
+        help: "The saved ruleset ('-' for stdin), or the inventory files (none for --from docker).",
+        completion: .file())
+    var files: [String] = []
 
     @Option(help: "The layout the host was written with (default: detected).")
     var layout: String?
+
+    @Option(
+        help:
+            "With an inventory: the host's saved rules ('-' for stdin), for the daemon flags the Engine API does not report."
+    )
+    var rules: String?
+
+    @Option(
+        help:
+            "With --from docker: the daemon's address, unix:///PATH or tcp://HOST:PORT (default: DOCKER_HOST, else unix:///var/run/docker.sock)."
+    )
+    var dockerHost: String?
 
     @Option(name: .shortAndLong, help: "Write the policy here instead of stdout.", completion: .file())
     var output: String?
 
     func run() throws {
-        try execute {
-            try $0.runImport(ImportRequest(capture: .file(file, format: from), layout: layout, output: output))
+        try execute { application in
+            try application.runImport(try request())
         }
+    }
+
+    func request() throws -> ImportRequest {
+        if let format = RulesetFormat(rawValue: from) {
+            guard files.count == 1, rules == nil, dockerHost == nil else {
+                throw CompileFailure.usage("--from \(from) reads one saved ruleset ('-' for stdin)")
+            }
+            return ImportRequest(capture: .file(files[0], format: format), layout: layout, output: output)
+        }
+        guard let format = InventoryFormat(rawValue: from) else {
+            throw CompileFailure.usage(
+                "--from takes \((RulesetFormat.allCases.map(\.rawValue) + InventoryFormat.allCases.map(\.rawValue)).joined(separator: ", ")), not '\(from)'"
+            )
+        }
+        return ImportRequest(
+            inventory: try format.source(files: files, dockerHost: dockerHost),
+            rules: rules.map { .file($0, format: .iptablesSave) }, layout: layout, output: output)
     }
 }

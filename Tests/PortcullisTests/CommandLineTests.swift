@@ -9,6 +9,21 @@ import Testing
 
     func portcullis(_ arguments: [String]) -> CommandResult { run([Self.binary] + arguments) }
 
+    /// `inventory` and `import --from docker` without a daemon: one line with a hint, exit 2.
+    @Test func dockerCommandsWithoutADaemonSayWhatToDo() {
+        let socket = "unix:///tmp/pc-no-daemon-\(getpid()).sock"
+        for arguments in [
+            ["inventory", "--docker-host", socket], ["import", "--from", "docker", "--docker-host", socket],
+        ] {
+            let result = portcullis(arguments)
+            #expect(result.status == 2)
+            #expect(
+                result.stderr
+                    == "error: no Docker daemon at \(socket): the socket does not exist (hint: is dockerd running? --docker-host or DOCKER_HOST name another socket)\n"
+            )
+        }
+    }
+
     @Test func compileWritesTheRulesetToStdout() {
         let result = portcullis(["compile", Repo.policies + "/icc-off.policy"])
         #expect(result.status == 0)
