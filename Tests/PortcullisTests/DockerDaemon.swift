@@ -54,7 +54,9 @@ final class DockerDaemon {
                 "--exec-root", directory + "/exec", "-H", "unix://" + socket, "--pidfile", directory + "/pid",
                 "--storage-driver", "vfs", "--config-file", directory + "/daemon.json", "--iptables=true",
             ] + flags
-        FileManager.default.createFile(atPath: directory + "/dockerd.log", contents: nil)
+        guard FileManager.default.createFile(atPath: directory + "/dockerd.log", contents: nil) else {
+            throw NamespaceError(message: "cannot create \(directory)/dockerd.log")
+        }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/dockerd.log"))
         process.standardOutput = log
         process.standardError = log
