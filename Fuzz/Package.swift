@@ -31,5 +31,6 @@ let package = Package(
         harness("fuzz-policy", ["PortcullisSyntax", "PortcullisPolicy"]),
         harness("fuzz-iptables-save", ["PortcullisReaders", "PortcullisAudit", "PortcullisIR"]),
         harness("fuzz-nft-json", ["PortcullisReaders", "PortcullisAudit", "PortcullisIR"]),
+        harness("fuzz-import", ["PortcullisReaders", "PortcullisAudit", "PortcullisIR"]),
     ]
 )

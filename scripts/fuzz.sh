@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs the libFuzzer harnesses of Fuzz/ against the three parsers that read untrusted text: the
 # policy parser and checker, the iptables-save reader and the libnftables JSON reader (each
-# reader's result is audited too). Seeds come from policies/, golden/ and the test fixtures.
+# reader's result is audited too), and against import of what the readers read. Seeds come
+# from policies/, golden/ and the test fixtures.
 # A crash, a trap, an input that runs longer than 10 s or takes more than 2 GB is a failure: its
 # input is kept and the script exits 1. See docs/fuzzing.md.
 #
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 #   SECONDS  how long each target runs (default 60)
-#   TARGET   policy, iptables-save or nft-json (default: all three, one after another)
+#   TARGET   policy, iptables-save or nft-json (default: these three, one after another), or
+#            import (import of what the readers read; not in the default while it still crashes)
 # Environment:
 #   FUZZ_CONFIG  release (default) or debug: debug builds faster, release runs faster
 #   FUZZ_WORK    where corpora, logs and crashing inputs go (default: a temporary directory,
@@ -41,8 +43,10 @@ seed() {
         find golden "$fixtures" \( -name '*.iptables' -o -name '*.ip6tables' \) -print0 ;;
     nft-json)
         find golden "$fixtures" -name '*.json' -print0 ;;
+    import)
+        find golden "$fixtures" \( -name '*.iptables' -o -name '*.ip6tables' -o -name '*.json' \) -print0 ;;
     esac | while IFS= read -r -d '' file; do cp "$file" "$dir/${file//\//_}"; done
-    if [ "$target" = iptables-save ]; then
+    if [ "$target" = iptables-save ] || [ "$target" = import ]; then
         # Captures hold iptables-save output, then ip6tables-save output after a marker line.
         find "$fixtures" -name '*.rules' -print0 | while IFS= read -r -d '' file; do
             awk -v out="$dir/${file//\//_}" '/^#### ip6tables/ { part++; next } { print > (out "." part+0) }' "$file"
@@ -53,14 +57,15 @@ seed() {
 failed=0
 for target in "${targets[@]}"; do
     harness="$bin/fuzz-$target"
-    [ -x "$harness" ] || { echo "unknown target '$target' (policy, iptables-save, nft-json)" >&2; exit 2; }
+    [ -x "$harness" ] || { echo "unknown target '$target' (policy, iptables-save, nft-json, import)" >&2; exit 2; }
     mkdir -p "$work/$target/corpus" "$work/$target/crashes"
     seed "$target" "$work/$target/seeds"
     log="$work/$target/log"
     touch "$work/$target/started"  # crashes of earlier runs in the same FUZZ_WORK do not count
     start=$(date +%s)
     status=0
-    "$harness" "$work/$target/corpus" "$work/$target/seeds" -max_total_time="$seconds" -max_len=65536 \
+    # Swift's own backtracer would take a trap's signal first and exit before libFuzzer keeps the input.
+    SWIFT_BACKTRACE=enable=no "$harness" "$work/$target/corpus" "$work/$target/seeds" -max_total_time="$seconds" -max_len=65536 \
         -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$work/$target/crashes/" -print_final_stats=1 \
         >"$log" 2>&1 || status=$?
     elapsed=$(($(date +%s) - start))

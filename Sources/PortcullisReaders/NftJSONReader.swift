@@ -122,14 +122,14 @@ public struct NftJSONReader {
                         throw ReadError(line: 0, message: "\(at): set \(set.name) listed twice")
                     }
                     tables[table].sets.append(set)
-                    if !names[table].unreadSets.contains(set.name) { names[table].usableSets.insert(set.name) }
+                    if !names[table].unreadSets.contains(set.name) { names[table].usableSets[set.name] = set }
                     warnings += setWarnings
                 } catch {
                     guard error.unsupported else { throw error }
                     // A set of a type the IR cannot hold: rules that use it are kept opaque.
                     let name = try string(body, "name", at)
                     names[table].unreadSets.insert(name)
-                    names[table].usableSets.remove(name)
+                    names[table].usableSets[name] = nil
                     warnings.append(ReadWarning(path: at, message: "\(kind) \(name) not read: \(error.message)"))
                 }
             case "rule":
@@ -164,7 +164,7 @@ public struct NftJSONReader {
         /// Sets of types the IR cannot hold.
         var unreadSets: Set<String> = []
         /// The sets rules may look up: read, and sharing no name with a set that could not be read.
-        var usableSets: Set<String> = []
+        var usableSets: [String: NamedSet] = [:]
     }
 
     func string(_ object: JSON, _ key: String, _ path: String) throws(ReadError) -> String {
@@ -375,11 +375,11 @@ public struct NftJSONReader {
 struct RuleReader {
     let path: String
     let family: TableFamily
-    /// Named sets of the table that were read (a reference to any other is kept opaque).
-    let sets: Set<String>
+    /// Named sets of the table that were read, by name (a reference to any other is kept opaque).
+    let sets: [String: NamedSet]
     var warnings: [ReadWarning] = []
 
-    init(path: String, family: TableFamily, sets: Set<String>) {
+    init(path: String, family: TableFamily, sets: [String: NamedSet]) {
         self.path = path
         self.family = family
         self.sets = sets
@@ -458,10 +458,10 @@ struct RuleReader {
                     action = verdict
                 } else if let nat = self.nat(kind, body) {
                     action = nat
-                } else if kind == "vmap", let map = body["data"]?.stringValue, map.hasPrefix("@"),
-                    sets.contains(String(map.dropFirst())), let keys = body["key"].flatMap(Self.keyFields)
+                } else if kind == "vmap", let (map, keys) = lookup(body["data"], key: body["key"]),
+                    map.mapValue == .verdict
                 {
-                    action = .verdictMap(keys: keys.fields, map: String(map.dropFirst()))
+                    action = .verdictMap(keys: keys.fields, map: map.name)
                     if let implied = keys.transport, transport == nil {
                         transport = implied
                         matches.append(.transport(implied))
@@ -496,14 +496,13 @@ struct RuleReader {
         let negated = op == "!="
         // A lookup in a named set: `ip saddr . tcp dport @name`.
         if let reference = right.stringValue, reference.hasPrefix("@") {
-            let name = String(reference.dropFirst())
-            guard sets.contains(name), let keys = Self.keyFields(left) else { return nil }
+            guard let (set, keys) = lookup(right, key: left) else { return nil }
             var result: [Match] = []
             if let implied = keys.transport, transport == nil {
                 transport = implied
                 result.append(.transport(implied))
             }
-            return result + [.inSet(keys: keys.fields, set: name, negated: negated)]
+            return result + [.inSet(keys: keys.fields, set: set.name, negated: negated)]
         }
         if let payload = left["payload"], let field = payload["field"]?.stringValue,
             let proto = payload["protocol"]?.stringValue
@@ -584,6 +583,31 @@ struct RuleReader {
         return nil
     }
 
+    /// The named set or map a lookup refers to (`"@name"`) and the packet fields of its key, when
+    /// the set was read and the key has a field of a fitting type for each of the set's key
+    /// types, as nft requires: a key of no fields (`{"concat": []}`) or of the wrong fields would
+    /// leave whoever reads the IR looking up fields that are not there.
+    func lookup(_ reference: JSON?, key: JSON?) -> (
+        set: NamedSet, keys: (fields: [SetKeyField], transport: TransportProtocol?)
+    )? {
+        guard let reference = reference?.stringValue, reference.hasPrefix("@"),
+            let set = sets[String(reference.dropFirst())], let keys = key.flatMap(Self.keyFields),
+            keys.fields.count == set.keyTypes.count, zip(keys.fields, set.keyTypes).allSatisfy(Self.fits)
+        else { return nil }
+        return (set, keys)
+    }
+
+    /// Whether a packet field can be looked up in a set of the given key type.
+    static func fits(_ field: SetKeyField, _ type: NamedSet.KeyType) -> Bool {
+        switch field {
+        case .sourceAddress, .destinationAddress, .originalDestinationAddress:
+            type == .ipv4Address || type == .ipv6Address
+        case .inputInterface, .outputInterface: type == .interfaceName
+        case .transport: type == .transport
+        case .destinationPort, .originalDestinationPort: type == .service
+        }
+    }
+
     /// The ICMP protocol of an address family, by name or number (`icmp` / 1, `ipv6-icmp` / 58).
     static func isICMP(_ value: JSON, _ family: IPFamily) -> Bool {
         switch family {
@@ -658,17 +682,20 @@ struct RuleReader {
         case "masquerade" where body == .null || only([]): return .masquerade
         case "dnat" where only(["addr", "port", "family"]) && body["addr"]?["map"] != nil:
             // `dnat ip to KEY map @addresses[:KEY map @ports]`: what named maps yield for the key.
-            func mapName(_ lookup: JSON?) -> (String, [SetKeyField])? {
-                guard let lookup = lookup?["map"], let map = lookup["data"]?.stringValue, map.hasPrefix("@"),
-                    sets.contains(String(map.dropFirst())), let keys = lookup["key"].flatMap(Self.keyFields),
-                    keys.transport == nil
+            func mapName(_ expression: JSON?, yielding values: Set<[NamedSet.KeyType]>) -> (String, [SetKeyField])? {
+                guard let expression = expression?["map"],
+                    let (map, keys) = lookup(expression["data"], key: expression["key"]), keys.transport == nil,
+                    case .data(let types)? = map.mapValue, values.contains(types)
                 else { return nil }
-                return (String(map.dropFirst()), keys.fields)
+                return (map.name, keys.fields)
             }
-            guard let (addressMap, keys) = mapName(body["addr"]) else { return nil }
+            let addresses: Set<[NamedSet.KeyType]> = [[.ipv4Address], [.ipv6Address]]
+            guard let (addressMap, keys) = mapName(body["addr"], yielding: addresses) else { return nil }
             var portMap: String?
             if body["port"] != nil {
-                guard let (name, portKeys) = mapName(body["port"]), portKeys == keys else { return nil }
+                guard let (name, portKeys) = mapName(body["port"], yielding: [[.service]]), portKeys == keys else {
+                    return nil
+                }
                 portMap = name
             }
             let ipFamily: IPFamily

@@ -11,8 +11,9 @@ import Testing
 @testable import PortcullisPolicy
 
 /// Input written to break the readers and the checker: numbers out of range, CRLF files, text
-/// that only looks like a ruleset, values nft cannot take, and many overlapping networks. Each
-/// is read correctly or refused with its location; none crashes, hangs or audits as clean.
+/// that only looks like a ruleset, values nft cannot take, and input large enough to make
+/// quadratic work show. Each is read correctly or refused with its location; none crashes,
+/// hangs or audits as clean.
 @Suite struct HostileInputTests {
     // MARK: - JSON numbers
 
@@ -86,6 +87,43 @@ import Testing
             (error as? ReadError).map { "\($0)".contains("$.nftables[1].set.elem[0]: the key's address ranges") }
                 ?? false
         }
+    }
+
+    /// A lookup is read only when its key has a field of the set's type per key type; others
+    /// are kept as written. `{"concat": []}` (found by fuzzing import) read as a lookup with no
+    /// key fields, and the native importer trapped on the missing first field.
+    @Test(arguments: [
+        #"{"match": {"op": "==", "left": {"concat": []}, "right": "@ports"}}"#,
+        #"{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@ports"}}"#,
+        #"{"vmap": {"key": {"payload": {"protocol": "tcp", "field": "dport"}}, "data": "@ports"}}"#,
+    ])
+    func lookupsThatDoNotFitTheirSetAreKeptOpaque(_ expression: String) throws {
+        let text = ReaderTests.document(
+            #"{"chain": {"family": "ip", "table": "t", "name": "c"}}"#,
+            #"{"set": {"family": "ip", "table": "t", "name": "ports", "type": "inet_service"}}"#,
+            #"{"rule": {"family": "ip", "table": "t", "chain": "c", "expr": [\#(expression)]}}"#)
+        let result = try NftJSONReader().read(text)
+        let rule = try #require(result.ruleset.tables.first?.chains.first?.rules.first)
+        let opaque = rule.matches.filter { if case .opaque = $0 { true } else { false } }.count
+        let opaqueAction = rule.action.map { if case .opaque = $0 { 1 } else { 0 } } ?? 0
+        #expect(opaque + opaqueAction == 1)
+        #expect(!rule.matches.contains { if case .inSet = $0 { true } else { false } })
+        #expect(result.warnings.count == 1)
+    }
+
+    /// The minimized input: `import` trapped in NativeImporter; now the lookup is kept as
+    /// written with a warning naming its path.
+    @Test func importOfAnEmptyLookupKeyDoesNotCrash() {
+        let text = """
+            {"nftables": [{"table": {"family": "inet", "name": "portcullis"}},
+             {"chain": {"family": "inet", "table": "portcullis", "name": "forward"}},
+             {"set": {"family": "inet", "table": "portcullis", "name": "flow-2-v4", "type": ["inet_service"]}},
+             {"rule": {"family": "inet", "table": "portcullis", "chain": "forward",
+               "expr": [{"match": {"op": "==", "left": {"concat": []}, "right": "@flow-2-v4"}}, {"accept": null}]}}]}
+            """
+        let result = run([CommandLineTests.binary, "import", "--from", "nft-json", "-"], input: text)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("$.nftables[3].rule.expr[0]: kept as written"))
     }
 
     /// libjansson stops at 2048 levels; deeper documents are errors, shallower ones are read.
