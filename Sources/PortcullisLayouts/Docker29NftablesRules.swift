@@ -170,6 +170,7 @@ public struct Docker29NftablesRules {
         var dnat: [Rule] = []
         var raw: [Rule] = []
         let hairpin = !policy.host.userlandProxy
+        let ports = DockerDaemon.docker27.portMappings(policy)
         for event in policy.events {
             switch event {
             case .createNetwork(let name):
@@ -183,7 +184,7 @@ public struct Docker29NftablesRules {
                     let index = bridges.firstIndex(where: { $0.network.name == network.name })
                 else { continue }
                 let mode = gatewayMode(network)
-                for binding in DockerModernRules.bindings(container) {
+                for binding in ports.bindings(of: container) {
                     guard let host = DockerModernRules.hostBinding(binding.publish, network: network, family: family)
                     else { continue }
                     let ports = portRules(
@@ -332,7 +333,7 @@ public struct Docker29NftablesRules {
     }
 
     func portRules(
-        _ binding: DockerClassicRules.Binding, containerAddress: IPAddress, network: Network, hostAddress: IPAddress?,
+        _ binding: PortBinding, containerAddress: IPAddress, network: Network, hostAddress: IPAddress?,
         hairpin: Bool
     ) -> PortRules {
         let provenance = binding.publish.origin.provenance

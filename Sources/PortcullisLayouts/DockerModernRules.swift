@@ -201,7 +201,7 @@ struct DockerModernRules {
         else { return }
         let hairpin = !policy.host.userlandProxy
         let mode = gatewayMode(network)
-        for binding in Self.bindings(container) {
+        for binding in DockerDaemon.docker27.portMappings(policy).bindings(of: container) {
             guard let host = Self.hostBinding(binding.publish, network: network, family: family) else { continue }
             let specific = host.address
             var rules = DockerClassicRules.publish(
@@ -237,26 +237,6 @@ struct DockerModernRules {
     func gatewayMode(_ network: Network) -> GatewayMode { family == .ipv4 ? network.gatewayMode4 : .nat }
 
     static let linkLocal = IPPrefix(address: IPAddress(ipv6: 0xfe80 << 48, 0), length: 10)
-
-    /// A container's port bindings for Docker 27 and later, where libnetwork sorts them again
-    /// (`sortAndNormPBs`) after the daemon's `nat.SortPortMap`: highest host port first,
-    /// daemon-chosen ports counting as 0, then highest container port, then protocol name. This
-    /// is the order the Docker 28 and 29 references show; it has not been checked against
-    /// `sortAndNormPBs` where go-connections' comparator is inconsistent.
-    static func bindings(_ container: Container) -> [DockerClassicRules.Binding] {
-        let all = container.publishes.flatMap { publish in
-            (0..<publish.hostPorts.count).map { DockerClassicRules.binding(publish, offset: $0) }
-        }
-        func key(_ b: DockerClassicRules.Binding) -> (Int, Int, String) {
-            (b.publish.hostPortIsEphemeral ? 0 : Int(b.hostPort), Int(b.containerPort), b.publish.transport.rawValue)
-        }
-        return all.sorted { a, b in
-            let (ka, kb) = (key(a), key(b))
-            if ka.0 != kb.0 { return ka.0 > kb.0 }
-            if ka.1 != kb.1 { return ka.1 > kb.1 }
-            return ka.2 < kb.2
-        }
-    }
 
     /// Whether a publish binds in `family`, and on which host address (nil: every address of
     /// it). Without a host address Docker binds 0.0.0.0 and [::] unless the network's default

@@ -3,42 +3,29 @@ import PortcullisSyntax
 
 /// `container` blocks: attachments, exposed ports and the publishes they expand to.
 extension Checker {
-    /// What a container block says beyond its attachments and explicit publishes.
-    struct ContainerPorts {
-        var exposed: [(spec: PortSpec, written: Located<String>)] = []
-        var publishAll: Setting?
-        /// The container port the first `publish` or `expose` names: where Go's map order starts.
-        var firstPort: DockerPortOrder.Port?
-    }
-
     mutating func checkContainer(_ block: Block, networksDeclaredBefore: Int) {
         guard let name = block.name else { return }  // reported with the names
         var container = Container(
             name: name.value, attachments: [], publishes: [],
             origin: Origin("container \(name.value)", at: block.keyword.range.start))
-        let ports = containerSettings(block, into: &container, networksDeclaredBefore: networksDeclaredBefore)
-        let explicitPublishes = container.publishes.count
+        let publishAll = containerSettings(block, into: &container, networksDeclaredBefore: networksDeclaredBefore)
         if container.attachments.isEmpty && !block.settings.contains(where: { $0.keyword.value == "attach" }) {
             error(
                 "container '\(name.value)' is not attached to any network", at: name.range,
                 hint: "add a line such as 'attach bridge 172.17.0.2'")
         }
-        if let publishAll = ports.publishAll {
-            publishExposedPorts(publishAll, exposed: ports.exposed, of: &container)
-        }
-        container.bindingOrder = Self.bindingOrder(
-            container.publishes, explicit: explicitPublishes, exposed: ports.exposed.map(\.spec),
-            startingAt: ports.firstPort)
+        if let publishAll { publishExposedPorts(publishAll, of: &container) }
         checkIPv6HostAddresses(of: container)
         warnAboutPublishesOnInternalOnly(container, block)
         containerPositions[container.name] = containerPositions[container.name] ?? containers.count
         containers.append(container)
     }
 
+    /// Attachments, exposed ports and publishes, into the container; the `publish-all` line.
     private mutating func containerSettings(
         _ block: Block, into container: inout Container, networksDeclaredBefore: Int
-    ) -> ContainerPorts {
-        var ports = ContainerPorts()
+    ) -> Setting? {
+        var publishAll: Setting?
         for setting in block.settings {
             switch setting.keyword.value {
             case "attach":
@@ -46,35 +33,34 @@ extension Checker {
             case "expose":
                 for value in setting.values {
                     guard let spec = portSpec(value) else { continue }
-                    ports.exposed.append((spec, value))
-                    ports.firstPort = ports.firstPort ?? DockerPortOrder.Port(spec.ports.first, spec.transport)
+                    container.exposedPorts.append(spec)
+                    container.firstNamedPort =
+                        container.firstNamedPort ?? PortSpec(PortRange(spec.ports.first), spec.transport)
                 }
             case "publish-all":
-                if ports.publishAll != nil { error("'publish-all' given twice", at: setting.keyword.range) }
-                ports.publishAll = setting
+                if publishAll != nil { error("'publish-all' given twice", at: setting.keyword.range) }
+                publishAll = setting
             case "publish":
                 guard let publish = checkPublish(setting, container: container) else { continue }
                 container.publishes.append(publish)
-                ports.firstPort =
-                    ports.firstPort ?? DockerPortOrder.Port(publish.containerPorts.first, publish.transport)
+                container.firstNamedPort =
+                    container.firstNamedPort ?? PortSpec(PortRange(publish.containerPorts.first), publish.transport)
             default: break
             }
         }
-        return ports
+        return publishAll
     }
 
     /// `publish-all`: Docker publishes each port of an exposed range on a host port of its own,
     /// chosen by the daemon, unless the port already has a binding.
-    private mutating func publishExposedPorts(
-        _ publishAll: Setting, exposed: [(spec: PortSpec, written: Located<String>)], of container: inout Container
-    ) {
-        if exposed.isEmpty {
+    private mutating func publishExposedPorts(_ publishAll: Setting, of container: inout Container) {
+        if container.exposedPorts.isEmpty {
             error(
                 "'publish-all' needs exposed ports", at: publishAll.keyword.range,
                 hint: "list them with 'expose 80/tcp, 53/udp' (what the image's EXPOSE says)")
         }
         let (sources, text) = allowList(publishAll.clause("from"))
-        for (spec, _) in exposed {
+        for spec in container.exposedPorts {
             for port in spec.ports.first...spec.ports.last
             where !container.publishes.contains(where: {
                 $0.transport == spec.transport && $0.containerPorts.contains(port)
@@ -86,7 +72,8 @@ extension Checker {
                         allowedSources: sources, allowedSourcesText: text,
                         origin: Origin(
                             "publish-all \(port)/\(spec.transport.rawValue) (container \(container.name))",
-                            at: publishAll.keyword.range.start)))
+                            at: publishAll.keyword.range.start),
+                        fromPublishAll: true))
             }
         }
     }

@@ -8,7 +8,8 @@ import PortcullisSyntax
 /// only start a container on a network that already exists.
 ///
 /// One job per file: names and order here, then values, the host block, networks, lists,
-/// containers, publishes and rules (`Checker+*.swift`).
+/// containers, publishes and rules (`Checker+*.swift`); what the Docker daemon decides about
+/// publishes is its own component (`DockerDaemon`, Daemon/).
 public struct Checker {
     public static func check(_ loaded: LoadedPolicy) -> Result<Policy, DiagnosticError> {
         var checker = Checker()
@@ -91,8 +92,7 @@ public struct Checker {
             checkContainer(block, networksDeclaredBefore: networksDeclaredBefore)
         }
         warnAboutDaemonFlagsWithoutDefaultNetwork()
-        allocateEphemeralPorts()
-        checkPublishConflicts()
+        startContainers()
         let rules = deferredRules.compactMap { checkRule($0) }
         let defaultBridges = networks.filter(\.isDefaultBridge)
         return Policy(
@@ -114,6 +114,19 @@ public struct Checker {
             hostSeen = block.keyword.range
             checkHost(block)
         }
+    }
+
+    /// What the daemon refuses when it starts the containers is an error in the policy. The
+    /// host ports it chooses (in every era, for the first family a publish binds) complete the
+    /// publishes; what differs between eras, layouts ask `DockerDaemon`.
+    private mutating func startContainers() {
+        let lookup = { [networks, networkPositions] (name: String) in networkPositions[name].map { networks[$0] } }
+        let allocation = PortAllocator.allocate(containers, host: host, network: lookup)
+        diagnostics += allocation.diagnostics
+        for (position, port) in allocation.hostPorts {
+            containers[position.container].publishes[position.publish].hostPorts = PortRange(port)
+        }
+        diagnostics += PublishConflicts.find(in: containers, network: lookup)
     }
 
     /// Docker creates its default bridge when the daemon starts, before anything else.
