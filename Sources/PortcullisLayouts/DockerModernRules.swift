@@ -91,30 +91,44 @@ struct DockerModernRules {
 
     func createNetwork(_ network: Network, host: HostSettings, history: inout XtablesHistory) {
         guard let subnet = subnet(network) else { return }
-        let provenance = network.origin.provenance
-        let bridge = network.bridge
         if network.internal {
-            // setupInternalNetworkRules: incoming drop, then outgoing drop, both inserted; then
-            // the ICC rule, appended (an internal network has no outgoing accept to carry ICC).
-            // For IPv6 each drop also names the other interface, so that link-local traffic
-            // within the bridge is not caught.
-            let ipv6 = family == .ipv6
-            history.insert(
-                .filter, internalDrops,
-                Rule(
-                    [.address(.destination, subnet, negated: true), .interface(.source, bridge)]
-                        + (ipv6 ? [.interface(.destination, bridge, negated: true)] : []), .drop,
-                    provenance: provenance))
-            history.insert(
-                .filter, internalDrops,
-                Rule(
-                    [.address(.source, subnet, negated: true)]
-                        + (ipv6 ? [.interface(.source, bridge, negated: true)] : [])
-                        + [.interface(.destination, bridge)], .drop,
-                    provenance: provenance))
-            history.append(.filter, DockerChain.forward, DockerClassicRules.icc(network, accept: network.icc))
+            createInternalNetwork(network, subnet: subnet, history: &history)
             return
         }
+        createNonInternalNetwork(network, subnet: subnet, host: host, history: &history)
+        guard isolationChains else { return }
+        isolate(network, history: &history)
+    }
+
+    /// setupInternalNetworkRules: incoming drop, then outgoing drop, both inserted; then the
+    /// ICC rule, appended (an internal network has no outgoing accept to carry ICC). For IPv6
+    /// each drop also names the other interface, so that link-local traffic within the bridge
+    /// is not caught.
+    private func createInternalNetwork(_ network: Network, subnet: IPPrefix, history: inout XtablesHistory) {
+        let provenance = network.origin.provenance
+        let bridge = network.bridge
+        let ipv6 = family == .ipv6
+        history.insert(
+            .filter, internalDrops,
+            Rule(
+                [.address(.destination, subnet, negated: true), .interface(.source, bridge)]
+                    + (ipv6 ? [.interface(.destination, bridge, negated: true)] : []), .drop,
+                provenance: provenance))
+        history.insert(
+            .filter, internalDrops,
+            Rule(
+                [.address(.source, subnet, negated: true)]
+                    + (ipv6 ? [.interface(.source, bridge, negated: true)] : [])
+                    + [.interface(.destination, bridge)], .drop,
+                provenance: provenance))
+        history.append(.filter, DockerChain.forward, DockerClassicRules.icc(network, accept: network.icc))
+    }
+
+    private func createNonInternalNetwork(
+        _ network: Network, subnet: IPPrefix, host: HostSettings, history: inout XtablesHistory
+    ) {
+        let provenance = network.origin.provenance
+        let bridge = network.bridge
         let hairpin = !host.userlandProxy
         let mode = gatewayMode(network)
         let routed = mode == .routed
@@ -155,10 +169,14 @@ struct DockerModernRules {
                 mode == .natUnprotected ? .accept : .drop, provenance: provenance))
         history.append(.filter, DockerChain.conntrack, DockerClassicRules.established(network))
         history.append(.filter, DockerChain.bridge, DockerClassicRules.jumpToDocker(network))
-        guard isolationChains else { return }
-        // setINC: for a routed network, a RETURN for traffic into it and an ACCEPT for its
-        // replies, both inserted; then the STAGE-1 jump is appended, the STAGE-2 drop inserted.
-        if routed {
+    }
+
+    /// setINC: for a routed network, a RETURN for traffic into it and an ACCEPT for its
+    /// replies, both inserted; then the STAGE-1 jump is appended, the STAGE-2 drop inserted.
+    private func isolate(_ network: Network, history: inout XtablesHistory) {
+        let provenance = network.origin.provenance
+        let bridge = network.bridge
+        if gatewayMode(network) == .routed {
             history.insert(
                 .filter, DockerChain.isolationStage1,
                 Rule([.interface(.destination, bridge)], .return, provenance: provenance))
