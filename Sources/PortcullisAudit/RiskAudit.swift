@@ -169,18 +169,11 @@ public struct RiskAudit: Sendable {
     private static func dnatToUnknownAddresses(_ dnats: [(rule: Rule, port: PortRange?)], in table: Table)
         -> [Finding]
     {
-        let subnets: [IPPrefix] = table.chains.filter { $0.name.hasPrefix("nat-postrouting-out__") }.flatMap(\.rules)
-            .compactMap { rule in
-                guard rule.action == .masquerade else { return nil }
-                return rule.matches.lazy.compactMap { match -> IPPrefix? in
-                    if case .address(.source, let prefix, false) = match, !prefix.isHost { return prefix }
-                    return nil
-                }.first
-            }
+        let subnets = masqueradedSubnets(
+            table.chains.filter { $0.name.hasPrefix("nat-postrouting-out__") }.flatMap(\.rules))
         guard !subnets.isEmpty else { return [] }
         return dnats.compactMap { dnat in
-            guard case .dnat(let address, _) = dnat.rule.action, !subnets.contains(where: { $0.contains(address) })
-            else { return nil }
+            guard let address = unknownTarget(of: dnat.rule, subnets: subnets) else { return nil }
             return finding(
                 .dnatToUnknownAddress, .medium, table, "nat-prerouting-and-output", dnat.rule,
                 "DNAT to \(address), which no bridge subnet on this host holds: a leftover of a removed container?",
@@ -345,19 +338,31 @@ public struct RiskAudit: Sendable {
         }
     }
 
-    /// DNAT to an address no bridge subnet holds: usually left behind by a crash (moby#15151).
-    func unknownDNATTargets() -> [Finding] {
-        let subnets: [IPPrefix] = (nat?.chain("POSTROUTING")?.rules ?? []).compactMap { rule in
+    /// The bridge subnets masquerading rules name as their sources.
+    static func masqueradedSubnets(_ rules: [Rule]) -> [IPPrefix] {
+        rules.compactMap { rule in
             guard rule.action == .masquerade else { return nil }
             return rule.matches.lazy.compactMap { match -> IPPrefix? in
                 if case .address(.source, let prefix, false) = match, !prefix.isHost { return prefix }
                 return nil
             }.first
         }
+    }
+
+    /// The address a DNAT rule translates to, if none of the subnets holds it.
+    static func unknownTarget(of rule: Rule, subnets: [IPPrefix]) -> IPAddress? {
+        guard case .dnat(let address, _) = rule.action, !subnets.contains(where: { $0.contains(address) }) else {
+            return nil
+        }
+        return address
+    }
+
+    /// DNAT to an address no bridge subnet holds: usually left behind by a crash (moby#15151).
+    func unknownDNATTargets() -> [Finding] {
+        let subnets = Self.masqueradedSubnets(nat?.chain("POSTROUTING")?.rules ?? [])
         guard !subnets.isEmpty else { return [] }
         return dnats.compactMap { dnat in
-            guard case .dnat(let address, _) = dnat.rule.action, !subnets.contains(where: { $0.contains(address) })
-            else { return nil }
+            guard let address = Self.unknownTarget(of: dnat.rule, subnets: subnets) else { return nil }
             return Finding(
                 id: .dnatToUnknownAddress, severity: .medium, table: "nat", chain: dnat.chain, rule: dnat.rule,
                 explanation:
