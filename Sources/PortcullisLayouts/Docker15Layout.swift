@@ -1,7 +1,6 @@
 import PortcullisIR
 import PortcullisNet
 import PortcullisPolicy
-import PortcullisSyntax
 
 /// Docker 1.5/1.6: one bridge, its rules straight in FORWARD under a jump to `DOCKER`, FORWARD
 /// policy ACCEPT, no user chain. Policy rules Docker cannot express go in `PORTCULLIS-FORWARD`,

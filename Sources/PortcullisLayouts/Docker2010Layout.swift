@@ -1,7 +1,6 @@
 import PortcullisIR
 import PortcullisNet
 import PortcullisPolicy
-import PortcullisSyntax
 
 /// Docker's classic layout (18.06 to 27.x), as Docker 20.10 writes it: `DOCKER-USER` and
 /// `DOCKER-ISOLATION-STAGE-1/2` jumped to from the top of FORWARD, a block of four FORWARD rules

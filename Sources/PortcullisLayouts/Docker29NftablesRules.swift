@@ -1,7 +1,6 @@
 import PortcullisIR
 import PortcullisNet
 import PortcullisPolicy
-import PortcullisSyntax
 
 /// Docker 29's nftables firewaller (`"firewall-backend": "nftables"`), IPv4: one table,
 /// `ip docker-bridges`, whose base chains only dispatch through verdict maps keyed by interface

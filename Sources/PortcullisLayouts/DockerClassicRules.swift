@@ -1,7 +1,6 @@
 import PortcullisIR
 import PortcullisNet
 import PortcullisPolicy
-import PortcullisSyntax
 
 /// Rule templates Docker has used unchanged from 1.5 to 27.x (`pkg/iptables` in 1.5,
 /// `libnetwork/iptables` later). Both classic layouts build their rules from these, so their

@@ -1,7 +1,6 @@
 import PortcullisIR
 import PortcullisNet
 import PortcullisPolicy
-import PortcullisSyntax
 
 /// What Docker 28.2.2+ and Docker 29 (iptables backend) have in common: the `DOCKER-FORWARD`,
 /// `DOCKER-CT` and `DOCKER-BRIDGE` chains, the per-bridge DROP at the end of filter `DOCKER`,

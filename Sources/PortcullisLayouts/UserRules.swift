@@ -1,7 +1,6 @@
 import PortcullisIR
 import PortcullisNet
 import PortcullisPolicy
-import PortcullisSyntax
 
 /// The rules Docker itself cannot write: flows, egress restrictions and source allow-lists on
 /// published ports. Docker layouts place them in the chain Docker reserves for users

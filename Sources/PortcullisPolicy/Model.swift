@@ -1,5 +1,4 @@
 import PortcullisNet
-import PortcullisSyntax
 
 /// A checked policy: every name resolved, every address parsed and consistent. Layouts read
 /// only this; nothing here can fail any more.

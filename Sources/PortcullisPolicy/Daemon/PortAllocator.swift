@@ -1,5 +1,4 @@
 import PortcullisNet
-import PortcullisSyntax
 
 /// Gives publishes without a host port a port from the ephemeral range the way Docker 20.10's
 /// port allocator does: containers in start order; within a container, in Docker's binding

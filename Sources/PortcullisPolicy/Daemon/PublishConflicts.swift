@@ -1,5 +1,4 @@
 import PortcullisNet
-import PortcullisSyntax
 
 /// Fixed host ports two publishes claim on the same address (or one on all addresses), which
 /// the daemon refuses. Daemon-chosen ports cannot clash: the allocator skips taken ports and
