@@ -65,7 +65,7 @@ struct UserRules {
     func drop(_ matches: [Match], comment: RuleComment?, provenance: Provenance) -> [Rule] {
         var rules: [Rule] = []
         if let log = policy.host.logDrops, let prefix = RuleComment(log.prefix) {
-            let rate = Rate(count: log.rateCount, unit: Rate.Unit(rawValue: log.rateUnit.rawValue)!)
+            let rate = Rate(count: log.rateCount, unit: log.rateUnit)
             rules.append(
                 Rule(
                     matches + [.limit(rate)], effects: [.log(prefix: prefix)], nil, comment: comment,

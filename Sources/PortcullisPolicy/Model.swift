@@ -94,12 +94,7 @@ public struct HostSettings: Sendable, Hashable {
 }
 
 public struct LogSettings: Sendable, Hashable {
-    public enum Unit: String, Sendable, Hashable, CaseIterable {
-        case second
-        case minute
-        case hour
-        case day
-    }
+    public typealias Unit = TimeUnit
 
     /// At most `rateCount` log lines per `rateUnit`; Portcullis always rate-limits logging so a
     /// flood of dropped packets cannot flood the kernel log.
