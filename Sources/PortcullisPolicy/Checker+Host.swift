@@ -123,7 +123,7 @@ extension Checker {
         return true
     }
 
-    static let nftJSONConstants: Set<String> = [
+    private static let nftJSONConstants: Set<String> = [
         "tcp", "udp", "udplite", "esp", "ah", "icmp", "icmpv6", "comp", "dccp", "sctp", "redirect",
     ]
 }

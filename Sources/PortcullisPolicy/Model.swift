@@ -176,13 +176,6 @@ public struct Publish: Sendable, Hashable {
     public var fromPublishAll = false
 }
 
-/// One port of a publish: `publish` indexes `Container.publishes`, `offset` is the port's place
-/// in the publish's range.
-public struct PublishedPort: Sendable, Hashable {
-    public let publish: Int
-    public let offset: Int
-}
-
 public struct Container: Sendable, Hashable {
     public var name: String
     /// In the order given; Docker connects the first at start and the rest after.

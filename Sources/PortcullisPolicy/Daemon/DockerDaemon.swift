@@ -24,6 +24,13 @@ public enum DockerDaemon: Sendable {
     }
 }
 
+/// One port of a publish: `publish` indexes `Container.publishes`, `offset` is the port's place
+/// in the publish's range.
+public struct PublishedPort: Sendable, Hashable {
+    public let publish: Int
+    public let offset: Int
+}
+
 /// One host port mapped to one container port.
 public struct PortBinding: Sendable {
     public let publish: Publish
