@@ -204,11 +204,126 @@ public struct DriftAudit: Sendable {
     }
 
     func rules(_ chain: Chain, _ live: Chain, table: Table) -> [Finding] {
-        let wanted = chain.rules.map(Meaning.init)
-        let present = live.rules.map(Meaning.init)
-        guard wanted != present else { return [] }
-        let steps = Self.align(wanted, present)
-        func finding(
+        let comparison = ChainComparison(chain: chain, live: live, table: table)
+        guard comparison.wanted != comparison.present else { return [] }
+        return comparison.findings()
+    }
+
+    /// The policy's chain against the host's, aligned rule by rule: rules on both sides outside
+    /// the common subsequence are missing, unexpected, changed or moved.
+    private struct ChainComparison {
+        let chain: Chain
+        let live: Chain
+        let table: Table
+        let wanted: [Meaning]
+        let present: [Meaning]
+
+        init(chain: Chain, live: Chain, table: Table) {
+            self.chain = chain
+            self.live = live
+            self.table = table
+            wanted = chain.rules.map(Meaning.init)
+            present = live.rules.map(Meaning.init)
+        }
+
+        func findings() -> [Finding] {
+            let steps = DriftAudit.align(wanted, present)
+            let (missing, unexpected, gaps) = Self.gaps(steps)
+            let moved = self.moved(missing: missing, unexpected: unexpected)
+            let movedWanted = Set(moved.map(\.wanted))
+            let movedPresent = Set(moved.map(\.present))
+            return gaps.flatMap { gapFindings($0, movedWanted: movedWanted, movedPresent: movedPresent) }
+                + orderFindings(steps, moved: moved)
+        }
+
+        /// Every rule outside the common subsequence, and the runs of them between two rules
+        /// both sides share.
+        private static func gaps(_ steps: [Step]) -> (
+            missing: [Int], unexpected: [Int], gaps: [(missing: [Int], unexpected: [Int])]
+        ) {
+            var missing: [Int] = []
+            var unexpected: [Int] = []
+            var gaps: [(missing: [Int], unexpected: [Int])] = [([], [])]
+            for step in steps {
+                switch step {
+                case .same:
+                    if !gaps[gaps.count - 1].missing.isEmpty || !gaps[gaps.count - 1].unexpected.isEmpty {
+                        gaps.append(([], []))
+                    }
+                case .missing(let i):
+                    missing.append(i)
+                    gaps[gaps.count - 1].missing.append(i)
+                case .unexpected(let j):
+                    unexpected.append(j)
+                    gaps[gaps.count - 1].unexpected.append(j)
+                }
+            }
+            return (missing, unexpected, gaps)
+        }
+
+        /// A missing rule the host has elsewhere has moved: pairs of its positions.
+        private func moved(missing: [Int], unexpected: [Int]) -> [(wanted: Int, present: Int)] {
+            var moved: [(wanted: Int, present: Int)] = []
+            var movedPresent = Set<Int>()
+            for i in missing {
+                if let j = unexpected.first(where: { present[$0] == wanted[i] && !movedPresent.contains($0) }) {
+                    moved.append((i, j))
+                    movedPresent.insert(j)
+                }
+            }
+            return moved
+        }
+
+        /// In one gap, rules not moved: changed where both sides have one, else missing or
+        /// unexpected.
+        private func gapFindings(
+            _ gap: (missing: [Int], unexpected: [Int]), movedWanted: Set<Int>, movedPresent: Set<Int>
+        ) -> [Finding] {
+            let gone = gap.missing.filter { !movedWanted.contains($0) }
+            let added = gap.unexpected.filter { !movedPresent.contains($0) }
+            let changed = zip(gone, added).map { i, j in
+                finding(
+                    .changedRule, .high, live.rules[j], "the host's rule differs from the one the policy needs here",
+                    "apply the policy (portcullis apply)", expected: chain.rules[i])
+            }
+            let paired = min(gone.count, added.count)
+            let missing = gone.dropFirst(paired).map { i in
+                finding(
+                    .missingRule, .high, chain.rules[i], "the policy needs this rule and the host does not have it",
+                    "apply the policy (portcullis apply)")
+            }
+            let unexpected = added.dropFirst(paired).map { j in
+                finding(
+                    .unexpectedRule, .medium, live.rules[j], "the host has this rule and the policy does not say it",
+                    "remove it, or describe it in the policy")
+            }
+            return changed + missing + unexpected
+        }
+
+        /// A moved rule matters only if it passed a rule that can match the same packets and
+        /// does something else.
+        private func orderFindings(_ steps: [Step], moved: [(wanted: Int, present: Int)]) -> [Finding] {
+            var presentPosition: [Int: Int] = [:]
+            for step in steps {
+                if case .same(let i, let j) = step { presentPosition[i] = j }
+            }
+            for (i, j) in moved { presentPosition[i] = j }
+            let placed = presentPosition.sorted { $0.key < $1.key }
+            return moved.compactMap { i, j in
+                let rule = chain.rules[i]
+                let conflicting = placed.first { k, position in
+                    k != i && (k < i) != (position < j) && DriftAudit.mayOverlap(rule, chain.rules[k])
+                        && DriftAudit.differ(rule, chain.rules[k])
+                }
+                guard let other = conflicting?.key else { return nil }
+                return finding(
+                    .ruleOrder, .high, live.rules[j],
+                    "this rule should come \(other < i ? "after" : "before") a rule that can match the same packets and does something else; the first match decides, so verdicts differ",
+                    "apply the policy (portcullis apply)", expected: rule, other: chain.rules[other])
+            }
+        }
+
+        private func finding(
             _ id: Finding.ID, _ severity: Finding.Severity, _ rule: Rule, _ explanation: String, _ fix: String,
             expected: Rule? = nil, other: Rule? = nil
         ) -> Finding {
@@ -216,89 +331,6 @@ public struct DriftAudit: Sendable {
                 id: id, severity: severity, table: table.name, chain: chain.name, rule: rule, explanation: explanation,
                 fix: fix, family: table.family, expectedRule: expected, otherRule: other)
         }
-        // Rules on both sides outside the common subsequence have moved.
-        var missing: [Int] = []
-        var unexpected: [Int] = []
-        var gaps: [(missing: [Int], unexpected: [Int])] = [([], [])]
-        for step in steps {
-            switch step {
-            case .same:
-                if !gaps[gaps.count - 1].missing.isEmpty || !gaps[gaps.count - 1].unexpected.isEmpty {
-                    gaps.append(([], []))
-                }
-            case .missing(let i):
-                missing.append(i)
-                gaps[gaps.count - 1].missing.append(i)
-            case .unexpected(let j):
-                unexpected.append(j)
-                gaps[gaps.count - 1].unexpected.append(j)
-            }
-        }
-        var moved: [(Int, Int)] = []
-        var movedWanted = Set<Int>()
-        var movedPresent = Set<Int>()
-        for i in missing {
-            if let j = unexpected.first(where: { present[$0] == wanted[i] && !movedPresent.contains($0) }) {
-                moved.append((i, j))
-                movedWanted.insert(i)
-                movedPresent.insert(j)
-            }
-        }
-        var result: [Finding] = []
-        for gap in gaps {
-            let gone = gap.missing.filter { !movedWanted.contains($0) }
-            let added = gap.unexpected.filter { !movedPresent.contains($0) }
-            for (i, j) in zip(gone, added) {
-                result.append(
-                    finding(
-                        .changedRule, .high, live.rules[j],
-                        "the host's rule differs from the one the policy needs here",
-                        "apply the policy (portcullis apply)",
-                        expected: chain.rules[i]))
-            }
-            for i in gone.dropFirst(min(gone.count, added.count)) {
-                result.append(
-                    finding(
-                        .missingRule, .high, chain.rules[i],
-                        "the policy needs this rule and the host does not have it",
-                        "apply the policy (portcullis apply)"))
-            }
-            for j in added.dropFirst(min(gone.count, added.count)) {
-                result.append(
-                    finding(
-                        .unexpectedRule, .medium, live.rules[j],
-                        "the host has this rule and the policy does not say it",
-                        "remove it, or describe it in the policy"))
-            }
-        }
-        // A moved rule matters only if it passed a rule that can match the same packets and
-        // does something else.
-        var wantedPosition: [Int: Int] = [:]
-        var presentPosition: [Int: Int] = [:]
-        for step in steps {
-            if case .same(let i, let j) = step {
-                wantedPosition[i] = i
-                presentPosition[i] = j
-            }
-        }
-        for (i, j) in moved {
-            wantedPosition[i] = i
-            presentPosition[i] = j
-        }
-        for (i, j) in moved {
-            let rule = chain.rules[i]
-            let conflicting = wantedPosition.keys.sorted().first { k in
-                k != i && (k < i) != (presentPosition[k]! < j) && Self.mayOverlap(rule, chain.rules[k])
-                    && Self.differ(rule, chain.rules[k])
-            }
-            guard let other = conflicting else { continue }
-            result.append(
-                finding(
-                    .ruleOrder, .high, live.rules[j],
-                    "this rule should come \(other < i ? "after" : "before") a rule that can match the same packets and does something else; the first match decides, so verdicts differ",
-                    "apply the policy (portcullis apply)", expected: rule, other: chain.rules[other]))
-        }
-        return result
     }
 
     /// Whether the two rules do different things to a packet both match.

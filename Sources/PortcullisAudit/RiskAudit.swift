@@ -101,100 +101,106 @@ public struct RiskAudit: Sendable {
     /// everyone, loopback publishes without the remote-loopback drop, ICC open, DNAT to
     /// addresses no bridge holds. (Duplicates and shadowed rules are found in every table.)
     func dockerBridgesRisks() -> [Finding] {
-        var findings: [Finding] = []
-        for table in ruleset.tables where table.name == "docker-bridges" {
+        ruleset.tables.filter { $0.name == "docker-bridges" }.flatMap { table in
             let dnats = (table.chain("nat-prerouting-and-output")?.rules ?? []).compactMap {
                 rule -> (rule: Rule, port: PortRange?)? in
                 guard case .dnat = rule.action else { return nil }
                 return (rule, Self.port(rule))
             }
-            let user = ruleset.table(table.family, "portcullis-user")
-            let restricted = (user?.chains ?? []).flatMap(\.rules).compactMap { rule -> PortRange? in
-                guard rule.action == .drop || rule.action == .return else { return nil }
-                return rule.matches.lazy.compactMap { match -> PortRange? in
-                    if case .originalDestinationPort(let ports) = match { return ports }
-                    if case .port(.destination, let ports) = match { return ports }
-                    return nil
-                }.first
+            let restricted = restrictedPorts(table.family)
+            return dnats.flatMap { publishRisks(of: $0, in: table, restricted: restricted) }
+                + Self.dnatToUnknownAddresses(dnats, in: table)
+                + Self.openICC(in: table)
+        }
+    }
+
+    /// A publish on every address with no source restriction, and one on a loopback address
+    /// without the drop of the same traffic arriving from other hosts.
+    /// `restricted`: the ports whose sources Portcullis' user table restricts.
+    private func publishRisks(of dnat: (rule: Rule, port: PortRange?), in table: Table, restricted: [PortRange])
+        -> [Finding]
+    {
+        var findings: [Finding] = []
+        let destination = destinationAddress(of: dnat.rule)
+        let sourced = dnat.rule.matches.contains {
+            if case .address(.source, _, false) = $0 { true } else { false }
+        }
+        if destination == nil && !sourced
+            && !restricted.contains(where: { port in dnat.port.map { port.overlaps($0) } ?? false })
+        {
+            findings.append(
+                Self.finding(
+                    .publishedToEveryone, .medium, table, "nat-prerouting-and-output", dnat.rule,
+                    "port \(dnat.port.map(\.description) ?? "?") is published on every host address and nothing restricts its sources; host firewalls such as ufw do not see this traffic (it is forwarded, not input)",
+                    "publish on one address, or add a source allow-list (publish ... from SOURCES)"))
+        }
+        if let destination, destination.family == .ipv4, IPPrefix.loopback(.ipv4).contains(destination.address) {
+            let guarded = (table.chain("raw-PREROUTING")?.rules ?? []).contains { rule in
+                rule.action == .drop && rule.matches.contains(.interface(.source, "lo", negated: true))
+                    && rule.matches.contains(.address(.destination, destination))
+                    && Self.port(rule).map { port in dnat.port.map { port.overlaps($0) } ?? false } ?? false
             }
-            func finding(
-                _ id: Finding.ID, _ severity: Finding.Severity, _ chain: String, _ rule: Rule, _ why: String,
-                _ fix: String
-            )
-                -> Finding
-            {
-                Finding(
-                    id: id, severity: severity, table: table.name, chain: chain, rule: rule, explanation: why, fix: fix,
-                    family: table.family)
-            }
-            for dnat in dnats {
-                let destination = destinationAddress(of: dnat.rule)
-                let sourced = dnat.rule.matches.contains {
-                    if case .address(.source, _, false) = $0 { true } else { false }
-                }
-                if destination == nil && !sourced
-                    && !restricted.contains(where: { port in dnat.port.map { port.overlaps($0) } ?? false })
-                {
-                    findings.append(
-                        finding(
-                            .publishedToEveryone, .medium, "nat-prerouting-and-output", dnat.rule,
-                            "port \(dnat.port.map(\.description) ?? "?") is published on every host address and nothing restricts its sources; host firewalls such as ufw do not see this traffic (it is forwarded, not input)",
-                            "publish on one address, or add a source allow-list (publish ... from SOURCES)"))
-                }
-                if let destination, destination.family == .ipv4,
-                    IPPrefix.loopback(.ipv4).contains(destination.address)
-                {
-                    let guarded = (table.chain("raw-PREROUTING")?.rules ?? []).contains { rule in
-                        rule.action == .drop && rule.matches.contains(.interface(.source, "lo", negated: true))
-                            && rule.matches.contains(.address(.destination, destination))
-                            && Self.port(rule).map { port in dnat.port.map { port.overlaps($0) } ?? false } ?? false
-                    }
-                    if !guarded {
-                        findings.append(
-                            finding(
-                                .loopbackPublishReachable, .high, "nat-prerouting-and-output", dnat.rule,
-                                "port \(dnat.port.map(\.description) ?? "?") is published on a loopback address, but no raw-PREROUTING rule drops packets for it that arrive from other hosts; a neighbour routing \(destination.address) to this host reaches the container (moby#45610)",
-                                "restore Docker's 'DROP REMOTE LOOPBACK' rule (iifname != \"lo\" ip daddr \(destination.address) ... drop) in raw-PREROUTING, or restart the daemon"
-                            ))
-                    }
-                }
-            }
-            // Bridge subnets: what each bridge masquerades.
-            let subnets: [IPPrefix] = table.chains.filter { $0.name.hasPrefix("nat-postrouting-out__") }.flatMap(
-                \.rules
-            )
-            .compactMap { rule in
-                guard rule.action == .masquerade else { return nil }
-                return rule.matches.lazy.compactMap { match -> IPPrefix? in
-                    if case .address(.source, let prefix, false) = match, !prefix.isHost { return prefix }
-                    return nil
-                }.first
-            }
-            if !subnets.isEmpty {
-                for dnat in dnats {
-                    guard case .dnat(let address, _) = dnat.rule.action,
-                        !subnets.contains(where: { $0.contains(address) })
-                    else { continue }
-                    findings.append(
-                        finding(
-                            .dnatToUnknownAddress, .medium, "nat-prerouting-and-output", dnat.rule,
-                            "DNAT to \(address), which no bridge subnet on this host holds: a leftover of a removed container?",
-                            "remove the rule (and its accept in the bridge's filter-forward-in chain), or re-apply the host's policy"
-                        ))
-                }
-            }
-            for chain in table.chains where chain.name.hasPrefix("filter-forward-in__") {
-                let bridge = String(chain.name.dropFirst("filter-forward-in__".count))
-                for rule in chain.rules where rule.action == .accept && rule.comment?.text == "ICC" {
-                    findings.append(
-                        finding(
-                            .iccOpen, .low, chain.name, rule,
-                            "containers on \(bridge) may connect to each other on every port",
-                            "set 'icc deny' on the network and allow the flows it needs"))
-                }
+            if !guarded {
+                findings.append(
+                    Self.finding(
+                        .loopbackPublishReachable, .high, table, "nat-prerouting-and-output", dnat.rule,
+                        "port \(dnat.port.map(\.description) ?? "?") is published on a loopback address, but no raw-PREROUTING rule drops packets for it that arrive from other hosts; a neighbour routing \(destination.address) to this host reaches the container (moby#45610)",
+                        "restore Docker's 'DROP REMOTE LOOPBACK' rule (iifname != \"lo\" ip daddr \(destination.address) ... drop) in raw-PREROUTING, or restart the daemon"
+                    ))
             }
         }
         return findings
+    }
+
+    /// The ports whose sources Portcullis' user table restricts (drops and returns on a port).
+    private func restrictedPorts(_ family: TableFamily) -> [PortRange] {
+        let user = ruleset.table(family, "portcullis-user")
+        return (user?.chains ?? []).flatMap(\.rules).compactMap { rule -> PortRange? in
+            guard rule.action == .drop || rule.action == .return else { return nil }
+            return rule.matches.lazy.compactMap { match -> PortRange? in
+                if case .originalDestinationPort(let ports) = match { return ports }
+                if case .port(.destination, let ports) = match { return ports }
+                return nil
+            }.first
+        }
+    }
+
+    /// DNAT to an address outside every subnet a bridge of the table masquerades.
+    private static func dnatToUnknownAddresses(_ dnats: [(rule: Rule, port: PortRange?)], in table: Table)
+        -> [Finding]
+    {
+        let subnets = masqueradedSubnets(
+            table.chains.filter { $0.name.hasPrefix("nat-postrouting-out__") }.flatMap(\.rules))
+        guard !subnets.isEmpty else { return [] }
+        return dnats.compactMap { dnat in
+            guard let address = unknownTarget(of: dnat.rule, subnets: subnets) else { return nil }
+            return finding(
+                .dnatToUnknownAddress, .medium, table, "nat-prerouting-and-output", dnat.rule,
+                "DNAT to \(address), which no bridge subnet on this host holds: a leftover of a removed container?",
+                "remove the rule (and its accept in the bridge's filter-forward-in chain), or re-apply the host's policy"
+            )
+        }
+    }
+
+    private static func openICC(in table: Table) -> [Finding] {
+        table.chains.filter { $0.name.hasPrefix("filter-forward-in__") }.flatMap { chain in
+            let bridge = String(chain.name.dropFirst("filter-forward-in__".count))
+            return chain.rules.filter { $0.action == .accept && $0.comment?.text == "ICC" }.map { rule in
+                finding(
+                    .iccOpen, .low, table, chain.name, rule,
+                    "containers on \(bridge) may connect to each other on every port",
+                    "set 'icc deny' on the network and allow the flows it needs")
+            }
+        }
+    }
+
+    private static func finding(
+        _ id: Finding.ID, _ severity: Finding.Severity, _ table: Table, _ chain: String, _ rule: Rule, _ why: String,
+        _ fix: String
+    ) -> Finding {
+        Finding(
+            id: id, severity: severity, table: table.name, chain: chain, rule: rule, explanation: why, fix: fix,
+            family: table.family)
     }
 
     static func port(_ rule: Rule) -> PortRange? {
@@ -332,19 +338,31 @@ public struct RiskAudit: Sendable {
         }
     }
 
-    /// DNAT to an address no bridge subnet holds: usually left behind by a crash (moby#15151).
-    func unknownDNATTargets() -> [Finding] {
-        let subnets: [IPPrefix] = (nat?.chain("POSTROUTING")?.rules ?? []).compactMap { rule in
+    /// The bridge subnets masquerading rules name as their sources.
+    static func masqueradedSubnets(_ rules: [Rule]) -> [IPPrefix] {
+        rules.compactMap { rule in
             guard rule.action == .masquerade else { return nil }
             return rule.matches.lazy.compactMap { match -> IPPrefix? in
                 if case .address(.source, let prefix, false) = match, !prefix.isHost { return prefix }
                 return nil
             }.first
         }
+    }
+
+    /// The address a DNAT rule translates to, if none of the subnets holds it.
+    static func unknownTarget(of rule: Rule, subnets: [IPPrefix]) -> IPAddress? {
+        guard case .dnat(let address, _) = rule.action, !subnets.contains(where: { $0.contains(address) }) else {
+            return nil
+        }
+        return address
+    }
+
+    /// DNAT to an address no bridge subnet holds: usually left behind by a crash (moby#15151).
+    func unknownDNATTargets() -> [Finding] {
+        let subnets = Self.masqueradedSubnets(nat?.chain("POSTROUTING")?.rules ?? [])
         guard !subnets.isEmpty else { return [] }
         return dnats.compactMap { dnat in
-            guard case .dnat(let address, _) = dnat.rule.action, !subnets.contains(where: { $0.contains(address) })
-            else { return nil }
+            guard let address = Self.unknownTarget(of: dnat.rule, subnets: subnets) else { return nil }
             return Finding(
                 id: .dnatToUnknownAddress, severity: .medium, table: "nat", chain: dnat.chain, rule: dnat.rule,
                 explanation:

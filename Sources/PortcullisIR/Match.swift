@@ -16,12 +16,7 @@ public enum ConnectionState: String, Sendable, Hashable, CaseIterable {
 
 /// A rate for `limit`: `count` per `unit`.
 public struct Rate: Sendable, Hashable {
-    public enum Unit: String, Sendable, Hashable, CaseIterable {
-        case second
-        case minute
-        case hour
-        case day
-    }
+    public typealias Unit = TimeUnit
 
     public var count: Int
     public var unit: Unit

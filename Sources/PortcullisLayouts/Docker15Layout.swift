@@ -1,7 +1,6 @@
 import PortcullisIR
 import PortcullisNet
 import PortcullisPolicy
-import PortcullisSyntax
 
 /// Docker 1.5/1.6: one bridge, its rules straight in FORWARD under a jump to `DOCKER`, FORWARD
 /// policy ACCEPT, no user chain. Policy rules Docker cannot express go in `PORTCULLIS-FORWARD`,
@@ -38,11 +37,13 @@ public struct Docker15Layout: Layout {
             history.newChain(.filter, DockerChain.docker)
             history.insert(.filter, "FORWARD", DockerClassicRules.jumpToDocker(network))
         }
+        let ports = DockerDaemon.docker2010.portMappings(policy)
         for case .startContainer(let name) in policy.events {
             guard let container = policy.container(name) else { continue }
-            DockerClassicRules.programPorts(container, policy: policy, matchBridgeOnDNAT: true, history: &history)
+            DockerClassicRules.programPorts(
+                container, policy: policy, ports: ports, matchBridgeOnDNAT: true, history: &history)
         }
-        let userRules = UserRules(policy: policy, family: .ipv4).rules()
+        let userRules = UserRules(policy: policy, family: .ipv4, ports: ports).rules()
         if !userRules.isEmpty {
             for rule in userRules { history.append(.filter, Self.userChain, rule) }
             history.ensureJumpOnTop(.filter, "FORWARD", to: Self.userChain)

@@ -1,7 +1,6 @@
 import PortcullisIR
 import PortcullisNet
 import PortcullisPolicy
-import PortcullisSyntax
 
 /// Docker's classic layout (18.06 to 27.x), as Docker 20.10 writes it: `DOCKER-USER` and
 /// `DOCKER-ISOLATION-STAGE-1/2` jumped to from the top of FORWARD, a block of four FORWARD rules
@@ -32,12 +31,16 @@ public struct Docker2010Layout: Layout {
                 hint: "Docker 20.10 writes ip6tables rules only with --ip6tables: set 'ip6tables on' in the host block")
         }
         let families: [IPFamily] = policy.host.ip6tables ? [.ipv4, .ipv6] : [.ipv4]
-        return problems.result(Ruleset(tables: families.flatMap { Replay(family: $0).tables(policy) }))
+        let ports = DockerDaemon.docker2010.portMappings(policy)
+        return problems.result(
+            Ruleset(tables: families.flatMap { Replay(family: $0, ports: ports).tables(policy) }))
     }
 
     /// The daemon's calls in one family (iptables or ip6tables).
     struct Replay {
         let family: IPFamily
+        /// Docker 20.10's port order, and its daemon-chosen ports in each family.
+        let ports: PortMappings
 
         func subnet(_ network: Network) -> IPPrefix? { family == .ipv4 ? network.subnet4 : network.subnet6 }
 
@@ -63,11 +66,11 @@ public struct Docker2010Layout: Layout {
                 case .startContainer(let name):
                     guard let container = policy.container(name) else { continue }
                     DockerClassicRules.programPorts(
-                        container, policy: policy, family: family, matchBridgeOnDNAT: host.userlandProxy,
-                        history: &history)
+                        container, policy: policy, ports: ports, family: family,
+                        matchBridgeOnDNAT: host.userlandProxy, history: &history)
                 }
             }
-            let userRules = UserRules(policy: policy, family: family, ipv6PortsOfTheirOwn: true).rules()
+            let userRules = UserRules(policy: policy, family: family, ports: ports).rules()
             if family == .ipv6 && !userRules.isEmpty {
                 // Docker 20.10 has no ip6tables DOCKER-USER (23.0 added it, in this shape).
                 history.newChain(.filter, user)

@@ -1,7 +1,6 @@
 import PortcullisIR
 import PortcullisNet
 import PortcullisPolicy
-import PortcullisSyntax
 
 /// Docker 28.2.2 to 28.5.2 with its iptables firewaller: FORWARD only jumps to
 /// `DOCKER-USER` (created empty) and `DOCKER-FORWARD`, which holds the per-bridge accepts behind

@@ -1,7 +1,6 @@
 import PortcullisIR
 import PortcullisNet
 import PortcullisPolicy
-import PortcullisSyntax
 
 /// Docker 29.x with its default iptables firewaller: Docker 28.2.2's chains without the
 /// isolation chains. `DOCKER-FORWARD` jumps to `DOCKER-CT`, `DOCKER-INTERNAL` (the drops that keep

@@ -1,7 +1,6 @@
 import PortcullisIR
 import PortcullisNet
 import PortcullisPolicy
-import PortcullisSyntax
 
 /// Docker 29's nftables firewaller (`"firewall-backend": "nftables"`), IPv4: one table,
 /// `ip docker-bridges`, whose base chains only dispatch through verdict maps keyed by interface
@@ -166,45 +165,76 @@ public struct Docker29NftablesRules {
     // MARK: - Docker's table
 
     func dockerTable(_ needs: Needs) -> Table {
-        var bridges: [Bridge] = []
-        var dnat: [Rule] = []
-        var raw: [Rule] = []
-        let hairpin = !policy.host.userlandProxy
+        var parts = DockerTableParts()
+        let ports = DockerDaemon.docker27.portMappings(policy)
         for event in policy.events {
             switch event {
             case .createNetwork(let name):
                 guard let network = policy.network(name), subnet(network) != nil else { continue }
-                bridges.append(createNetwork(network, needs: needs))
+                parts.bridges.append(createNetwork(network, needs: needs))
             case .startContainer(let name):
                 guard let container = policy.container(name) else { continue }
-                if !needs.directRouting { raw += directAccessDrops(container) }
-                guard let (attachment, network) = DockerClassicRules.portMappingEndpoint(container, policy: policy),
-                    let address = address(attachment),
-                    let index = bridges.firstIndex(where: { $0.network.name == network.name })
-                else { continue }
-                let mode = gatewayMode(network)
-                for binding in DockerModernRules.bindings(container) {
-                    guard let host = DockerModernRules.hostBinding(binding.publish, network: network, family: family)
-                    else { continue }
-                    let ports = portRules(
-                        binding, containerAddress: address, network: network, hostAddress: host.address,
-                        hairpin: hairpin)
-                    // setPerPortForwarding (not in nat-unprotected mode, whose final rule accepts
-                    // everything), then, unless routed mode maps no host port, setPerPortDNAT,
-                    // setPerPortHairpinMasq, filterPortMappedOnLoopback; a rule already there is
-                    // not added twice.
-                    if mode != .natUnprotected { appendOnce(&bridges[index].forwardInPorts, ports.accept) }
-                    guard mode != .routed else { continue }
-                    dnat.append(ports.dnat)
-                    if hairpin { appendOnce(&bridges[index].postroutingIn, ports.hairpinMasquerade) }
-                    if let loopback = ports.loopbackDrop { raw.append(loopback) }
-                }
+                if !needs.directRouting { parts.raw += directAccessDrops(container) }
+                startContainer(container, ports: ports, into: &parts)
             }
         }
+        func jumps(_ name: String, _ chain: (String) -> String) -> NamedSet {
+            NamedSet(
+                name: name, keyTypes: [.interfaceName], mapValue: .verdict, interval: false,
+                elements: parts.bridges.map { bridge in
+                    SetElement(
+                        key: [.interface(bridge.network.bridge)], value: .verdict(.jump(chain(bridge.network.bridge))),
+                        provenance: bridge.network.origin.provenance)
+                })
+        }
+        return Table(
+            family: tableFamily, name: Self.table, chains: baseChains(parts) + parts.bridges.flatMap(\.chains),
+            sets: [
+                jumps(Self.forwardInJumps, Self.forwardIn), jumps(Self.forwardOutJumps, Self.forwardOut),
+                jumps(Self.postroutingInJumps, Self.postroutingIn),
+                jumps(Self.postroutingOutJumps, Self.postroutingOut),
+            ])
+    }
+
+    /// What the networks and containers add to Docker's table, in the order they come.
+    struct DockerTableParts {
+        var bridges: [Bridge] = []
+        var dnat: [Rule] = []
+        var raw: [Rule] = []
+    }
+
+    /// The port bindings of a container's gateway endpoint, in its bridge's chains.
+    private func startContainer(_ container: Container, ports: PortMappings, into parts: inout DockerTableParts) {
+        guard let (attachment, network) = DockerClassicRules.portMappingEndpoint(container, policy: policy),
+            let address = address(attachment),
+            let index = parts.bridges.firstIndex(where: { $0.network.name == network.name })
+        else { return }
+        let hairpin = !policy.host.userlandProxy
+        let mode = gatewayMode(network)
+        for binding in ports.bindings(of: container) {
+            guard let host = DockerModernRules.hostBinding(binding.publish, network: network, family: family)
+            else { continue }
+            let rules = portRules(
+                binding, containerAddress: address, network: network, hostAddress: host.address, hairpin: hairpin)
+            // setPerPortForwarding (not in nat-unprotected mode, whose final rule accepts
+            // everything), then, unless routed mode maps no host port, setPerPortDNAT,
+            // setPerPortHairpinMasq, filterPortMappedOnLoopback; a rule already there is
+            // not added twice.
+            if mode != .natUnprotected { appendOnce(&parts.bridges[index].forwardInPorts, rules.accept) }
+            guard mode != .routed else { continue }
+            parts.dnat.append(rules.dnat)
+            if hairpin { appendOnce(&parts.bridges[index].postroutingIn, rules.hairpinMasquerade) }
+            if let loopback = rules.loopbackDrop { parts.raw.append(loopback) }
+        }
+    }
+
+    /// The base chains and the NAT chain, which jump to the bridges' chains through the maps.
+    private func baseChains(_ parts: DockerTableParts) -> [Chain] {
+        let hairpin = !policy.host.userlandProxy
         let daemon = Provenance.daemon
         let loopback = IPPrefix.loopback(family)
         let toNAT = Self.counted([.localAddress(.destination)], .jump(Self.natChain), provenance: daemon)
-        let base: [Chain] = [
+        return [
             Chain(
                 name: Self.forward, base: BaseChain(type: .filter, hook: .forward, priority: 0),
                 rules: [
@@ -229,26 +259,11 @@ public struct Docker29NftablesRules {
             Chain(
                 name: Self.natPrerouting, base: BaseChain(type: .nat, hook: .prerouting, priority: -100), rules: [toNAT]
             ),
-            Chain(name: Self.natChain, rules: dnat),
+            Chain(name: Self.natChain, rules: parts.dnat),
             Chain(
-                name: Self.rawPrerouting, base: BaseChain(type: .filter, hook: .prerouting, priority: -300), rules: raw),
+                name: Self.rawPrerouting, base: BaseChain(type: .filter, hook: .prerouting, priority: -300),
+                rules: parts.raw),
         ]
-        func jumps(_ name: String, _ chain: (String) -> String) -> NamedSet {
-            NamedSet(
-                name: name, keyTypes: [.interfaceName], mapValue: .verdict, interval: false,
-                elements: bridges.map { bridge in
-                    SetElement(
-                        key: [.interface(bridge.network.bridge)], value: .verdict(.jump(chain(bridge.network.bridge))),
-                        provenance: bridge.network.origin.provenance)
-                })
-        }
-        return Table(
-            family: tableFamily, name: Self.table, chains: base + bridges.flatMap(\.chains),
-            sets: [
-                jumps(Self.forwardInJumps, Self.forwardIn), jumps(Self.forwardOutJumps, Self.forwardOut),
-                jumps(Self.postroutingInJumps, Self.postroutingIn),
-                jumps(Self.postroutingOutJumps, Self.postroutingOut),
-            ])
     }
 
     /// nftabler's `NewNetwork`: the four chains and their map elements, and the rules that do
@@ -332,7 +347,7 @@ public struct Docker29NftablesRules {
     }
 
     func portRules(
-        _ binding: DockerClassicRules.Binding, containerAddress: IPAddress, network: Network, hostAddress: IPAddress?,
+        _ binding: PortBinding, containerAddress: IPAddress, network: Network, hostAddress: IPAddress?,
         hairpin: Bool
     ) -> PortRules {
         let provenance = binding.publish.origin.provenance

@@ -1,7 +1,6 @@
 import PortcullisIR
 import PortcullisNet
 import PortcullisPolicy
-import PortcullisSyntax
 
 /// Rule templates Docker has used unchanged from 1.5 to 27.x (`pkg/iptables` in 1.5,
 /// `libnetwork/iptables` later). Both classic layouts build their rules from these, so their
@@ -97,30 +96,6 @@ enum DockerClassicRules {
         }
     }
 
-    /// One host port mapped to one container port.
-    struct Binding {
-        let publish: Publish
-        let hostPort: UInt16
-        let containerPort: UInt16
-    }
-
-    /// A container's port bindings in the order Docker 20.10 programs them, each port of a range
-    /// its own binding: `Container.bindingOrder`, go-connections' `nat.SortPortMap` as the
-    /// checker reproduces it (see `DockerPortOrder`).
-    /// With `ipv6Ports`, daemon-chosen ports are those of Docker 20.10's IPv6 bindings.
-    static func bindings(_ container: Container, ipv6Ports: Bool = false) -> [Binding] {
-        container.bindingOrder.map { position in
-            binding(container.publishes[position.publish], offset: position.offset, ipv6Ports: ipv6Ports)
-        }
-    }
-
-    static func binding(_ publish: Publish, offset: Int, ipv6Ports: Bool = false) -> Binding {
-        let hostPorts = ipv6Ports ? publish.hostPorts6 ?? publish.hostPorts : publish.hostPorts
-        return Binding(
-            publish: publish, hostPort: UInt16(Int(hostPorts.first) + offset),
-            containerPort: UInt16(Int(publish.containerPorts.first) + offset))
-    }
-
     /// The endpoint Docker programs a container's port mappings on: the one that provides the
     /// default gateway, which libnetwork picks among non-internal networks by network name.
     static func portMappingEndpoint(_ container: Container, policy: Policy) -> (Attachment, Network)? {
@@ -131,14 +106,15 @@ enum DockerClassicRules {
     /// does at start. Docker 20.10 maps a binding in each family where the container has an
     /// address on the gateway endpoint and the host address allows it (`validatePortBindingIPv4`,
     /// `validatePortBindingIPv6`): no host address means both, `0.0.0.0` or `::` one family.
+    /// `ports`: the daemon's, in Docker 20.10's order (`DockerDaemon.docker2010`).
     static func programPorts(
-        _ container: Container, policy: Policy, family: IPFamily = .ipv4, matchBridgeOnDNAT: Bool,
-        history: inout XtablesHistory
+        _ container: Container, policy: Policy, ports: PortMappings, family: IPFamily = .ipv4,
+        matchBridgeOnDNAT: Bool, history: inout XtablesHistory
     ) {
         guard let (attachment, network) = portMappingEndpoint(container, policy: policy),
             let address = family == .ipv4 ? attachment.address4 : attachment.address6
         else { return }
-        for binding in bindings(container, ipv6Ports: family == .ipv6) {
+        for binding in ports.bindings(of: container, family: family) {
             guard let host = DockerModernRules.hostBinding(binding.publish, network: network, family: family)
             else { continue }
             let rules = publish(

@@ -1,7 +1,6 @@
 import PortcullisIR
 import PortcullisNet
 import PortcullisPolicy
-import PortcullisSyntax
 
 /// What Docker 28.2.2+ and Docker 29 (iptables backend) have in common: the `DOCKER-FORWARD`,
 /// `DOCKER-CT` and `DOCKER-BRIDGE` chains, the per-bridge DROP at the end of filter `DOCKER`,
@@ -91,30 +90,44 @@ struct DockerModernRules {
 
     func createNetwork(_ network: Network, host: HostSettings, history: inout XtablesHistory) {
         guard let subnet = subnet(network) else { return }
-        let provenance = network.origin.provenance
-        let bridge = network.bridge
         if network.internal {
-            // setupInternalNetworkRules: incoming drop, then outgoing drop, both inserted; then
-            // the ICC rule, appended (an internal network has no outgoing accept to carry ICC).
-            // For IPv6 each drop also names the other interface, so that link-local traffic
-            // within the bridge is not caught.
-            let ipv6 = family == .ipv6
-            history.insert(
-                .filter, internalDrops,
-                Rule(
-                    [.address(.destination, subnet, negated: true), .interface(.source, bridge)]
-                        + (ipv6 ? [.interface(.destination, bridge, negated: true)] : []), .drop,
-                    provenance: provenance))
-            history.insert(
-                .filter, internalDrops,
-                Rule(
-                    [.address(.source, subnet, negated: true)]
-                        + (ipv6 ? [.interface(.source, bridge, negated: true)] : [])
-                        + [.interface(.destination, bridge)], .drop,
-                    provenance: provenance))
-            history.append(.filter, DockerChain.forward, DockerClassicRules.icc(network, accept: network.icc))
+            createInternalNetwork(network, subnet: subnet, history: &history)
             return
         }
+        createNonInternalNetwork(network, subnet: subnet, host: host, history: &history)
+        guard isolationChains else { return }
+        isolate(network, history: &history)
+    }
+
+    /// setupInternalNetworkRules: incoming drop, then outgoing drop, both inserted; then the
+    /// ICC rule, appended (an internal network has no outgoing accept to carry ICC). For IPv6
+    /// each drop also names the other interface, so that link-local traffic within the bridge
+    /// is not caught.
+    private func createInternalNetwork(_ network: Network, subnet: IPPrefix, history: inout XtablesHistory) {
+        let provenance = network.origin.provenance
+        let bridge = network.bridge
+        let ipv6 = family == .ipv6
+        history.insert(
+            .filter, internalDrops,
+            Rule(
+                [.address(.destination, subnet, negated: true), .interface(.source, bridge)]
+                    + (ipv6 ? [.interface(.destination, bridge, negated: true)] : []), .drop,
+                provenance: provenance))
+        history.insert(
+            .filter, internalDrops,
+            Rule(
+                [.address(.source, subnet, negated: true)]
+                    + (ipv6 ? [.interface(.source, bridge, negated: true)] : [])
+                    + [.interface(.destination, bridge)], .drop,
+                provenance: provenance))
+        history.append(.filter, DockerChain.forward, DockerClassicRules.icc(network, accept: network.icc))
+    }
+
+    private func createNonInternalNetwork(
+        _ network: Network, subnet: IPPrefix, host: HostSettings, history: inout XtablesHistory
+    ) {
+        let provenance = network.origin.provenance
+        let bridge = network.bridge
         let hairpin = !host.userlandProxy
         let mode = gatewayMode(network)
         let routed = mode == .routed
@@ -155,10 +168,14 @@ struct DockerModernRules {
                 mode == .natUnprotected ? .accept : .drop, provenance: provenance))
         history.append(.filter, DockerChain.conntrack, DockerClassicRules.established(network))
         history.append(.filter, DockerChain.bridge, DockerClassicRules.jumpToDocker(network))
-        guard isolationChains else { return }
-        // setINC: for a routed network, a RETURN for traffic into it and an ACCEPT for its
-        // replies, both inserted; then the STAGE-1 jump is appended, the STAGE-2 drop inserted.
-        if routed {
+    }
+
+    /// setINC: for a routed network, a RETURN for traffic into it and an ACCEPT for its
+    /// replies, both inserted; then the STAGE-1 jump is appended, the STAGE-2 drop inserted.
+    private func isolate(_ network: Network, history: inout XtablesHistory) {
+        let provenance = network.origin.provenance
+        let bridge = network.bridge
+        if gatewayMode(network) == .routed {
             history.insert(
                 .filter, DockerChain.isolationStage1,
                 Rule([.interface(.destination, bridge)], .return, provenance: provenance))
@@ -201,7 +218,7 @@ struct DockerModernRules {
         else { return }
         let hairpin = !policy.host.userlandProxy
         let mode = gatewayMode(network)
-        for binding in Self.bindings(container) {
+        for binding in DockerDaemon.docker27.portMappings(policy).bindings(of: container) {
             guard let host = Self.hostBinding(binding.publish, network: network, family: family) else { continue }
             let specific = host.address
             var rules = DockerClassicRules.publish(
@@ -237,26 +254,6 @@ struct DockerModernRules {
     func gatewayMode(_ network: Network) -> GatewayMode { family == .ipv4 ? network.gatewayMode4 : .nat }
 
     static let linkLocal = IPPrefix(address: IPAddress(ipv6: 0xfe80 << 48, 0), length: 10)
-
-    /// A container's port bindings for Docker 27 and later, where libnetwork sorts them again
-    /// (`sortAndNormPBs`) after the daemon's `nat.SortPortMap`: highest host port first,
-    /// daemon-chosen ports counting as 0, then highest container port, then protocol name. This
-    /// is the order the Docker 28 and 29 references show; it has not been checked against
-    /// `sortAndNormPBs` where go-connections' comparator is inconsistent.
-    static func bindings(_ container: Container) -> [DockerClassicRules.Binding] {
-        let all = container.publishes.flatMap { publish in
-            (0..<publish.hostPorts.count).map { DockerClassicRules.binding(publish, offset: $0) }
-        }
-        func key(_ b: DockerClassicRules.Binding) -> (Int, Int, String) {
-            (b.publish.hostPortIsEphemeral ? 0 : Int(b.hostPort), Int(b.containerPort), b.publish.transport.rawValue)
-        }
-        return all.sorted { a, b in
-            let (ka, kb) = (key(a), key(b))
-            if ka.0 != kb.0 { return ka.0 > kb.0 }
-            if ka.1 != kb.1 { return ka.1 > kb.1 }
-            return ka.2 < kb.2
-        }
-    }
 
     /// Whether a publish binds in `family`, and on which host address (nil: every address of
     /// it). Without a host address Docker binds 0.0.0.0 and [::] unless the network's default

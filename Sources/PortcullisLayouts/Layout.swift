@@ -1,7 +1,6 @@
 import PortcullisIR
 import PortcullisNet
 import PortcullisPolicy
-import PortcullisSyntax
 
 /// A layout lowers a checked policy into the firewall IR: which tables and chains exist and
 /// which rules they hold, in the order a given Docker version (or Portcullis' own design)

@@ -1,7 +1,6 @@
 import PortcullisIR
 import PortcullisNet
 import PortcullisPolicy
-import PortcullisSyntax
 
 /// Portcullis' own nftables layout: one `inet portcullis` table for both address families,
 /// meant for hosts where the daemon writes no rules of its own (`--iptables=false`).

@@ -1,7 +1,6 @@
 import PortcullisIR
 import PortcullisNet
 import PortcullisPolicy
-import PortcullisSyntax
 
 /// The rules Docker itself cannot write: flows, egress restrictions and source allow-lists on
 /// published ports. Docker layouts place them in the chain Docker reserves for users
@@ -16,8 +15,8 @@ struct UserRules {
     /// packet, since an nftables accept does not stop Docker's own base chains).
     var allowEffects: [Effect] = []
     /// Docker 20.10 allocates daemon-chosen ports per family: IPv6 allow-lists then match the
-    /// IPv6 binding's host port (`Publish.hostPorts6`).
-    var ipv6PortsOfTheirOwn = false
+    /// IPv6 binding's host port. Nil: every family binds `Publish.hostPorts`.
+    var ports: PortMappings? = nil
 
     /// Where a container or network sits: its bridge and its address (or subnet).
     struct Site: Hashable {
@@ -66,7 +65,7 @@ struct UserRules {
     func drop(_ matches: [Match], comment: RuleComment?, provenance: Provenance) -> [Rule] {
         var rules: [Rule] = []
         if let log = policy.host.logDrops, let prefix = RuleComment(log.prefix) {
-            let rate = Rate(count: log.rateCount, unit: Rate.Unit(rawValue: log.rateUnit.rawValue)!)
+            let rate = Rate(count: log.rateCount, unit: log.rateUnit)
             rules.append(
                 Rule(
                     matches + [.limit(rate)], effects: [.log(prefix: prefix)], nil, comment: comment,
@@ -92,6 +91,8 @@ struct UserRules {
     /// A publish with a `from` allow-list, at one of its container's addresses of this family.
     struct RestrictedPublish {
         let container: Container
+        /// The publish's position in `container.publishes`.
+        let index: Int
         let publish: Publish
         let network: Network
         let address: IPAddress
@@ -100,12 +101,13 @@ struct UserRules {
     /// Every allow-listed publish at every address of its container on a non-internal network.
     func restrictedPublishes() -> [RestrictedPublish] {
         policy.containers.flatMap { container in
-            container.publishes.filter { !$0.allowedSources.isEmpty }.flatMap { publish in
+            container.publishes.enumerated().filter { !$0.element.allowedSources.isEmpty }.flatMap { index, publish in
                 container.attachments.compactMap { attachment -> RestrictedPublish? in
                     guard let network = policy.network(attachment.network), !network.internal,
                         let address = family == .ipv4 ? attachment.address4 : attachment.address6
                     else { return nil }
-                    return RestrictedPublish(container: container, publish: publish, network: network, address: address)
+                    return RestrictedPublish(
+                        container: container, index: index, publish: publish, network: network, address: address)
                 }
             }
         }
@@ -133,7 +135,7 @@ struct UserRules {
                 matches.append(.originalDestination(IPPrefix(host: hostAddress)))
             }
             let hostPorts =
-                family == .ipv6 && ipv6PortsOfTheirOwn ? publish.hostPorts6 ?? publish.hostPorts : publish.hostPorts
+                ports?.hostPorts(of: target.container, publish: target.index, family: family) ?? publish.hostPorts
             matches += [.originalDestinationPort(hostPorts), .port(.destination, publish.containerPorts)]
             let allowed = publish.allowedSources.filter { $0.family == family }.map { source in
                 Rule(

@@ -1,5 +1,4 @@
 import PortcullisNet
-import PortcullisSyntax
 
 /// A checked policy: every name resolved, every address parsed and consistent. Layouts read
 /// only this; nothing here can fail any more.
@@ -95,12 +94,7 @@ public struct HostSettings: Sendable, Hashable {
 }
 
 public struct LogSettings: Sendable, Hashable {
-    public enum Unit: String, Sendable, Hashable, CaseIterable {
-        case second
-        case minute
-        case hour
-        case day
-    }
+    public typealias Unit = TimeUnit
 
     /// At most `rateCount` log lines per `rateUnit`; Portcullis always rate-limits logging so a
     /// flood of dropped packets cannot flood the kernel log.
@@ -165,13 +159,12 @@ public struct Attachment: Sendable, Hashable {
 public struct Publish: Sendable, Hashable {
     /// nil: the network's host binding, or all addresses.
     public var hostAddress: IPAddress?
+    /// For a daemon-chosen port, the one every daemon era hands out on the first family it
+    /// binds (see `DockerDaemon`).
     public var hostPorts: PortRange
     /// True when the policy named no host port and the daemon picked one (`publish-all`,
     /// `publish 80/tcp`); Docker orders such bindings as if their host port were 0.
     public var hostPortIsEphemeral: Bool
-    /// The daemon-chosen host port of the IPv6 binding where Docker 20.10's separate IPv6
-    /// counter gave another one than `hostPorts` (nil: the same).
-    public var hostPorts6: PortRange? = nil
     public var containerPorts: PortRange
     public var transport: TransportProtocol
     /// Who may connect from outside; empty means anyone (Docker's behaviour).
@@ -179,25 +172,21 @@ public struct Publish: Sendable, Hashable {
     /// Names of the address sets and literals the allow-list was written with, for comments.
     public var allowedSourcesText: String
     public var origin: Origin
-}
-
-/// One port of a publish: `publish` indexes `Container.publishes`, `offset` is the port's place
-/// in the publish's range.
-public struct PublishedPort: Sendable, Hashable {
-    public let publish: Int
-    public let offset: Int
+    /// Added by `publish-all` for an exposed port without a binding of its own.
+    public var fromPublishAll = false
 }
 
 public struct Container: Sendable, Hashable {
     public var name: String
     /// In the order given; Docker connects the first at start and the rest after.
     public var attachments: [Attachment]
+    /// The `publish` lines in order, then what `publish-all` adds.
     public var publishes: [Publish]
-    /// Every published port in the order Docker 20.10 programs (and allocates) them: see
-    /// `DockerPortOrder`. Where Go's map order changes it, the map order taken is the rotation of
-    /// the sorted ports that starts at the container port the container's first `publish` or
-    /// `expose` names.
-    public var bindingOrder: [PublishedPort] = []
+    /// The ports the image exposes (`expose`), published by `publish-all`.
+    public var exposedPorts: [PortSpec] = []
+    /// The container port the first `publish` or `expose` line names, a single port: where
+    /// Docker 20.10 is taken to start iterating a container's ports (`DockerPortOrder`).
+    public var firstNamedPort: PortSpec?
     public var origin: Origin
 
     /// The endpoint that provides the default gateway once the first `count` attachments are

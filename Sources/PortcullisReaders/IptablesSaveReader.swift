@@ -65,21 +65,7 @@ public struct IptablesSaveReader {
         let lines = Self.lines(text)
         for (index, raw) in lines.enumerated() {
             let number = index + 1
-            if let bad = raw.unicodeScalars.first(where: Self.isControl) {
-                throw ReadError(
-                    line: number,
-                    message:
-                        "control character U+\(String(bad.value, radix: 16, uppercase: true)) (iptables-save writes none: a binary file or a damaged copy?)"
-                )
-            }
-            let line = raw.trimmingCharacters(in: .whitespaces)
-            if line.hasPrefix(Self.legacyTablesWarning) {
-                throw ReadError(
-                    line: number,
-                    message:
-                        "iptables-save says iptables-legacy tables are present; they are not in this text, so reading it would miss rules (read them with iptables-legacy-save)"
-                )
-            }
+            let line = try Self.trustedLine(raw, number: number)
             if line.hasPrefix("#") { sawComment = true }
             if line.isEmpty || line.hasPrefix("#") { continue }
             if line.hasPrefix("*") {
@@ -100,48 +86,17 @@ public struct IptablesSaveReader {
                 continue
             }
             if line.hasPrefix(":") {
-                let parts = line.dropFirst().split(separator: " ")
-                guard parts.count >= 2 else { throw ReadError(line: number, message: "malformed chain line '\(line)'") }
-                let name = String(parts[0])
-                let policy = String(parts[1])
-                var chain = Chain(name: name)
-                if policy != "-" {
-                    guard let chainPolicy = ChainPolicy(rawValue: policy.lowercased()) else {
-                        throw ReadError(line: number, message: "unknown policy '\(policy)' for chain \(name)")
-                    }
-                    chain.base =
-                        XtablesTableKind(rawValue: table.name)?.baseChain(name, policy: chainPolicy)
-                        ?? BaseChain(type: .filter, hook: .forward, priority: 0, policy: chainPolicy)
-                    if XtablesTableKind(rawValue: table.name)?.baseChain(name, policy: chainPolicy) == nil {
-                        warnings.append(
-                            ReadWarning(line: number, message: "unknown built-in chain \(table.name)/\(name)"))
-                    }
+                let chain = try Self.chain(line, in: table, number: number, warnings: &warnings)
+                guard declaredChains[chain.name] == nil else {
+                    throw ReadError(line: number, message: "chain \(chain.name) declared twice")
                 }
-                guard declaredChains[name] == nil else {
-                    throw ReadError(line: number, message: "chain \(name) declared twice")
-                }
-                declaredChains[name] = table.chains.count
+                declaredChains[chain.name] = table.chains.count
                 table.chains.append(chain)
                 open = table
                 continue
             }
-            var ruleText = Substring(line)
-            if ruleText.hasPrefix("["), let close = ruleText.firstIndex(of: "]") {
-                ruleText = ruleText[ruleText.index(after: close)...].drop { $0 == " " }
-            }
-            let tokens = try Self.tokenize(ruleText, line: number)
-            let words = tokens.map(\.text)
-            guard words.count >= 2, words[0] == "-A" else {
-                throw ReadError(line: number, message: "expected a rule ('-A CHAIN ...'), found '\(line.prefix(40))'")
-            }
-            guard let chainIndex = declaredChains[words[1]] else {
-                throw ReadError(line: number, message: "rule for undeclared chain \(words[1])")
-            }
-            var parser = RuleParser(
-                tokens: Array(tokens.dropFirst(2)), line: number, chains: declaredChains,
-                provenance: Provenance(statement: "read from \(source)", file: source, line: number))
-            table.chains[chainIndex].rules.append(try parser.parse())
-            warnings += parser.warnings
+            let (chainIndex, rule) = try self.rule(line, number: number, chains: declaredChains, warnings: &warnings)
+            table.chains[chainIndex].rules.append(rule)
             open = table
         }
         if let open {
@@ -153,6 +108,71 @@ public struct IptablesSaveReader {
             throw ReadError(line: 1, message: "only comments, no table (expected a line such as '*filter')")
         }
         return (Ruleset(tables: tables), warnings)
+    }
+
+    /// A line without surrounding blanks, refused where no iptables-save output could hold it.
+    private static func trustedLine(_ raw: Substring, number: Int) throws(ReadError) -> String {
+        if let bad = raw.unicodeScalars.first(where: Self.isControl) {
+            throw ReadError(
+                line: number,
+                message:
+                    "control character U+\(String(bad.value, radix: 16, uppercase: true)) (iptables-save writes none: a binary file or a damaged copy?)"
+            )
+        }
+        let line = raw.trimmingCharacters(in: .whitespaces)
+        if line.hasPrefix(Self.legacyTablesWarning) {
+            throw ReadError(
+                line: number,
+                message:
+                    "iptables-save says iptables-legacy tables are present; they are not in this text, so reading it would miss rules (read them with iptables-legacy-save)"
+            )
+        }
+        return line
+    }
+
+    /// `:CHAIN POLICY [COUNTERS]`: a built-in chain with its policy, or `-` for a user chain.
+    private static func chain(_ line: String, in table: Table, number: Int, warnings: inout [ReadWarning])
+        throws(ReadError) -> Chain
+    {
+        let parts = line.dropFirst().split(separator: " ")
+        guard parts.count >= 2 else { throw ReadError(line: number, message: "malformed chain line '\(line)'") }
+        let name = String(parts[0])
+        let policy = String(parts[1])
+        var chain = Chain(name: name)
+        guard policy != "-" else { return chain }
+        guard let chainPolicy = ChainPolicy(rawValue: policy.lowercased()) else {
+            throw ReadError(line: number, message: "unknown policy '\(policy)' for chain \(name)")
+        }
+        let builtin = XtablesTableKind(rawValue: table.name)?.baseChain(name, policy: chainPolicy)
+        chain.base = builtin ?? BaseChain(type: .filter, hook: .forward, priority: 0, policy: chainPolicy)
+        if builtin == nil {
+            warnings.append(ReadWarning(line: number, message: "unknown built-in chain \(table.name)/\(name)"))
+        }
+        return chain
+    }
+
+    /// `[COUNTERS] -A CHAIN ...`: the rule, and the position of its chain in the table.
+    private func rule(_ line: String, number: Int, chains: [String: Int], warnings: inout [ReadWarning])
+        throws(ReadError) -> (Int, Rule)
+    {
+        var ruleText = Substring(line)
+        if ruleText.hasPrefix("["), let close = ruleText.firstIndex(of: "]") {
+            ruleText = ruleText[ruleText.index(after: close)...].drop { $0 == " " }
+        }
+        let tokens = try Self.tokenize(ruleText, line: number)
+        let words = tokens.map(\.text)
+        guard words.count >= 2, words[0] == "-A" else {
+            throw ReadError(line: number, message: "expected a rule ('-A CHAIN ...'), found '\(line.prefix(40))'")
+        }
+        guard let chainIndex = chains[words[1]] else {
+            throw ReadError(line: number, message: "rule for undeclared chain \(words[1])")
+        }
+        var parser = RuleParser(
+            tokens: Array(tokens.dropFirst(2)), line: number, chains: chains,
+            provenance: Provenance(statement: "read from \(source)", file: source, line: number))
+        let rule = try parser.parse()
+        warnings += parser.warnings
+        return (chainIndex, rule)
     }
 
     /// What iptables-nft-save appends when the legacy tables hold rules it does not print.

@@ -57,7 +57,34 @@ enum NftVocabulary {
     static func addressProtocol(_ family: IPFamily) -> String { family == .ipv4 ? "ip" : "ip6" }
 
     static func translate(_ rule: Rule, in table: Table) throws(RenderError) -> NftRule {
-        // iptables-nft's order: interfaces, addresses, protocol and ports, then the rest.
+        let hasPort = rule.matches.contains {
+            if case .port = $0 { return true }
+            return false
+        }
+        let transport = rule.matches.lazy.compactMap { m -> TransportProtocol? in
+            if case .transport(let t, false) = m { return t }
+            return nil
+        }.first
+        var expressions: [NftExpression] = []
+        for match in orderedMatches(rule, in: table) {
+            if let expression = try translate(match, of: rule, in: table, transport: transport, hasPort: hasPort) {
+                expressions.append(expression)
+            }
+        }
+        for effect in rule.effects {
+            switch effect {
+            case .counter: expressions.append(.counter)
+            case .log(let prefix): expressions.append(.log(prefix: prefix.text))
+            case .addMarkBits(let bits): expressions.append(.addMarkBits(bits))
+            }
+        }
+        if let action = rule.action { expressions.append(try translate(action, of: rule, in: table)) }
+        return NftRule(expressions: expressions, comment: rule.comment?.text)
+    }
+
+    /// iptables-nft's order: interfaces, addresses, protocol and ports, then the rest; rules
+    /// read from nft keep the order they were listed in.
+    private static func orderedMatches(_ rule: Rule, in table: Table) -> [Match] {
         func rank(_ m: Match) -> Int {
             switch m {
             case .interface(.source, _, _): 0
@@ -68,120 +95,97 @@ enum NftVocabulary {
             default: 5
             }
         }
-        let ordered =
-            table.keepsMatchOrder
-            ? rule.matches
-            : rule.matches.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }
-                .map(\.element)
-        let hasPort = rule.matches.contains {
-            if case .port = $0 { return true }
-            return false
-        }
-        let transport = rule.matches.lazy.compactMap { m -> TransportProtocol? in
-            if case .transport(let t, false) = m { return t }
-            return nil
-        }.first
-        var expressions: [NftExpression] = []
-        for match in ordered {
-            switch match {
-            case .address(let direction, let prefix, let negated):
-                expressions.append(
-                    .match(
-                        .payload(
-                            protocol: addressProtocol(prefix.family), field: direction == .source ? "saddr" : "daddr"),
-                        negated: negated, .address(prefix.network)))
-            case .interface(let direction, let name, let negated):
-                expressions.append(
-                    .match(.meta(direction == .source ? "iifname" : "oifname"), negated: negated, .string(name)))
-            case .transport(let t, let negated):
-                if !hasPort || negated {
-                    expressions.append(.match(.meta("l4proto"), negated: negated, .keyword(t.rawValue)))
-                }
-            case .transports(let transports):
-                expressions.append(.match(.meta("l4proto"), negated: false, .keywords(transports.map(\.rawValue))))
-            case .icmp:
-                // As Docker's nftables firewaller writes them.
-                expressions.append(
-                    table.family == .ip6
-                        ? .match(.meta("l4proto"), negated: false, .keyword("ipv6-icmp"))
-                        : .match(.payload(protocol: "ip", field: "protocol"), negated: false, .keyword("icmp")))
-            case .port(let direction, let ports):
-                guard let transport else {
-                    throw RenderError(
-                        "a port match needs a protocol match in the same rule", provenance: rule.provenance)
-                }
-                expressions.append(
-                    .match(
-                        .payload(protocol: transport.rawValue, field: direction == .source ? "sport" : "dport"),
-                        negated: false, .ports(ports)))
-            case .localAddress(let direction, let negated):
-                expressions.append(
-                    .match(.fib(direction == .source ? "saddr" : "daddr"), negated: negated, .keyword("local")))
-            case .connectionState(let states):
-                // nft lists states in the order of their bit values.
-                let order: [ConnectionState] = [.invalid, .established, .related, .new, .untracked]
-                expressions.append(
-                    .match(
-                        .ct(key: "state", direction: nil, family: nil), negated: false,
-                        .flags(order.filter(states.contains).map(\.rawValue))))
-            case .destinationTranslated(let negated):
-                expressions.append(
-                    .match(.ct(key: "status", direction: nil, family: nil), negated: negated, .flags(["dnat"])))
-            case .originalDestination(let prefix):
-                expressions.append(
-                    .match(
-                        .ct(key: "daddr", direction: "original", family: addressProtocol(prefix.family)),
-                        negated: false,
-                        .address(prefix.network)))
-            case .originalDestinationPort(let ports):
-                expressions.append(
-                    .match(.ct(key: "proto-dst", direction: "original", family: nil), negated: false, .ports(ports)))
-            case .limit(let rate):
-                expressions.append(.limit(rate))
-            case .mark(let value, let mask):
-                expressions.append(
-                    .match(mask.map { .bitwiseAnd(.meta("mark"), $0) } ?? .meta("mark"), negated: false, .hex(value)))
-            case .opaque(let text):
-                throw RenderError("'\(text)' has no nftables form known to Portcullis", provenance: rule.provenance)
-            case .inSet(let keys, let set, let negated):
-                expressions.append(.match(operand(keys, table: table, set: set), negated: negated, .setReference(set)))
-            }
-        }
-        for effect in rule.effects {
-            switch effect {
-            case .counter: expressions.append(.counter)
-            case .log(let prefix): expressions.append(.log(prefix: prefix.text))
-            case .addMarkBits(let bits): expressions.append(.addMarkBits(bits))
-            }
-        }
-        if let action = rule.action {
-            switch action {
-            case .accept: expressions.append(.verdict("accept"))
-            case .drop: expressions.append(.verdict("drop"))
-            case .return: expressions.append(.verdict("return"))
-            case .jump(let chain): expressions.append(.jump(chain))
-            case .goto(let chain): expressions.append(.goto(chain))
-            case .masquerade: expressions.append(.masquerade)
-            case .dnat(let address, let ports):
-                expressions.append(.dnat(family: address.family, address: address, ports: ports))
-            case .snat(let address): expressions.append(.snat(family: address.family, address: address))
-            case .verdictMap(let keys, let map):
-                expressions.append(.verdictMap(operand(keys, table: table, set: map), map: map))
-            case .dnatMap(let family, let keys, let addressMap, let portMap):
-                expressions.append(
-                    .dnatMap(
-                        family: family, key: operand(keys, table: table, set: addressMap), addressMap: addressMap,
-                        portMap: portMap))
-            case .opaque(let text):
+        guard !table.keepsMatchOrder else { return rule.matches }
+        return rule.matches.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }
+            .map(\.element)
+    }
+
+    /// One match; nil for a protocol match a port match of the rule already implies.
+    private static func translate(
+        _ match: Match, of rule: Rule, in table: Table, transport: TransportProtocol?, hasPort: Bool
+    ) throws(RenderError) -> NftExpression? {
+        switch match {
+        case .address(let direction, let prefix, let negated):
+            return .match(
+                .payload(
+                    protocol: addressProtocol(prefix.family), field: direction == .source ? "saddr" : "daddr"),
+                negated: negated, .address(prefix.network))
+        case .interface(let direction, let name, let negated):
+            return .match(.meta(direction == .source ? "iifname" : "oifname"), negated: negated, .string(name))
+        case .transport(let t, let negated):
+            // A port match implies the protocol.
+            guard !hasPort || negated else { return nil }
+            return .match(.meta("l4proto"), negated: negated, .keyword(t.rawValue))
+        case .transports(let transports):
+            return .match(.meta("l4proto"), negated: false, .keywords(transports.map(\.rawValue)))
+        case .icmp:
+            // As Docker's nftables firewaller writes them.
+            return table.family == .ip6
+                ? .match(.meta("l4proto"), negated: false, .keyword("ipv6-icmp"))
+                : .match(.payload(protocol: "ip", field: "protocol"), negated: false, .keyword("icmp"))
+        case .port(let direction, let ports):
+            guard let transport else {
                 throw RenderError(
-                    "target '\(text)' has no nftables form known to Portcullis", provenance: rule.provenance)
-            case .checksumFill:
-                throw RenderError(
-                    "nftables has no CHECKSUM target (Docker writes it for SCTP publishes); use the iptables backend",
-                    provenance: rule.provenance)
+                    "a port match needs a protocol match in the same rule", provenance: rule.provenance)
             }
+            return .match(
+                .payload(protocol: transport.rawValue, field: direction == .source ? "sport" : "dport"),
+                negated: false, .ports(ports))
+        case .localAddress(let direction, let negated):
+            return .match(.fib(direction == .source ? "saddr" : "daddr"), negated: negated, .keyword("local"))
+        case .connectionState(let states):
+            // nft lists states in the order of their bit values.
+            let order: [ConnectionState] = [.invalid, .established, .related, .new, .untracked]
+            return .match(
+                .ct(key: "state", direction: nil, family: nil), negated: false,
+                .flags(order.filter(states.contains).map(\.rawValue)))
+        case .destinationTranslated(let negated):
+            return .match(.ct(key: "status", direction: nil, family: nil), negated: negated, .flags(["dnat"]))
+        case .originalDestination(let prefix):
+            return .match(
+                .ct(key: "daddr", direction: "original", family: addressProtocol(prefix.family)),
+                negated: false,
+                .address(prefix.network))
+        case .originalDestinationPort(let ports):
+            return .match(.ct(key: "proto-dst", direction: "original", family: nil), negated: false, .ports(ports))
+        case .limit(let rate):
+            return .limit(rate)
+        case .mark(let value, let mask):
+            return .match(mask.map { .bitwiseAnd(.meta("mark"), $0) } ?? .meta("mark"), negated: false, .hex(value))
+        case .opaque(let text):
+            throw RenderError("'\(text)' has no nftables form known to Portcullis", provenance: rule.provenance)
+        case .inSet(let keys, let set, let negated):
+            return .match(operand(keys, table: table, set: set), negated: negated, .setReference(set))
         }
-        return NftRule(expressions: expressions, comment: rule.comment?.text)
+    }
+
+    private static func translate(_ action: Action, of rule: Rule, in table: Table) throws(RenderError)
+        -> NftExpression
+    {
+        switch action {
+        case .accept: return .verdict("accept")
+        case .drop: return .verdict("drop")
+        case .return: return .verdict("return")
+        case .jump(let chain): return .jump(chain)
+        case .goto(let chain): return .goto(chain)
+        case .masquerade: return .masquerade
+        case .dnat(let address, let ports):
+            return .dnat(family: address.family, address: address, ports: ports)
+        case .snat(let address): return .snat(family: address.family, address: address)
+        case .verdictMap(let keys, let map):
+            return .verdictMap(operand(keys, table: table, set: map), map: map)
+        case .dnatMap(let family, let keys, let addressMap, let portMap):
+            return .dnatMap(
+                family: family, key: operand(keys, table: table, set: addressMap), addressMap: addressMap,
+                portMap: portMap)
+        case .opaque(let text):
+            throw RenderError(
+                "target '\(text)' has no nftables form known to Portcullis", provenance: rule.provenance)
+        case .checksumFill:
+            throw RenderError(
+                "nftables has no CHECKSUM target (Docker writes it for SCTP publishes); use the iptables backend",
+                provenance: rule.provenance)
+        }
     }
 
     /// The packet fields a set or map is keyed by, typed from the set's declaration.

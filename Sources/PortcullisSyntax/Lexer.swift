@@ -78,161 +78,191 @@ public struct Lexer {
     public static func tokenize(_ text: String, file: String) -> (
         tokens: [Token], trivia: TokenTrivia, diagnostics: [Diagnostic]
     ) {
-        var diagnostics: [Diagnostic] = []
-        var trivia = TokenTrivia()
-        /// Comments and blank lines waiting for the next token.
-        var pending: [Trivia] = []
-        var lineHasComment = false
-        let bytes = Array(text.utf8)
-        let count = bytes.count
-        var tokens: [Token] = []
-        tokens.reserveCapacity(estimatedTokenCount(bytes))
-        var i = 0
-        var line = 1
-        var column = 1
-        var lineHasToken = false
+        var scanner = Scanner(bytes: Array(text.utf8), file: file)
+        scanner.scan()
+        return (scanner.tokens, scanner.trivia, scanner.diagnostics)
+    }
+}
 
-        func location() -> SourceLocation { SourceLocation(file: file, line: line, column: column) }
-        func emit(_ kind: Token.Kind, _ value: String, start: SourceLocation, length: Int) {
-            if !pending.isEmpty {
-                trivia.leading[tokens.count] = pending
-                pending = []
-            }
-            tokens.append(
-                Token(
-                    kind: kind, text: value, range: SourceRange(start: start, length: length), startsLine: !lineHasToken
-                ))
-            lineHasToken = true
-        }
-        /// A line ends at `\n`, or at `\r\n` (one character, as `Character` sees it).
-        func endsLine(_ j: Int) -> Bool {
-            bytes[j] == newline || (bytes[j] == carriageReturn && j + 1 < count && bytes[j + 1] == newline)
-        }
-        /// The character starting at byte `j` (a whole grapheme cluster) and its length in bytes.
-        func character(at j: Int) -> (Character, Int) {
-            let window = String(decoding: bytes[j..<min(j + 64, count)], as: UTF8.self)
-            let character = window.first ?? "\u{FFFD}"
-            return (character, max(1, character.utf8.count))
-        }
+/// One pass over a file's bytes: where it stands, and what it has produced so far.
+private struct Scanner {
+    let bytes: [UInt8]
+    let file: String
+    var tokens: [Token] = []
+    var trivia = TokenTrivia()
+    var diagnostics: [Diagnostic] = []
+    /// Comments and blank lines waiting for the next token.
+    private var pending: [Trivia] = []
+    private var i = 0
+    private var line = 1
+    private var column = 1
+    private var lineHasToken = false
+    private var lineHasComment = false
 
-        while i < count {
+    init(bytes: [UInt8], file: String) {
+        self.bytes = bytes
+        self.file = file
+        tokens.reserveCapacity(Lexer.estimatedTokenCount(bytes))
+    }
+
+    mutating func scan() {
+        while i < bytes.count {
             let c = bytes[i]
             if endsLine(i) {
-                if !lineHasToken && !lineHasComment && pending.last != .blankLine { pending.append(.blankLine) }
-                i += c == carriageReturn ? 2 : 1
-                line += 1
-                column = 1
-                lineHasToken = false
-                lineHasComment = false
-                continue
-            }
-            if c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") || c == carriageReturn {
+                endLine()
+            } else if c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") || c == Lexer.carriageReturn {
                 i += 1
                 column += 1
-                continue
-            }
-            if c == UInt8(ascii: "#") {
-                let start = i
-                while i < count && !endsLine(i) { i += 1 }
-                var end = i
-                while bytes[end - 1] == UInt8(ascii: " ") || bytes[end - 1] == UInt8(ascii: "\t") { end -= 1 }
-                let comment = String(decoding: bytes[start..<end], as: UTF8.self)
-                if lineHasToken {
-                    trivia.trailing[tokens.count - 1] = comment
-                } else {
-                    pending.append(.comment(comment))
-                }
-                lineHasComment = true
-                continue
-            }
-            let start = location()
-            switch c {
-            case UInt8(ascii: "{"):
-                emit(.openBrace, "{", start: start, length: 1)
-                i += 1
-                column += 1
-            case UInt8(ascii: "}"):
-                emit(.closeBrace, "}", start: start, length: 1)
-                i += 1
-                column += 1
-            case UInt8(ascii: ","):
-                emit(.comma, ",", start: start, length: 1)
-                i += 1
-                column += 1
-            case quote:
-                var value: [UInt8] = []
-                var j = i + 1
-                var length = 1  // in characters, the opening quote included
-                var terminated = false
-                var bad = false
-                while j < count && !endsLine(j) {
-                    if bytes[j] == quote {
-                        terminated = true
-                        break
-                    }
-                    if bytes[j] == UInt8(ascii: "\\") && j + 1 < count
-                        && (bytes[j + 1] == quote || bytes[j + 1] == UInt8(ascii: "\\"))
-                    {
-                        value.append(bytes[j + 1])
-                        j += 2
-                        length += 2
-                        continue
-                    }
-                    if bytes[j] < 0x20 && bytes[j] != UInt8(ascii: "\t") { bad = true }
-                    let (_, size) = bytes[j] < 0x80 ? (" ", 1) : character(at: j)
-                    value += bytes[j..<j + size]
-                    j += size
-                    length += 1
-                }
-                if terminated { length += 1 }
-                if !terminated {
-                    diagnostics.append(
-                        Diagnostic(
-                            "unterminated string", at: SourceRange(start: start, length: length),
-                            hint: "close the string with '\"' on the same line"))
-                } else if bad {
-                    diagnostics.append(
-                        Diagnostic(
-                            "control character in string", at: SourceRange(start: start, length: length),
-                            hint: "strings hold printable text only"))
-                }
-                emit(.string, String(decoding: value, as: UTF8.self), start: start, length: length)
-                column += length
-                i = j + (terminated ? 1 : 0)
-            default:
-                if c == UInt8(ascii: "-") && i + 1 < count && bytes[i + 1] == UInt8(ascii: ">") {
-                    emit(.arrow, "->", start: start, length: 2)
-                    i += 2
-                    column += 2
-                    continue
-                }
-                guard isWordByte(c) else {
-                    let (character, size) = character(at: i)
-                    let shown = character.unicodeScalars.map { "U+" + String($0.value, radix: 16, uppercase: true) }
-                        .joined()
-                    diagnostics.append(
-                        Diagnostic(
-                            "unexpected character \(c >= 0x20 && c < 0x7F ? "'\(character)'" : shown)",
-                            at: SourceRange(start: start, length: 1),
-                            hint: "names, addresses and keywords use printable ASCII; put other text in a \"string\""))
-                    i += size
-                    column += 1
-                    continue
-                }
-                var j = i
-                while j < count && isWordByte(bytes[j]) {
-                    if bytes[j] == UInt8(ascii: "-") && j + 1 < count && bytes[j + 1] == UInt8(ascii: ">") { break }
-                    j += 1
-                }
-                emit(.word, String(decoding: bytes[i..<j], as: UTF8.self), start: start, length: j - i)
-                column += j - i
-                i = j
+            } else if c == UInt8(ascii: "#") {
+                comment()
+            } else {
+                token(c)
             }
         }
         if !pending.isEmpty { trivia.leading[tokens.count] = pending }
         tokens.append(
             Token(
                 kind: .end, text: "", range: SourceRange(start: location(), length: 1), startsLine: true))
-        return (tokens, trivia, diagnostics)
+    }
+
+    private func location() -> SourceLocation { SourceLocation(file: file, line: line, column: column) }
+
+    /// A line ends at `\n`, or at `\r\n` (one character, as `Character` sees it).
+    private func endsLine(_ j: Int) -> Bool {
+        bytes[j] == Lexer.newline
+            || (bytes[j] == Lexer.carriageReturn && j + 1 < bytes.count && bytes[j + 1] == Lexer.newline)
+    }
+
+    /// The character starting at byte `j` (a whole grapheme cluster) and its length in bytes.
+    private func character(at j: Int) -> (Character, Int) {
+        let window = String(decoding: bytes[j..<min(j + 64, bytes.count)], as: UTF8.self)
+        let character = window.first ?? "\u{FFFD}"
+        return (character, max(1, character.utf8.count))
+    }
+
+    private mutating func emit(_ kind: Token.Kind, _ value: String, start: SourceLocation, length: Int) {
+        if !pending.isEmpty {
+            trivia.leading[tokens.count] = pending
+            pending = []
+        }
+        tokens.append(
+            Token(
+                kind: kind, text: value, range: SourceRange(start: start, length: length), startsLine: !lineHasToken
+            ))
+        lineHasToken = true
+    }
+
+    private mutating func endLine() {
+        if !lineHasToken && !lineHasComment && pending.last != .blankLine { pending.append(.blankLine) }
+        i += bytes[i] == Lexer.carriageReturn ? 2 : 1
+        line += 1
+        column = 1
+        lineHasToken = false
+        lineHasComment = false
+    }
+
+    /// `#` to the end of the line, without trailing blanks: trailing the line's last token, or
+    /// leading the next one.
+    private mutating func comment() {
+        let start = i
+        while i < bytes.count && !endsLine(i) { i += 1 }
+        var end = i
+        while bytes[end - 1] == UInt8(ascii: " ") || bytes[end - 1] == UInt8(ascii: "\t") { end -= 1 }
+        let comment = String(decoding: bytes[start..<end], as: UTF8.self)
+        if lineHasToken {
+            trivia.trailing[tokens.count - 1] = comment
+        } else {
+            pending.append(.comment(comment))
+        }
+        lineHasComment = true
+    }
+
+    private mutating func token(_ c: UInt8) {
+        let start = location()
+        switch c {
+        case UInt8(ascii: "{"): punctuation(.openBrace, "{", start: start)
+        case UInt8(ascii: "}"): punctuation(.closeBrace, "}", start: start)
+        case UInt8(ascii: ","): punctuation(.comma, ",", start: start)
+        case Lexer.quote: string(start: start)
+        case UInt8(ascii: "-") where i + 1 < bytes.count && bytes[i + 1] == UInt8(ascii: ">"):
+            emit(.arrow, "->", start: start, length: 2)
+            i += 2
+            column += 2
+        case _ where Lexer.isWordByte(c): word(start: start)
+        default: unexpectedCharacter(c, start: start)
+        }
+    }
+
+    private mutating func punctuation(_ kind: Token.Kind, _ text: String, start: SourceLocation) {
+        emit(kind, text, start: start, length: 1)
+        i += 1
+        column += 1
+    }
+
+    /// A quoted string on one line; `\"` and `\\` escape a quote and a backslash.
+    private mutating func string(start: SourceLocation) {
+        var value: [UInt8] = []
+        var j = i + 1
+        var length = 1  // in characters, the opening quote included
+        var terminated = false
+        var bad = false
+        while j < bytes.count && !endsLine(j) {
+            if bytes[j] == Lexer.quote {
+                terminated = true
+                break
+            }
+            if bytes[j] == UInt8(ascii: "\\") && j + 1 < bytes.count
+                && (bytes[j + 1] == Lexer.quote || bytes[j + 1] == UInt8(ascii: "\\"))
+            {
+                value.append(bytes[j + 1])
+                j += 2
+                length += 2
+                continue
+            }
+            if bytes[j] < 0x20 && bytes[j] != UInt8(ascii: "\t") { bad = true }
+            let (_, size) = bytes[j] < 0x80 ? (" ", 1) : character(at: j)
+            value += bytes[j..<j + size]
+            j += size
+            length += 1
+        }
+        if terminated { length += 1 }
+        if !terminated {
+            diagnostics.append(
+                Diagnostic(
+                    "unterminated string", at: SourceRange(start: start, length: length),
+                    hint: "close the string with '\"' on the same line"))
+        } else if bad {
+            diagnostics.append(
+                Diagnostic(
+                    "control character in string", at: SourceRange(start: start, length: length),
+                    hint: "strings hold printable text only"))
+        }
+        emit(.string, String(decoding: value, as: UTF8.self), start: start, length: length)
+        column += length
+        i = j + (terminated ? 1 : 0)
+    }
+
+    /// A maximal run of word bytes, which stops before `->`.
+    private mutating func word(start: SourceLocation) {
+        var j = i
+        while j < bytes.count && Lexer.isWordByte(bytes[j]) {
+            if bytes[j] == UInt8(ascii: "-") && j + 1 < bytes.count && bytes[j + 1] == UInt8(ascii: ">") { break }
+            j += 1
+        }
+        emit(.word, String(decoding: bytes[i..<j], as: UTF8.self), start: start, length: j - i)
+        column += j - i
+        i = j
+    }
+
+    private mutating func unexpectedCharacter(_ c: UInt8, start: SourceLocation) {
+        let (character, size) = character(at: i)
+        let shown = character.unicodeScalars.map { "U+" + String($0.value, radix: 16, uppercase: true) }.joined()
+        diagnostics.append(
+            Diagnostic(
+                "unexpected character \(c >= 0x20 && c < 0x7F ? "'\(character)'" : shown)",
+                at: SourceRange(start: start, length: 1),
+                hint: "names, addresses and keywords use printable ASCII; put other text in a \"string\""))
+        i += size
+        column += 1
     }
 }

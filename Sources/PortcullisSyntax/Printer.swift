@@ -184,10 +184,7 @@ public struct Printer {
                 setting, shape: shapes[setting.keyword.value], blankFirst: at == 0 ? false : nil,
                 indent: Self.indentation)
         }
-        let closing = Self.tidy(block.closingTrivia, blankFirst: settings.isEmpty ? false : nil, trimEnd: true)
-        trivia(closing, indent: Self.indentation)
-        write("}")
-        endLine(comment: block.trailingComment)
+        let closing = close(block.closingTrivia, isEmpty: settings.isEmpty, comment: block.trailingComment)
         return Block(
             kind: block.kind, keyword: keyword, name: name, settings: settings, leadingTrivia: leading,
             openingComment: block.openingComment, closingTrivia: closing, trailingComment: block.trailingComment)
@@ -217,14 +214,21 @@ public struct Printer {
             endLine(comment: entry.trailingComment)
             return ListEntry(value, leadingTrivia: entryLeading, trailingComment: entry.trailingComment)
         }
-        let closing = Self.tidy(list.closingTrivia, blankFirst: entries.isEmpty ? false : nil, trimEnd: true)
-        trivia(closing, indent: Self.indentation)
-        write("}")
-        endLine(comment: list.trailingComment)
+        let closing = close(list.closingTrivia, isEmpty: entries.isEmpty, comment: list.trailingComment)
         return ListBlock(
             kind: list.kind, keyword: keyword, name: name, entries: entries, itemsOnOwnLines: true,
             leadingTrivia: leading, openingComment: list.openingComment, closingTrivia: closing,
             trailingComment: list.trailingComment)
+    }
+
+    /// The comments before a block's `}`, the `}` and the comment after it; the comments as
+    /// written.
+    private mutating func close(_ closingTrivia: [Trivia], isEmpty: Bool, comment: String?) -> [Trivia] {
+        let closing = Self.tidy(closingTrivia, blankFirst: isEmpty ? false : nil, trimEnd: true)
+        trivia(closing, indent: Self.indentation)
+        write("}")
+        endLine(comment: comment)
+        return closing
     }
 
     private mutating func print(_ setting: Setting, shape: SettingShape?, blankFirst: Bool?, indent: String)

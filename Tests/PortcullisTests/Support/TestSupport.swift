@@ -5,8 +5,17 @@ import Testing
 
 /// Paths inside the repository, found from this file's location.
 enum Repo {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
+    /// The nearest folder above this file that holds Package.swift, wherever in the tests the
+    /// file stands.
+    static let root: String = {
+        var folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: folder.appendingPathComponent("Package.swift").path),
+            folder.path != "/"
+        {
+            folder.deleteLastPathComponent()
+        }
+        return folder.path
+    }()
     static let fixtures = root + "/Tests/PortcullisTests/Fixtures"
     static let policies = root + "/policies"
     static let golden = root + "/golden"

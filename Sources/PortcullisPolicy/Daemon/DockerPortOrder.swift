@@ -88,6 +88,38 @@ public enum DockerPortOrder {
         }
         return portOrder.map { ($0, reordered[$0] ?? []) }
     }
+
+    /// Every published port of a container in the order Docker 20.10 programs (and allocates)
+    /// them. The `publish` lines are bindings; `publish-all` adds one per exposed port without a
+    /// binding (after sorting, where the sort put the port). Exposed ports take part in the sort
+    /// even without `publish-all`. Go's map order is taken to be the rotation of the sorted
+    /// ports that starts at the container's first named port.
+    public static func bindingOrder(of container: Container) -> [PublishedPort] {
+        var bindings: [Port: [(hostPort: UInt16, binding: PublishedPort)]] = [:]
+        var publishAll: [Port: PublishedPort] = [:]
+        for (index, publish) in container.publishes.enumerated() {
+            for offset in 0..<publish.containerPorts.count {
+                let port = Port(UInt16(Int(publish.containerPorts.first) + offset), publish.transport)
+                let position = PublishedPort(publish: index, offset: offset)
+                if publish.fromPublishAll {
+                    publishAll[port] = position
+                } else {
+                    let hostPort = publish.hostPortIsEphemeral ? 0 : UInt16(Int(publish.hostPorts.first) + offset)
+                    bindings[port, default: []].append((hostPort, position))
+                }
+            }
+        }
+        var ports = Set(bindings.keys)
+        for spec in container.exposedPorts {
+            for number in spec.ports.first...spec.ports.last { ports.insert(Port(number, spec.transport)) }
+        }
+        let start = container.firstNamedPort.map { Port($0.ports.first, $0.transport) }
+        let rotations = rotations(of: Array(ports))
+        let mapOrder = rotations.first { $0.first == start } ?? rotations.first ?? []
+        return sortPortMap(ports: mapOrder, bindings: bindings).flatMap { port, bound in
+            bound.isEmpty ? publishAll[port].map { [$0] } ?? [] : bound
+        }
+    }
 }
 
 /// Go 1.19's `sort.Sort` (src/sort/zsortinterface.go): pattern-defeating quicksort, insertion
