@@ -9,14 +9,26 @@ let modules: [Target] = [
     .systemLibrary(name: "CNftables", pkgConfig: "libnftables"),
     .systemLibrary(name: "CJansson", pkgConfig: "jansson"),
     .target(name: "PortcullisNet"),
-    .target(name: "PortcullisSyntax"),
+    .target(name: "PortcullisSyntax", dependencies: ["PortcullisNet"]),
     .target(name: "PortcullisPolicy", dependencies: ["PortcullisSyntax", "PortcullisNet"]),
     .target(name: "PortcullisIR", dependencies: ["PortcullisNet"]),
+    .target(name: "PortcullisLayouts", dependencies: ["PortcullisPolicy", "PortcullisIR"]),
     .target(name: "JanssonKit", dependencies: ["CJansson"]),
     .target(name: "NftablesKit", dependencies: ["CNftables"]),
     .target(
         name: "PortcullisReaders", dependencies: ["PortcullisIR", "PortcullisNet", "JanssonKit", "NftablesKit"]),
     .target(name: "PortcullisAudit", dependencies: ["PortcullisIR", "PortcullisNet"]),
+    // Import reads Docker inventories too, so its harness needs the Engine API client's
+    // dependencies; fuzz.sh builds each harness alone, so the others never build them.
+    .target(
+        name: "PortcullisDocker",
+        dependencies: [
+            "PortcullisNet", "JanssonKit", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+    .target(
+        name: "PortcullisImport",
+        dependencies: ["PortcullisSyntax", "PortcullisIR", "PortcullisNet", "PortcullisLayouts", "PortcullisDocker"]),
 ]
 
 /// One executable per parser; each hands its input to libFuzzer's driver.
@@ -26,11 +38,15 @@ func harness(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
 
 let package = Package(
     name: "PortcullisFuzz",
+    dependencies: [
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+    ],
     targets: modules + [
         .target(name: "FuzzDriver", path: "Harnesses/FuzzDriver"),
         harness("fuzz-policy", ["PortcullisSyntax", "PortcullisPolicy"]),
         harness("fuzz-iptables-save", ["PortcullisReaders", "PortcullisAudit", "PortcullisIR"]),
         harness("fuzz-nft-json", ["PortcullisReaders", "PortcullisAudit", "PortcullisIR"]),
-        harness("fuzz-import", ["PortcullisReaders", "PortcullisAudit", "PortcullisIR"]),
+        harness("fuzz-import", ["PortcullisReaders", "PortcullisImport", "PortcullisIR"]),
     ]
 )

@@ -26,10 +26,14 @@ work="${FUZZ_WORK:-$(mktemp -d -t portcullis-fuzz.XXXXXX)}"
 fixtures=Tests/PortcullisTests/Fixtures
 
 mkdir -p "$work"
-if ! swift build --package-path Fuzz --sanitize=fuzzer -c "$config" >"$work/build.log" 2>&1; then
-    cat "$work/build.log" >&2
-    exit 2
-fi
+# Each harness alone: import's pulls in the Engine API client, which the others do not need.
+for target in "${targets[@]}"; do
+    if ! swift build --package-path Fuzz --sanitize=fuzzer -c "$config" --product "fuzz-$target" \
+        >>"$work/build.log" 2>&1; then
+        cat "$work/build.log" >&2
+        exit 2
+    fi
+done
 bin=$(swift build --package-path Fuzz --sanitize=fuzzer -c "$config" --show-bin-path)
 
 # Copies the seed files of one target into $2, one file per seed, named after its path.

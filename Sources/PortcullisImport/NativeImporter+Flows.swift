@@ -71,6 +71,11 @@ extension NativeImporter {
         var statement: (flows: [ImportedHost.Flow], groups: [ImportedHost.Group], addresses: [IPAddress]) = (
             [], [], addresses
         )
+        if sources.isEmpty || destinations.isEmpty {
+            // A set with no elements matches nothing, and no statement names nobody.
+            notImported.append("flow-\(flow.index)\(said): its set has no elements, so it matches nothing")
+            return statement
+        }
         if zip(expected, actual).allSatisfy({ Set($0) == Set($1) }) && containersOnly(sources)
             && containersOnly(destinations)
         {

@@ -1,6 +1,6 @@
 import FuzzDriver
-import PortcullisAudit
 import PortcullisIR
+import PortcullisImport
 import PortcullisReaders
 
 /// `import` on what either reader reads: the layout is detected and the host written as a
@@ -11,6 +11,8 @@ public func fuzzImport(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let ruleset =
         input.first == "{"
         ? (try? NftJSONReader().read(input))?.ruleset : (try? IptablesSaveReader().read(input))?.0
-    if let ruleset { _ = DetectedImport.importPolicy(from: ruleset) }
+    if let ruleset, let layout = HostImport.detectLayout(of: ruleset) {
+        _ = HostImport.importHost(from: ruleset, as: layout)
+    }
     return 0
 }
