@@ -41,7 +41,14 @@ extension Checker {
         switch PortRange.parse(text) {
         case .success(let ports): return ports
         case .failure(.notANumber):
-            error("invalid port '\(text)'", at: range, hint: "write a port like 80 or a range like 8000-8010")
+            // Docker's `-p HOST:CONTAINER`, written the way `docker run` takes it.
+            let parts = text.split(separator: ":")
+            let dockerStyle = parts.count == 2 && parts.allSatisfy { UInt16($0) != nil }
+            error(
+                "invalid port '\(text)'", at: range,
+                hint: dockerStyle
+                    ? "Docker's -p \(text) is written 'publish \(parts[0]) -> \(parts[1])' here (host port, then container port)"
+                    : "write a port like 80 or a range like 8000-8010")
         case .failure(.outOfRange):
             error("port out of range in '\(text)'", at: range, hint: "ports are 1 to 65535")
         case .failure(.reversed):

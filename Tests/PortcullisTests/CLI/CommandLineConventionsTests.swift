@@ -52,6 +52,18 @@ import Testing
         #expect(result.stderr.hasSuffix("1 error\n"))
     }
 
+    /// Docker's `-p 8080:80` gets the policy's spelling as a hint.
+    @Test func aDockerStylePublishGetsThePolicySpelling() {
+        let policy =
+            "network n {\n    bridge br-n\n    subnet 198.18.1.0/24\n}\n"
+            + "container c {\n    attach n 198.18.1.2\n    publish 8080:80\n}\n"
+        let result = portcullis(["compile", "-"], input: policy)
+        #expect(result.status == 2)
+        #expect(
+            result.stderr.contains("hint: Docker's -p 8080:80 is written 'publish 8080 -> 80' here"), "\(result.stderr)"
+        )
+    }
+
     /// An address set is not one endpoint: explain says which address to give instead.
     @Test func explainSaysHowToNameAnAddressOfASet() {
         let result = portcullis([
