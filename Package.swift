@@ -85,6 +85,7 @@ let package = Package(
                 "PortcullisSyntax", "PortcullisPolicy", "PortcullisLayouts", "PortcullisRender", "PortcullisEvaluator",
                 "PortcullisIR", "PortcullisNet", "PortcullisReaders", "PortcullisAudit", "PortcullisImport",
                 "PortcullisKernel", "JanssonKit", "PortcullisDocker",
+                .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "portcullis",

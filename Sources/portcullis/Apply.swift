@@ -50,81 +50,28 @@ struct Apply: ParsableCommand {
     )
     var noWait = false
 
-    var kernel: KernelOptions { change.kernel }
-
     func run() throws {
-        if dryRun { return try Plan.report(change, format: .text) }
-        let compiled = try change.compile(for: "applying a ruleset")
-        let logger = kernel.logger()
-        let outcome = try kernel.withSettledState(logger: logger, files: compiled.files, creating: true) { applier in
-            try applier.apply(
-                files: compiled.filesByExtension, backend: compiled.backend, layout: compiled.layout.name,
-                policy: change.policy, takeOver: change.takeOver, knownNames: compiled.knownNames, prune: change.prune,
-                confirmation: confirm.map { ($0, DeadlineWatchdog()) })
-        }
-        switch outcome {
-        case .unchanged(let generation):
-            print("no changes: generation \(generation) is already applied")
-        case .applied(let generation, let kind, let diff, let seconds, let pending):
-            let took = String(format: "%.1f ms in the kernel", seconds * 1000)
-            let how =
-                switch kind {
-                case .replaced: "replaced the ruleset (\(diff.summary))"
-                case .elements(let added, let removed):
-                    "only set elements changed, \(added) added and \(removed) removed in one transaction"
-                }
-            print(
-                "applied generation \(generation) (\(compiled.layout.name), \(compiled.backend.rawValue)): \(how), \(took)"
-            )
-            guard let pending else { return }
-            if noWait {
-                print(
-                    "generation \(generation) is rolled back at \(pending.deadlineDate) unless 'portcullis confirm \(generation) --state-dir \(kernel.stateDir)' comes first"
-                )
-                return
+        let logger = change.kernel.logger()
+        if dryRun {
+            return try execute {
+                try $0.runPlan(change.request, state: change.kernel.state, format: .text, logger: logger)
             }
-            try awaitConfirmation(pending, logger: logger)
         }
-    }
-
-    /// Waits for `y` on a terminal, `portcullis confirm` or the deadline. The deadline is kept
-    /// by the watchdog the apply started, so this process may die meanwhile; at the deadline it
-    /// settles (or finds settled) the generation itself, under the state lock, and says how.
-    func awaitConfirmation(_ pending: PendingConfirmation, logger: Logger) throws {
+        // On a terminal, `y` confirms too.
         let interactive = isatty(0) == 1
-        print(
-            "keeping generation \(pending.generation) only if confirmed within \(confirm ?? 0) s: "
-                + (interactive ? "type y and Enter, or " : "")
-                + "run 'portcullis confirm \(pending.generation) --state-dir \(kernel.stateDir)'")
-        let store = StateStore(directory: kernel.stateDir)
-        func stillWaiting() -> Bool { Applier(store: store, logger: logger).pending()?.token == pending.token }
-        while stillWaiting() && Date() < pending.deadlineDate {
-            guard interactive else {
-                usleep(100_000)
-                continue
-            }
-            var descriptor = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
-            if poll(&descriptor, 1, 100) > 0, let line = readLine(), line.lowercased().hasPrefix("y") {
-                _ = try kernel.withSettledState(logger: logger) { try $0.confirm(generation: pending.generation) }
-            }
+        let answer: (() -> Bool)? = interactive ? { answeredYes() } : nil
+        let wait = confirm.map { seconds in
+            ConfirmationWait(seconds: seconds, noWait: noWait, watchdog: DeadlineWatchdog(), answer: answer)
         }
-        if stillWaiting() { _ = try kernel.withSettledState(logger: logger) { _ in } }
-        // Confirmed: the generation is still the latest; rolled back: it is gone.
-        if store.generationNumbers().last == pending.generation {
-            print("confirmed generation \(pending.generation)")
-            return
+        try execute {
+            try $0.runApply(change.request, state: change.kernel.state, confirmation: wait, logger: logger)
         }
-        printError("no confirmation within \(confirm ?? 0) s: generation \(pending.generation) was rolled back")
-        throw ExitCode(1)
     }
 }
 
-extension Result where Failure == CompileFailure {
-    /// The value, or exit 2 after printing the failure.
-    func get(orExit handler: (CompileFailure) -> ExitCode) throws -> Success {
-        switch self {
-        case .success(let value): return value
-        case .failure(let failure): throw handler(failure)
-        }
-    }
+/// Whether `y` was typed on the terminal within a tenth of a second.
+func answeredYes() -> Bool {
+    var descriptor = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
+    guard poll(&descriptor, 1, 100) > 0, let line = readLine() else { return false }
+    return line.lowercased().hasPrefix("y")
 }

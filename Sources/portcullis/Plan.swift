@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import JanssonKit
 import PortcullisCompiler
 import PortcullisKernel
 
@@ -21,16 +20,9 @@ struct ChangeOptions: ParsableArguments {
     )
     var prune = false
 
-    /// The policy compiled for the kernel; exits 2 on a bad policy or without CAP_NET_ADMIN.
-    func compile(for action: String) throws -> KernelInput {
-        let compiled = try Compiler().compileForKernel(policy, layout: layout.layout, backend: layout.backend)
-            .get(orExit: fail)
-        for warning in compiled.warnings { printError(warning) }
-        guard Host.hasNetAdmin else {
-            printError("error: \(action) needs CAP_NET_ADMIN to read the kernel's ruleset; nothing was changed")
-            throw ExitCode(2)
-        }
-        return compiled
+    var request: ChangeRequest {
+        ChangeRequest(
+            policy: policy, layout: layout.layout, backend: layout.backend, takeOver: takeOver, prune: prune)
     }
 }
 
@@ -58,49 +50,8 @@ struct Plan: ParsableCommand {
     @Option(help: "text or json.")
     var format: ReportFormat = .text
 
-    func run() throws { try Self.report(change, format: format) }
-
-    static func report(_ change: ChangeOptions, format: ReportFormat) throws {
-        let compiled = try change.compile(for: "planning")
+    func run() throws {
         let logger = change.kernel.logger()
-        let (diff, cutOff) = try change.kernel.withSettledState(logger: logger, files: compiled.files) {
-            try $0.plan(
-                files: compiled.filesByExtension, backend: compiled.backend, takeOver: change.takeOver,
-                knownNames: compiled.knownNames)
-        }
-        let refused = !cutOff.isEmpty && !change.prune
-        switch format {
-        case .json:
-            var members: [(String, JSON)] = [
-                ("schema", .string("portcullis.plan/1")), ("layout", .string(compiled.layout.name)),
-                ("backend", .string(compiled.backend.rawValue)), ("changed", .bool(!diff.isEmpty)),
-            ]
-            if case .object(let report) = diff.json { members += report }
-            members.append(
-                (
-                    "cut_off",
-                    .object([
-                        ("interfaces", .array(cutOff.interfaces.map { .string($0) })),
-                        ("addresses", .array(cutOff.addresses.map { .string($0) })), ("refused", .bool(refused)),
-                    ])
-                ))
-            print(JSON.object(members).rendered())
-        case .text:
-            print(diff.text, terminator: "")
-            print(
-                diff.isEmpty
-                    ? "no changes: the kernel already holds this ruleset"
-                    : "plan (\(compiled.layout.name), \(compiled.backend.rawValue)): \(diff.summary)")
-        }
-        if refused {
-            printError("error: apply would refuse: \(cutOff.refusal)")
-            throw ExitCode(2)
-        }
-        if !cutOff.isEmpty {
-            printError(
-                "warning: with --prune, the rules of \((cutOff.interfaces + cutOff.addresses).joined(separator: ", ")) are removed"
-            )
-        }
-        if !diff.isEmpty { throw ExitCode(1) }
+        try execute { try $0.runPlan(change.request, state: change.kernel.state, format: format, logger: logger) }
     }
 }

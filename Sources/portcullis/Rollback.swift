@@ -25,17 +25,8 @@ struct Rollback: ParsableCommand {
     var force = false
 
     func run() throws {
-        let outcome = try kernel.withSettledState(logger: kernel.logger()) { try $0.rollback(force: force) }
-        switch outcome {
-        case .nothingToRollBack:
-            printError("nothing to roll back: no generation in \(kernel.stateDir)")
-            throw ExitCode(1)
-        case .rolledBack(let from, let to):
-            print(
-                "rolled back generation \(from)"
-                    + (to.map { "; generation \($0) is current" }
-                        ?? "; the kernel holds what it held before Portcullis' first apply"))
-        }
+        let logger = kernel.logger()
+        try execute { try $0.runRollback(state: kernel.state, force: force, logger: logger) }
     }
 }
 
@@ -59,12 +50,7 @@ struct Confirm: ParsableCommand {
     @OptionGroup var kernel: KernelOptions
 
     func run() throws {
-        switch try kernel.withSettledState(logger: kernel.logger(), { try $0.confirm(generation: generation) }) {
-        case .confirmed(let number):
-            print("confirmed generation \(number)")
-        case .nothingPending:
-            printError("nothing is waiting for confirmation in \(kernel.stateDir)")
-            throw ExitCode(1)
-        }
+        let logger = kernel.logger()
+        try execute { try $0.runConfirm(state: kernel.state, generation: generation, logger: logger) }
     }
 }
