@@ -1,4 +1,5 @@
 import PortcullisIR
+import PortcullisNet
 import PortcullisPolicy
 import PortcullisRender
 import PortcullisSyntax

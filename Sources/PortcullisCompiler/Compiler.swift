@@ -1,5 +1,6 @@
 import PortcullisIR
 import PortcullisLayouts
+import PortcullisNet
 import PortcullisPolicy
 import PortcullisRender
 import PortcullisSyntax

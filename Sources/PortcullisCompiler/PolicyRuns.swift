@@ -1,5 +1,6 @@
 import Foundation
 import PortcullisKernel
+import PortcullisNet
 import PortcullisRender
 import PortcullisSyntax
 

@@ -1,6 +1,7 @@
 import Foundation
 import PortcullisEvaluator
 import PortcullisLayouts
+import PortcullisNet
 import PortcullisRender
 import PortcullisSyntax
 

@@ -1,3 +1,4 @@
+import PortcullisNet
 import PortcullisSyntax
 
 extension ImportedHost {

@@ -1,3 +1,5 @@
+import PortcullisNet
+
 /// A lexical token. Words are maximal runs of printable ASCII that are not punctuation, so
 /// addresses (`fd00::/64`), port ranges (`8000-8010`) and publishes (`127.0.0.1:8080`) each
 /// arrive as one word that the checker interprets with exact column information.

@@ -1,4 +1,5 @@
 import Foundation
+import PortcullisNet
 
 /// A policy with its includes expanded in place, ready for checking.
 public struct LoadedPolicy: Sendable {

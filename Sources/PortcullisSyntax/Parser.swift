@@ -1,3 +1,5 @@
+import PortcullisNet
+
 /// Recursive-descent parser from tokens to a `SyntaxFile`.
 ///
 /// On a syntax error it records a diagnostic that says what was expected, then skips to the

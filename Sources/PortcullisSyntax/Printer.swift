@@ -1,3 +1,5 @@
+import PortcullisNet
+
 /// Writes a syntax tree as policy text in its canonical form (docs/language.md, "Formatting"):
 /// four spaces of indentation, one setting per line, one space between words and `, ` in
 /// lists, comments where they were, at most one blank line in a row and always one around a

@@ -1,3 +1,5 @@
+import PortcullisNet
+
 /// The syntax tree of one policy file: statements with the words they were written with and
 /// where. Values stay text here; `PortcullisPolicy` interprets them (addresses, ports, names)
 /// so that every semantic error can point at the exact word.

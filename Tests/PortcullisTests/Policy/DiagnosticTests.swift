@@ -1,5 +1,6 @@
 import Foundation
 import PortcullisCompiler
+import PortcullisNet
 import PortcullisPolicy
 import PortcullisSyntax
 import Testing
