@@ -26,10 +26,7 @@ public struct Application: Sendable {
     /// Checks, lowers and renders a policy file (its warnings to stderr).
     func compile(_ path: String, layout: String?, backend: String?) throws -> [RenderedFile] {
         let (policy, sources) = try check(path)
-        return try compiler.resolve(layout: layout, backend: backend, policy: policy, sources: sources).flatMap {
-            layout, backend in
-            compiler.render(policy, sources: sources, layout: layout, backend: backend)
-        }.get()
+        return try compiler.compile(policy, sources: sources, layout: layout, backend: backend).get()
     }
 
     /// The kind of firewall to read a live host through: the backend asked for, else the

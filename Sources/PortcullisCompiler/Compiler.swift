@@ -131,10 +131,15 @@ public struct Compiler: Sendable {
 
     /// Everything at once, for a policy file.
     public func compile(_ path: String, layout: String?, backend: String?) -> Result<[RenderedFile], CompileFailure> {
-        check(path).flatMap { policy, sources in
-            resolve(layout: layout, backend: backend, policy: policy, sources: sources).flatMap { layout, backend in
-                render(policy, sources: sources, layout: layout, backend: backend)
-            }
+        check(path).flatMap { compile($0, sources: $1, layout: layout, backend: backend) }
+    }
+
+    /// Resolves the layout and backend for a checked policy, then lowers and renders it.
+    public func compile(_ policy: Policy, sources: SourceStore, layout: String?, backend: String?) -> Result<
+        [RenderedFile], CompileFailure
+    > {
+        resolve(layout: layout, backend: backend, policy: policy, sources: sources).flatMap { layout, backend in
+            render(policy, sources: sources, layout: layout, backend: backend)
         }
     }
 }
