@@ -14,6 +14,8 @@ public enum InventorySource: Sendable {
     case ansibleFacts([String])
     /// A snapshot `portcullis inventory` wrote.
     case snapshot(String)
+    /// One already read (by `watch`, which keeps it current from the daemon's events).
+    case given(Inventory, origin: String)
 }
 
 /// What `inventory` is asked: where to read, and where the snapshot goes (nil: stdout).
@@ -53,6 +55,8 @@ extension Application {
                 return (try Inventory.fromInspectOutput(try contents(paths)), "docker inspect output")
             case .ansibleFacts(let paths):
                 return (try Inventory.fromAnsibleFacts(try contents(paths)), "Ansible facts")
+            case .given(let inventory, let origin):
+                return (inventory, origin)
             case .snapshot(let path):
                 let inventory = try Inventory.fromSnapshot(try HostReader.contents(of: path), source: path)
                 return (inventory, "the inventory snapshot \(path)")

@@ -24,15 +24,24 @@ public struct ChangeRequest: Sendable {
     public var backend: String?
     public var takeOver: Bool
     public var prune: Bool
+    /// Where the containers' addresses, publishes and group members come from when the policy
+    /// leaves them to the host (nil: the policy pins everything).
+    public var inventory: InventorySource?
+    /// Leave Docker's own rules to the running daemon and own only the place it reserves for
+    /// users (`DOCKER-USER`, or the `portcullis-user` table).
+    public var alongsideDocker: Bool
 
     public init(
-        policy: String, layout: String? = nil, backend: String? = nil, takeOver: Bool = false, prune: Bool = false
+        policy: String, layout: String? = nil, backend: String? = nil, takeOver: Bool = false, prune: Bool = false,
+        inventory: InventorySource? = nil, alongsideDocker: Bool = false
     ) {
         self.policy = policy
         self.layout = layout
         self.backend = backend
         self.takeOver = takeOver
         self.prune = prune
+        self.inventory = inventory
+        self.alongsideDocker = alongsideDocker
     }
 }
 
