@@ -16,17 +16,29 @@ public struct Application: Sendable {
         self.console = console
     }
 
-    /// Reads and checks a policy file, or throws its diagnostics; its warnings go to stderr.
-    func check(_ path: String) throws -> (Policy, SourceStore) {
-        let (policy, sources) = try compiler.check(path).get()
+    /// Reads and checks a policy file, bound to the host `inventory` reads when given, or
+    /// throws its diagnostics; its warnings go to stderr.
+    func check(_ path: String, inventory: InventorySource? = nil) throws -> (Policy, SourceStore) {
+        let (policy, sources) = try compiler.check(path, boundTo: try inventory.map(hostInventory)).get()
         for warning in policy.warnings { console.note(warning.rendered(sources: sources)) }
         return (policy, sources)
     }
 
     /// Checks, lowers and renders a policy file (its warnings to stderr).
-    func compile(_ path: String, layout: String?, backend: String?) throws -> [RenderedFile] {
-        let (policy, sources) = try check(path)
+    func compile(_ path: String, layout: String?, backend: String?, inventory: InventorySource? = nil) throws
+        -> [RenderedFile]
+    {
+        let (policy, sources) = try check(path, inventory: inventory)
         return try compiler.compile(policy, sources: sources, layout: layout, backend: backend).get()
+    }
+
+    /// Reads an inventory for binding a policy to it, and says what was read.
+    func hostInventory(_ source: InventorySource) throws -> HostInventory {
+        let (inventory, origin) = try readInventory(source)
+        console.note(
+            "bound to \(origin): \(inventory.networks.count) bridge network(s), \(inventory.containers.count) running container(s)"
+        )
+        return HostInventory(inventory, origin: origin)
     }
 
     /// The kind of firewall to read a live host through: the backend asked for, else the

@@ -11,12 +11,18 @@ public struct AuditRequest: Sendable {
     public var backend: String?
     /// The layout to compare with (default: the policy's, else docker-20.10).
     public var layout: String?
+    /// The host the policy is bound to, when it leaves addresses and publishes to it.
+    public var inventory: InventorySource?
 
-    public init(policy: String? = nil, capture: HostCapture, backend: String? = nil, layout: String? = nil) {
+    public init(
+        policy: String? = nil, capture: HostCapture, backend: String? = nil, layout: String? = nil,
+        inventory: InventorySource? = nil
+    ) {
         self.policy = policy
         self.capture = capture
         self.backend = backend
         self.layout = layout
+        self.inventory = inventory
     }
 }
 
@@ -119,7 +125,7 @@ extension Application {
     /// Reads the host and audits it: drift from the policy compiled for the host's kind of
     /// firewall, else risks.
     public func audit(_ request: AuditRequest) throws -> AuditReport {
-        let checked = try request.policy.map(check)
+        let checked = try request.policy.map { try check($0, inventory: request.inventory) }
         let host = try read(
             request.capture, liveFirewall: try liveFirewall(backend: request.backend, policy: checked?.0))
         var findings: [Finding]

@@ -1,4 +1,6 @@
+import PortcullisDocker
 import PortcullisIR
+import PortcullisImport
 import PortcullisLayouts
 import PortcullisNet
 import PortcullisPolicy
@@ -24,19 +26,42 @@ public enum CompileFailure: Error, Sendable {
     }
 }
 
+/// What a Docker host runs, and where it was read (for messages): a policy checked against it
+/// takes the addresses, publishes and group members it leaves out from it.
+public struct HostInventory: Sendable {
+    public let inventory: Inventory
+    public let origin: String
+
+    public init(_ inventory: Inventory, origin: String) {
+        self.inventory = inventory
+        self.origin = origin
+    }
+}
+
 /// The whole pipeline: policy file -> syntax tree -> checked policy -> IR -> rendered files.
 public struct Compiler: Sendable {
     public init() {}
 
-    /// Reads and checks a policy file (with its includes).
-    public func check(_ path: String) -> Result<(Policy, SourceStore), CompileFailure> {
-        let (loaded, loadDiagnostics) = PolicyLoader.load(path)
-        if loadDiagnostics.contains(where: { $0.severity == .error }) {
-            return .failure(.diagnostics(loadDiagnostics, loaded.sources))
+    /// Reads and checks a policy file (with its includes), bound to `host` when given: the
+    /// host's networks and running containers, with what the policy leaves out taken from it.
+    public func check(_ path: String, boundTo host: HostInventory? = nil) -> Result<
+        (Policy, SourceStore), CompileFailure
+    > {
+        var (loaded, diagnostics) = PolicyLoader.load(path)
+        if diagnostics.contains(where: { $0.severity == .error }) {
+            return .failure(.diagnostics(diagnostics, loaded.sources))
+        }
+        if let host {
+            let bound: LoadedPolicy?
+            (bound, diagnostics) = InventoryBinding.bind(loaded, to: host.inventory, origin: host.origin)
+            guard let bound else { return .failure(.diagnostics(diagnostics, loaded.sources)) }
+            loaded = bound
         }
         switch Checker.check(loaded) {
-        case .success(let policy): return .success((policy, loaded.sources))
-        case .failure(let error): return .failure(.diagnostics(error.diagnostics, loaded.sources))
+        case .success(var policy):
+            policy.warnings = diagnostics + policy.warnings
+            return .success((policy, loaded.sources))
+        case .failure(let error): return .failure(.diagnostics(diagnostics + error.diagnostics, loaded.sources))
         }
     }
 
@@ -130,8 +155,10 @@ public struct Compiler: Sendable {
     }
 
     /// Everything at once, for a policy file.
-    public func compile(_ path: String, layout: String?, backend: String?) -> Result<[RenderedFile], CompileFailure> {
-        check(path).flatMap { compile($0, sources: $1, layout: layout, backend: backend) }
+    public func compile(_ path: String, layout: String?, backend: String?, host: HostInventory? = nil) -> Result<
+        [RenderedFile], CompileFailure
+    > {
+        check(path, boundTo: host).flatMap { compile($0, sources: $1, layout: layout, backend: backend) }
     }
 
     /// Resolves the layout and backend for a checked policy, then lowers and renders it.
@@ -167,10 +194,10 @@ extension Compiler {
     /// apply compares it with what it wants, to send only changed set elements (without sets
     /// no change can be made of elements alone). nft JSON gets a text twin: plans show changes
     /// in the firewall's own words.
-    public func compileForKernel(_ path: String, layout: String?, backend: String?) -> Result<
-        KernelInput, CompileFailure
-    > {
-        check(path).flatMap { policy, sources in
+    public func compileForKernel(_ path: String, layout: String?, backend: String?, host: HostInventory? = nil)
+        -> Result<KernelInput, CompileFailure>
+    {
+        check(path, boundTo: host).flatMap { policy, sources in
             resolve(layout: layout, backend: backend, policy: policy, sources: sources).flatMap { layout, backend in
                 lower(policy, sources: sources, layout: layout, backend: backend).flatMap { ruleset in
                     render(ruleset, layout: layout, backend: backend).flatMap { files in

@@ -23,11 +23,15 @@ public struct ExplainRequest: Sendable {
     public var backend: String?
     /// The host's own address, as seen from outside.
     public var hostAddress: String
+    /// The host the policy is bound to, when it leaves addresses and publishes to it.
+    public var inventory: InventorySource?
 
     public init(
         policy: String? = nil, capture: HostCapture? = nil, from: String, to: String, port: String? = nil,
-        layout: String? = nil, backend: String? = nil, hostAddress: String = "192.0.2.1"
+        layout: String? = nil, backend: String? = nil, hostAddress: String = "192.0.2.1",
+        inventory: InventorySource? = nil
     ) {
+        self.inventory = inventory
         self.policy = policy
         self.capture = capture
         self.from = from
@@ -151,7 +155,7 @@ extension Application {
 
     /// The policy that names the endpoints, the rules to walk, and a live host's own routing.
     func explainedRules(_ request: ExplainRequest) throws -> (Policy, Ruleset, Firewall, HostRouting?) {
-        let checked = try request.policy.map(check)
+        let checked = try request.policy.map { try check($0, inventory: request.inventory) }
         guard let capture = request.capture else {
             guard let (policy, sources) = checked else {
                 throw CompileFailure.usage("give a policy, or the host's rules with --ruleset FILE or --live")

@@ -101,8 +101,11 @@ extension Application {
 
     /// The policy compiled for the kernel, its warnings noted; a failure without CAP_NET_ADMIN.
     func compileForKernel(_ request: ChangeRequest, action: String) throws -> KernelInput {
-        let compiled = try compiler.compileForKernel(request.policy, layout: request.layout, backend: request.backend)
-            .get()
+        let compiled = try compiler.compileForKernel(
+            request.policy, layout: request.layout, backend: request.backend,
+            host: try request.inventory.map(hostInventory)
+        )
+        .get()
         for warning in compiled.warnings { console.note(warning) }
         guard Host.hasNetAdmin else {
             throw CompileFailure.usage(

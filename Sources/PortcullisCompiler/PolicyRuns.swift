@@ -20,9 +20,10 @@ extension Application {
     /// the first), or to stdout: one family's file, loadable by its restore tool, or with
     /// `.both` all of them in the capture format.
     public func runCompile(
-        _ policy: String, layout: String?, backend: String?, output: String?, family: OutputFamily? = nil
+        _ policy: String, layout: String?, backend: String?, output: String?, family: OutputFamily? = nil,
+        inventory: InventorySource? = nil
     ) throws -> RunStatus {
-        var files = try compile(policy, layout: layout, backend: backend)
+        var files = try compile(policy, layout: layout, backend: backend, inventory: inventory)
         if let family, family != .both {
             files = files.filter { ($0.fileExtension == "ip6tables") == (family == .ipv6) }
             guard !files.isEmpty else {

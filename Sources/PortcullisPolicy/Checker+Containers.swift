@@ -109,6 +109,15 @@ extension Checker {
     /// `attach NETWORK ADDRESS [mac MAC]`; `visibleNetworks`: how many networks were declared
     /// above the container.
     private mutating func checkAttach(_ setting: Setting, into container: inout Container, visibleNetworks: Int) {
+        if setting.values.count == 1 {
+            error(
+                "no address for '\(container.name)' on '\(setting.values[0].value)': only an inventory of the host can give it",
+                at: setting.values[0].range,
+                hint:
+                    "compile with --inventory docker (the running daemon) or --inventory FILE (a snapshot), or write the address: attach \(setting.values[0].value) ADDRESS"
+            )
+            return
+        }
         guard let values = values(of: setting, count: 2),
             let network = attachedNetwork(values[0], of: container, visibleNetworks: visibleNetworks),
             let address = address(values[1], what: "container address"),

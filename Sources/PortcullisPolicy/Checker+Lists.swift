@@ -17,7 +17,17 @@ extension Checker {
             services[name] = list.items.compactMap { portSpec($0, requireProtocol: true) }
         case .group:
             var members: [String] = []
-            for item in list.items {
+            for entry in list.entries {
+                let item = entry.value
+                if let selector = entry.selector {
+                    error(
+                        "group '\(name)' selects containers by \(selector.value) '\(item.value)', which only an inventory of the host knows",
+                        at: selector.range,
+                        hint:
+                            "compile with --inventory docker (the running daemon) or --inventory FILE (a snapshot), or list the containers by name"
+                    )
+                    continue
+                }
                 guard let kind = endpointKinds[item.value]?.kind else {
                     unknownName(item, expected: "container", among: .containers)
                     continue

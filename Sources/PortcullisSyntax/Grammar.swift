@@ -3,6 +3,9 @@ public enum Arity: Sendable, Hashable {
     case none
     case one
     case two
+    /// One, and a second if the line goes on with a word that is not a clause keyword
+    /// (`attach front` or `attach front 198.18.1.10`).
+    case oneOrTwo
     /// One or more, separated by commas.
     case list
 }
@@ -26,6 +29,16 @@ public enum Grammar {
     public static let topLevelKeywords: [String] =
         ["include"] + BlockKind.allCases.map(\.rawValue) + ListKind.allCases.map(\.rawValue) + ruleKeywords
     public static let ruleKeywords = ["allow", "deny", "egress"]
+
+    /// Every clause keyword, which an optional second value (`.oneOrTwo`) cannot be.
+    static let clauseKeywords = Set(
+        (rules.values.map(\.clauses) + settings.values.flatMap { $0.values.map(\.clauses) }).flatMap {
+            $0.map(\.keyword)
+        })
+
+    /// Group items that select containers from an inventory instead of naming them:
+    /// `compose PROJECT[/SERVICE]` and `label KEY[=VALUE]`.
+    public static let groupSelectors = ["compose", "label"]
 
     /// Clauses whose value is free text (a log prefix): always written as a string.
     public static let textClauses: Set<String> = ["prefix"]
@@ -66,7 +79,9 @@ public enum Grammar {
             "gateway-mode": SettingShape(.one, "'nat', 'routed' or 'nat-unprotected'"),
         ],
         .container: [
-            "attach": SettingShape(.two, "a network name and an address", clauses: [("mac", .one, false)]),
+            "attach": SettingShape(
+                .oneOrTwo, "a network name (and an address, unless an inventory gives it)",
+                clauses: [("mac", .one, false)]),
             "publish": SettingShape(
                 .one, "a host port ([HOST-IP:]PORT[-END])", clauses: [("->", .one, false), ("from", .list, false)]),
             "expose": SettingShape(.list, "a port such as 80/tcp"),

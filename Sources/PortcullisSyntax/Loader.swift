@@ -21,6 +21,13 @@ extension LoadedPolicy {
     }
 }
 
+extension LoadedPolicy {
+    /// The same files with other statements: a policy bound to an inventory.
+    public func replacingStatements(_ statements: [Statement]) -> LoadedPolicy {
+        LoadedPolicy(statements: statements, sources: sources, rootFile: rootFile)
+    }
+}
+
 /// Reads a policy file and the files it includes.
 ///
 /// `include` paths are relative to the including file. Each file is read once: a second

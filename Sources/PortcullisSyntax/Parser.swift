@@ -208,11 +208,17 @@ public struct Parser {
         let name = try parseName(after: kind.rawValue)
         try expectOpenBrace("\(kind.rawValue) list")
         let open = position - 1
-        var items: [(value: Located<String>, index: Int)] = []
+        var items: [(selector: Located<String>?, value: Located<String>, index: Int)] = []
         while current.kind != .closeBrace {
             switch current.kind {
             case .word:
-                items.append((located(current), position))
+                var selector: Located<String>?
+                if kind == .group, Grammar.groupSelectors.contains(current.text), position + 1 < tokens.count,
+                    [.word, .string].contains(tokens[position + 1].kind), !tokens[position + 1].startsLine
+                {
+                    selector = located(advance())
+                }
+                items.append((selector, located(current), position))
                 _ = advance()
             case .comma: _ = advance()
             case .end:
@@ -233,7 +239,9 @@ public struct Parser {
         if !ends.isEmpty { ends[ends.count - 1] = close - 1 }
         let entries = items.indices.map { at in
             let (itemLeading, itemTrailing) = trivia(from: at == 0 ? open + 1 : ends[at - 1] + 1, through: ends[at])
-            return ListEntry(items[at].value, leadingTrivia: itemLeading, trailingComment: itemTrailing)
+            return ListEntry(
+                items[at].value, selector: items[at].selector, leadingTrivia: itemLeading,
+                trailingComment: itemTrailing)
         }
         return ListBlock(
             kind: kind, keyword: keyword, name: name, entries: entries,
@@ -264,6 +272,12 @@ public struct Parser {
         case .none: return []
         case .one: return [try value()]
         case .two: return [try value(), try value()]
+        case .oneOrTwo:
+            let first = try value()
+            guard current.kind == .word || current.kind == .string, !current.startsLine,
+                current.kind == .string || !Grammar.clauseKeywords.contains(current.text)
+            else { return [first] }
+            return [first, try value()]
         case .list:
             var values = [try value()]
             while current.kind == .comma {

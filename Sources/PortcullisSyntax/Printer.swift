@@ -192,6 +192,12 @@ public struct Printer {
             openingComment: block.openingComment, closingTrivia: closing, trailingComment: block.trailingComment)
     }
 
+    /// A list item: its selector keyword, if it has one, then its value.
+    private mutating func entry(_ entry: ListEntry) -> ListEntry {
+        let selector = entry.selector.map { word($0, .keyword) }
+        return ListEntry(word(entry.value, .value), selector: selector)
+    }
+
     private mutating func print(_ list: ListBlock, blankFirst: Bool?) -> ListBlock {
         let leading = Self.tidy(list.leadingTrivia, blankFirst: blankFirst)
         trivia(leading, indent: "")
@@ -199,11 +205,14 @@ public struct Printer {
         let name = word(list.name, .value)
         write(" {")
         guard Self.writtenOnLines(list) else {
-            let items = words(list.items, separator: ", ")
-            write(items.isEmpty ? "}" : " }")
+            let entries = list.entries.enumerated().map { at, entry in
+                if at > 0 { write(",") }
+                return self.entry(entry)
+            }
+            write(entries.isEmpty ? "}" : " }")
             endLine(comment: list.trailingComment)
             return ListBlock(
-                kind: list.kind, keyword: keyword, name: name, entries: items.map { ListEntry($0) },
+                kind: list.kind, keyword: keyword, name: name, entries: entries,
                 leadingTrivia: leading, trailingComment: list.trailingComment)
         }
         endLine(comment: list.openingComment)
@@ -211,10 +220,12 @@ public struct Printer {
             let entryLeading = Self.tidy(entry.leadingTrivia, blankFirst: at == 0 ? false : nil)
             trivia(entryLeading, indent: Self.indentation)
             write(Self.indentation)
-            let value = word(entry.value, .value)
+            let written = self.entry(entry)
             if at < list.entries.count - 1 { write(",") }
             endLine(comment: entry.trailingComment)
-            return ListEntry(value, leadingTrivia: entryLeading, trailingComment: entry.trailingComment)
+            return ListEntry(
+                written.value, selector: written.selector, leadingTrivia: entryLeading,
+                trailingComment: entry.trailingComment)
         }
         let closing = close(list.closingTrivia, isEmpty: entries.isEmpty, comment: list.trailingComment)
         return ListBlock(
@@ -240,7 +251,7 @@ public struct Printer {
         trivia(leading, indent: indent)
         write(indent)
         let keyword = word(setting.keyword, .keyword)
-        let values = words(setting.values, separator: shape?.positional == .two ? " " : ", ")
+        let values = words(setting.values, separator: [.two, .oneOrTwo].contains(shape?.positional) ? " " : ", ")
         let clauses = setting.clauses.map { clause in
             Clause(
                 keyword: word(clause.keyword, .keyword),

@@ -135,11 +135,18 @@ public struct ListBlock: Sendable, Hashable {
 
 /// One item of a list, with the comments around it when the list is written a line per item.
 public struct ListEntry: Sendable, Hashable {
+    /// For a group item that selects containers from an inventory: `compose` or `label`
+    /// (`Grammar.groupSelectors`), with what it selects as the value.
+    public let selector: Located<String>?
     public let value: Located<String>
     public var leadingTrivia: [Trivia]
     public var trailingComment: String?
 
-    public init(_ value: Located<String>, leadingTrivia: [Trivia] = [], trailingComment: String? = nil) {
+    public init(
+        _ value: Located<String>, selector: Located<String>? = nil, leadingTrivia: [Trivia] = [],
+        trailingComment: String? = nil
+    ) {
+        self.selector = selector
         self.value = value
         self.leadingTrivia = leadingTrivia
         self.trailingComment = trailingComment

@@ -54,7 +54,7 @@ struct Apply: ParsableCommand {
         let logger = change.kernel.logger()
         if dryRun {
             return try execute {
-                try $0.runPlan(change.request, state: change.kernel.state, format: .text, logger: logger)
+                try $0.runPlan(try change.request(), state: change.kernel.state, format: .text, logger: logger)
             }
         }
         // On a terminal, `y` confirms too.
@@ -64,7 +64,7 @@ struct Apply: ParsableCommand {
             ConfirmationWait(seconds: seconds, noWait: noWait, watchdog: DeadlineWatchdog(), answer: answer)
         }
         try execute {
-            try $0.runApply(change.request, state: change.kernel.state, confirmation: wait, logger: logger)
+            try $0.runApply(try change.request(), state: change.kernel.state, confirmation: wait, logger: logger)
         }
     }
 }

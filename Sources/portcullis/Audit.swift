@@ -35,6 +35,7 @@ struct Audit: ParsableCommand {
     var policy: String?
 
     @OptionGroup var host: HostRuleSource
+    @OptionGroup var bound: InventoryOptions
 
     @Option(help: "The format of --ruleset (default: told by content).")
     var from: RulesetFormat?
@@ -55,7 +56,8 @@ struct Audit: ParsableCommand {
         try execute { application in
             guard from == nil || host.ruleset != nil else { throw CompileFailure.usage("--from goes with --ruleset") }
             let capture = try host.capture(format: from)
-            let request = AuditRequest(policy: policy, capture: capture, backend: backend, layout: layout)
+            let request = AuditRequest(
+                policy: policy, capture: capture, backend: backend, layout: layout, inventory: try bound.source())
             return try application.runAudit(request, format: format)
         }
     }

@@ -21,6 +21,7 @@ struct Compile: ParsableCommand {
     var policy: String
 
     @OptionGroup var options: LayoutOptions
+    @OptionGroup var bound: InventoryOptions
 
     @Option(name: .shortAndLong, help: "Write the ruleset to this file instead of stdout.", completion: .file())
     var output: String?
@@ -30,7 +31,9 @@ struct Compile: ParsableCommand {
 
     func run() throws {
         try execute {
-            try $0.runCompile(policy, layout: options.layout, backend: options.backend, output: output, family: family)
+            try $0.runCompile(
+                policy, layout: options.layout, backend: options.backend, output: output, family: family,
+                inventory: try bound.source())
         }
     }
 }

@@ -35,6 +35,7 @@ struct Explain: ParsableCommand {
     var policy: String?
 
     @OptionGroup var host: HostRuleSource
+    @OptionGroup var bound: InventoryOptions
 
     @Option(help: "Where the connection comes from.")
     var from: String
@@ -68,7 +69,7 @@ struct Explain: ParsableCommand {
         try execute { application in
             let request = ExplainRequest(
                 policy: policy, capture: host.isGiven ? try host.capture() : nil, from: from, to: to, port: port,
-                layout: layout, backend: backend, hostAddress: hostAddress)
+                layout: layout, backend: backend, hostAddress: hostAddress, inventory: try bound.source())
             return try application.runExplain(request, format: format, expect: expect)
         }
     }

@@ -26,6 +26,35 @@ enum InventoryFormat: String, CaseIterable, ExpressibleByArgument {
     }
 }
 
+/// `--inventory`: the host a policy is bound to, for the commands that compile one.
+struct InventoryOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "Bind the policy to a Docker host: 'docker' (the running daemon) or a snapshot FILE ('portcullis inventory -o FILE').",
+            discussion:
+                "Its networks and running containers are the host's; addresses, publishes and group members the policy leaves out come from it, and what it pins must agree (docs/language.md, 'Policies bound to an inventory'). Write ./docker for a file named docker.",
+            valueName: "docker|FILE"),
+        completion: .file())
+    var inventory: String?
+
+    @Option(
+        help:
+            "With --inventory docker: the daemon's address, unix:///PATH or tcp://HOST:PORT (default: DOCKER_HOST, else unix:///var/run/docker.sock)."
+    )
+    var dockerHost: String?
+
+    /// Where the inventory is read, or nil when the policy is not bound to one.
+    func source() throws -> InventorySource? {
+        guard let inventory else {
+            if dockerHost != nil { throw CompileFailure.usage("--docker-host goes with --inventory docker") }
+            return nil
+        }
+        if inventory == "docker" { return .daemon(host: dockerHost) }
+        if dockerHost != nil { throw CompileFailure.usage("--docker-host goes with --inventory docker, not a file") }
+        return .snapshot(inventory)
+    }
+}
+
 struct Inventory: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inventory",

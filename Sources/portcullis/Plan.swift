@@ -9,6 +9,7 @@ struct ChangeOptions: ParsableArguments {
     var policy: String
 
     @OptionGroup var layout: LayoutOptions
+    @OptionGroup var bound: InventoryOptions
     @OptionGroup var kernel: KernelOptions
 
     @Flag(help: "Replace owned tables even if they hold rules Portcullis did not write (saved first).")
@@ -20,9 +21,10 @@ struct ChangeOptions: ParsableArguments {
     )
     var prune = false
 
-    var request: ChangeRequest {
+    func request() throws -> ChangeRequest {
         ChangeRequest(
-            policy: policy, layout: layout.layout, backend: layout.backend, takeOver: takeOver, prune: prune)
+            policy: policy, layout: layout.layout, backend: layout.backend, takeOver: takeOver, prune: prune,
+            inventory: try bound.source())
     }
 }
 
@@ -52,6 +54,6 @@ struct Plan: ParsableCommand {
 
     func run() throws {
         let logger = change.kernel.logger()
-        try execute { try $0.runPlan(change.request, state: change.kernel.state, format: format, logger: logger) }
+        try execute { try $0.runPlan(try change.request(), state: change.kernel.state, format: format, logger: logger) }
     }
 }
