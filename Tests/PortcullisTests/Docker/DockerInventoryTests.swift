@@ -77,6 +77,22 @@ struct DockerInventoryTests {
         ] {
             #expect(policy.contains(line + "\n"), "\(line) in\n\(policy)")
         }
+        // The shop stack written by Compose service with no address, bound to the live daemon,
+        // compiles as the imported policy with the same allow-list and flows written in.
+        let live = InventorySource.daemon(host: "unix://" + daemon.socket)
+        let pinned = policy.replacingOccurrences(
+            of: "    publish 8080 -> 80/tcp\n", with: "    publish 8080 -> 80/tcp from office\n")
+        let pinnedFile = daemon.directory + "/pinned.policy"
+        try (pinned + InventoryBindingTests.flows).write(toFile: pinnedFile, atomically: true, encoding: .utf8)
+        let unpinnedFile = daemon.directory + "/unpinned.policy"
+        try InventoryBindingTests.unpinned.write(toFile: unpinnedFile, atomically: true, encoding: .utf8)
+        let bound = inProcess {
+            try $0.runCompile(unpinnedFile, layout: nil, backend: nil, output: nil, inventory: live)
+        }
+        try #require(bound.status == 0, "\(bound.stderr)")
+        #expect(bound.stdout == compiledRuleset(pinnedFile).stdout)
+        #expect(bound.stdout.contains("-s 198.51.100.0/24 -d 198.18.20.10/32"))
+
         let canonical = inProcess { $0.runFormat([policyFile], mode: .check) }
         #expect(canonical.status == 0, "fmt --check: \(canonical.stderr)")
         if let keep = ProcessInfo.processInfo.environment["PORTCULLIS_KEEP_IMPORT"] {
