@@ -207,7 +207,54 @@ struct TrafficTests {
             ("docker-29", "nftables"), ("native", "nftables"),
         ])
 
-    static let cases: [(Scenario, String, String)] = [webStack, singleBridge, internalAndHairpin].flatMap { scenario in
+    /// A container on an edge and an internal network: an unscoped allow reaches it only on the
+    /// network the two ends share, never through the edge into the internal network; a scoped
+    /// one (`app@data`) crosses exactly where it says.
+    static let flowsStayOnTheirNetworks = Scenario(
+        name: "flows stay on the networks they name",
+        policy: """
+            network edge {
+                bridge br-edge
+                subnet 198.18.130.0/24
+                icc deny
+            }
+            network data {
+                bridge br-data
+                subnet 198.18.131.0/24
+                internal
+                icc deny
+            }
+            container proxy {
+                attach edge 198.18.130.2
+            }
+            container app {
+                attach edge 198.18.130.3
+                attach data 198.18.131.3
+            }
+            container db {
+                attach data 198.18.131.4
+            }
+            allow proxy -> app port 8080/tcp
+            allow app -> db port 5432/tcp
+            allow proxy -> app@data port 9090/tcp
+            """,
+        outsideAddresses: [],
+        servers: ["app": ["8080", "9090"], "db": ["5432"]],
+        probes: [
+            Probe(what: "allowed, on the shared network", from: "proxy", to: "198.18.130.3", port: "8080", expected: true),
+            Probe(
+                what: "allowed port, but into the internal network", from: "proxy", to: "198.18.131.3", port: "8080",
+                expected: false),
+            Probe(what: "allowed, on the internal network", from: "app", to: "198.18.131.4", port: "5432", expected: true),
+            Probe(what: "not allowed at all", from: "proxy", to: "198.18.131.4", port: "5432", expected: false),
+            Probe(what: "scoped into the internal network", from: "proxy", to: "198.18.131.3", port: "9090", expected: true),
+            Probe(what: "scoped port, edge address", from: "proxy", to: "198.18.130.3", port: "9090", expected: false),
+        ],
+        targets: [("docker-20.10", "iptables"), ("docker-28", "iptables"), ("native", "nftables")])
+
+    static let cases: [(Scenario, String, String)] = [
+        webStack, singleBridge, internalAndHairpin, flowsStayOnTheirNetworks,
+    ].flatMap { scenario in
         scenario.targets.map { (scenario, $0.layout, $0.backend) }
     }
 
