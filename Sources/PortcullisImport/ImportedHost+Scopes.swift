@@ -18,7 +18,9 @@ extension ImportedHost {
             var scoped = flow
             let sources = ends(flow.source)
             let destinations = ends(flow.destination)
-            let crossing = sources.flatMap { source in destinations.map { (source, $0) } }.filter { $0.isDisjoint(with: $1) }
+            let crossing = sources.flatMap { source in destinations.map { (source, $0) } }.filter {
+                $0.isDisjoint(with: $1)
+            }
             for (side, sets) in [(\Flow.source, crossing.map(\.0)), (\Flow.destination, crossing.map(\.1))] {
                 let only = sets.filter { !$0.isEmpty && $0.isSubset(of: internalNetworks) }
                 guard let network = only.first?.sorted().first, !networkNames.contains(flow[keyPath: side]),

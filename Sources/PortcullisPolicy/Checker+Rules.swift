@@ -74,7 +74,8 @@ extension Checker {
                 guard attached.contains(where: { $0.network == network.name }) else {
                     error(
                         "container '\(container)' is not attached to network '\(network.name)'", at: scope.range,
-                        hint: "attach it there, or scope the rule to a network it is on: \(attached.map { "\(name.value)@\($0.network)" }.joined(separator: ", "))"
+                        hint:
+                            "attach it there, or scope the rule to a network it is on: \(attached.map { "\(name.value)@\($0.network)" }.joined(separator: ", "))"
                     )
                     valid = false
                     continue
@@ -115,9 +116,12 @@ extension Checker {
             for destination in to.endpoints {
                 let destinationNetworks = networks(destination, scope: to.scope)
                 guard Set(sourceNetworks).isDisjoint(with: destinationNetworks) else { continue }
-                for (end, side, other) in [(destination, to, source), (source, from, destination)] where side.scope == nil {
+                for (end, side, other) in [(destination, to, source), (source, from, destination)]
+                where side.scope == nil {
                     let onNetworks = end == destination ? destinationNetworks : sourceNetworks
-                    guard !onNetworks.isEmpty, onNetworks.allSatisfy({ network($0)?.internal == true }) else { continue }
+                    guard !onNetworks.isEmpty, onNetworks.allSatisfy({ network($0)?.internal == true }) else {
+                        continue
+                    }
                     error(
                         "'\(end.name)' is only on internal network\(onNetworks.count == 1 ? "" : "s") \(onNetworks.joined(separator: ", ")), which '\(other.name)' is not on: an allow crosses into an internal network only where it names it",
                         at: side.written.range,

@@ -241,13 +241,17 @@ struct TrafficTests {
         outsideAddresses: [],
         servers: ["app": ["8080", "9090"], "db": ["5432"]],
         probes: [
-            Probe(what: "allowed, on the shared network", from: "proxy", to: "198.18.130.3", port: "8080", expected: true),
+            Probe(
+                what: "allowed, on the shared network", from: "proxy", to: "198.18.130.3", port: "8080", expected: true),
             Probe(
                 what: "allowed port, but into the internal network", from: "proxy", to: "198.18.131.3", port: "8080",
                 expected: false),
-            Probe(what: "allowed, on the internal network", from: "app", to: "198.18.131.4", port: "5432", expected: true),
+            Probe(
+                what: "allowed, on the internal network", from: "app", to: "198.18.131.4", port: "5432", expected: true),
             Probe(what: "not allowed at all", from: "proxy", to: "198.18.131.4", port: "5432", expected: false),
-            Probe(what: "scoped into the internal network", from: "proxy", to: "198.18.131.3", port: "9090", expected: true),
+            Probe(
+                what: "scoped into the internal network", from: "proxy", to: "198.18.131.3", port: "9090",
+                expected: true),
             Probe(what: "scoped port, edge address", from: "proxy", to: "198.18.130.3", port: "9090", expected: false),
         ],
         targets: [("docker-20.10", "iptables"), ("docker-28", "iptables"), ("native", "nftables")])
