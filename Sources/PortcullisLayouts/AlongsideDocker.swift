@@ -22,6 +22,8 @@ public struct AlongsideDocker: Sendable, Equatable {
 
     public let place: Place
 
+    public init(place: Place) { self.place = place }
+
     /// The name of the owned chain or table, for messages and the state directory.
     public var placeName: String {
         switch place {
