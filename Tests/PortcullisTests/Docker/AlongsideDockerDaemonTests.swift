@@ -204,4 +204,67 @@ struct AlongsideDockerDaemonTests {
         #expect(Self.rules(daemon, "DOCKER-USER") == ["-A DOCKER-USER -j RETURN"])
         #expect(Self.dockersChains(daemon) == before)
     }
+
+    /// A Compose stack's policy by service name with no address, bound to the live daemon and
+    /// applied beside it: the rules follow a container that comes back at another address, and
+    /// the container that took its old one gets nothing it was not given.
+    static let composeStack = """
+        group shop-web { compose shop/web }
+        group shop-api { compose shop/api }
+
+        allow shop-web -> shop-api port 9000/tcp
+
+        """
+
+    @Test(.timeLimit(.minutes(5)))
+    func unpinnedPolicyFollowsTheDaemon() throws {
+        try #require(DockerDaemon.available, "needs dockerd 20.10, its client and a static busybox")
+        let daemon = try DockerDaemon()
+        defer { daemon.stop() }
+        let labels = { (service: String) in
+            ["--label", "com.docker.compose.project=shop", "--label", "com.docker.compose.service=\(service)"]
+        }
+        try daemon.docker([
+            ["network", "create", "--subnet", "198.18.64.0/24", "-o", "com.docker.network.bridge.name=br-web", "web"],
+            ["network", "create", "--subnet", "198.18.65.0/24", "-o", "com.docker.network.bridge.name=br-api", "api"],
+            ["run", "-d", "--name", "shop-web-1", "--network", "web"] + labels("web") + ["tiny:1"],
+            ["run", "-d", "--name", "shop-api-1", "--network", "api"] + labels("api") + ["tiny:1"],
+        ])
+        let scratch = try DockerDaemon.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let policyFile = scratch + "/shop.policy"
+        try Self.composeStack.write(toFile: policyFile, atomically: true, encoding: .utf8)
+        let apply = {
+            daemon.namespace.exec([
+                CommandLineTests.binary, "apply", policyFile, "--alongside-docker", "--inventory", "docker",
+                "--docker-host", "unix://" + daemon.socket, "--state-dir", scratch + "/state",
+            ])
+        }
+        let first = apply()
+        try #require(first.status == 0, "\(first.stdout)\(first.stderr)")
+        #expect(first.stderr.contains("bound to the Docker daemon at unix://\(daemon.socket)"), "\(first.stderr)")
+
+        let servers = Servers()
+        try servers.start(try Self.inContainer(daemon, "shop-api-1"), ports: ["9000"])
+        let web = try Self.inContainer(daemon, "shop-web-1")
+        #expect(Self.connects(web, "198.18.65.2", "9000"), "the allowed flow across bridges")
+
+        // The api comes back at another address; a stranger takes its old one.
+        try daemon.docker([
+            ["stop", "-t", "1", "shop-api-1"],
+            ["run", "-d", "--name", "stranger", "--network", "api", "--ip", "198.18.65.2", "tiny:1"],
+            ["start", "shop-api-1"],
+        ])
+        let moved = daemon.docker(["inspect", "-f", "{{.NetworkSettings.Networks.api.IPAddress}}", "shop-api-1"])
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try #require(moved != "198.18.65.2" && !moved.isEmpty, "shop-api-1 is at \(moved)")
+        try servers.start(try Self.inContainer(daemon, "stranger"), ports: ["9000"])
+        try servers.start(try Self.inContainer(daemon, "shop-api-1"), ports: ["9000"])
+        #expect(Self.connects(web, "198.18.65.2", "9000"), "stale rules: the stranger has the api's access")
+
+        let second = apply()
+        try #require(second.status == 0, "\(second.stdout)\(second.stderr)")
+        #expect(Self.connects(web, moved, "9000"), "the flow follows the api to \(moved)")
+        #expect(!Self.connects(web, "198.18.65.2", "9000"), "the stranger at the old address")
+    }
 }
