@@ -1,4 +1,5 @@
 import Foundation
+import PortcullisCompiler
 import PortcullisPolicy
 import PortcullisSyntax
 import Testing
@@ -104,6 +105,10 @@ struct TrafficTests {
             Probe(what: "egress, other port", from: "worker", to: internet, port: "9998", expected: false),
             Probe(what: "unrestricted egress", from: "web", to: internet, port: "9998", expected: true),
             Probe(what: "published UDP port", from: "outside", to: uplink, port: "5353/udp", expected: true),
+            Probe(what: "the host to a container", from: "host", to: "198.18.101.10", port: "80", expected: true),
+            Probe(
+                what: "the host to a published port on its own address", from: "host", to: uplink, port: "8080",
+                expected: true),
             Probe(
                 what: "egress, allowed port over the other protocol", from: "worker", to: internet, port: "9999/udp",
                 expected: false),
@@ -283,11 +288,26 @@ struct TrafficTests {
             try machine.serve(in: name == "internet" ? machine.internet : machine.containers[name]!, ports: ports)
         }
         for probe in scenario.probes {
-            let namespace = probe.from == "outside" ? machine.outside : machine.containers[probe.from]!
+            let namespace =
+                switch probe.from {
+                case "outside": machine.outside
+                case "host": machine.host
+                default: machine.containers[probe.from]!
+                }
             let connected = machine.connects(from: namespace, to: probe.to, port: probe.port, source: probe.source)
-            #expect(
-                connected == probe.expected(on: layout),
-                "\(layout)/\(backend): \(probe.what): \(probe.from) -> \(probe.to):\(probe.port)")
+            let what = "\(layout)/\(backend): \(probe.what): \(probe.from) -> \(probe.to):\(probe.port)"
+            #expect(connected == probe.expected(on: layout), "\(what)")
+            // explain, on the same rules, says what the kernel did.
+            let from = probe.from == "outside" ? "outside:\(probe.source ?? ContainerHost.uplinkOutside)" : probe.from
+            let explained = inProcess { application in
+                let report = try application.explain(
+                    ExplainRequest(
+                        policy: policyPath, from: from, to: probe.to, port: probe.port, layout: layout,
+                        backend: backend, hostAddress: Self.uplink))
+                application.console.output(report.evaluation.verdict.rawValue)
+                return .clean
+            }
+            #expect(explained.stdout == (connected ? "accept" : "drop"), "explain: \(what)\n\(explained.stderr)")
         }
     }
 }
