@@ -19,6 +19,7 @@ public struct Application: Sendable {
     /// Reads and checks a policy file, bound to the host `inventory` reads when given, or
     /// throws its diagnostics; its warnings go to stderr.
     func check(_ path: String, inventory: InventorySource? = nil) throws -> (Policy, SourceStore) {
+        console.progress("checking \(path)")
         let (policy, sources) = try compiler.check(path, boundTo: try inventory.map(hostInventory)).get()
         for warning in policy.warnings { console.note(warning.rendered(sources: sources)) }
         return (policy, sources)

@@ -140,7 +140,9 @@ extension Application {
             let (layout, _) = try compiler.resolve(
                 layout: request.layout, backend: backend.rawValue, policy: policy, sources: sources
             ).get()
+            console.progress("compiling \(request.policy ?? "the policy") for \(layout.name)")
             expected = try compiler.lower(policy, sources: sources, layout: layout, backend: backend).get()
+            console.progress("comparing \(host.source) with it")
             if let alongside = try compiler.alongside(request.alongsideDocker, layout: layout, backend: backend).get() {
                 // Drift only where Portcullis owns; the layout's other tables are the daemon's,
                 // not another tool's. Risks are the whole host's.
@@ -157,6 +159,7 @@ extension Application {
                     DriftAudit(expected: expected, actual: host.ruleset, unreadTables: host.unreadTables).findings()
             }
         } else {
+            console.progress("looking for risks in \(host.source)")
             findings = RiskAudit(ruleset: host.ruleset).findings() + host.unreadTables.map(Self.notRead)
         }
         findings.sort { ($0.severity, $1.id) > ($1.severity, $0.id) }

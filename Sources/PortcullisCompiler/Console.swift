@@ -7,21 +7,56 @@ public protocol Console: AnyObject, Sendable {
     func output(_ text: String)
     /// One line for stderr.
     func note(_ line: String)
+    /// What a long run is doing now (`reading host.rules (12 MB)`), on one line of a terminal
+    /// that the next step, note or output replaces; "" clears it. Elsewhere, nothing.
+    func progress(_ step: String)
+}
+
+extension Console {
+    public func progress(_ step: String) {}
 }
 
 /// The process's own stdout and stderr. On a terminal, and unless NO_COLOR is set
 /// (no-color.org), the severity words of notes are coloured as compilers colour them.
-public final class StandardConsole: Console {
+public final class StandardConsole: Console, @unchecked Sendable {
     let colours: Bool
+    /// stderr is a terminal that can rewrite a line.
+    let showsProgress: Bool
+    /// Whether a progress line stands on stderr now (guarded by `lock`).
+    private var progressShown = false
+    private let lock = NSLock()
 
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
-        colours = isatty(2) == 1 && (environment["NO_COLOR"] ?? "").isEmpty && environment["TERM"] != "dumb"
+        showsProgress = isatty(2) == 1 && environment["TERM"] != "dumb"
+        colours = showsProgress && (environment["NO_COLOR"] ?? "").isEmpty
     }
 
-    public func output(_ text: String) { print(text, terminator: "") }
+    public func output(_ text: String) {
+        clearProgress()
+        print(text, terminator: "")
+    }
 
     public func note(_ line: String) {
+        clearProgress()
         FileHandle.standardError.write(Data(((colours ? Self.coloured(line) : line) + "\n").utf8))
+    }
+
+    public func progress(_ step: String) {
+        guard showsProgress else { return }
+        lock.withLock {
+            // Carriage return and erase-line: the step replaces the one before, kept to one line.
+            let line = step.count > 76 ? step.prefix(75) + "…" : Substring(step)
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + line + (step.isEmpty ? "" : "…")).utf8))
+            progressShown = !step.isEmpty
+        }
+    }
+
+    private func clearProgress() {
+        lock.withLock {
+            guard progressShown else { return }
+            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+            progressShown = false
+        }
     }
 
     /// The first `error:`, `warning:` or `note:` of each line (after a location, or at its

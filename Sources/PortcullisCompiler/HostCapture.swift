@@ -60,6 +60,7 @@ struct HostReader {
         case .text(let text, let source, let format):
             return try readText(text, source: source, format: format)
         case .live:
+            console.progress("reading this host's \(liveFirewall.rawValue) rules")
             return liveFirewall == .nftables ? try readLiveNftables() : try readLiveIptables()
         }
     }
@@ -73,6 +74,9 @@ struct HostReader {
     }
 
     func readText(_ text: String, source: String, format: RulesetFormat?) throws -> CapturedHost {
+        console.progress(
+            "reading \(source) (\(ByteCountFormatter.string(fromByteCount: Int64(text.utf8.count), countStyle: .file)))"
+        )
         let json = format.map { $0 == .nftJSON } ?? (text.drop(while: \.isWhitespace).first == "{")
         return json ? try readJSON(text, source: source) : try readIptables(text, source: source)
     }

@@ -48,6 +48,7 @@ extension Application {
             throw CompileFailure.usage(
                 "\(host.source) holds no Docker rules (no filter DOCKER chain) and no native table")
         }
+        console.progress("importing \(host.source) as \(layout.name)")
         guard let result = HostImport.importHost(from: host.ruleset, as: layout) else {
             throw CompileFailure.usage("\(host.source) holds no native layout (no table inet portcullis)")
         }

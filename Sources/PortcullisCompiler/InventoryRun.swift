@@ -46,6 +46,7 @@ extension Application {
 
     /// The inventory, and where it came from in words (for messages and the policy's header).
     func readInventory(_ source: InventorySource) throws(CompileFailure) -> (Inventory, origin: String) {
+        console.progress("reading the Docker host's inventory")
         do {
             switch source {
             case .daemon(let host):

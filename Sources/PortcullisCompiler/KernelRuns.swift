@@ -101,6 +101,7 @@ extension Application {
 
     /// The policy compiled for the kernel, its warnings noted; a failure without CAP_NET_ADMIN.
     func compileForKernel(_ request: ChangeRequest, action: String) throws -> KernelInput {
+        console.progress("compiling \(request.policy)")
         let compiled = try compiler.compileForKernel(
             request.policy, layout: request.layout, backend: request.backend,
             host: try request.inventory.map(hostInventory), alongsideDocker: request.alongsideDocker
@@ -119,6 +120,7 @@ extension Application {
         -> RunStatus
     {
         let compiled = try compileForKernel(request, action: "planning")
+        console.progress("comparing with the kernel's rules")
         let (diff, cutOff, repairs) = try withSettledState(state, logger: logger, files: compiled.files) {
             try $0.plan(
                 files: compiled.filesByExtension, backend: compiled.backend, takeOver: request.takeOver,
@@ -180,6 +182,7 @@ extension Application {
         _ request: ChangeRequest, state: StateAccess, confirmation: ConfirmationWait?, logger: Logger
     ) throws -> RunStatus {
         let compiled = try compileForKernel(request, action: "applying a ruleset")
+        console.progress("applying to the kernel through \(compiled.backend.rawValue)")
         let outcome = try withSettledState(state, logger: logger, files: compiled.files, creating: true) {
             try $0.apply(
                 files: compiled.filesByExtension, backend: compiled.backend, layout: compiled.layout.name,

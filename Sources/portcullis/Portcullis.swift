@@ -86,8 +86,10 @@ func fail(_ failure: CompileFailure) -> ExitCode {
 /// its report on stderr.
 func execute(_ run: (Application) throws -> RunStatus) throws {
     let status: RunStatus
+    let application = Application()
+    defer { application.console.progress("") }
     do {
-        status = try run(Application())
+        status = try run(application)
     } catch let failure as CompileFailure {
         throw fail(failure)
     }

@@ -10,6 +10,22 @@ import Testing
         run([CommandLineTests.binary] + arguments, input: input)
     }
 
+    /// Long work says what it is doing on a terminal (a line rewritten in place, cleared at the
+    /// end), and nothing of it reaches a pipe.
+    @Test func progressIsShownOnATerminalOnly() throws {
+        let rules = Repo.golden + "/web-stack/docker-20.10.iptables"
+        let piped = portcullis(["audit", "--ruleset", rules])
+        #expect(!piped.stderr.contains("\u{1B}[K") && !piped.stderr.contains("reading"), "\(piped.stderr)")
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/script"), "needs script(1) for a terminal")
+        let terminal = run([
+            "/usr/bin/script", "-qec", "\(CommandLineTests.binary) audit --ruleset \(rules)", "/dev/null",
+        ])
+        #expect(terminal.stdout.contains("\r\u{1B}[Kreading \(rules) (3 KB)…"), "\(terminal.stdout)")
+        #expect(terminal.stdout.contains("\r\u{1B}[Klooking for risks in"), "\(terminal.stdout)")
+        // Cleared before the report is written.
+        #expect(terminal.stdout.contains("…\r\u{1B}[K"), "\(terminal.stdout)")
+    }
+
     @Test func versionIsPrinted() {
         let result = portcullis(["--version"])
         #expect(result.status == 0 && result.stdout.wholeMatch(of: #/\d+\.\d+\.\d+\n/#) != nil, "\(result.stdout)")
