@@ -87,10 +87,19 @@ let package = Package(
                 "PortcullisKernel", "JanssonKit", "PortcullisDocker",
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // `watch`: follows the Docker daemon's events and keeps the rules in step (docs/watch.md);
+        // its own module so that the one-shot commands never carry the event loop and its state.
+        .target(
+            name: "PortcullisWatch",
+            dependencies: [
+                "PortcullisDocker", "PortcullisCompiler", "PortcullisKernel", "JanssonKit",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .executableTarget(
             name: "portcullis",
             dependencies: [
-                "PortcullisCompiler", "PortcullisSyntax", "PortcullisLayouts", "PortcullisRender", "PortcullisKernel",
+                "PortcullisCompiler", "PortcullisWatch", "PortcullisSyntax", "PortcullisLayouts", "PortcullisRender",
+                "PortcullisKernel",
                 "PortcullisEvaluator", "PortcullisReaders", "PortcullisAudit", "PortcullisImport", "JanssonKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -100,7 +109,7 @@ let package = Package(
             dependencies: [
                 "PortcullisCompiler", "PortcullisSyntax", "PortcullisPolicy", "PortcullisLayouts", "PortcullisRender",
                 "PortcullisIR", "PortcullisNet", "JanssonKit", "NftablesKit", "PortcullisKernel", "PortcullisEvaluator",
-                "PortcullisReaders", "PortcullisAudit", "PortcullisDocker", "PortcullisImport",
+                "PortcullisReaders", "PortcullisAudit", "PortcullisDocker", "PortcullisImport", "PortcullisWatch",
             ],
             // Read in place through #filePath, like policies/ and golden/.
             exclude: ["Fixtures"]),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds Portcullis in release mode and installs it: the binary, bash, zsh and fish completions
 # (files and option values), man pages (swift-argument-parser's manual generator, one page per
-# command) and the systemd unit that applies the host's policy at boot.
+# command) and the systemd units that apply the host's policy at boot (portcullis-apply) or keep
+# it in step with Docker (portcullis-watch).
 #
 # Usage: scripts/install.sh [--prefix DIR] [--destdir DIR] [--binary PATH]
 #   --prefix   where it goes (default /usr/local): PREFIX/bin, PREFIX/share/man/man1, ...
@@ -44,6 +45,8 @@ if [ -n "$manuals" ]; then
         install -D -m 644 "$page" "$root/share/man/man1/$name"
     done
 fi
-sed "s|/usr/local/bin/portcullis|$prefix/bin/portcullis|g" contrib/systemd/portcullis-apply.service |
-    install -D -m 644 /dev/stdin "$destdir/etc/systemd/system/portcullis-apply.service"
+for unit in portcullis-apply.service portcullis-watch.service; do
+    sed "s|/usr/local/bin/portcullis|$prefix/bin/portcullis|g" "contrib/systemd/$unit" |
+        install -D -m 644 /dev/stdin "$destdir/etc/systemd/system/$unit"
+done
 echo "installed portcullis $("$binary" --version) in $root"

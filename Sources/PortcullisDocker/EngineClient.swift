@@ -46,14 +46,7 @@ public struct EngineClient: Sendable {
         _ = try get("/_ping", client)
         let versionText = try get("/version", client)
         var daemon = try EngineDocuments.daemon(version: versionText, info: nil)
-        guard let api = Self.apiVersion(daemon.apiVersion), api >= Self.minimumAPIVersion else {
-            throw InventoryError(
-                "the daemon at \(host) (Docker \(daemon.version)) speaks API \(daemon.apiVersion); portcullis reads 1.41 (Docker 20.10) and later",
-                hint:
-                    "upgrade Docker, or save 'docker inspect' and 'docker network inspect' output for --from docker-inspect"
-            )
-        }
-        let prefix = "/v\(daemon.apiVersion)"
+        let prefix = try apiPrefix(daemon)
         daemon = try EngineDocuments.daemon(version: versionText, info: try get(prefix + "/info", client))
         var networks: [Inventory.Network] = []
         for entry in try JSONNode.parse(try get(prefix + "/networks", client), source: "/networks").array() {
@@ -73,6 +66,18 @@ public struct EngineClient: Sendable {
         return .assembled(source: "docker", daemon: daemon, networks: networks, containers: containers)
     }
 
+    /// `/v1.41`: the daemon's own API version, which must be 1.41 or later.
+    func apiPrefix(_ daemon: Inventory.Daemon) throws(InventoryError) -> String {
+        guard let api = Self.apiVersion(daemon.apiVersion), api >= Self.minimumAPIVersion else {
+            throw InventoryError(
+                "the daemon at \(host) (Docker \(daemon.version)) speaks API \(daemon.apiVersion); portcullis reads 1.41 (Docker 20.10) and later",
+                hint:
+                    "upgrade Docker, or save 'docker inspect' and 'docker network inspect' output for --from docker-inspect"
+            )
+        }
+        return "/v\(daemon.apiVersion)"
+    }
+
     /// `1.41` as numbers, compared field by field.
     static func apiVersion(_ text: String) -> (major: Int, minor: Int)? {
         let parts = text.split(separator: ".")
@@ -82,12 +87,7 @@ public struct EngineClient: Sendable {
 
     /// One GET; anything but 200 is an error quoting the daemon's message.
     func get(_ path: String, _ client: HTTPClient) throws(InventoryError) -> String {
-        let url: URL?
-        switch address {
-        case .unixSocket(let socket): url = URL(httpURLWithSocketPath: socket, uri: path)
-        case .tcp(let authority): url = URL(string: "http://\(authority)\(path)")
-        }
-        guard let url else { throw InventoryError("cannot make a URL of \(host) and \(path)") }
+        let url = try url(path)
         let response: HTTPClient.Response
         do {
             var request = try HTTPClient.Request(url: url, method: .GET)
@@ -107,6 +107,17 @@ public struct EngineClient: Sendable {
             throw InventoryError("\(host) answered \(path) with \(response.status.code): \(message)")
         }
         return body
+    }
+
+    /// The URL of `path` (with its query) on the daemon.
+    func url(_ path: String) throws(InventoryError) -> URL {
+        let url: URL?
+        switch address {
+        case .unixSocket(let socket): url = URL(httpURLWithSocketPath: socket, uri: path)
+        case .tcp(let authority): url = URL(string: "http://\(authority)\(path)")
+        }
+        guard let url else { throw InventoryError("cannot make a URL of \(host) and \(path)") }
+        return url
     }
 
     /// Tells a missing socket, a refused connection and a permission problem apart before the

@@ -26,7 +26,8 @@ struct Portcullis: ParsableCommand {
         version: PortcullisVersion.current,
         subcommands: [
             Compile.self, Check.self, Plan.self, Apply.self, Rollback.self, Confirm.self, Diff.self, Explain.self,
-            Audit.self, Import.self, Inventory.self, Fmt.self, Graph.self, Test.self, Lint.self, ConfirmDeadline.self,
+            Audit.self, Import.self, Inventory.self, Watch.self, Status.self, Fmt.self, Graph.self, Test.self,
+            Lint.self, ConfirmDeadline.self,
         ])
 
     /// Runs the command line, with usage errors exiting 2 like every other bad input

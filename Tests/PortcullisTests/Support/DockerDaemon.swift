@@ -33,6 +33,31 @@ final class DockerDaemon {
 
     deinit { stop() }
 
+    /// Kills dockerd and the containerd it started (SIGKILL, by PID) as a crash would, and
+    /// waits for them to be gone; the containers' shims live on until `restart()`. Not
+    /// `waitUntilExit`: Foundation learns of the exit when every holder of a descriptor the
+    /// child inherited has closed it, and the shims hold it on; a killed process is a zombie
+    /// (state Z) or gone.
+    func crash() {
+        guard let process = daemon, process.isRunning else { return }
+        let pid = process.processIdentifier
+        func state(_ pid: pid_t) -> (parent: pid_t?, zombie: Bool)? {
+            let fields = Repo.read("/proc/\(pid)/stat").split(separator: ")").last?.split(separator: " ") ?? []
+            guard fields.count > 1 else { return nil }
+            return (pid_t(fields[1]), fields[0] == "Z")
+        }
+        let children = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(pid_t.init)
+            .filter { state($0)?.parent == pid }
+        for victim in [pid] + children { Foundation.kill(victim, SIGKILL) }
+        for victim in [pid] + children {
+            for _ in 0..<100 {
+                guard let current = state(victim), !current.zombie else { break }
+                usleep(100_000)
+            }
+        }
+        daemon = nil
+    }
+
     static func temporaryDirectory() throws -> String {
         var template = Array("/tmp/pc-dockerd.XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw NamespaceError(message: "mkdtemp failed") }
@@ -100,8 +125,9 @@ final class DockerDaemon {
         }
     }
 
-    /// Stops the daemon by PID (its containers stop with it) and starts it again on the same
-    /// root, as a host's daemon restarts: it programs its rules again.
+    /// Starts dockerd again on the same directory (its image and containers kept), as a host's
+    /// daemon restarts: it programs its rules again. A running daemon is stopped first, by PID
+    /// (its containers stop with it); after `crash()` it is already gone.
     func restart(flags: [String] = []) throws {
         if let process = daemon, process.isRunning {
             process.terminate()
@@ -110,6 +136,11 @@ final class DockerDaemon {
             process.waitUntilExit()
         }
         daemon = nil
+        // A killed daemon's and containerd's pid files name zombies (nobody reaps them yet),
+        // which dockerd takes for a daemon and a containerd still running.
+        for file in [socket, directory + "/pid", directory + "/exec/containerd/containerd.pid"] {
+            try? FileManager.default.removeItem(atPath: file)
+        }
         try start(flags: flags)
     }
 
@@ -130,10 +161,13 @@ final class DockerDaemon {
             process.waitUntilExit()
         }
         daemon = nil
+        // Once seen, a process stays a target: a container's process outlives its killed shim.
+        var targets = Set<pid_t>()
         for signal in [SIGTERM, SIGKILL] {
-            let leftovers = ownedProcesses()
-            if leftovers.isEmpty { break }
-            for pid in leftovers { kill(pid, signal) }
+            targets.formUnion(ownedProcesses())
+            targets = targets.filter { FileManager.default.fileExists(atPath: "/proc/\($0)") }
+            if targets.isEmpty { break }
+            for pid in targets { kill(pid, signal) }
             usleep(500_000)
         }
         let mounts = Repo.read("/proc/self/mountinfo").split(separator: "\n")
@@ -148,15 +182,34 @@ final class DockerDaemon {
     }
 
     /// PIDs of processes this daemon started: those in its namespace, or whose command line
-    /// names its private directory. Never chosen by name.
+    /// names its private directory, and their descendants (the containers' processes, in
+    /// namespaces of their own). Never chosen by name.
     private func ownedProcesses() -> [pid_t] {
         let namespacePath = "/run/netns/\(namespace.name)"
         let me = getpid()
-        return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
-            guard let pid = pid_t(entry), pid != me else { return nil }
-            if TestNamespace.sameFile("/proc/\(entry)/ns/net", namespacePath) { return pid }
+        var parents: [pid_t: pid_t] = [:]
+        var owned = Set<pid_t>()
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(entry), pid != me else { continue }
+            let stat = Repo.read("/proc/\(entry)/stat")
+            if let parent = stat.split(separator: ")").last?.split(separator: " ").dropFirst().first.flatMap({
+                pid_t($0)
+            }) {
+                parents[pid] = parent
+            }
+            if TestNamespace.sameFile("/proc/\(entry)/ns/net", namespacePath) {
+                owned.insert(pid)
+                continue
+            }
             let commandLine = Repo.read("/proc/\(entry)/cmdline").replacingOccurrences(of: "\0", with: " ")
-            return commandLine.contains(directory + "/") ? pid : nil
+            if commandLine.contains(directory + "/") { owned.insert(pid) }
         }
+        var grown = true
+        while grown {
+            let children = parents.filter { owned.contains($0.value) && !owned.contains($0.key) }.keys
+            grown = !children.isEmpty
+            owned.formUnion(children)
+        }
+        return Array(owned)
     }
 }

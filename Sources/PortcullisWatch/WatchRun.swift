@@ -1,0 +1,227 @@
+import Foundation
+import Logging
+import PortcullisCompiler
+import PortcullisDocker
+import PortcullisKernel
+import Synchronization
+
+/// The real daemon: each connection opens an Engine API session, subscribes to its events, then
+/// reads the full inventory (so no event falls between the two).
+public struct EngineDaemon: WatchedDaemon {
+    public let engine: EngineClient
+
+    public init(_ engine: EngineClient) { self.engine = engine }
+
+    public var origin: String { "the Docker daemon at \(engine.host)" }
+
+    public func connect() async throws -> DaemonConnection {
+        let session = try await EngineSession(engine)
+        do {
+            let stream = try await session.events()
+            let engine = engine
+            let inventory = try await blocking { try engine.inventory() }
+            let events = AsyncThrowingStream<EngineEvent, any Error> { continuation in
+                let reader = Task {
+                    do {
+                        for try await event in stream { continuation.yield(event) }
+                        continuation.finish()
+                    } catch {
+                        continuation.finish(throwing: error)
+                    }
+                }
+                continuation.onTermination = { _ in reader.cancel() }
+            }
+            return DaemonConnection(
+                events: events, inventory: inventory, inspector: session, origin: origin,
+                close: { await session.shutdown() })
+        } catch {
+            await session.shutdown()
+            throw error
+        }
+    }
+}
+
+/// Runs blocking work (HTTP waits, the state lock, iptables-restore) on a thread of its own,
+/// not on one of the few threads Swift's tasks share.
+func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}
+
+/// What `watch` is asked: the change each sync applies (policy, layout, backend,
+/// `--alongside-docker`; its inventory is the watcher's), the daemon, and the metrics file.
+public struct WatchRequest: Sendable {
+    public var change: ChangeRequest
+    public var dockerHost: String?
+    public var metricsFile: String?
+    public var configuration: WatchConfiguration
+
+    public init(
+        change: ChangeRequest, dockerHost: String? = nil, metricsFile: String? = nil,
+        configuration: WatchConfiguration = WatchConfiguration()
+    ) {
+        self.change = change
+        self.dockerHost = dockerHost
+        self.metricsFile = metricsFile
+        self.configuration = configuration
+    }
+}
+
+extension Application {
+    /// `portcullis watch`: checks the policy and the daemon's address, takes the state
+    /// directory's watch lock (one watcher per state directory), then runs a `Watcher` whose
+    /// syncs are `apply` runs with the watcher's inventory, until the watcher is stopped.
+    /// `started` gets the watcher first, to connect signals to `reload()` and `stop()`. After
+    /// every sync the status file (STATE/watch.json) and the metrics file are rewritten.
+    public func runWatch(
+        _ request: WatchRequest, state: StateAccess, logger: Logger, started: @Sendable (Watcher) -> Void = { _ in }
+    ) async throws -> RunStatus {
+        let engine: EngineClient
+        do { engine = try EngineClient(host: request.dockerHost) } catch {
+            throw CompileFailure.usage(error.description)
+        }
+        // The policy is checked against the host as it is now, so that one that cannot bind to
+        // it (or has errors of its own) stops the watcher before anything is applied.
+        let origin = "the Docker daemon at \(engine.host)"
+        do {
+            let host = HostInventory(try engine.inventory(), origin: origin)
+            if case .failure(let failure) = Compiler().check(request.change.policy, boundTo: host) { throw failure }
+        } catch let error as InventoryError {
+            throw CompileFailure.usage(error.description)
+        }
+        guard Host.hasNetAdmin else {
+            throw CompileFailure.usage("watch needs CAP_NET_ADMIN to apply rulesets; nothing was changed")
+        }
+        if let metrics = request.metricsFile {
+            let folder = URL(fileURLWithPath: metrics).deletingLastPathComponent().path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue
+            else {
+                throw CompileFailure.usage("--metrics-file \(metrics): no directory \(folder)")
+            }
+        }
+        let lock = try WatchLock(directory: state.directory)
+        defer { withExtendedLifetime(lock) {} }
+
+        let status = Mutex(WatchStatus(policy: request.change.policy, dockerHost: engine.host))
+        let sync = syncFunction(request.change, origin: origin, state: state, logger: logger)
+        let watcher = Watcher(
+            daemon: EngineDaemon(engine), configuration: request.configuration, logger: logger, sync: sync,
+            changed: { snapshot in
+                let current = status.withLock {
+                    $0.snapshot = snapshot
+                    return $0
+                }
+                Self.publish(current, state: state, metricsFile: request.metricsFile, logger: logger)
+            })
+        started(watcher)
+        await watcher.run()
+        let final = status.withLock {
+            $0.snapshot = watcher.snapshot
+            $0.stopped = Date()
+            return $0
+        }
+        Self.publish(final, state: state, metricsFile: request.metricsFile, logger: logger)
+        return .clean
+    }
+
+    /// Writes the status and metrics files; a failure is logged, never fatal.
+    static func publish(_ status: WatchStatus, state: StateAccess, metricsFile: String?, logger: Logger) {
+        do { try status.write(to: state.directory) } catch { logger.error("status file: \(error)") }
+        guard let metricsFile else { return }
+        do { try status.snapshot.metrics.write(to: metricsFile) } catch { logger.error("metrics file: \(error)") }
+    }
+
+    /// One sync: `apply` of the policy bound to the inventory, under the state lock. What it
+    /// printed is the report's summary, its notes go to the log; a new generation whose files
+    /// equal the previous one's put back rules someone else had changed (drift).
+    func syncFunction(_ change: ChangeRequest, origin: String, state: StateAccess, logger: Logger)
+        -> @Sendable (Inventory) async throws -> SyncReport
+    {
+        var kernelLogger = logger
+        kernelLogger.logLevel = max(logger.logLevel, .warning)
+        let quiet = kernelLogger
+        return { inventory in
+            try await blocking {
+                var request = change
+                request.inventory = .given(inventory, origin: origin)
+                let console = LogConsole(logger: logger)
+                let store = StateStore(directory: state.directory)
+                let before = try? store.latest()
+                let status: RunStatus
+                do {
+                    status = try Application(console: console).runApply(
+                        request, state: state, confirmation: nil, logger: quiet)
+                } catch let failure as CompileFailure {
+                    throw WatchError(failure.report)
+                }
+                guard status == .clean else {
+                    throw WatchError(console.written.isEmpty ? "apply failed" : console.written)
+                }
+                let after = try? store.latest()
+                let changed = after?.number != before?.number
+                let drift = changed && before != nil && before?.applied == after?.applied
+                return SyncReport(
+                    changed: changed, summary: console.written.trimmingCharacters(in: .whitespacesAndNewlines),
+                    driftRepaired: drift)
+            }
+        }
+    }
+
+    /// `portcullis status`: the status file of the state directory's watcher and whether it
+    /// still runs (stdout the file, stderr one line). Returns whether a watcher runs.
+    public func runStatus(state: StateAccess) throws -> Bool {
+        let found: WatcherState
+        do { found = try WatcherState.read(directory: state.directory) } catch {
+            throw CompileFailure.usage("\(error)")
+        }
+        if let text = found.text { console.output(text) }
+        console.note(found.running ? "a watcher is running" : "no watcher is running: \(found.reason ?? "")")
+        return found.running
+    }
+}
+
+/// The apply run's console for a sync: its output is kept for the report, its notes logged.
+final class LogConsole: Console, @unchecked Sendable {
+    let logger: Logger
+    private let lock = NSLock()
+    private var text = ""
+
+    init(logger: Logger) { self.logger = logger }
+
+    func output(_ text: String) { lock.withLock { self.text += text } }
+    func note(_ line: String) { logger.notice("\(line)") }
+
+    var written: String { lock.withLock { text } }
+}
+
+/// STATE/watch.lock, held while a watcher runs: a second watcher on the same state directory
+/// would fight the first.
+final class WatchLock: Sendable {
+    let descriptor: Int32
+
+    init(directory: String) throws {
+        do {
+            try FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw CompileFailure.usage("cannot make the state directory \(directory): \(error.localizedDescription)")
+        }
+        let path = directory + "/watch.lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw CompileFailure.usage("cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw CompileFailure.usage(
+                "another 'portcullis watch' runs with the state directory \(directory) ('portcullis status --state-dir \(directory)')"
+            )
+        }
+        descriptor = fd
+    }
+
+    deinit {
+        flock(descriptor, LOCK_UN)
+        close(descriptor)
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+
+/// `portcullis watch` and `status` end to end: the executable runs inside the namespace of a
+/// real dockerd 20.10 (never the machine's own), applies the policy there, syncs on a
+/// container's start and on SIGHUP, writes the status and metrics files, refuses a second
+/// watcher on the same state directory, and on SIGTERM exits leaving the rules in place.
+@Suite(.enabled(if: Kernel.enabled, Kernel.reason), .serialized)
+struct WatchCommandTests {
+    static let binary = CommandLineTests.binary
+
+    @Test func withoutAWatcherStatusExits3() throws {
+        let directory = NSTemporaryDirectory() + "pc-status-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let none = run([Self.binary, "status", "--state-dir", directory])
+        #expect(none.status == 3 && none.stderr.contains("no watcher is running: no watcher has run with"))
+        try "{}".write(toFile: directory + "/watch.json", atomically: true, encoding: .utf8)
+        let bad = run([Self.binary, "status", "--state-dir", directory])
+        #expect(bad.status == 2 && bad.stderr.contains("is not a portcullis.watch-status/1 status file"), "\(bad)")
+        let unreachable = run([
+            Self.binary, "watch", Repo.policies + "/web-stack.policy", "--docker-host", "ssh://example",
+            "--state-dir", directory,
+        ])
+        #expect(unreachable.status == 2 && unreachable.stderr.contains("is neither unix:///PATH nor tcp://HOST:PORT"))
+    }
+
+    @Test(.timeLimit(.minutes(5)))
+    func watchAppliesFollowsReloadsAndStopsLeavingTheRules() async throws {
+        try #require(DockerDaemon.available, "needs dockerd 20.10, its client and a static busybox")
+        let daemon = try DockerDaemon()
+        defer { daemon.stop() }
+        let state = daemon.directory + "/state"
+        let metrics = daemon.directory + "/portcullis.prom"
+        let log = daemon.directory + "/watch.log"
+        #expect(FileManager.default.createFile(atPath: log, contents: nil))
+        // Bound to the daemon: the group is whatever runs with the label, nothing at first.
+        let policy = daemon.directory + "/watch.policy"
+        try "group webs { label role=web }\negress webs -> 198.18.63.0/24 port 443/tcp\n".write(
+            toFile: policy, atomically: true, encoding: .utf8)
+        let arguments = [
+            "watch", policy, "--layout", "native", "--backend", "nftables",
+            "--docker-host", "unix://" + daemon.socket, "--state-dir", state, "--metrics-file", metrics,
+        ]
+        let watch = Process()
+        watch.executableURL = URL(fileURLWithPath: "/usr/bin/ip")
+        // `ip netns exec` execs the command: the process is the watcher itself.
+        watch.arguments = ["netns", "exec", daemon.namespace.name, Self.binary] + arguments
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        watch.standardError = output
+        watch.standardOutput = output
+        try watch.run()
+        defer { if watch.isRunning { kill(watch.processIdentifier, SIGKILL) } }
+        func logged(_ text: String) -> Bool { Repo.read(log).contains(text) }
+
+        #expect(
+            try await Self.eventually {
+                logged(
+                    "info portcullis.watch: [PortcullisWatch] sync 1: start: applied generation 1 (native, nftables)")
+            }, "\(Repo.read(log))")
+        let status = run([Self.binary, "status", "--state-dir", state])
+        #expect(status.status == 0 && status.stderr.contains("a watcher is running"), "\(status)")
+        #expect(status.stdout.contains("\"pid\": \(watch.processIdentifier)"), "\(status.stdout)")
+        #expect(status.stdout.contains("\"connected\": true"))
+        #expect(Repo.read(metrics).contains("portcullis_watch_syncs_total 1\n"), "\(Repo.read(metrics))")
+        let table = daemon.namespace.exec(["nft", "list", "tables"]).stdout
+        #expect(table.contains("portcullis"), "\(table)")
+
+        let second = daemon.namespace.exec([Self.binary] + arguments)
+        #expect(
+            second.status == 2 && second.stderr.contains("another 'portcullis watch' runs with the state directory"))
+
+        try daemon.docker([["run", "-d", "--name", "web", "--label", "role=web", "tiny:1"]])
+        #expect(
+            try await Self.eventually { logged("sync 2: web started: applied generation 2 (native, nftables)") },
+            "\(Repo.read(log))")
+        #expect(daemon.namespace.exec(["nft", "list", "ruleset"]).stdout.contains("172.17.0.2"), "web's egress rules")
+        kill(watch.processIdentifier, SIGHUP)
+        #expect(try await Self.eventually { logged("sync 3: policy reload: no changes") }, "\(Repo.read(log))")
+        #expect(try await Self.eventually { Repo.read(metrics).contains("portcullis_watch_managed_containers 1\n") })
+
+        kill(watch.processIdentifier, SIGTERM)
+        #expect(try await Self.eventually { !watch.isRunning })
+        #expect(watch.terminationStatus == 0)
+        #expect(logged("notice portcullis.watch: [PortcullisWatch] stopping; the rules stay in place"))
+        #expect(daemon.namespace.exec(["nft", "list", "tables"]).stdout == table, "the rules stay")
+        #expect(daemon.namespace.exec(["nft", "list", "ruleset"]).stdout.contains("172.17.0.2"))
+        let after = run([Self.binary, "status", "--state-dir", state])
+        #expect(after.status == 3 && after.stderr.contains("no watcher is running: the watcher stopped at"), "\(after)")
+        #expect(after.stdout.contains("\"syncs\": 3"))
+    }
+
+    static func eventually(seconds: Double = 30, _ condition: () -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return condition()
+    }
+}
