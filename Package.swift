@@ -65,6 +65,9 @@ let package = Package(
             dependencies: [
                 "PortcullisSyntax", "PortcullisIR", "PortcullisNet", "PortcullisLayouts", "PortcullisDocker",
             ]),
+        // A policy's host in throwaway network namespaces and a TCP/UDP probe, for
+        // `test --kernel`: real packets through the rules.
+        .target(name: "PortcullisHarness", dependencies: ["PortcullisPolicy", "PortcullisNet"]),
         // Risk findings and drift on rulesets read back from hosts, for `audit`.
         .target(name: "PortcullisAudit", dependencies: ["PortcullisIR", "PortcullisNet"]),
         // Walks a ruleset as the kernel would, for `explain`.
@@ -84,7 +87,7 @@ let package = Package(
             dependencies: [
                 "PortcullisSyntax", "PortcullisPolicy", "PortcullisLayouts", "PortcullisRender", "PortcullisEvaluator",
                 "PortcullisIR", "PortcullisNet", "PortcullisReaders", "PortcullisAudit", "PortcullisImport",
-                "PortcullisKernel", "JanssonKit", "PortcullisDocker",
+                "PortcullisKernel", "JanssonKit", "PortcullisDocker", "PortcullisHarness",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // `watch`: follows the Docker daemon's events and keeps the rules in step (docs/watch.md);
@@ -99,7 +102,7 @@ let package = Package(
             name: "portcullis",
             dependencies: [
                 "PortcullisCompiler", "PortcullisWatch", "PortcullisSyntax", "PortcullisLayouts", "PortcullisRender",
-                "PortcullisKernel",
+                "PortcullisKernel", "PortcullisHarness",
                 "PortcullisEvaluator", "PortcullisReaders", "PortcullisAudit", "PortcullisImport", "JanssonKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

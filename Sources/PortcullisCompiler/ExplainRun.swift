@@ -48,6 +48,8 @@ public struct ExplainReport: Sendable {
     public let evaluation: Evaluation
     /// `SOURCE -> DESTINATION [port PORT]`, as the endpoints were resolved.
     public let connection: String
+    /// The first packet, as the endpoints were resolved (before any DNAT).
+    public let packet: Packet
     let ruleset: Ruleset
     let firewall: Firewall
 
@@ -137,7 +139,7 @@ extension Application {
         return ExplainReport(
             evaluation: Evaluator(ruleset: ruleset, routing: explanation.routing).evaluate(packet),
             connection: "\(source.description) -> \(destination.description)"
-                + (request.port.map { " port \($0)" } ?? ""),
+                + (request.port.map { " port \($0)" } ?? ""), packet: packet,
             ruleset: ruleset, firewall: firewall)
     }
 

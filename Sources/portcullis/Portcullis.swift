@@ -27,7 +27,7 @@ struct Portcullis: ParsableCommand {
         subcommands: [
             Compile.self, Check.self, Plan.self, Apply.self, Rollback.self, Confirm.self, Diff.self, Explain.self,
             Audit.self, Import.self, Inventory.self, Watch.self, Status.self, Fmt.self, Graph.self, Test.self,
-            Lint.self, ConfirmDeadline.self,
+            Lint.self, ConfirmDeadline.self, ProbeCommand.self,
         ])
 
     /// Runs the command line, with usage errors exiting 2 like every other bad input
