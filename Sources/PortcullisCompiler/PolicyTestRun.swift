@@ -95,7 +95,8 @@ extension Application {
             let targets = Layouts.all.flatMap { layout in
                 [Backend.iptables, .nftables].filter { layout.firewalls.contains($0.firewall) }.compactMap {
                     backend in
-                    (try? compiler.lower(policy, sources: sources, layout: layout, backend: backend).get()) == nil
+                    // Lowered and rendered: some rules exist in one firewall's words only.
+                    (try? compiler.render(policy, sources: sources, layout: layout, backend: backend).get()) == nil
                         ? nil : (layout.name, backend)
                 }
             }
@@ -190,12 +191,13 @@ extension Application {
                     server: (translated?.address ?? destination, serverPort)))
         }
         let holders = Self.addressHolders(policy)
-        let local = Set(policy.networks.compactMap(\.gateway4).map(\.description) + [ThrowawayHost.uplinkHost])
-        let external = connections.map(\.server.address.description).filter {
-            holders[$0] == nil && !local.contains($0)
-        }
         let senders = connections.compactMap { if case .outside(let address) = $0.from { address } else { nil } }
         console.progress("building a throwaway host for \(layout)/\(backend.rawValue)")
+        // Remote: every server address no container holds and the host does not have.
+        let hostOnly = ThrowawayHost.localAddresses(of: policy)
+        let external = connections.map(\.server.address.description).filter {
+            holders[$0] == nil && !hostOnly.contains($0)
+        }
         let machine = try ThrowawayHost(policy: policy, remoteAddresses: senders + external)
         defer { machine.remove() }
         let state = FileManager.default.temporaryDirectory.appendingPathComponent(
@@ -211,7 +213,7 @@ extension Application {
         }
         let namespace = { (address: String) -> String in
             holders[address].flatMap { machine.containers[$0] }
-                ?? (local.contains(address) ? machine.host : machine.internet)
+                ?? (machine.localAddresses.contains(address) ? machine.host : machine.internet)
         }
         let servers = Dictionary(grouping: connections) { namespace($0.server.address.description) }
         for (place, wanted) in servers {

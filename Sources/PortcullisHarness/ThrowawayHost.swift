@@ -23,6 +23,21 @@ public final class ThrowawayHost {
     public let internet: String
     /// The namespace of each container, by name.
     public private(set) var containers: [String: String] = [:]
+    /// The host's own IPv4 addresses (see `localAddresses(of:)`).
+    public let localAddresses: Set<String>
+
+    /// The uplink's address, the bridges' gateways, and the addresses the policy binds
+    /// publishes to (a network's host binding, a publish's host address), which a real host has
+    /// configured.
+    public static func localAddresses(of policy: Policy) -> Set<String> {
+        let bound =
+            policy.networks.compactMap(\.hostBinding)
+            + policy.containers.flatMap { $0.publishes.compactMap(\.hostAddress) }
+        return Set(
+            ([uplinkHost] + policy.networks.compactMap(\.gateway4).map(\.description)
+                + bound.filter { $0.family == .ipv4 && !$0.isUnspecified && !$0.description.hasPrefix("127.") }.map(
+                    \.description)))
+    }
     private var created: [String] = []
     private var servers: [Process] = []
     private static let counter = Mutex(0)
@@ -30,6 +45,7 @@ public final class ThrowawayHost {
     /// - Parameter remoteAddresses: addresses beyond the uplink: clients send from them, and
     ///   servers answer on them, in the internet namespace.
     public init(policy: Policy, remoteAddresses: [String] = []) throws {
+        localAddresses = Self.localAddresses(of: policy)
         let number = Self.counter.withLock {
             $0 += 1
             return $0
@@ -61,6 +77,10 @@ public final class ThrowawayHost {
         try inside(host, ["ip", "addr", "add", "\(Self.uplinkHost)/24", "dev", "eth0"])
         try inside(host, ["ip", "link", "set", "eth0", "up"])
         try inside(host, ["ip", "route", "add", "default", "via", Self.uplinkOutside])
+        let gateways = Set(policy.networks.compactMap(\.gateway4).map(\.description))
+        for address in localAddresses.subtracting(gateways + [Self.uplinkHost]).sorted() {
+            try inside(host, ["ip", "addr", "add", "\(address)/32", "dev", "eth0"])
+        }
         try inside(outside, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
         try inside(outside, ["ip", "addr", "add", "\(Self.uplinkOutside)/24", "dev", "eth0"])
         try inside(outside, ["ip", "link", "set", "eth0", "up"])
