@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite: `swift test`, in two runs.
+#
+# The watcher's suites time what happens within seconds on Swift's cooperative threads, which
+# the other suites' kernel and Docker tests block while they wait for processes (the pool has
+# one thread per core: two on a 2-core CI machine). They run on their own, after the rest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+watch_suites='WatcherTests|DockerWatchTests|WatchCommandTests'
+swift test --skip "$watch_suites" "$@"
+swift test --skip-build --filter "$watch_suites"
