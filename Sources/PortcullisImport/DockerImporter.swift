@@ -152,12 +152,15 @@ struct DockerImporter: Sendable {
         readNetworkOrder(layout)
         readNetworkRules()
         if layout.isModernDocker { readGatewayModes() }
-        if layout.isDocker2010 { reportIPv6SubnetsNotInTheRules() }
         // The default bridge is created when the daemon starts.
         if let docker0 = networks.firstIndex(where: { $0.bridge == "docker0" }) {
             networks.insert(networks.remove(at: docker0), at: 0)
         }
         var containers = pairedContainers(layout)
+        if layout.isDocker2010 {
+            reportIPv6SubnetsNotInTheRules()
+            containers = containers.map(PublishOrder.docker2010)
+        }
         nameNetworks(holding: containers)
         var users = UserRuleImport(networks: networks, containers: containers, layout: layout)
         for family in [TableFamily.ip, .ip6] {
@@ -297,28 +300,37 @@ struct DockerImporter: Sendable {
     /// IPv6 endpoints are the second address of a container Docker gave an IPv4 one: paired
     /// on their bridge with the container that publishes the same ports, else in order.
     /// Docker 20.10 allocates daemon-chosen ports per family on separate counters, so these
-    /// may differ between the two families: they pair as one daemon-chosen publish (the
-    /// policy's allocator picks both again), and a port mapped in one family only is
-    /// bound to that family's every address (`0.0.0.0`, `[::]`).
+    /// may differ between the two families: a port mapped in one family only is bound to that
+    /// family's every address (`0.0.0.0`, `[::]`). Each container keeps the order of its
+    /// publishes in each family's rules (`order`), for `PublishOrder`.
     mutating func pairedContainers(_ layout: any Layout) -> [ImportedContainer] {
         var containers = self.containers(.ip, networks: networks, notImported: &notImported)
+        for at in containers.indices { containers[at].order[.ip] = Array(containers[at].publishes.indices) }
         let perFamilyPorts = layout.isDocker2010
         func shared(_ p: [ImportedPublish]) -> [ImportedPublish] {
             p.filter { $0.hostAddress == nil }.map {
                 ImportedPublish(
-                    hostAddress: nil,
-                    hostPort: perFamilyPorts && $0.hostPort.map(HostDeclarations.ephemeral.contains) == true
-                        ? nil : $0.hostPort,
-                    containerPort: $0.containerPort, transport: $0.transport)
+                    hostAddress: nil, hostPort: $0.hostPort, containerPort: $0.containerPort, transport: $0.transport)
             }
         }
         for v6 in self.containers(.ip6, networks: networks, notImported: &notImported) {
             let bridge =
                 v6.bridge ?? networks.first(where: { $0.subnet6?.contains(v6.address) == true })?.bridge
-            if let bridge, let network = networks.first(where: { $0.bridge == bridge }), network.subnet6 == nil {
-                notImported.append(
-                    "container \(v6.address): the IPv6 subnet of its network (bridge \(bridge)) is not in the rules")
-                continue
+            if let bridge, let at = networks.firstIndex(where: { $0.bridge == bridge }), networks[at].subnet6 == nil {
+                // A network that masquerades names its IPv6 subnet in its IPv6 MASQUERADE: without
+                // it, the rules are not Docker's. One that does not names it in no rule; the /64
+                // holding the address (Docker's IPv6 subnets are /64s) gives the same rules.
+                guard !networks[at].masquerade else {
+                    notImported.append(
+                        "container \(v6.address): the IPv6 subnet of its network (bridge \(bridge)) is not in the rules"
+                    )
+                    continue
+                }
+                let subnet = IPPrefix(address: v6.address, length: 64).network
+                networks[at].subnet6 = subnet
+                assumed.append(
+                    "network on bridge \(bridge): its IPv6 subnet is in no rule (no MASQUERADE); \(subnet), holding its containers, is written, which gives the same rules: check it"
+                )
             }
             let candidates = containers.indices.filter { at in
                 let held = containers[at]
@@ -336,24 +348,30 @@ struct DockerImporter: Sendable {
             }
             containers[at].address6 = v6.address
             if containers[at].bridge == nil { containers[at].bridge = bridge }
-            let ipv4 = shared(containers[at].publishes)
+            var order: [Int] = []
             for publish in v6.publishes {
-                if publish.hostAddress != nil {
-                    containers[at].publishes.append(publish)
-                } else if !ipv4.contains(shared([publish])[0]) {
-                    containers[at].publishes.append(
-                        perFamilyPorts
-                            ? ImportedPublish(
-                                hostAddress: IPAddress(ipv6: 0, 0), hostPort: publish.hostPort,
-                                containerPort: publish.containerPort, transport: publish.transport)
-                            : publish)
+                if publish.hostAddress == nil,
+                    let same = containers[at].publishes.indices.first(where: { p in
+                        containers[at].order[.ip]?.contains(p) == true && !order.contains(p)
+                            && containers[at].publishes[p] == publish
+                    })
+                {
+                    order.append(same)
+                    continue
                 }
+                containers[at].publishes.append(
+                    perFamilyPorts && publish.hostAddress == nil
+                        ? ImportedPublish(
+                            hostAddress: IPAddress(ipv6: 0, 0), hostPort: publish.hostPort,
+                            containerPort: publish.containerPort, transport: publish.transport)
+                        : publish)
+                order.append(containers[at].publishes.count - 1)
             }
+            containers[at].order[.ip6] = order
             if perFamilyPorts {
-                let ipv6 = shared(v6.publishes)
                 for p in containers[at].publishes.indices where containers[at].publishes[p].hostAddress == nil {
                     let publish = containers[at].publishes[p]
-                    if !ipv6.contains(shared([publish])[0]) {
+                    if !order.contains(p) {
                         containers[at].publishes[p] = ImportedPublish(
                             hostAddress: IPAddress(ipv4: 0), hostPort: publish.hostPort,
                             containerPort: publish.containerPort, transport: publish.transport)
@@ -394,8 +412,8 @@ struct DockerImporter: Sendable {
             "Imported from a host managed by Docker (\(layout.name) layout\(firewaller == .nftables ? ", its nftables firewaller" : "")).",
             "Containers are named after their address (c-A-B-C-D) and networks after their bridge",
             "(net-BRIDGE; the default bridge is 'bridge'): a ruleset holds no names. Containers that",
-            "left no rule are not listed; host ports in 32768-60999 (the ephemeral range) are taken",
-            "as chosen by the daemon (-P).",
+            "left no rule are not listed. Host ports are written as the host has them: a port the",
+            "daemon chose cannot be told from one picked in its ephemeral range (32768-60999).",
         ]
         imported.settings = [.layout(layout.name)]
         if firewaller == .nftables { imported.settings.append(.backend("nftables")) }
@@ -408,14 +426,47 @@ struct DockerImporter: Sendable {
             imported.settings.append(.forwardPolicy("accept"))
         }
         if !users.externals.isEmpty { imported.settings.append(.external(users.externals)) }
+        if let log = users.logDrops {
+            imported.settings.append(.logDrops(rate: "\(log.rate.count)/\(log.rate.unit.rawValue)", prefix: log.prefix))
+        }
+        if users.countDrops { imported.settings.append(.countDropsOn) }
+        var daemonChosen = imported
         let written = HostDeclarations.declare(
-            networks, containers, daemonChosenPorts: true, in: &imported, notImported: &notImported, assumed: &assumed)
+            networks, containers, daemonChosenPorts: false, in: &imported, notImported: &notImported, assumed: &assumed)
+        // Written out, a port the daemon chose may be programmed in another order than the
+        // daemon's (Docker 20.10 sorts it as port 0, Docker 27 on after every fixed port): then
+        // the daemon-chosen form is written where it gives the host's rules back.
+        let verification = Verification(source: ruleset, layout: layout, firewaller: firewaller)
+        let dnat = [(table: "nat", chain: DockerChain.docker)]
+        let ephemeral = containers.contains { container in
+            container.publishes.contains { $0.hostPort.map(HostDeclarations.ephemeral.contains) == true }
+        }
+        if ephemeral && !verification.same(imported, in: dnat) {
+            var (scratchNotImported, scratchAssumed): ([String], [String]) = ([], [])
+            _ = HostDeclarations.declare(
+                networks, containers, daemonChosenPorts: true, in: &daemonChosen, notImported: &scratchNotImported,
+                assumed: &scratchAssumed)
+            if verification.same(daemonChosen, in: dnat) {
+                imported.containers = daemonChosen.containers
+                assumed.append(
+                    "host ports in 32768-60999 are written as chosen by the daemon (publish PORT/PROTO): written out, they would be programmed in another order than the host's"
+                )
+            }
+        }
         let statements = users.statements.filter { statement in
             statement.addresses.allSatisfy { written.contains($0) }
         }
         if !statements.isEmpty {
             imported.flowsHeading = "From the rules in \(userChain):"
             imported.flows = statements.map(\.flow)
+        }
+        if !statements.isEmpty || imported.containers.contains(where: { $0.publishes.contains { !$0.sources.isEmpty } })
+        {
+            let named = CommentNames.named(
+                imported, comments: statements.map { $0.rules.first?.rule.comment?.text },
+                rules: [TableFamily.ip, .ip6].flatMap { ruleset.table($0, "filter")?.chain(userChain)?.rules ?? [] })
+            let userRules = [(table: "filter", chain: userChain), (table: "raw", chain: "PREROUTING")]
+            if verification.same(named, in: userRules) { imported = named }
         }
         var rules = users.notImported
         for statement in users.statements where !statements.contains(where: { $0.flow == statement.flow }) {
