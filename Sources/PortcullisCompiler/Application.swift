@@ -25,11 +25,23 @@ public struct Application: Sendable {
     }
 
     /// Checks, lowers and renders a policy file (its warnings to stderr).
-    func compile(_ path: String, layout: String?, backend: String?, inventory: InventorySource? = nil) throws
-        -> [RenderedFile]
-    {
+    func compile(
+        _ path: String, layout: String?, backend: String?, inventory: InventorySource? = nil,
+        alongsideDocker: Bool = false
+    ) throws -> [RenderedFile] {
         let (policy, sources) = try check(path, inventory: inventory)
-        return try compiler.compile(policy, sources: sources, layout: layout, backend: backend).get()
+        guard alongsideDocker else {
+            return try compiler.compile(policy, sources: sources, layout: layout, backend: backend).get()
+        }
+        let (resolved, resolvedBackend) = try compiler.resolve(
+            layout: layout, backend: backend, policy: policy, sources: sources
+        ).get()
+        let alongside = try compiler.alongside(true, layout: resolved, backend: resolvedBackend).get()!
+        let (files, warnings) = try compiler.compileAlongside(
+            policy, sources: sources, layout: resolved, backend: resolvedBackend, alongside
+        ).get()
+        for warning in warnings { console.note(warning) }
+        return files
     }
 
     /// Reads an inventory for binding a policy to it, and says what was read.

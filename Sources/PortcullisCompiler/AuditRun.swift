@@ -13,16 +13,20 @@ public struct AuditRequest: Sendable {
     public var layout: String?
     /// The host the policy is bound to, when it leaves addresses and publishes to it.
     public var inventory: InventorySource?
+    /// Drift only for the part Portcullis owns beside the Docker daemon (`DOCKER-USER`, or the
+    /// `portcullis-user` tables), plus the risks of the whole ruleset.
+    public var alongsideDocker: Bool
 
     public init(
         policy: String? = nil, capture: HostCapture, backend: String? = nil, layout: String? = nil,
-        inventory: InventorySource? = nil
+        inventory: InventorySource? = nil, alongsideDocker: Bool = false
     ) {
         self.policy = policy
         self.capture = capture
         self.backend = backend
         self.layout = layout
         self.inventory = inventory
+        self.alongsideDocker = alongsideDocker
     }
 }
 
@@ -133,10 +137,25 @@ extension Application {
         if let (policy, sources) = checked {
             // Resolved for the firewall the host was read from (some layouts exist for one only).
             let backend = host.firewall == .nftables ? Backend.nftables : .iptables
-            (expected, _) = try compiler.lower(
-                policy, sources: sources, layout: request.layout, backend: backend.rawValue
+            let (layout, _) = try compiler.resolve(
+                layout: request.layout, backend: backend.rawValue, policy: policy, sources: sources
             ).get()
-            findings = DriftAudit(expected: expected, actual: host.ruleset, unreadTables: host.unreadTables).findings()
+            expected = try compiler.lower(policy, sources: sources, layout: layout, backend: backend).get()
+            if let alongside = try compiler.alongside(request.alongsideDocker, layout: layout, backend: backend).get() {
+                // Drift only where Portcullis owns; the layout's other tables are the daemon's,
+                // not another tool's. Risks are the whole host's.
+                let whole = expected
+                expected = alongside.project(whole)
+                findings =
+                    DriftAudit(expected: expected, actual: host.ruleset, unreadTables: host.unreadTables).findings()
+                    .filter { finding in
+                        finding.id != .foreignTableOverrides
+                            || !whole.tables.contains { $0.name == finding.table && $0.family == finding.family }
+                    } + RiskAudit(ruleset: host.ruleset).findings()
+            } else {
+                findings =
+                    DriftAudit(expected: expected, actual: host.ruleset, unreadTables: host.unreadTables).findings()
+            }
         } else {
             findings = RiskAudit(ruleset: host.ruleset).findings() + host.unreadTables.map(Self.notRead)
         }

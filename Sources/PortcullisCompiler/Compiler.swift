@@ -155,18 +155,25 @@ public struct Compiler: Sendable {
     }
 
     /// Everything at once, for a policy file.
-    public func compile(_ path: String, layout: String?, backend: String?, host: HostInventory? = nil) -> Result<
-        [RenderedFile], CompileFailure
-    > {
-        check(path, boundTo: host).flatMap { compile($0, sources: $1, layout: layout, backend: backend) }
+    public func compile(
+        _ path: String, layout: String?, backend: String?, host: HostInventory? = nil, alongsideDocker: Bool = false
+    ) -> Result<[RenderedFile], CompileFailure> {
+        check(path, boundTo: host).flatMap {
+            compile($0, sources: $1, layout: layout, backend: backend, alongsideDocker: alongsideDocker)
+        }
     }
 
-    /// Resolves the layout and backend for a checked policy, then lowers and renders it.
-    public func compile(_ policy: Policy, sources: SourceStore, layout: String?, backend: String?) -> Result<
-        [RenderedFile], CompileFailure
-    > {
+    /// Resolves the layout and backend for a checked policy, then lowers and renders it; with
+    /// `alongsideDocker`, only the part Portcullis owns beside the daemon (see `AlongsideDocker`).
+    public func compile(
+        _ policy: Policy, sources: SourceStore, layout: String?, backend: String?, alongsideDocker: Bool = false
+    ) -> Result<[RenderedFile], CompileFailure> {
         resolve(layout: layout, backend: backend, policy: policy, sources: sources).flatMap { layout, backend in
-            render(policy, sources: sources, layout: layout, backend: backend)
+            alongside(alongsideDocker, layout: layout, backend: backend).flatMap { alongside in
+                guard let alongside else { return render(policy, sources: sources, layout: layout, backend: backend) }
+                return compileAlongside(policy, sources: sources, layout: layout, backend: backend, alongside).map(
+                    \.files)
+            }
         }
     }
 }
@@ -182,6 +189,8 @@ public struct KernelInput: Sendable {
     public let knownNames: Set<String>
     /// The checker's warnings, rendered with their source lines, for stderr.
     public let warnings: [String]
+    /// With `--alongside-docker`: the place owned; the files hold only that.
+    public var alongside: AlongsideDocker? = nil
 
     /// The files by extension, as the state directory records them.
     public var filesByExtension: [String: String] {
@@ -194,31 +203,32 @@ extension Compiler {
     /// apply compares it with what it wants, to send only changed set elements (without sets
     /// no change can be made of elements alone). nft JSON gets a text twin: plans show changes
     /// in the firewall's own words.
-    public func compileForKernel(_ path: String, layout: String?, backend: String?, host: HostInventory? = nil)
-        -> Result<KernelInput, CompileFailure>
-    {
+    public func compileForKernel(
+        _ path: String, layout: String?, backend: String?, host: HostInventory? = nil, alongsideDocker: Bool = false
+    ) -> Result<KernelInput, CompileFailure> {
         check(path, boundTo: host).flatMap { policy, sources in
             resolve(layout: layout, backend: backend, policy: policy, sources: sources).flatMap { layout, backend in
-                lower(policy, sources: sources, layout: layout, backend: backend).flatMap { ruleset in
-                    render(ruleset, layout: layout, backend: backend).flatMap { files in
-                        let twin: Backend? =
-                            switch backend {
-                            case .nftables: ruleset.tables.contains { !$0.sets.isEmpty } ? .nftablesJSON : nil
-                            case .nftablesJSON: .nftables
-                            case .iptables: nil
-                            }
-                        let known = Self.knownNames(of: policy)
-                        let warnings = policy.warnings.map { $0.rendered(sources: sources) }
-                        guard let twin else {
-                            return .success(
+                alongside(alongsideDocker, layout: layout, backend: backend).flatMap { alongside in
+                    lower(policy, sources: sources, layout: layout, backend: backend).flatMap { lowered in
+                        let ruleset = alongside?.project(lowered) ?? lowered
+                        return render(ruleset, layout: layout, backend: backend).flatMap { rendered in
+                            let files = alongside.map { Self.headed(rendered, $0) } ?? rendered
+                            let twin: Backend? =
+                                switch backend {
+                                case .nftables: ruleset.tables.contains { !$0.sets.isEmpty } ? .nftablesJSON : nil
+                                case .nftablesJSON: .nftables
+                                case .iptables: nil
+                                }
+                            let input = { (files: [RenderedFile]) in
                                 KernelInput(
-                                    layout: layout, backend: backend, files: files, knownNames: known,
-                                    warnings: warnings))
-                        }
-                        return render(ruleset, layout: layout, backend: twin).map {
-                            KernelInput(
-                                layout: layout, backend: backend, files: files + $0, knownNames: known,
-                                warnings: warnings)
+                                    layout: layout, backend: backend, files: files,
+                                    knownNames: Self.knownNames(of: policy),
+                                    warnings: policy.warnings.map { $0.rendered(sources: sources) }
+                                        + (alongside.flatMap { Self.leftOutWarning(lowered, $0) }.map { [$0] } ?? []),
+                                    alongside: alongside)
+                            }
+                            guard let twin else { return .success(input(files)) }
+                            return render(ruleset, layout: layout, backend: twin).map { input(files + $0) }
                         }
                     }
                 }

@@ -133,7 +133,7 @@ extension Application {
         let (transport, port) = try Self.port(request.port)
         let packet = Packet(
             inputInterface: source.interface, source: source.address, destination: destination.address,
-            transport: transport, destinationPort: port)
+            transport: transport, destinationPort: port, locallyGenerated: request.from == "host")
         return ExplainReport(
             evaluation: Evaluator(ruleset: ruleset, routing: explanation.routing).evaluate(packet),
             connection: "\(source.description) -> \(destination.description)"

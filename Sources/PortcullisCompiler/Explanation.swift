@@ -75,7 +75,16 @@ public struct Explanation: Sendable {
         _ text: String, peer: String? = nil, toward: IPAddress? = nil, family: IPFamily = .ipv4
     ) throws(EndpointError) -> Endpoint {
         if text == "host" {
-            return Endpoint(address: hostAddress, interface: "lo", description: "host \(hostAddress)")
+            // The host speaks to a network from its address there (the kernel picks the
+            // outgoing interface's), and to everything else from its own.
+            let onBridge = toward.flatMap { toward in
+                policy.networks.first {
+                    ($0.subnet4?.contains(toward) ?? false) || ($0.subnet6?.contains(toward) ?? false)
+                }
+                .flatMap { toward.family == .ipv4 ? $0.gateway4 : $0.gateway6 }
+            }
+            let address = onBridge ?? hostAddress
+            return Endpoint(address: address, interface: "lo", description: "host \(address)")
         }
         if text.hasPrefix("outside:"), let address = IPAddress(String(text.dropFirst("outside:".count))) {
             return Endpoint(

@@ -103,9 +103,8 @@ extension Application {
     func compileForKernel(_ request: ChangeRequest, action: String) throws -> KernelInput {
         let compiled = try compiler.compileForKernel(
             request.policy, layout: request.layout, backend: request.backend,
-            host: try request.inventory.map(hostInventory)
-        )
-        .get()
+            host: try request.inventory.map(hostInventory), alongsideDocker: request.alongsideDocker
+        ).get()
         for warning in compiled.warnings { console.note(warning) }
         guard Host.hasNetAdmin else {
             throw CompileFailure.usage(
@@ -120,20 +119,24 @@ extension Application {
         -> RunStatus
     {
         let compiled = try compileForKernel(request, action: "planning")
-        let (diff, cutOff) = try withSettledState(state, logger: logger, files: compiled.files) {
+        let (diff, cutOff, repairs) = try withSettledState(state, logger: logger, files: compiled.files) {
             try $0.plan(
                 files: compiled.filesByExtension, backend: compiled.backend, takeOver: request.takeOver,
-                knownNames: compiled.knownNames)
+                knownNames: compiled.knownNames, scope: compiled.scope)
         }
         let refused = !cutOff.isEmpty && !request.prune
         switch format {
-        case .json: console.output(Self.planJSON(diff, cutOff, compiled, refused: refused).rendered() + "\n")
+        case .json:
+            console.output(Self.planJSON(diff, cutOff, compiled, refused: refused, repairs: repairs).rendered() + "\n")
         case .text:
             console.output(diff.text)
+            for repair in repairs { console.output("repair: \(repair.planned)\n") }
             console.output(
                 (diff.isEmpty
                     ? "no changes: the kernel already holds this ruleset"
-                    : "plan (\(compiled.layout.name), \(compiled.backend.rawValue)): \(diff.summary)") + "\n")
+                    : "plan (\(compiled.layout.name), \(compiled.backend.rawValue)"
+                        + (compiled.alongside.map { ", alongside Docker: only \($0.placeName)" } ?? "")
+                        + "): \(diff.summary)") + "\n")
         }
         if refused {
             console.note("error: apply would refuse: \(cutOff.refusal)")
@@ -148,12 +151,18 @@ extension Application {
     }
 
     /// The plan as `portcullis.plan/1` JSON.
-    static func planJSON(_ diff: RulesetDiff, _ cutOff: CutOff, _ compiled: KernelInput, refused: Bool) -> JSON {
+    static func planJSON(
+        _ diff: RulesetDiff, _ cutOff: CutOff, _ compiled: KernelInput, refused: Bool, repairs: [JumpRepair] = []
+    ) -> JSON {
         var members: [(String, JSON)] = [
             ("schema", .string("portcullis.plan/1")), ("layout", .string(compiled.layout.name)),
             ("backend", .string(compiled.backend.rawValue)), ("changed", .bool(!diff.isEmpty)),
         ]
+        if let alongside = compiled.alongside { members.append(("alongside_docker", .string(alongside.placeName))) }
         if case .object(let report) = diff.json { members += report }
+        if compiled.alongside != nil {
+            members.append(("repairs", .array(repairs.map { .string($0.planned) })))
+        }
         members.append(
             (
                 "cut_off",
@@ -175,21 +184,25 @@ extension Application {
             try $0.apply(
                 files: compiled.filesByExtension, backend: compiled.backend, layout: compiled.layout.name,
                 policy: request.policy, takeOver: request.takeOver, knownNames: compiled.knownNames,
-                prune: request.prune, confirmation: confirmation.map { ($0.seconds, $0.watchdog) })
+                prune: request.prune, confirmation: confirmation.map { ($0.seconds, $0.watchdog) },
+                scope: compiled.scope)
         }
         switch outcome {
         case .unchanged(let generation):
             console.output("no changes: generation \(generation) is already applied\n")
             return .clean
-        case .applied(let generation, let kind, let diff, let seconds, let pending):
+        case .applied(let generation, let kind, let diff, let seconds, let pending, let repairs):
+            for repair in repairs { console.output("repaired: \(repair.applied)\n") }
             let how =
                 switch kind {
-                case .replaced: "replaced the ruleset (\(diff.summary))"
+                case .replaced:
+                    "replaced \(compiled.alongside.map { $0.placeName } ?? "the ruleset") (\(diff.summary))"
                 case .elements(let added, let removed):
                     "only set elements changed, \(added) added and \(removed) removed in one transaction"
                 }
+            let owned = compiled.alongside.map { ", alongside Docker: only \($0.placeName)" } ?? ""
             console.output(
-                "applied generation \(generation) (\(compiled.layout.name), \(compiled.backend.rawValue)): \(how), "
+                "applied generation \(generation) (\(compiled.layout.name), \(compiled.backend.rawValue)\(owned)): \(how), "
                     + String(format: "%.1f ms in the kernel", seconds * 1000) + "\n")
             guard let pending, let confirmation else { return .clean }
             if confirmation.noWait {

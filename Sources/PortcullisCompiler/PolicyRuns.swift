@@ -18,12 +18,14 @@ public enum FormatMode: Sendable {
 extension Application {
     /// Compiles a policy; the files go to `output` (and `output.EXTENSION` for the files after
     /// the first), or to stdout: one family's file, loadable by its restore tool, or with
-    /// `.both` all of them in the capture format.
+    /// `.both` all of them in the capture format. With `alongsideDocker`, only the part
+    /// Portcullis owns beside a running daemon.
     public func runCompile(
         _ policy: String, layout: String?, backend: String?, output: String?, family: OutputFamily? = nil,
-        inventory: InventorySource? = nil
+        inventory: InventorySource? = nil, alongsideDocker: Bool = false
     ) throws -> RunStatus {
-        var files = try compile(policy, layout: layout, backend: backend, inventory: inventory)
+        var files = try compile(
+            policy, layout: layout, backend: backend, inventory: inventory, alongsideDocker: alongsideDocker)
         if let family, family != .both {
             files = files.filter { ($0.fileExtension == "ip6tables") == (family == .ipv6) }
             guard !files.isEmpty else {

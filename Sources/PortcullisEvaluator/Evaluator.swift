@@ -1,20 +1,25 @@
 import PortcullisIR
 import PortcullisNet
 
-/// The first packet of a connection, as it arrives at the host.
+/// The first packet of a connection, as it arrives at the host (or as the host sends it).
 public struct Packet: Sendable, Hashable {
+    /// Empty for a packet the host sends itself.
     public var inputInterface: String
     public var source: IPAddress
     public var destination: IPAddress
     public var transport: TransportProtocol?
     public var sourcePort: UInt16
     public var destinationPort: UInt16
+    /// Sent by the host itself: it leaves through output (nat OUTPUT's DNAT, filter OUTPUT)
+    /// and postrouting, and comes back through input over `lo` when it is for the host.
+    public var locallyGenerated: Bool
 
     public init(
         inputInterface: String, source: IPAddress, destination: IPAddress, transport: TransportProtocol?,
-        sourcePort: UInt16 = 40000, destinationPort: UInt16 = 0
+        sourcePort: UInt16 = 40000, destinationPort: UInt16 = 0, locallyGenerated: Bool = false
     ) {
-        self.inputInterface = inputInterface
+        self.locallyGenerated = locallyGenerated
+        self.inputInterface = locallyGenerated ? "" : inputInterface
         self.source = source
         self.destination = destination
         self.transport = transport
@@ -77,7 +82,8 @@ public enum Verdict: String, Sendable {
 
 public struct Evaluation: Sendable {
     public let verdict: Verdict
-    /// The hook that decided: `forward` for routed traffic, `input` for the host itself.
+    /// The hook that decided: `forward` for routed traffic, `input` for the host itself,
+    /// `output` for what the host sends elsewhere.
     public let path: Hook
     public let outputInterface: String?
     /// The destination after DNAT and the source after SNAT/MASQUERADE, when translated.
@@ -114,6 +120,7 @@ public struct Evaluator: Sendable {
     public func evaluate(_ packet: Packet) -> Evaluation {
         var state = State(
             packet: packet, originalDestination: packet.destination, originalDestinationPort: packet.destinationPort)
+        if packet.locallyGenerated { return evaluateLocallyGenerated(&state) }
         var verdict = run(.prerouting, &state)
         let local = routing.localAddresses.contains(state.packet.destination)
         let path: Hook = local ? .input : .forward
@@ -129,6 +136,29 @@ public struct Evaluator: Sendable {
             translatedSource: state.sourceTranslation, trace: state.trace)
     }
 
+    /// A packet the host sends: routed first, output (where nat OUTPUT may DNAT it, which routes
+    /// it again), postrouting; one for the host itself then comes in over `lo` through input.
+    /// Connection tracking has made its NAT choice by then: prerouting's NAT is not consulted.
+    func evaluateLocallyGenerated(_ state: inout State) -> Evaluation {
+        let routed = { (state: State) in
+            routing.localAddresses.contains(state.packet.destination)
+                ? "lo" : routing.interface(for: state.packet.destination)
+        }
+        state.outputInterface = routed(state)
+        var verdict = run(.output, &state)
+        let local = routing.localAddresses.contains(state.packet.destination)
+        if verdict == .accept { verdict = run(.postrouting, &state) }
+        if verdict == .accept && local {
+            state.packet.inputInterface = "lo"
+            verdict = run(.input, &state)
+        }
+        return Evaluation(
+            verdict: verdict, path: local ? .input : .output, outputInterface: state.outputInterface,
+            translatedDestination: state.destinationTranslated
+                ? (state.packet.destination, state.packet.destinationPort) : nil,
+            translatedSource: state.sourceTranslation, trace: state.trace)
+    }
+
     /// Every base chain on `hook`, lowest priority first; the first drop wins.
     func run(_ hook: Hook, _ state: inout State) -> Verdict {
         let chains = ruleset.tables.flatMap { table in
@@ -138,7 +168,14 @@ public struct Evaluator: Sendable {
             }
         }.sorted { $0.2.priority < $1.2.priority }
         for (table, chain, base) in chains {
+            let destination = state.packet.destination
             if run(chain: chain, in: table, base: base, &state) == .drop { return .drop }
+            // nat OUTPUT's DNAT routes the packet again before the chains after it.
+            if hook == .output && state.packet.destination != destination {
+                state.outputInterface =
+                    routing.localAddresses.contains(state.packet.destination)
+                    ? "lo" : routing.interface(for: state.packet.destination)
+            }
         }
         return .accept
     }

@@ -76,7 +76,7 @@ extension ImportedHost {
                         entries: group.members.map { ListEntry(.unplaced($0)) },
                         leadingTrivia: at == 0 ? [.blankLine] : [])))
         }
-        for (at, flow) in flows.enumerated() {
+        for (at, flow) in scopedFlows().enumerated() {
             var rule = setting(
                 flow.kind.rawValue, [flow.source], [("->", [flow.destination]), ("port", flow.ports)])
             rule.leadingTrivia =

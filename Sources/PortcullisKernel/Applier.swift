@@ -8,9 +8,10 @@ public enum ApplyOutcome: Sendable, Equatable {
     case unchanged(generation: Int)
     /// `diff`: what changed. `kernelSeconds`: how long the kernel transaction itself took.
     /// `pending`: the deadline by which it must be confirmed, when one was asked for.
+    /// `repairs`: jumps into the owned chain put back first (`--alongside-docker`).
     case applied(
         generation: Int, change: AppliedChange, diff: RulesetDiff, kernelSeconds: Double,
-        pending: PendingConfirmation?)
+        pending: PendingConfirmation?, repairs: [JumpRepair] = [])
 }
 
 /// What `rollback` did.
@@ -69,9 +70,9 @@ public struct Applier {
         self.logger = logger
     }
 
-    func backend(for backend: Backend) -> any KernelBackend {
+    func backend(for backend: Backend, scope: OwnershipScope = .layout) -> any KernelBackend {
         switch backend {
-        case .iptables: IptablesBackend(logger: logger)
+        case .iptables: IptablesBackend(logger: logger, scope: scope)
         case .nftables: NftablesBackend(logger: logger, json: false)
         case .nftablesJSON: NftablesBackend(logger: logger, json: true)
         }
@@ -110,7 +111,9 @@ public struct Applier {
                     .discarded(generation: pending.generation, reason: "that generation is no longer applied"))
             } else if pending.hasExpired(at: now) {
                 let generation = try store.load(pending.generation)
-                if let changes = try backend(for: generation.backend).changes(since: generation) {
+                if let changes = try backend(for: generation.backend, scope: generation.scope).changes(
+                    since: generation)
+                {
                     logger.warning("rolling back at the confirmation deadline although \(changes)")
                 }
                 try undo(generation)
@@ -130,11 +133,11 @@ public struct Applier {
     /// Applies `files` (rendered by `backend` for `layout`). With `confirmation`, the new
     /// generation is rolled back at `confirmation.seconds` from now unless `confirm` is called
     /// first; `watchdog` is started before the kernel changes, so that this holds even if this
-    /// process dies.
+    /// process dies. `scope` is what the generation owns (recorded with it for rollback).
     public func apply(
         files: [String: String], backend kind: Backend, layout: String, policy: String, takeOver: Bool,
         knownNames: Set<String> = [], prune: Bool = false,
-        confirmation: (seconds: Int, watchdog: any ConfirmationWatchdog)? = nil
+        confirmation: (seconds: Int, watchdog: any ConfirmationWatchdog)? = nil, scope: OwnershipScope = .layout
     ) throws -> ApplyOutcome {
         if let pending = pending() {
             throw ApplyError(
@@ -142,16 +145,16 @@ public struct Applier {
                     "generation \(pending.generation) is waiting for confirmation until \(pending.deadlineDate); run 'portcullis confirm' or 'portcullis rollback' first"
             )
         }
-        let (previous, backend, plan) = try planned(files: files, backend: kind, takeOver: takeOver)
+        let (previous, backend, plan) = try planned(files: files, backend: kind, takeOver: takeOver, scope: scope)
         if plan.isEmpty, let previous {
             logger.info("no changes: the kernel already holds generation \(previous.number)")
             return .unchanged(generation: previous.number)
         }
-        let cutOff = CutOff(plan.diff, known: knownNames)
+        let cutOff = Self.cutOff(plan.diff, known: knownNames, scope: scope)
         if !cutOff.isEmpty && !prune { throw ApplyError(message: cutOff.refusal) }
         let generation = try store.record(
             backend: kind, layout: layout, policy: policy, applied: files, before: plan.before,
-            createdTables: plan.createdTables)
+            createdTables: plan.createdTables, scope: scope)
         var pending: PendingConfirmation?
         do {
             if let confirmation {
@@ -206,22 +209,30 @@ public struct Applier {
         logger.info("applied generation \(generation.number) (\(layout), \(kind.rawValue))")
         return .applied(
             generation: generation.number, change: plan.change, diff: plan.diff, kernelSeconds: kernelSeconds,
-            pending: pending)
+            pending: pending, repairs: plan.repairs)
+    }
+
+    /// What the change would cut off. Alongside Docker nothing can be: Docker's own rules for
+    /// every bridge and container stay, whatever the owned chain loses.
+    static func cutOff(_ diff: RulesetDiff, known: Set<String>, scope: OwnershipScope) -> CutOff {
+        scope == .layout ? CutOff(diff, known: known) : CutOff(RulesetDiff(), known: [])
     }
 
     /// What `apply` would change, without changing anything: the diff, and the bridges and
     /// addresses it would cut off. Throws what `apply` would refuse with.
-    public func plan(files: [String: String], backend kind: Backend, takeOver: Bool, knownNames: Set<String>)
-        throws -> (diff: RulesetDiff, cutOff: CutOff)
-    {
-        let plan = try planned(files: files, backend: kind, takeOver: takeOver).plan
-        return (plan.diff, CutOff(plan.diff, known: knownNames))
+    /// `repairs`: the jumps into the owned chain apply would put back first.
+    public func plan(
+        files: [String: String], backend kind: Backend, takeOver: Bool, knownNames: Set<String>,
+        scope: OwnershipScope = .layout
+    ) throws -> (diff: RulesetDiff, cutOff: CutOff, repairs: [JumpRepair]) {
+        let plan = try planned(files: files, backend: kind, takeOver: takeOver, scope: scope).plan
+        return (plan.diff, Self.cutOff(plan.diff, known: knownNames, scope: scope), plan.repairs)
     }
 
     /// The backend's plan for `files` over the latest generation (of the same backend).
-    private func planned(files: [String: String], backend kind: Backend, takeOver: Bool) throws -> (
-        previous: Generation?, backend: any KernelBackend, plan: Plan
-    ) {
+    private func planned(files: [String: String], backend kind: Backend, takeOver: Bool, scope: OwnershipScope)
+        throws -> (previous: Generation?, backend: any KernelBackend, plan: Plan)
+    {
         let previous = try store.latest()
         if let previous, previous.backend != kind {
             throw ApplyError(
@@ -229,7 +240,19 @@ public struct Applier {
                     "generation \(previous.number) was applied with the \(previous.backend.rawValue) backend; roll it back before switching to \(kind.rawValue)"
             )
         }
-        let backend = backend(for: kind)
+        if let previous, previous.scope != scope {
+            func owning(_ scope: OwnershipScope) -> String {
+                switch scope {
+                case .layout: "owning the layout's chains and tables"
+                case .alongsideDocker(let place): "alongside Docker, owning only \(place)"
+                }
+            }
+            throw ApplyError(
+                message:
+                    "generation \(previous.number) was applied \(owning(previous.scope)); roll it back before applying \(owning(scope))"
+            )
+        }
+        let backend = backend(for: kind, scope: scope)
         return (previous, backend, try backend.plan(wanted: files, previous: previous, takeOver: takeOver))
     }
 
@@ -238,7 +261,7 @@ public struct Applier {
     /// others changed what it applied since, unless `force`.
     public func rollback(force: Bool = false) throws -> RollbackOutcome {
         guard let latest = try store.latest() else { return .nothingToRollBack }
-        if let changes = try backend(for: latest.backend).changes(since: latest) {
+        if let changes = try backend(for: latest.backend, scope: latest.scope).changes(since: latest) {
             guard force else {
                 throw ApplyError(
                     message:
@@ -277,7 +300,7 @@ public struct Applier {
 
     /// Puts back the snapshot taken before `generation` and forgets it.
     func undo(_ generation: Generation) throws {
-        try backend(for: generation.backend).restore(before: generation)
+        try backend(for: generation.backend, scope: generation.scope).restore(before: generation)
         try store.discard(generation.number)
     }
 }

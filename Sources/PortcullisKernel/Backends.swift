@@ -25,6 +25,8 @@ struct Plan {
     var after: [String: String]? = nil
     /// What the commit changes, chain by chain and set by set.
     var diff = RulesetDiff()
+    /// Jumps into the owned chain the commit puts back first (`--alongside-docker`).
+    var repairs: [JumpRepair] = []
     let commit: () throws(ApplyError) -> Void
 }
 
@@ -59,12 +61,17 @@ protocol KernelBackend {
 /// (see `IptablesOwnership`).
 struct IptablesBackend: KernelBackend {
     let logger: Logger
+    /// `.alongsideDocker`: only one user chain is owned (see `UserChainOwnership`).
+    var scope: OwnershipScope = .layout
 
     static let tools = [
         "iptables": ("iptables-save", "iptables-restore"), "ip6tables": ("ip6tables-save", "ip6tables-restore"),
     ]
 
     func plan(wanted: [String: String], previous: Generation?, takeOver: Bool) throws(ApplyError) -> Plan {
+        if case .alongsideDocker(let chain) = scope {
+            return try planAlongside(wanted: wanted, previous: previous, takeOver: takeOver, chain: chain)
+        }
         var change = TableChanges()
         for ext in Self.tools.keys.sorted() {
             try change.add(
@@ -171,6 +178,7 @@ struct IptablesBackend: KernelBackend {
     }
 
     func after(_ generation: Generation) throws(ApplyError) -> [String: String] {
+        if case .alongsideDocker(let chain) = scope { return try afterAlongside(generation, chain: chain) }
         var after: [String: String] = [:]
         for ext in Self.tools.keys {
             let touched = Self.touchedTables(generation, ext)
@@ -184,6 +192,7 @@ struct IptablesBackend: KernelBackend {
     }
 
     func changes(since generation: Generation) throws(ApplyError) -> String? {
+        if case .alongsideDocker(let chain) = scope { return try changesAlongside(since: generation, chain: chain) }
         var changed: [String] = []
         for ext in Self.tools.keys.sorted() {
             let recorded = SavedTable.parseAll(generation.after[ext] ?? "")
@@ -198,6 +207,7 @@ struct IptablesBackend: KernelBackend {
     }
 
     func restore(before generation: Generation) throws(ApplyError) {
+        if case .alongsideDocker(let chain) = scope { return try restoreAlongside(before: generation, chain: chain) }
         for (ext, (_, restoreTool)) in Self.tools.sorted(by: { $0.key < $1.key }) {
             let touched = Self.touchedTables(generation, ext)
             guard !touched.isEmpty else { continue }

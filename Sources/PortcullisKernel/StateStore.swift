@@ -26,6 +26,9 @@ public struct Generation: Sendable {
     /// The kernel's nftables ruleset generation right after the apply: while it has not moved,
     /// nothing can have changed (see `RulesetGeneration`).
     public let kernelGeneration: UInt32?
+    /// What the generation owned: the layout's chains and tables, or (`--alongside-docker`)
+    /// only the place Docker leaves to users. Rollback and drift checks keep to it.
+    public var scope: OwnershipScope = .layout
 
     /// The owned nftables tables as listed right after the apply, without set elements.
     public var listingAfter: String { after["nft"] ?? "" }
@@ -131,24 +134,30 @@ public struct StateStore: Sendable {
                 })
         }
         let kernelGeneration = meta["kernel_generation"]?.integerValue
+        var scope = OwnershipScope.layout
+        if let kind = meta["scope"]?.stringValue {
+            guard kind == OwnershipScope.alongsideDockerName, let place = meta["owned"]?.stringValue, !place.isEmpty
+            else { throw damaged("meta.json names an unknown scope '\(kind)'") }
+            scope = .alongsideDocker(place: place)
+        }
         return Generation(
             number: number, backend: backend, layout: layout, policy: policy,
             appliedAt: meta["applied_at"]?.stringValue ?? "", applied: group("applied."), before: group("before."),
             after: group("after."), createdTables: meta["created_tables"]?.arrayValue?.compactMap(\.stringValue) ?? [],
-            kernelGeneration: kernelGeneration.flatMap { UInt32(exactly: $0) })
+            kernelGeneration: kernelGeneration.flatMap { UInt32(exactly: $0) }, scope: scope)
     }
 
     /// Records a generation before the kernel is changed: written whole into a temporary folder,
     /// made durable, then renamed to its number. Its `after` is filled in by `complete`.
     public func record(
         backend: Backend, layout: String, policy: String, applied: [String: String], before: [String: String],
-        createdTables: [String]
+        createdTables: [String], scope: OwnershipScope = .layout
     ) throws(StateError) -> Generation {
         let number = (generationNumbers().last ?? 0) + 1
         let generation = Generation(
             number: number, backend: backend, layout: layout, policy: policy,
             appliedAt: ISO8601DateFormatter().string(from: Date()), applied: applied, before: before, after: [:],
-            createdTables: createdTables, kernelGeneration: nil)
+            createdTables: createdTables, kernelGeneration: nil, scope: scope)
         let partial = generationsDirectory + "/.partial-" + String(format: "%06d", number)
         do throws(StateError) {
             try? FileManager.default.removeItem(atPath: partial)
@@ -175,7 +184,7 @@ public struct StateStore: Sendable {
             number: generation.number, backend: generation.backend, layout: generation.layout,
             policy: generation.policy, appliedAt: generation.appliedAt, applied: generation.applied,
             before: generation.before, after: after, createdTables: generation.createdTables,
-            kernelGeneration: kernelGeneration)
+            kernelGeneration: kernelGeneration, scope: generation.scope)
         try writeFiles(of: completed, into: folder(generation.number), groups: ["after."])
         for old in generationNumbers().dropLast(Self.generationsKept) { try? DurableFile.remove(folder(old)) }
         return completed
@@ -201,6 +210,9 @@ public struct StateStore: Sendable {
             ("created_tables", .array(generation.createdTables.map { .string($0) })), ("files", .object(entries)),
         ]
         if let kernel = generation.kernelGeneration { meta.append(("kernel_generation", .integer(Int(kernel)))) }
+        if case .alongsideDocker(let place) = generation.scope {
+            meta += [("scope", .string(OwnershipScope.alongsideDockerName)), ("owned", .string(place))]
+        }
         try DurableFile.write(JSON.object(meta).rendered() + "\n", to: folder + "/meta.json")
     }
 

@@ -282,12 +282,7 @@ struct NativeTableBuilder {
         for (index, rule) in policy.rules.enumerated() where rule.kind != .egress {
             for user in userRules {
                 let family = user.family
-                var pairs: [(IPPrefix, IPPrefix)] = []
-                for source in rule.sources.flatMap(user.sites) {
-                    for destination in rule.destinations.flatMap(user.sites) where source != destination {
-                        pairs.append((source.prefix, destination.prefix))
-                    }
-                }
+                let pairs = user.pairs(rule).map { ($0.source.prefix, $0.destination.prefix) }
                 guard !pairs.isEmpty else { continue }
                 let ports = Self.mergedPorts(rule.ports)
                 let name = NativeNames.named(NativeNames.flow(index + 1), family)

@@ -28,11 +28,36 @@ struct UserRules {
     }
 
     /// Every source and destination a flow rule expands to, in rule order; a pair of one address
-    /// with itself is left out.
+    /// with itself is left out. A scoped side (`app@edge`) keeps its sites on that network.
+    ///
+    /// An `allow` opens no path the statement does not name: between two ends that share
+    /// networks, only their sites on a shared network are paired (a container on an edge and
+    /// an internal network is not reached on the internal one through the edge); between ends
+    /// that share none, the flow crosses bridges, but never into or out of an internal network
+    /// unless that side is scoped to it. A `deny` pairs every site: it only closes paths.
     func pairs(_ rule: PolicyRule) -> [(source: Site, destination: Site)] {
-        rule.sources.flatMap(sites).flatMap { source in
-            rule.destinations.flatMap(sites).filter { $0 != source }.map { (source, $0) }
+        rule.sources.flatMap { source in
+            rule.destinations.flatMap { destination in pairs(source, destination, of: rule) }
         }
+    }
+
+    private func pairs(_ source: Endpoint, _ destination: Endpoint, of rule: PolicyRule) -> [(
+        source: Site, destination: Site
+    )] {
+        let from = sites(source).filter { rule.sourceScope == nil || $0.network == rule.sourceScope }
+        let to = sites(destination).filter { rule.destinationScope == nil || $0.network == rule.destinationScope }
+        var all = from.flatMap { source in to.filter { $0.prefix != source.prefix }.map { (source, $0) } }
+        guard rule.kind == .allow else { return all }
+        let shared = Set(from.map(\.network)).intersection(to.map(\.network))
+        if !shared.isEmpty {
+            all.removeAll { $0.network != $1.network }
+        } else {
+            let isInternal = { (site: Site) in policy.network(site.network)?.internal == true }
+            all.removeAll {
+                (rule.sourceScope == nil && isInternal($0)) || (rule.destinationScope == nil && isInternal($1))
+            }
+        }
+        return all
     }
 
     func sites(_ endpoint: Endpoint) -> [Site] {

@@ -238,4 +238,8 @@ public struct PolicyRule: Sendable, Hashable {
     /// The rule as written, e.g. "allow web -> api port 8000/tcp", for comments and traces.
     public var text: String
     public var origin: Origin
+    /// The network a side is scoped to (`app@edge`): only its containers' addresses there.
+    /// Unscoped, an `allow` keeps to the networks its two ends share (see `UserRules.pairs`).
+    public var sourceScope: String? = nil
+    public var destinationScope: String? = nil
 }

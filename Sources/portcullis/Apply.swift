@@ -16,6 +16,14 @@ struct Apply: ParsableCommand {
             with their counters); on nftables, the layout's tables (a table Portcullis did not \
             write is refused unless --take-over).
 
+            With --alongside-docker the Docker daemon keeps writing its own rules and Portcullis \
+            owns only DOCKER-USER (docker-20.10, docker-28, docker-29 on iptables; replaced with \
+            'iptables-restore --noflush', Docker's chains never touched) or its portcullis-user \
+            tables (docker-29 on nftables). It keeps '-j DOCKER-USER' the first rule of FORWARD \
+            and says when it had to move it ('repaired: ...'); rollback puts back only what it \
+            owned. A DOCKER-USER holding rules Portcullis did not write is refused unless \
+            --take-over. See docs/alongside.md.
+
             Each apply is a generation in the state directory, recorded with a snapshot of what \
             it replaces before the kernel is touched; 'portcullis rollback' loads that snapshot \
             back. A run killed at any point is settled by the next command: the interrupted \
@@ -33,6 +41,7 @@ struct Apply: ParsableCommand {
             Examples:
               portcullis plan policies/web-stack.policy
               portcullis apply policies/web-stack.policy --confirm 60
+              portcullis apply host.policy --alongside-docker --confirm 60
               portcullis confirm 3
             """)
 

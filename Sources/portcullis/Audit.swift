@@ -14,7 +14,9 @@ struct Audit: ParsableCommand {
             With a policy, compares what it compiles to with what the host holds, on meaning: \
             rules missing, unexpected or changed, orders that change a verdict, chains not \
             hooked, sets and map elements that differ, other tools' tables that can drop what the \
-            policy accepts. Each finding names the table, the chain, the rule and the policy line.
+            policy accepts. Each finding names the table, the chain, the rule and the policy line. \
+            With --alongside-docker, drift only for what Portcullis owns beside the daemon \
+            (DOCKER-USER, or the portcullis-user tables), and the risks of the whole ruleset.
 
             The rules come from a file (--ruleset FILE, '-' for stdin: iptables-save output or \
             an 'nft -j list ruleset' document, told apart by content or by --from) or from the \
@@ -28,6 +30,7 @@ struct Audit: ParsableCommand {
               portcullis audit --live --format json
               portcullis audit policies/web-stack.policy --live
               portcullis audit policies/web-stack.policy --live --backend nftables
+              portcullis audit host.policy --live --alongside-docker
               nft -j list ruleset > host.json; portcullis audit policies/web-stack.policy --ruleset host.json
             """)
 
@@ -52,12 +55,16 @@ struct Audit: ParsableCommand {
     @Option(help: "text or json (schema: docs/audit.md).")
     var format: PortcullisCompiler.ReportFormat = .text
 
+    @Flag(help: ArgumentHelp(alongsideDockerHelp))
+    var alongsideDocker = false
+
     func run() throws {
         try execute { application in
             guard from == nil || host.ruleset != nil else { throw CompileFailure.usage("--from goes with --ruleset") }
             let capture = try host.capture(format: from)
             let request = AuditRequest(
-                policy: policy, capture: capture, backend: backend, layout: layout, inventory: try bound.source())
+                policy: policy, capture: capture, backend: backend, layout: layout, inventory: try bound.source(),
+                alongsideDocker: alongsideDocker)
             return try application.runAudit(request, format: format)
         }
     }

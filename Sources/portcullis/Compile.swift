@@ -15,6 +15,11 @@ struct Compile: ParsableCommand {
             the one to pipe into iptables-restore or ip6tables-restore, and --family both writes \
             both with a '#### ip6tables' line between them (the capture format audit, explain and \
             import read). The policy '-' is read from stdin.
+
+            With --alongside-docker only the part Portcullis owns beside a running Docker \
+            daemon is written: the filter table's DOCKER-USER chain alone, for \
+            'iptables-restore --noflush' (keep '-j DOCKER-USER' first in FORWARD), or for \
+            docker-29 on nftables the portcullis-user tables.
             """)
 
     @Argument(help: "The policy file.", completion: .file(extensions: ["policy"]))
@@ -29,11 +34,14 @@ struct Compile: ParsableCommand {
     @Option(help: "On stdout: ipv4, ipv6 or both (needed when the ruleset has both).")
     var family: OutputFamily?
 
+    @Flag(help: ArgumentHelp(alongsideDockerHelp))
+    var alongsideDocker = false
+
     func run() throws {
         try execute {
             try $0.runCompile(
                 policy, layout: options.layout, backend: options.backend, output: output, family: family,
-                inventory: try bound.source())
+                inventory: try bound.source(), alongsideDocker: alongsideDocker)
         }
     }
 }

@@ -21,12 +21,19 @@ struct ChangeOptions: ParsableArguments {
     )
     var prune = false
 
+    @Flag(help: ArgumentHelp(alongsideDockerHelp))
+    var alongsideDocker = false
+
     func request() throws -> ChangeRequest {
         ChangeRequest(
             policy: policy, layout: layout.layout, backend: layout.backend, takeOver: takeOver, prune: prune,
-            inventory: try bound.source())
+            inventory: try bound.source(), alongsideDocker: alongsideDocker)
     }
 }
+
+/// The help of `--alongside-docker`, the same on compile, plan, apply and audit.
+let alongsideDockerHelp =
+    "Leave Docker's own rules to the running daemon; own only DOCKER-USER (iptables, its jump kept first in FORWARD) or the portcullis-user tables (docker-29 on nftables)."
 
 struct Plan: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -36,7 +43,9 @@ struct Plan: ParsableCommand {
             would, and prints the difference chain by chain and set by set: rules and set \
             elements added (+) and removed (-). It also says what 'apply' would refuse: tables \
             it did not write, rules changed by others, and bridges or containers whose rules the \
-            policy would remove (see --prune).
+            policy would remove (see --prune). With --alongside-docker it compares only \
+            DOCKER-USER (or the portcullis-user tables) and says when FORWARD's jump to \
+            DOCKER-USER is not first ('repair: ...'), which apply then fixes.
 
             Exits 0 when apply would change nothing, 1 when it would change something, 2 on an \
             error or when apply would refuse (terraform's -detailed-exitcode convention). \
@@ -45,6 +54,7 @@ struct Plan: ParsableCommand {
             Examples:
               portcullis plan policies/web-stack.policy
               portcullis plan policies/web-stack.policy --backend nftables --format json
+              portcullis plan host.policy --alongside-docker
             """)
 
     @OptionGroup var change: ChangeOptions

@@ -10,7 +10,9 @@ struct Rollback: ParsableCommand {
             the kernel holds again what it held before the latest generation: Docker's rules and \
             other tools' rules as they were, and no table that the apply created. When someone \
             changed the applied rules since, rollback says what changed and refuses, because \
-            loading the snapshot would undo their change too; --force loads it anyway.
+            loading the snapshot would undo their change too; --force loads it anyway. A \
+            generation applied with --alongside-docker is rolled back the same way: only \
+            DOCKER-USER (its rules, and where FORWARD jumped to it) or the portcullis-user tables.
 
             Exits 0 when a generation was rolled back, 1 when there is nothing to roll back, 2 on \
             an error (nothing changed).

@@ -28,7 +28,7 @@ struct LintTests {
         container db {
             attach vault 198.18.2.10
         }
-        allow web -> db
+        allow web -> db@vault
         deny web -> db port 5432/tcp
 
         """
@@ -48,8 +48,8 @@ struct LintTests {
             "p.policy:4:11: warning: addresses 'office' is never used",
             "p.policy:5:7: warning: group 'unused' is never used",
             "p.policy:17:5: warning: 'publish 80 -> 8080/tcp (container web)' is open to everyone who reaches eth0",
-            "p.policy:23:1: warning: 'allow web -> db' opens an internal network to another network (web -> db into vault)",
-            "p.policy:24:1: warning: 'deny web -> db port 5432/tcp' never decides: 'allow web -> db' (line 23) matches all it matches",
+            "p.policy:23:1: warning: 'allow web -> db@vault' opens an internal network to another network (web -> db into vault)",
+            "p.policy:24:1: warning: 'deny web -> db port 5432/tcp' never decides: 'allow web -> db@vault' (line 23) matches all it matches",
         ] {
             #expect(result.stderr.contains(expected + "\n"), "missing: \(expected)\n\(result.stderr)")
         }

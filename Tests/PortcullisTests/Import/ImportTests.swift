@@ -645,7 +645,7 @@ import Testing
         allow client -> web port 80/tcp
         egress worker-1 -> office port 443/tcp
         deny workers -> api port 5432/tcp
-        allow work -> db port 5432/tcp
+        allow work -> db@data port 5432/tcp
         egress client -> any
         egress worker-2 -> any port 53/udp, 53/tcp
 
@@ -665,7 +665,8 @@ import Testing
             "    attach bridge 172.17.0.2\n    attach bridge fd00:17::2\n", "    publish [::1]:9001 -> 9001/tcp\n",
             "    publish 10000-10002 -> 20000-20002/udp from 203.0.113.0/25, 2001:db8:10::/48\n",
             "    publish 198.18.0.1:80 -> 80/tcp\n", "group flow-3-to { c-198-18-90-2, c-198-18-20-2 }\n",
-            "deny flow-3-from -> flow-3-to port 5432/tcp\n", "allow net-br-work -> c-198-18-20-3 port 5432/tcp\n",
+            "deny flow-3-from -> flow-3-to port 5432/tcp\n",
+            "allow net-br-work -> c-198-18-20-3@net-br-data port 5432/tcp\n",
             "# flow-3 said: deny workers -> api port 5432/tcp\n", "egress c-198-18-90-12 -> any port 53/tcp, 53/udp\n",
         ] {
             #expect(policy.contains(line), "\(line)\(policy)")

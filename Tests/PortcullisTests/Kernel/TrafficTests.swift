@@ -1,4 +1,5 @@
 import Foundation
+import PortcullisCompiler
 import PortcullisPolicy
 import PortcullisSyntax
 import Testing
@@ -104,6 +105,10 @@ struct TrafficTests {
             Probe(what: "egress, other port", from: "worker", to: internet, port: "9998", expected: false),
             Probe(what: "unrestricted egress", from: "web", to: internet, port: "9998", expected: true),
             Probe(what: "published UDP port", from: "outside", to: uplink, port: "5353/udp", expected: true),
+            Probe(what: "the host to a container", from: "host", to: "198.18.101.10", port: "80", expected: true),
+            Probe(
+                what: "the host to a published port on its own address", from: "host", to: uplink, port: "8080",
+                expected: true),
             Probe(
                 what: "egress, allowed port over the other protocol", from: "worker", to: internet, port: "9999/udp",
                 expected: false),
@@ -207,7 +212,58 @@ struct TrafficTests {
             ("docker-29", "nftables"), ("native", "nftables"),
         ])
 
-    static let cases: [(Scenario, String, String)] = [webStack, singleBridge, internalAndHairpin].flatMap { scenario in
+    /// A container on an edge and an internal network: an unscoped allow reaches it only on the
+    /// network the two ends share, never through the edge into the internal network; a scoped
+    /// one (`app@data`) crosses exactly where it says.
+    static let flowsStayOnTheirNetworks = Scenario(
+        name: "flows stay on the networks they name",
+        policy: """
+            network edge {
+                bridge br-edge
+                subnet 198.18.130.0/24
+                icc deny
+            }
+            network data {
+                bridge br-data
+                subnet 198.18.131.0/24
+                internal
+                icc deny
+            }
+            container proxy {
+                attach edge 198.18.130.2
+            }
+            container app {
+                attach edge 198.18.130.3
+                attach data 198.18.131.3
+            }
+            container db {
+                attach data 198.18.131.4
+            }
+            allow proxy -> app port 8080/tcp
+            allow app -> db port 5432/tcp
+            allow proxy -> app@data port 9090/tcp
+            """,
+        outsideAddresses: [],
+        servers: ["app": ["8080", "9090"], "db": ["5432"]],
+        probes: [
+            Probe(
+                what: "allowed, on the shared network", from: "proxy", to: "198.18.130.3", port: "8080", expected: true),
+            Probe(
+                what: "allowed port, but into the internal network", from: "proxy", to: "198.18.131.3", port: "8080",
+                expected: false),
+            Probe(
+                what: "allowed, on the internal network", from: "app", to: "198.18.131.4", port: "5432", expected: true),
+            Probe(what: "not allowed at all", from: "proxy", to: "198.18.131.4", port: "5432", expected: false),
+            Probe(
+                what: "scoped into the internal network", from: "proxy", to: "198.18.131.3", port: "9090",
+                expected: true),
+            Probe(what: "scoped port, edge address", from: "proxy", to: "198.18.130.3", port: "9090", expected: false),
+        ],
+        targets: [("docker-20.10", "iptables"), ("docker-28", "iptables"), ("native", "nftables")])
+
+    static let cases: [(Scenario, String, String)] = [
+        webStack, singleBridge, internalAndHairpin, flowsStayOnTheirNetworks,
+    ].flatMap { scenario in
         scenario.targets.map { (scenario, $0.layout, $0.backend) }
     }
 
@@ -232,11 +288,26 @@ struct TrafficTests {
             try machine.serve(in: name == "internet" ? machine.internet : machine.containers[name]!, ports: ports)
         }
         for probe in scenario.probes {
-            let namespace = probe.from == "outside" ? machine.outside : machine.containers[probe.from]!
+            let namespace =
+                switch probe.from {
+                case "outside": machine.outside
+                case "host": machine.host
+                default: machine.containers[probe.from]!
+                }
             let connected = machine.connects(from: namespace, to: probe.to, port: probe.port, source: probe.source)
-            #expect(
-                connected == probe.expected(on: layout),
-                "\(layout)/\(backend): \(probe.what): \(probe.from) -> \(probe.to):\(probe.port)")
+            let what = "\(layout)/\(backend): \(probe.what): \(probe.from) -> \(probe.to):\(probe.port)"
+            #expect(connected == probe.expected(on: layout), "\(what)")
+            // explain, on the same rules, says what the kernel did.
+            let from = probe.from == "outside" ? "outside:\(probe.source ?? ContainerHost.uplinkOutside)" : probe.from
+            let explained = inProcess { application in
+                let report = try application.explain(
+                    ExplainRequest(
+                        policy: policyPath, from: from, to: probe.to, port: probe.port, layout: layout,
+                        backend: backend, hostAddress: Self.uplink))
+                application.console.output(report.evaluation.verdict.rawValue)
+                return .clean
+            }
+            #expect(explained.stdout == (connected ? "accept" : "drop"), "explain: \(what)\n\(explained.stderr)")
         }
     }
 }

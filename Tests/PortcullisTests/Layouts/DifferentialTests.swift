@@ -285,6 +285,8 @@ struct PolicyGenerator {
             lines.append("}")
         }
         var containers: [(name: String, outbound: Bool)] = []
+        /// The networks of each container an endpoint stands for.
+        var networksOf: [String: [[Net]]] = Dictionary(uniqueKeysWithValues: networks.map { ($0.name, [[$0]]) })
         var hostPort = 8000
         for index in 0..<(2 + below(4)) {
             let name = "c\(index)"
@@ -304,17 +306,41 @@ struct PolicyGenerator {
             }
             lines.append("}")
             containers.append((name, outbound))
+            networksOf[name] = [attached]
         }
         var endpoints = containers.map(\.name) + networks.map(\.name)
         if containers.count >= 3 {
             lines.append("group pair { \(containers[0].name), \(containers[1].name) }")
             endpoints.append("pair")
+            networksOf["pair"] = (networksOf[containers[0].name] ?? []) + (networksOf[containers[1].name] ?? [])
+        }
+        let isContainer = Set(containers.map(\.name))
+        /// An allow between ends that share no network must scope an end that is only on
+        /// internal networks (the checker's rule); a container's end may be scoped at random.
+        func allow(_ source: String, _ destination: String) -> String? {
+            var ends = [(source, networksOf[source] ?? []), (destination, networksOf[destination] ?? [])]
+            for at in ends.indices where isContainer.contains(ends[at].0) && chance(25) {
+                let network = pick(ends[at].1[0])
+                ends[at] = ("\(ends[at].0)@\(network.name)", [[network]])
+            }
+            for source in ends[0].1 {
+                for destination in ends[1].1 where Set(source.map(\.name)).isDisjoint(with: destination.map(\.name)) {
+                    for (at, networks) in [(0, source), (1, destination)]
+                    where !ends[at].0.contains("@") && networks.allSatisfy(\.internal) {
+                        guard isContainer.contains(ends[at].0) else { return nil }
+                        ends[at].0 += "@\(networks[0].name)"
+                    }
+                }
+            }
+            return "allow \(ends[0].0) -> \(ends[1].0)"
         }
         for _ in 0..<below(5) {
             let ports =
                 chance(60) ? " port \(pick(["80/tcp", "443/tcp", "5432/tcp", "8000/tcp", "53/udp", "80-443/tcp"]))" : ""
             switch below(3) {
-            case 0: lines.append("allow \(pick(endpoints)) -> \(pick(endpoints))\(ports)")
+            case 0:
+                guard let statement = allow(pick(endpoints), pick(endpoints)) else { continue }
+                lines.append(statement + ports)
             case 1: lines.append("deny \(pick(endpoints)) -> \(pick(endpoints))\(ports)")
             default:
                 let sources = containers.filter(\.outbound).map(\.name)

@@ -202,7 +202,7 @@ import Testing
             container db {
                 attach data 198.18.5.2
             }
-            allow app -> db port 5432/tcp
+            allow app -> db@data port 5432/tcp
 
             """
         #expect((try? compileInline(policy, layout: "docker-29").get()) != nil)

@@ -100,6 +100,19 @@ final class DockerDaemon {
         }
     }
 
+    /// Stops the daemon by PID (its containers stop with it) and starts it again on the same
+    /// root, as a host's daemon restarts: it programs its rules again.
+    func restart(flags: [String] = []) throws {
+        if let process = daemon, process.isRunning {
+            process.terminate()
+            for _ in 0..<600 where process.isRunning { usleep(100_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+        daemon = nil
+        try start(flags: flags)
+    }
+
     private func tail(of file: String) -> String {
         String(Repo.read(directory + "/" + file).suffix(2000))
     }
