@@ -157,11 +157,14 @@ struct DockerImporter: Sendable {
             networks.insert(networks.remove(at: docker0), at: 0)
         }
         var containers = pairedContainers(layout)
-        if layout.isDocker2010 {
-            reportIPv6SubnetsNotInTheRules()
-            containers = containers.map(PublishOrder.docker2010)
-        }
+        if layout.isDocker2010 { assumeIPv6SubnetsNotInTheRules(holding: containers) }
         nameNetworks(holding: containers)
+        if layout.isDocker2010 {
+            containers = PublishOrder.docker2010(containers) { containers, index in
+                dnatReproduced(layout, containers, index)
+            }
+            noteDaemonChosenPorts(containers)
+        }
         var users = UserRuleImport(networks: networks, containers: containers, layout: layout)
         for family in [TableFamily.ip, .ip6] {
             users.read(
@@ -273,16 +276,65 @@ struct DockerImporter: Sendable {
     }
 
     /// Docker 20.10 jumps from ip6tables' FORWARD to DOCKER for networks with an IPv6
-    /// subnet; one that does not masquerade names its subnet in no rule.
-    mutating func reportIPv6SubnetsNotInTheRules() {
-        for rule in ruleset.table(.ip6, "filter")?.chain("FORWARD")?.rules ?? []
-        where rule.action == .jump(DockerChain.docker) {
-            if case .interface(.destination, let bridge, false)? = rule.matches.first,
-                let at = networks.firstIndex(where: { $0.bridge == bridge }), networks[at].subnet6 == nil
-            {
-                notImported.append(
-                    "network on bridge \(bridge): its IPv6 subnet is not in the rules (no MASQUERADE)")
+    /// subnet; one that does not masquerade names its subnet in no rule, and no container
+    /// address of it did (`pairedContainers` takes the /64 of one). Its ip6tables rules name
+    /// only its bridge: any IPv6 subnet gives them back. The first /64 of `fd00::/48`
+    /// (`fd00:0:0:N::/64`) that overlaps no other network's is written, as an assumption.
+    mutating func assumeIPv6SubnetsNotInTheRules(holding containers: [ImportedContainer]) {
+        let withIPv6 = Set(
+            (ruleset.table(.ip6, "filter")?.chain("FORWARD")?.rules ?? []).compactMap { rule -> String? in
+                guard rule.action == .jump(DockerChain.docker),
+                    case .interface(.destination, let bridge, false)? = rule.matches.first
+                else { return nil }
+                return bridge
+            })
+        for at in networks.indices where withIPv6.contains(networks[at].bridge) && networks[at].subnet6 == nil {
+            let bridge = networks[at].bridge
+            guard !networks[at].masquerade else {
+                notImported.append("network on bridge \(bridge): its IPv6 subnet is not in the rules (no MASQUERADE)")
+                continue
             }
+            let taken = networks.compactMap(\.subnet6)
+            guard
+                let subnet = (0..<0x1_0000).lazy.map({
+                    IPPrefix(address: IPAddress(ipv6: 0xFD00_0000_0000_0000 | UInt64($0), 0), length: 64)
+                }).first(where: { candidate in !taken.contains { $0.overlaps(candidate) } })
+            else { continue }
+            networks[at].subnet6 = subnet
+            assumed.append(
+                "network on bridge \(bridge): it has IPv6 (ip6tables rules name its bridge) but its IPv6 subnet is in no rule (no MASQUERADE) and no IPv6 address of it is; \(subnet) is written, which gives the same rules: check it"
+            )
+        }
+    }
+
+    /// Whether the first `index + 1` containers, lowered with the host's networks and settings,
+    /// give container `index` the DNAT rules (both families) the host has for it.
+    func dnatReproduced(_ layout: any Layout, _ containers: [ImportedContainer], _ index: Int) -> Bool {
+        var host = ImportedHost()
+        host.settings = hostSettings(layout)
+        var (scratchNotImported, scratchAssumed): ([String], [String]) = ([], [])
+        let known: Set<String>
+        (host.networks, known) = HostDeclarations.networkDeclarations(
+            networks, containers: containers, notImported: &scratchNotImported, assumed: &scratchAssumed)
+        (host.containers, _) = HostDeclarations.containerDeclarations(
+            Array(containers[...index]), networks: networks, known: known, daemonChosenPorts: false,
+            notImported: &scratchNotImported)
+        let verification = Verification(source: ruleset, layout: layout, firewaller: firewaller)
+        let target = containers[index]
+        return verification.sameDNAT(host) { target.holds($0) }
+    }
+
+    /// Says, per container, which host ports are written as chosen by the daemon.
+    mutating func noteDaemonChosenPorts(_ containers: [ImportedContainer]) {
+        for container in containers {
+            let chosen = container.publishes.filter(\.daemonChosen).map { publish in
+                (publish.hostAddress.map { $0.family == .ipv6 ? "[\($0)]:" : "\($0):" } ?? "")
+                    + "\(publish.hostPort ?? 0)/\(publish.transport.rawValue)"
+            }
+            guard !chosen.isEmpty else { continue }
+            assumed.append(
+                "container \(container.name): host port\(chosen.count == 1 ? "" : "s") \(chosen.joined(separator: ", ")) \(chosen.count == 1 ? "is" : "are") written as chosen by the daemon, which hands \(chosen.count == 1 ? "it" : "them") out again: written out, the policy would not give the host's rules back (Docker 20.10 sorts a daemon-chosen port as port 0 among the container's)"
+            )
         }
     }
 
@@ -402,6 +454,21 @@ struct DockerImporter: Sendable {
         }
     }
 
+    /// The host settings the rules show (not those of the user chain's rules).
+    func hostSettings(_ layout: any Layout) -> [ImportedHost.HostSetting] {
+        var settings: [ImportedHost.HostSetting] = [.layout(layout.name)]
+        if firewaller == .nftables { settings.append(.backend("nftables")) }
+        if userlandProxyOff { settings.append(.userlandProxyOff) }
+        if layout.isDocker2010 && ip6tables { settings.append(.ip6tablesOn) }
+        let forwardPolicy = filter?.chain("FORWARD")?.base?.policy
+        if layout.isDocker15 {
+            if forwardPolicy == .drop { settings.append(.forwardPolicy("drop")) }
+        } else if forwardPolicy == .accept {
+            settings.append(.forwardPolicy("accept"))
+        }
+        return settings
+    }
+
     /// The host as imported, and the user rules the language cannot say.
     func result(_ layout: any Layout, containers: [ImportedContainer], users: UserRuleImport) -> ImportResult {
         var notImported = notImported
@@ -415,16 +482,7 @@ struct DockerImporter: Sendable {
             "left no rule are not listed. Host ports are written as the host has them: a port the",
             "daemon chose cannot be told from one picked in its ephemeral range (32768-60999).",
         ]
-        imported.settings = [.layout(layout.name)]
-        if firewaller == .nftables { imported.settings.append(.backend("nftables")) }
-        if userlandProxyOff { imported.settings.append(.userlandProxyOff) }
-        if layout.isDocker2010 && ip6tables { imported.settings.append(.ip6tablesOn) }
-        let forwardPolicy = filter?.chain("FORWARD")?.base?.policy
-        if layout.isDocker15 {
-            if forwardPolicy == .drop { imported.settings.append(.forwardPolicy("drop")) }
-        } else if forwardPolicy == .accept {
-            imported.settings.append(.forwardPolicy("accept"))
-        }
+        imported.settings = hostSettings(layout)
         if !users.externals.isEmpty { imported.settings.append(.external(users.externals)) }
         if let log = users.logDrops {
             imported.settings.append(.logDrops(rate: "\(log.rate.count)/\(log.rate.unit.rawValue)", prefix: log.prefix))

@@ -28,6 +28,9 @@ struct ImportedPublish: Equatable {
     var count = 1
     /// A `from` allow-list.
     var allowedSources: [IPPrefix] = []
+    /// Written as chosen by the daemon (`publish [ADDRESS ->] PORT/PROTO`): the allocator
+    /// gives it `hostPort` again (`PublishOrder` checks that it does).
+    var daemonChosen = false
 }
 
 /// A container as read from the rules: the addresses its rules name, and its publishes.
@@ -186,20 +189,25 @@ enum HostDeclarations {
                 }
                 // Docker's default ephemeral range holds the ports it chose itself (-P, -p PORT):
                 // imported as such, the allocator picks them again and in Docker's order.
-                if daemonChosenPorts && publish.hostAddress == nil && ephemeral.contains(hostPort) {
-                    container.publishes.append(
-                        ImportedHost.Publish(containerSide: "\(publish.containerPort)/\(transport)"))
-                    continue
-                }
                 let host =
                     publish.hostAddress.map { $0.family == .ipv6 ? "[\($0)]:" : "\($0):" } ?? ""
+                let sources = publish.allowedSources.map { $0.isHost ? $0.address.description : $0.description }
+                if publish.daemonChosen
+                    || (daemonChosenPorts && publish.hostAddress == nil && ephemeral.contains(hostPort))
+                {
+                    container.publishes.append(
+                        ImportedHost.Publish(
+                            hostSide: host.isEmpty ? nil : String(host.dropLast()),
+                            containerSide: "\(publish.containerPort)/\(transport)", sources: sources))
+                    continue
+                }
                 let last = { (first: UInt16) in first + UInt16(publish.count - 1) }
                 let hostPorts = PortRange(hostPort, last(hostPort))
                 let containerPorts = PortRange(publish.containerPort, last(publish.containerPort))
                 container.publishes.append(
                     ImportedHost.Publish(
                         hostSide: "\(host)\(hostPorts)", containerSide: "\(containerPorts)/\(transport)",
-                        sources: publish.allowedSources.map { $0.isHost ? $0.address.description : $0.description }))
+                        sources: sources))
             }
             declared.append(container)
         }

@@ -256,6 +256,7 @@ struct UserRuleImport {
                 others.append(other)
             }
             containers[at].publishes[first].count = count
+            containers[at].publishes[first].daemonChosen = false
             for other in others.sorted(by: >) { containers[at].publishes.remove(at: other) }
         }
         let index = containers[at].publishes.firstIndex { matching($0, 0) && $0.count == count }!
