@@ -926,6 +926,20 @@ def run_scenario(args, seed, i, sub, work, cli):
                 detail += "".join(difflib.unified_diff(captured.splitlines(True), accepted[0].stdout.splitlines(True),
                                                        "captured (docker 20.10; iptables-save, then ip6tables-save)",
                                                        "compiled (portcullis)"))
+    if captured is not None and refused is None and status == "ok":
+        # import round trip: the host's rules, imported, compile back to the same bytes
+        imp = subprocess.run([args.binary, "import", "-"], input=captured, capture_output=True, text=True,
+                             timeout=60)
+        back = compile_policy(args.binary, imp.stdout) if imp.returncode == 0 else None
+        if back is None or back.returncode or back.stdout != captured:
+            status = "MISMATCH"
+            detail += "import round trip: the imported policy does not compile back to the capture\n"
+            detail += "".join("  | " + l + "\n" for l in (imp.stdout + imp.stderr).split("\n"))
+            if back is not None and back.returncode == 0:
+                detail += "".join(difflib.unified_diff(captured.splitlines(True), back.stdout.splitlines(True),
+                                                       "captured", "import, then compile"))
+            elif back is not None:
+                detail += back.stderr
     secs = time.time() - t0
     text = ""
     if status != "ok" or args.verbose:

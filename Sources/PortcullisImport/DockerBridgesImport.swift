@@ -117,8 +117,14 @@ struct DockerBridgesImport {
 
     /// The policy's own rules: portcullis-user's forward chain is DOCKER-USER; its raw chain
     /// holds the exceptions and drops DOCKER-USER's flows need.
+    /// Their comments (the statements they come from) and their log and counter effects are
+    /// kept, as iptables-save shows them; the mark an allow sets for Docker's chains is not.
     mutating func addPolicyRules(of user: Table?) {
-        filter[chain: DockerChain.user].rules += (user?.chain(Names.forward)?.rules ?? []).map(Self.plain)
+        filter[chain: DockerChain.user].rules += (user?.chain(Names.forward)?.rules ?? []).map { rule in
+            Rule(
+                rule.matches, effects: rule.effects.filter { if case .addMarkBits = $0 { false } else { true } },
+                rule.action, comment: rule.comment, provenance: rule.provenance)
+        }
         raw[chain: "PREROUTING"].rules += (user?.chain(Names.rawPrerouting)?.rules ?? []).map(Self.plain)
     }
 }

@@ -152,13 +152,19 @@ struct DockerImporter: Sendable {
         readNetworkOrder(layout)
         readNetworkRules()
         if layout.isModernDocker { readGatewayModes() }
-        if layout.isDocker2010 { reportIPv6SubnetsNotInTheRules() }
         // The default bridge is created when the daemon starts.
         if let docker0 = networks.firstIndex(where: { $0.bridge == "docker0" }) {
             networks.insert(networks.remove(at: docker0), at: 0)
         }
         var containers = pairedContainers(layout)
+        if layout.isDocker2010 { assumeIPv6SubnetsNotInTheRules(holding: containers) }
         nameNetworks(holding: containers)
+        if layout.isDocker2010 {
+            containers = PublishOrder.docker2010(containers) { containers, index in
+                dnatReproduced(layout, containers, index)
+            }
+            noteDaemonChosenPorts(containers)
+        }
         var users = UserRuleImport(networks: networks, containers: containers, layout: layout)
         for family in [TableFamily.ip, .ip6] {
             users.read(
@@ -270,16 +276,65 @@ struct DockerImporter: Sendable {
     }
 
     /// Docker 20.10 jumps from ip6tables' FORWARD to DOCKER for networks with an IPv6
-    /// subnet; one that does not masquerade names its subnet in no rule.
-    mutating func reportIPv6SubnetsNotInTheRules() {
-        for rule in ruleset.table(.ip6, "filter")?.chain("FORWARD")?.rules ?? []
-        where rule.action == .jump(DockerChain.docker) {
-            if case .interface(.destination, let bridge, false)? = rule.matches.first,
-                let at = networks.firstIndex(where: { $0.bridge == bridge }), networks[at].subnet6 == nil
-            {
-                notImported.append(
-                    "network on bridge \(bridge): its IPv6 subnet is not in the rules (no MASQUERADE)")
+    /// subnet; one that does not masquerade names its subnet in no rule, and no container
+    /// address of it did (`pairedContainers` takes the /64 of one). Its ip6tables rules name
+    /// only its bridge: any IPv6 subnet gives them back. The first /64 of `fd00::/48`
+    /// (`fd00:0:0:N::/64`) that overlaps no other network's is written, as an assumption.
+    mutating func assumeIPv6SubnetsNotInTheRules(holding containers: [ImportedContainer]) {
+        let withIPv6 = Set(
+            (ruleset.table(.ip6, "filter")?.chain("FORWARD")?.rules ?? []).compactMap { rule -> String? in
+                guard rule.action == .jump(DockerChain.docker),
+                    case .interface(.destination, let bridge, false)? = rule.matches.first
+                else { return nil }
+                return bridge
+            })
+        for at in networks.indices where withIPv6.contains(networks[at].bridge) && networks[at].subnet6 == nil {
+            let bridge = networks[at].bridge
+            guard !networks[at].masquerade else {
+                notImported.append("network on bridge \(bridge): its IPv6 subnet is not in the rules (no MASQUERADE)")
+                continue
             }
+            let taken = networks.compactMap(\.subnet6)
+            guard
+                let subnet = (0..<0x1_0000).lazy.map({
+                    IPPrefix(address: IPAddress(ipv6: 0xFD00_0000_0000_0000 | UInt64($0), 0), length: 64)
+                }).first(where: { candidate in !taken.contains { $0.overlaps(candidate) } })
+            else { continue }
+            networks[at].subnet6 = subnet
+            assumed.append(
+                "network on bridge \(bridge): it has IPv6 (ip6tables rules name its bridge) but its IPv6 subnet is in no rule (no MASQUERADE) and no IPv6 address of it is; \(subnet) is written, which gives the same rules: check it"
+            )
+        }
+    }
+
+    /// Whether the first `index + 1` containers, lowered with the host's networks and settings,
+    /// give container `index` the DNAT rules (both families) the host has for it.
+    func dnatReproduced(_ layout: any Layout, _ containers: [ImportedContainer], _ index: Int) -> Bool {
+        var host = ImportedHost()
+        host.settings = hostSettings(layout)
+        var (scratchNotImported, scratchAssumed): ([String], [String]) = ([], [])
+        let known: Set<String>
+        (host.networks, known) = HostDeclarations.networkDeclarations(
+            networks, containers: containers, notImported: &scratchNotImported, assumed: &scratchAssumed)
+        (host.containers, _) = HostDeclarations.containerDeclarations(
+            Array(containers[...index]), networks: networks, known: known, daemonChosenPorts: false,
+            notImported: &scratchNotImported)
+        let verification = Verification(source: ruleset, layout: layout, firewaller: firewaller)
+        let target = containers[index]
+        return verification.sameDNAT(host) { target.holds($0) }
+    }
+
+    /// Says, per container, which host ports are written as chosen by the daemon.
+    mutating func noteDaemonChosenPorts(_ containers: [ImportedContainer]) {
+        for container in containers {
+            let chosen = container.publishes.filter(\.daemonChosen).map { publish in
+                (publish.hostAddress.map { $0.family == .ipv6 ? "[\($0)]:" : "\($0):" } ?? "")
+                    + "\(publish.hostPort ?? 0)/\(publish.transport.rawValue)"
+            }
+            guard !chosen.isEmpty else { continue }
+            assumed.append(
+                "container \(container.name): host port\(chosen.count == 1 ? "" : "s") \(chosen.joined(separator: ", ")) \(chosen.count == 1 ? "is" : "are") written as chosen by the daemon, which hands \(chosen.count == 1 ? "it" : "them") out again: written out, the policy would not give the host's rules back (Docker 20.10 sorts a daemon-chosen port as port 0 among the container's)"
+            )
         }
     }
 
@@ -297,28 +352,37 @@ struct DockerImporter: Sendable {
     /// IPv6 endpoints are the second address of a container Docker gave an IPv4 one: paired
     /// on their bridge with the container that publishes the same ports, else in order.
     /// Docker 20.10 allocates daemon-chosen ports per family on separate counters, so these
-    /// may differ between the two families: they pair as one daemon-chosen publish (the
-    /// policy's allocator picks both again), and a port mapped in one family only is
-    /// bound to that family's every address (`0.0.0.0`, `[::]`).
+    /// may differ between the two families: a port mapped in one family only is bound to that
+    /// family's every address (`0.0.0.0`, `[::]`). Each container keeps the order of its
+    /// publishes in each family's rules (`order`), for `PublishOrder`.
     mutating func pairedContainers(_ layout: any Layout) -> [ImportedContainer] {
         var containers = self.containers(.ip, networks: networks, notImported: &notImported)
+        for at in containers.indices { containers[at].order[.ip] = Array(containers[at].publishes.indices) }
         let perFamilyPorts = layout.isDocker2010
         func shared(_ p: [ImportedPublish]) -> [ImportedPublish] {
             p.filter { $0.hostAddress == nil }.map {
                 ImportedPublish(
-                    hostAddress: nil,
-                    hostPort: perFamilyPorts && $0.hostPort.map(HostDeclarations.ephemeral.contains) == true
-                        ? nil : $0.hostPort,
-                    containerPort: $0.containerPort, transport: $0.transport)
+                    hostAddress: nil, hostPort: $0.hostPort, containerPort: $0.containerPort, transport: $0.transport)
             }
         }
         for v6 in self.containers(.ip6, networks: networks, notImported: &notImported) {
             let bridge =
                 v6.bridge ?? networks.first(where: { $0.subnet6?.contains(v6.address) == true })?.bridge
-            if let bridge, let network = networks.first(where: { $0.bridge == bridge }), network.subnet6 == nil {
-                notImported.append(
-                    "container \(v6.address): the IPv6 subnet of its network (bridge \(bridge)) is not in the rules")
-                continue
+            if let bridge, let at = networks.firstIndex(where: { $0.bridge == bridge }), networks[at].subnet6 == nil {
+                // A network that masquerades names its IPv6 subnet in its IPv6 MASQUERADE: without
+                // it, the rules are not Docker's. One that does not names it in no rule; the /64
+                // holding the address (Docker's IPv6 subnets are /64s) gives the same rules.
+                guard !networks[at].masquerade else {
+                    notImported.append(
+                        "container \(v6.address): the IPv6 subnet of its network (bridge \(bridge)) is not in the rules"
+                    )
+                    continue
+                }
+                let subnet = IPPrefix(address: v6.address, length: 64).network
+                networks[at].subnet6 = subnet
+                assumed.append(
+                    "network on bridge \(bridge): its IPv6 subnet is in no rule (no MASQUERADE); \(subnet), holding its containers, is written, which gives the same rules: check it"
+                )
             }
             let candidates = containers.indices.filter { at in
                 let held = containers[at]
@@ -336,24 +400,30 @@ struct DockerImporter: Sendable {
             }
             containers[at].address6 = v6.address
             if containers[at].bridge == nil { containers[at].bridge = bridge }
-            let ipv4 = shared(containers[at].publishes)
+            var order: [Int] = []
             for publish in v6.publishes {
-                if publish.hostAddress != nil {
-                    containers[at].publishes.append(publish)
-                } else if !ipv4.contains(shared([publish])[0]) {
-                    containers[at].publishes.append(
-                        perFamilyPorts
-                            ? ImportedPublish(
-                                hostAddress: IPAddress(ipv6: 0, 0), hostPort: publish.hostPort,
-                                containerPort: publish.containerPort, transport: publish.transport)
-                            : publish)
+                if publish.hostAddress == nil,
+                    let same = containers[at].publishes.indices.first(where: { p in
+                        containers[at].order[.ip]?.contains(p) == true && !order.contains(p)
+                            && containers[at].publishes[p] == publish
+                    })
+                {
+                    order.append(same)
+                    continue
                 }
+                containers[at].publishes.append(
+                    perFamilyPorts && publish.hostAddress == nil
+                        ? ImportedPublish(
+                            hostAddress: IPAddress(ipv6: 0, 0), hostPort: publish.hostPort,
+                            containerPort: publish.containerPort, transport: publish.transport)
+                        : publish)
+                order.append(containers[at].publishes.count - 1)
             }
+            containers[at].order[.ip6] = order
             if perFamilyPorts {
-                let ipv6 = shared(v6.publishes)
                 for p in containers[at].publishes.indices where containers[at].publishes[p].hostAddress == nil {
                     let publish = containers[at].publishes[p]
-                    if !ipv6.contains(shared([publish])[0]) {
+                    if !order.contains(p) {
                         containers[at].publishes[p] = ImportedPublish(
                             hostAddress: IPAddress(ipv4: 0), hostPort: publish.hostPort,
                             containerPort: publish.containerPort, transport: publish.transport)
@@ -384,6 +454,21 @@ struct DockerImporter: Sendable {
         }
     }
 
+    /// The host settings the rules show (not those of the user chain's rules).
+    func hostSettings(_ layout: any Layout) -> [ImportedHost.HostSetting] {
+        var settings: [ImportedHost.HostSetting] = [.layout(layout.name)]
+        if firewaller == .nftables { settings.append(.backend("nftables")) }
+        if userlandProxyOff { settings.append(.userlandProxyOff) }
+        if layout.isDocker2010 && ip6tables { settings.append(.ip6tablesOn) }
+        let forwardPolicy = filter?.chain("FORWARD")?.base?.policy
+        if layout.isDocker15 {
+            if forwardPolicy == .drop { settings.append(.forwardPolicy("drop")) }
+        } else if forwardPolicy == .accept {
+            settings.append(.forwardPolicy("accept"))
+        }
+        return settings
+    }
+
     /// The host as imported, and the user rules the language cannot say.
     func result(_ layout: any Layout, containers: [ImportedContainer], users: UserRuleImport) -> ImportResult {
         var notImported = notImported
@@ -394,28 +479,52 @@ struct DockerImporter: Sendable {
             "Imported from a host managed by Docker (\(layout.name) layout\(firewaller == .nftables ? ", its nftables firewaller" : "")).",
             "Containers are named after their address (c-A-B-C-D) and networks after their bridge",
             "(net-BRIDGE; the default bridge is 'bridge'): a ruleset holds no names. Containers that",
-            "left no rule are not listed; host ports in 32768-60999 (the ephemeral range) are taken",
-            "as chosen by the daemon (-P).",
+            "left no rule are not listed. Host ports are written as the host has them: a port the",
+            "daemon chose cannot be told from one picked in its ephemeral range (32768-60999).",
         ]
-        imported.settings = [.layout(layout.name)]
-        if firewaller == .nftables { imported.settings.append(.backend("nftables")) }
-        if userlandProxyOff { imported.settings.append(.userlandProxyOff) }
-        if layout.isDocker2010 && ip6tables { imported.settings.append(.ip6tablesOn) }
-        let forwardPolicy = filter?.chain("FORWARD")?.base?.policy
-        if layout.isDocker15 {
-            if forwardPolicy == .drop { imported.settings.append(.forwardPolicy("drop")) }
-        } else if forwardPolicy == .accept {
-            imported.settings.append(.forwardPolicy("accept"))
-        }
+        imported.settings = hostSettings(layout)
         if !users.externals.isEmpty { imported.settings.append(.external(users.externals)) }
+        if let log = users.logDrops {
+            imported.settings.append(.logDrops(rate: "\(log.rate.count)/\(log.rate.unit.rawValue)", prefix: log.prefix))
+        }
+        if users.countDrops { imported.settings.append(.countDropsOn) }
+        var daemonChosen = imported
         let written = HostDeclarations.declare(
-            networks, containers, daemonChosenPorts: true, in: &imported, notImported: &notImported, assumed: &assumed)
+            networks, containers, daemonChosenPorts: false, in: &imported, notImported: &notImported, assumed: &assumed)
+        // Written out, a port the daemon chose may be programmed in another order than the
+        // daemon's (Docker 20.10 sorts it as port 0, Docker 27 on after every fixed port): then
+        // the daemon-chosen form is written where it gives the host's rules back.
+        let verification = Verification(source: ruleset, layout: layout, firewaller: firewaller)
+        let dnat = [(table: "nat", chain: DockerChain.docker)]
+        let ephemeral = containers.contains { container in
+            container.publishes.contains { $0.hostPort.map(HostDeclarations.ephemeral.contains) == true }
+        }
+        if ephemeral && !verification.same(imported, in: dnat) {
+            var (scratchNotImported, scratchAssumed): ([String], [String]) = ([], [])
+            _ = HostDeclarations.declare(
+                networks, containers, daemonChosenPorts: true, in: &daemonChosen, notImported: &scratchNotImported,
+                assumed: &scratchAssumed)
+            if verification.same(daemonChosen, in: dnat) {
+                imported.containers = daemonChosen.containers
+                assumed.append(
+                    "host ports in 32768-60999 are written as chosen by the daemon (publish PORT/PROTO): written out, they would be programmed in another order than the host's"
+                )
+            }
+        }
         let statements = users.statements.filter { statement in
             statement.addresses.allSatisfy { written.contains($0) }
         }
         if !statements.isEmpty {
             imported.flowsHeading = "From the rules in \(userChain):"
             imported.flows = statements.map(\.flow)
+        }
+        if !statements.isEmpty || imported.containers.contains(where: { $0.publishes.contains { !$0.sources.isEmpty } })
+        {
+            let named = CommentNames.named(
+                imported, comments: statements.map { $0.rules.first?.rule.comment?.text },
+                rules: [TableFamily.ip, .ip6].flatMap { ruleset.table($0, "filter")?.chain(userChain)?.rules ?? [] })
+            let userRules = [(table: "filter", chain: userChain), (table: "raw", chain: "PREROUTING")]
+            if verification.same(named, in: userRules) { imported = named }
         }
         var rules = users.notImported
         for statement in users.statements where !statements.contains(where: { $0.flow == statement.flow }) {

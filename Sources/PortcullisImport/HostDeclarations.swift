@@ -28,6 +28,9 @@ struct ImportedPublish: Equatable {
     var count = 1
     /// A `from` allow-list.
     var allowedSources: [IPPrefix] = []
+    /// Written as chosen by the daemon (`publish [ADDRESS ->] PORT/PROTO`): the allocator
+    /// gives it `hostPort` again (`PublishOrder` checks that it does).
+    var daemonChosen = false
 }
 
 /// A container as read from the rules: the addresses its rules name, and its publishes.
@@ -36,6 +39,8 @@ struct ImportedContainer {
     var address6: IPAddress?
     var bridge: String?
     var publishes: [ImportedPublish] = []
+    /// The positions in `publishes` of each family's DNAT rules, in the rules' order.
+    var order: [TableFamily: [Int]] = [:]
     var name: String { HostDeclarations.containerName(address) }
 
     func holds(_ other: IPAddress) -> Bool { address == other || address6 == other }
@@ -70,20 +75,30 @@ enum HostDeclarations {
         return written
     }
 
-    /// A network per network that has an IPv4 subnet (the others are reported), and their bridges.
+    /// A network per network. One whose IPv4 subnet is in no rule (it neither masquerades nor
+    /// is internal, or Docker's nftables firewaller wrote it) is kept: its subnet is taken from
+    /// its containers' addresses, or assumed (`subnetInNoRule`), and said as `# assumed:`, since
+    /// Docker writes no rule that depends on it.
     static func networkDeclarations(
         _ networks: [ImportedNetwork], containers: [ImportedContainer], notImported: inout [String],
         assumed: inout [String]
     ) -> (networks: [ImportedHost.Network], known: Set<String>) {
         var declared: [ImportedHost.Network] = []
         var known: Set<String> = []
+        var taken = networks.compactMap(\.subnet)
         for network in networks {
-            guard let subnet = network.subnet else {
-                notImported.append(
-                    network.subnet6 == nil
-                        ? "network on bridge \(network.bridge): its subnet is not in the rules (no MASQUERADE)"
-                        : "network on bridge \(network.bridge): its IPv4 subnet is not in the rules (no MASQUERADE)")
-                continue
+            let subnet: IPPrefix
+            if let read = network.subnet {
+                subnet = read
+            } else {
+                let held = containers.filter { $0.bridge == network.bridge }.map(\.address)
+                subnet = subnetInNoRule(bridge: network.bridge, holding: held, taken: taken)
+                taken.append(subnet)
+                assumed.append(
+                    held.isEmpty
+                        ? "network on bridge \(network.bridge): its subnet is in no rule (no MASQUERADE) and no container of it left one; \(subnet) is written, which gives the same rules: check it"
+                        : "network on bridge \(network.bridge): its subnet is in no rule (no MASQUERADE); \(subnet), the smallest of Docker's usual sizes holding its containers, is written, which gives the same rules: check it"
+                )
             }
             known.insert(network.bridge)
             var written = ImportedHost.Network(
@@ -111,6 +126,35 @@ enum HostDeclarations {
             declared.append(written)
         }
         return (declared, known)
+    }
+
+    /// The subnet written for a network whose IPv4 subnet is in no rule. The default bridge
+    /// gets Docker's default `--bip` network, 172.17.0.0/16, when that holds its containers and
+    /// overlaps no other network. Otherwise, with containers: the longest of the prefix lengths
+    /// Docker's subnets usually have (/24 as `docker network create --subnet` is mostly given,
+    /// /20 and /16 as its default address pools hand out, then /12 and /8) whose prefix holds
+    /// every container and overlaps no other network's subnet. Without containers: the first
+    /// /16 of Docker's default pool 172.17.0.0/12 from 172.18 on (then the /20s of
+    /// 192.168.0.0/16) that overlaps no other network's subnet.
+    static func subnetInNoRule(bridge: String, holding addresses: [IPAddress], taken: [IPPrefix]) -> IPPrefix {
+        let free = { (candidate: IPPrefix) in !taken.contains { $0.overlaps(candidate) } }
+        let holds = { (candidate: IPPrefix) in addresses.allSatisfy(candidate.contains) }
+        let defaultBridge = IPPrefix(address: IPAddress(ipv4: 0xAC11_0000), length: 16)
+        if bridge == "docker0" && holds(defaultBridge) && free(defaultBridge) { return defaultBridge }
+        if let first = addresses.first {
+            for length in [24, 20, 16, 12, 8] {
+                let candidate = IPPrefix(address: first, length: length).network
+                if holds(candidate) && free(candidate) { return candidate }
+            }
+            for length in (0...32).reversed() {
+                let candidate = IPPrefix(address: first, length: length).network
+                if holds(candidate) { return candidate }
+            }
+        }
+        let pool =
+            (18...31).map { IPPrefix(address: IPAddress(ipv4: 0xAC00_0000 | UInt32($0) << 16), length: 16) }
+            + (0..<16).map { IPPrefix(address: IPAddress(ipv4: 0xC0A8_0000 | UInt32($0) << 12), length: 20) }
+        return pool.first(where: free) ?? defaultBridge
     }
 
     /// A container per container on a written network (the others are reported), and their
@@ -145,20 +189,25 @@ enum HostDeclarations {
                 }
                 // Docker's default ephemeral range holds the ports it chose itself (-P, -p PORT):
                 // imported as such, the allocator picks them again and in Docker's order.
-                if daemonChosenPorts && publish.hostAddress == nil && ephemeral.contains(hostPort) {
-                    container.publishes.append(
-                        ImportedHost.Publish(containerSide: "\(publish.containerPort)/\(transport)"))
-                    continue
-                }
                 let host =
                     publish.hostAddress.map { $0.family == .ipv6 ? "[\($0)]:" : "\($0):" } ?? ""
+                let sources = publish.allowedSources.map { $0.isHost ? $0.address.description : $0.description }
+                if publish.daemonChosen
+                    || (daemonChosenPorts && publish.hostAddress == nil && ephemeral.contains(hostPort))
+                {
+                    container.publishes.append(
+                        ImportedHost.Publish(
+                            hostSide: host.isEmpty ? nil : String(host.dropLast()),
+                            containerSide: "\(publish.containerPort)/\(transport)", sources: sources))
+                    continue
+                }
                 let last = { (first: UInt16) in first + UInt16(publish.count - 1) }
                 let hostPorts = PortRange(hostPort, last(hostPort))
                 let containerPorts = PortRange(publish.containerPort, last(publish.containerPort))
                 container.publishes.append(
                     ImportedHost.Publish(
                         hostSide: "\(host)\(hostPorts)", containerSide: "\(containerPorts)/\(transport)",
-                        sources: publish.allowedSources.map { $0.isHost ? $0.address.description : $0.description }))
+                        sources: sources))
             }
             declared.append(container)
         }

@@ -32,6 +32,14 @@ extension ImportedHost {
         var statements: [Statement] = [
             .block(Block(kind: .host, name: nil, settings: host, leadingTrivia: comments(header) + [.blankLine]))
         ]
+        for (at, set) in addressSets.enumerated() {
+            statements.append(
+                .list(
+                    ListBlock(
+                        kind: .addresses, name: .unplaced(set.name),
+                        entries: set.members.map { ListEntry(.unplaced($0)) },
+                        leadingTrivia: at == 0 ? [] : [])))
+        }
         for network in networks {
             var lines = [setting("bridge", [network.bridge])] + network.subnets.map { setting("subnet", [$0]) }
             lines += network.gateways.map { setting("gateway", [$0]) }

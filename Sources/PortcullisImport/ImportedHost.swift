@@ -11,6 +11,8 @@ public struct ImportedHost: Sendable {
     public var networks: [Network] = []
     public var containers: [Container] = []
     public var groups: [Group] = []
+    /// `addresses` sets (a `Group` of addresses), declared after the host block.
+    public var addressSets: [Group] = []
     /// A comment line above the flows: where they were read.
     public var flowsHeading: String?
     public var flows: [Flow] = []

@@ -13,6 +13,12 @@ struct UserRuleImport {
     /// The family of the rules being read.
     var family: TableFamily = .ip
     var externals: [String] = []
+    /// `log-drops`: the rate and prefix of the LOG rules in front of the drops.
+    var logDrops: (rate: Rate, prefix: String)?
+    /// `count-drops on`: the drops count (nftables shows it; iptables counts every rule).
+    var countDrops = false
+    /// Allow-listed publishes read so far: container address, container port and protocol.
+    var allowListed: Set<String> = []
 
     init(
         networks: [ImportedNetwork], containers: [ImportedContainer],
@@ -97,7 +103,15 @@ struct UserRuleImport {
             !(rule.matches.isEmpty && rule.action == .return)
         }
         let hasFlows = body.contains { _, rule in rule.action == .accept || rule.action == .drop }
+        let logged = loggedDrops(body)
         for (index, rule) in body {
+            if logged.contains(index) { continue }
+            var rule = rule
+            if rule.action == .drop && rule.effects == [.counter] {
+                rule.effects = []
+                countDrops = true
+            }
+            if allowList(rule) || directAccessDrop(rule) { continue }
             if hasFlows, rule.matches == [.connectionState([.established, .related])], rule.action == .accept,
                 rule.effects.isEmpty
             {
@@ -166,5 +180,107 @@ struct UserRuleImport {
                 notImported.append(("PREROUTING", family, rule))
             }
         }
+    }
+
+    /// The LOG rules `log-drops` writes in front of each drop (the drop's matches and a rate
+    /// limit, the same comment), when every one has the same rate and prefix: their indices.
+    mutating func loggedDrops(_ body: [(offset: Int, element: Rule)]) -> Set<Int> {
+        var found: Set<Int> = []
+        for (position, (index, rule)) in body.enumerated() where position + 1 < body.count {
+            guard rule.action == nil, case .log(let prefix)? = rule.effects.first(where: { $0 != .counter }),
+                let rate = rule.matches.lazy.compactMap({ match -> Rate? in
+                    if case .limit(let rate) = match { return rate }
+                    return nil
+                }).first
+            else { continue }
+            let next = body[position + 1].element
+            let unlimited = rule.matches.filter { if case .limit = $0 { false } else { true } }
+            guard next.action == .drop, next.matches == unlimited, next.comment == rule.comment else { continue }
+            if let known = logDrops, known.rate != rate || known.prefix != prefix.text { return [] }
+            logDrops = (rate, prefix.text)
+            found.insert(index)
+        }
+        return found
+    }
+
+    /// A rule of a `from` allow-list (`publish ... from SOURCES`): an allowed source's RETURN or
+    /// the drop after them, matching the container's address and port through conntrack's
+    /// original destination. The publish gets the source.
+    mutating func allowList(_ rule: Rule) -> Bool {
+        guard rule.effects.isEmpty, rule.action == .return || rule.action == .drop else { return false }
+        var source: IPPrefix?
+        var address: IPAddress?
+        var bridge: String?
+        var transport: TransportProtocol?
+        var hostPorts: PortRange?
+        var containerPorts: PortRange?
+        var hostAddress: IPAddress?
+        var translated = false
+        for match in rule.matches {
+            switch match {
+            case .address(.source, let prefix, false) where source == nil: source = prefix
+            case .address(.destination, let prefix, false) where prefix.isHost && address == nil:
+                address = prefix.address
+            case .interface(.destination, let name, false) where bridge == nil: bridge = name
+            case .transport(let t, false) where transport == nil: transport = t
+            case .destinationTranslated(false): translated = true
+            case .originalDestination(let prefix) where prefix.isHost: hostAddress = prefix.address
+            case .originalDestinationPort(let range): hostPorts = range
+            case .port(.destination, let range): containerPorts = range
+            default: return false
+            }
+        }
+        guard translated, let address, let bridge, network(bridge) != nil, let transport, let hostPorts,
+            let containerPorts, (rule.action == .return) == (source != nil),
+            let at = containers.firstIndex(where: { $0.holds(address) })
+        else { return false }
+        let count = Int(hostPorts.last) - Int(hostPorts.first) + 1
+        guard count == Int(containerPorts.last) - Int(containerPorts.first) + 1 else { return false }
+        let matching = { (publish: ImportedPublish, offset: Int) in
+            publish.transport == transport && publish.hostPort == UInt16(Int(hostPorts.first) + offset)
+                && publish.containerPort == UInt16(Int(containerPorts.first) + offset)
+                && (publish.hostAddress.map { $0 == hostAddress || $0.isUnspecified } ?? true)
+                && (publish.hostAddress.map { $0.family == address.family } ?? true)
+        }
+        guard let first = containers[at].publishes.firstIndex(where: { matching($0, 0) }) else { return false }
+        // A range is one publish line: its ports, one publish each as read from the DNAT rules,
+        // are one publish again.
+        if count > 1 && containers[at].publishes[first].count == 1 {
+            var others: [Int] = []
+            for offset in 1..<count {
+                guard
+                    let other = containers[at].publishes.indices.first(where: {
+                        matching(containers[at].publishes[$0], offset)
+                    })
+                else { return false }
+                others.append(other)
+            }
+            containers[at].publishes[first].count = count
+            containers[at].publishes[first].daemonChosen = false
+            for other in others.sorted(by: >) { containers[at].publishes.remove(at: other) }
+        }
+        let index = containers[at].publishes.firstIndex { matching($0, 0) && $0.count == count }!
+        if let source, !containers[at].publishes[index].allowedSources.contains(source) {
+            containers[at].publishes[index].allowedSources.append(source)
+        }
+        allowListed.insert("\(address) \(containerPorts)/\(transport.rawValue)")
+        return true
+    }
+
+    /// The drop an allow-list adds for traffic routed straight to the container port.
+    func directAccessDrop(_ rule: Rule) -> Bool {
+        guard rule.action == .drop, rule.effects.isEmpty, rule.matches.count == 6,
+            case .address(.destination, let prefix, false) = rule.matches[0], prefix.isHost,
+            rule.matches.contains(.destinationTranslated(negated: true)),
+            let ports = rule.matches.lazy.compactMap({ match -> PortRange? in
+                if case .port(.destination, let range) = match { return range }
+                return nil
+            }).first,
+            let transport = rule.matches.lazy.compactMap({ match -> TransportProtocol? in
+                if case .transport(let t, false) = match { return t }
+                return nil
+            }).first
+        else { return false }
+        return allowListed.contains("\(prefix.address) \(ports)/\(transport.rawValue)")
     }
 }

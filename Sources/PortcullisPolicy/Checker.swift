@@ -126,7 +126,7 @@ public struct Checker {
         for (position, port) in allocation.hostPorts {
             containers[position.container].publishes[position.publish].hostPorts = PortRange(port)
         }
-        diagnostics += PublishConflicts.find(in: containers, network: lookup)
+        diagnostics += PublishConflicts.find(in: containers, host: host, network: lookup)
     }
 
     /// Docker creates its default bridge when the daemon starts, before anything else.

@@ -27,16 +27,17 @@ struct Import: ParsableCommand {
             rules with --rules to read them, else Docker's defaults are written as assumed.
 
             Examples:
-              iptables-save | portcullis import --from iptables-save - -o host.policy
-              nft -j list ruleset | portcullis import --from nft-json - -o host.policy
+              iptables-save | portcullis import - -o host.policy
+              nft -j list ruleset | portcullis import - -o host.policy
               iptables-save > rules; portcullis import --from docker --rules rules -o host.policy
             """)
 
     @Option(
         help: """
-            The input format: \((RulesetFormat.allCases.map(\.rawValue) + InventoryFormat.allCases.map(\.rawValue)).joined(separator: ", ")).
+            The input format: \((RulesetFormat.allCases.map(\.rawValue) + InventoryFormat.allCases.map(\.rawValue)).joined(separator: ", ")) \
+            (default: a saved ruleset, iptables-save text or nft JSON told apart by its content, as audit and explain do).
             """)
-    var from: String = RulesetFormat.iptablesSave.rawValue
+    var from: String?
 
     @Argument(
         help: "The saved ruleset ('-' for stdin), or the inventory files (none for --from docker).",
@@ -68,6 +69,12 @@ struct Import: ParsableCommand {
     }
 
     func request() throws -> ImportRequest {
+        guard let from else {
+            guard files.count == 1, rules == nil, dockerHost == nil else {
+                throw CompileFailure.usage("import reads one saved ruleset ('-' for stdin), or --from an inventory")
+            }
+            return ImportRequest(capture: .file(files[0], format: nil), layout: layout, output: output)
+        }
         if let format = RulesetFormat(rawValue: from) {
             guard files.count == 1, rules == nil, dockerHost == nil else {
                 throw CompileFailure.usage("--from \(from) reads one saved ruleset ('-' for stdin)")
@@ -81,6 +88,6 @@ struct Import: ParsableCommand {
         }
         return ImportRequest(
             inventory: try format.source(files: files, dockerHost: dockerHost),
-            rules: rules.map { .file($0, format: .iptablesSave) }, layout: layout, output: output)
+            rules: rules.map { .file($0, format: nil) }, layout: layout, output: output)
     }
 }

@@ -41,7 +41,7 @@ import Testing
             let packet = Packet(
                 inputInterface: inputInterface, source: source, destination: IPAddress(probe.to)!,
                 transport: TransportProtocol(rawValue: parts.count > 1 ? String(parts[1]) : "tcp"),
-                destinationPort: UInt16(parts[0])!)
+                destinationPort: UInt16(parts[0])!, locallyGenerated: probe.from == "host")
             let verdict = evaluator.evaluate(packet).verdict
             if (verdict == .accept) != probe.expected(on: layout) { disagreements.append("\(probe.what): \(verdict)") }
         }

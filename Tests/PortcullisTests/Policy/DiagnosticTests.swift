@@ -29,6 +29,7 @@ struct BadPolicy: CustomTestStringConvertible, Sendable {
 }
 
 private let bridge = "network bridge {\n    bridge docker0\n    subnet 172.17.0.0/16\n}\n"
+private let dualStack = "network n {\n    bridge br-n\n    subnet 198.18.9.0/24\n    subnet fd00:9::/64\n}\n"
 
 @Suite struct DiagnosticTests {
     static let cases: [BadPolicy] = [
@@ -163,6 +164,10 @@ private let bridge = "network bridge {\n    bridge docker0\n    subnet 172.17.0.
                 + "container a {\n    attach bridge 172.17.0.2\n    publish 8080 -> 80\n}\ncontainer b {\n    attach bridge 172.17.0.3\n    publish 127.0.0.1:8080 -> 81/tcp\n}\n",
             line: 11, column: 5, message: "host port 8080/tcp is already published by container 'a' (line 7)"),
         BadPolicy(
+            text: dualStack
+                + "container a {\n    attach n 198.18.9.2\n    attach n fd00:9::2\n    publish [::]:8080 -> 80\n}\ncontainer b {\n    attach n 198.18.9.3\n    attach n fd00:9::3\n    publish 8080 -> 81/tcp\n}\n",
+            line: 14, column: 5, message: "host port 8080/tcp is already published by container 'a' (line 9)"),
+        BadPolicy(
             text: bridge + "container c {\n    attach bridge 172.17.0.2\n    publish ::1:8080 -> 80\n}\n", line: 7,
             column: 13, message: "IPv6 host address must be in brackets"),
         BadPolicy(
@@ -272,6 +277,25 @@ private let bridge = "network bridge {\n    bridge docker0\n    subnet 172.17.0.
             ])
         #expect(policy.warnings.allSatisfy { $0.severity == .warning && $0.hint != nil })
         #expect(policy.network("n")?.icc == true && policy.network("n")?.masquerade == true)
+    }
+
+    /// A host port is held per family, as Docker 20.10's allocator and proxies hold it: `[::]:P`
+    /// beside `ADDRESS:P` and `0.0.0.0:P` is no clash (seen on a real daemon); a publish without
+    /// an address binds IPv6 only where the allocator binds it (an IPv6 address, or the proxy).
+    @Test func hostPortsAreHeldPerFamily() {
+        let text =
+            "host {\n    userland-proxy off\n}\n" + dualStack + bridge
+            + "container a {\n    attach n 198.18.9.2\n    attach n fd00:9::2\n    publish [::]:8080 -> 80\n}\n"
+            + "container b {\n    attach n 198.18.9.3\n    publish 198.18.0.1:8080 -> 80\n    publish 0.0.0.0:8081 -> 81\n}\n"
+            + "container c {\n    attach n 198.18.9.4\n    attach n fd00:9::4\n    publish [::]:8081 -> 81\n}\n"
+            + "container d {\n    attach bridge 172.17.0.2\n    publish 8082 -> 80\n}\n"
+            + "container e {\n    attach n 198.18.9.5\n    attach n fd00:9::5\n    publish [::]:8082 -> 80\n}\n"
+        #expect(diagnose(["main.policy": text]).isEmpty)
+        let proxied = text.replacingOccurrences(of: "userland-proxy off", with: "userland-proxy on")
+        #expect(
+            diagnose(["main.policy": proxied]).map(\.message) == [
+                "host port 8082/tcp is already published by container 'd' (line 30)"
+            ])
     }
 
     @Test func severalErrorsInOneRun() {
