@@ -21,6 +21,8 @@ import PortcullisPolicy
 public struct Docker29NftablesRules {
     public static let table = "docker-bridges"
     public static let userTable = "portcullis-user"
+    /// The set of addresses `unknown-containers drop` lets through, in `portcullis-user`.
+    public static let knownSet = "known-addresses"
     /// The mark Portcullis sets on allowed flows Docker would drop: the daemon must run with
     /// `"bridge-accept-fwmark": "0x10000000/0x10000000"`. One bit, so other marks survive.
     static let acceptMark: UInt32 = 0x1000_0000
@@ -397,7 +399,8 @@ public struct Docker29NftablesRules {
     /// write.
     func userTable(_ needs: Needs) -> [Table] {
         let user = UserRules(
-            policy: policy, family: family, allowEffects: needs.acceptMark ? [.addMarkBits(Self.acceptMark)] : [])
+            policy: policy, family: family, allowEffects: needs.acceptMark ? [.addMarkBits(Self.acceptMark)] : [],
+            knownSet: Self.knownSet)
         var chains: [Chain] = []
         if needs.directRouting {
             let drops = policy.containers.flatMap {
@@ -413,6 +416,9 @@ public struct Docker29NftablesRules {
             chains.append(
                 Chain(name: Self.forward, base: BaseChain(type: .filter, hook: .forward, priority: -1), rules: rules))
         }
-        return chains.isEmpty ? [] : [Table(family: tableFamily, name: Self.userTable, chains: chains)]
+        guard !chains.isEmpty else { return [] }
+        var table = Table(family: tableFamily, name: Self.userTable, chains: chains)
+        if let known = user.knownAddressSet(named: Self.knownSet) { table.sets.append(known) }
+        return [table]
     }
 }

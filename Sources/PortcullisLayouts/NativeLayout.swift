@@ -89,6 +89,7 @@ struct NativeTableBuilder {
                 [.connectionState([.established, .related])], .accept,
                 comment: comment("replies to accepted connections"), provenance: Self.layoutProvenance))
         forward.rules += antiSpoofing()
+        forward.rules += unknownFromOutside(userRules, sets: &table.sets)
         // Flows and egress are about container sources, which the rules above keep on their
         // bridges: a connection from outside is decided at once, without walking them.
         forward.rules.append(
@@ -99,6 +100,7 @@ struct NativeTableBuilder {
                 ], .accept, comment: comment("published ports"), provenance: Self.layoutProvenance))
         forward.rules += flows(userRules, sets: &table.sets)
         forward.rules += egress(userRules, sets: &table.sets)
+        forward.rules += unknownAddresses(userRules)
         forward.rules += dockerDefaults()
 
         var prerouting = Chain(
@@ -216,6 +218,45 @@ struct NativeTableBuilder {
                     ], .drop, comment: text, provenance: Self.layoutProvenance),
             ]
         }
+    }
+
+    /// `unknown-containers drop`, for connections from outside, before the published ports'
+    /// accept: a port published to a container the rules do not know yet is closed. The set of
+    /// known addresses is written here, once per family; containers coming and going change
+    /// its elements only.
+    func unknownFromOutside(_ userRules: [UserRules], sets: inout [NamedSet]) -> [Rule] {
+        userRules.flatMap { user -> [Rule] in
+            let name = NativeNames.named(NativeNames.known, user.family)
+            guard let known = user.knownAddressSet(named: name) else { return [] }
+            sets.append(known)
+            return user.drop(
+                [.inSet(keys: [.inputInterface], set: NativeNames.bridges, negated: true)]
+                    + unknown(.destinationAddress, user.family),
+                comment: comment("unknown-containers drop: published ports of addresses the rules do not know"),
+                provenance: user.unknownProvenance)
+        }
+    }
+
+    /// `unknown-containers drop`, once the policy's flows and egress have accepted nothing:
+    /// from, then to, addresses on a managed subnet that are not known.
+    func unknownAddresses(_ userRules: [UserRules]) -> [Rule] {
+        userRules.flatMap { user -> [Rule] in
+            guard policy.host.unknownContainersDrop else { return [] }
+            return [(SetKeyField.sourceAddress, "from"), (.destinationAddress, "to")].flatMap { field, text in
+                user.drop(
+                    unknown(field, user.family),
+                    comment: comment("unknown-containers drop: \(text) addresses the rules do not know"),
+                    provenance: user.unknownProvenance)
+            }
+        }
+    }
+
+    /// An address of `field` on a managed subnet, not in the family's set of known addresses.
+    private func unknown(_ field: SetKeyField, _ family: IPFamily) -> [Match] {
+        [
+            .inSet(keys: [field], set: NativeNames.named(NativeNames.subnets, family)),
+            .inSet(keys: [field], set: NativeNames.named(NativeNames.known, family), negated: true),
+        ]
     }
 
     /// Docker's own verdicts, once Portcullis' rules have had their say: ICC per bridge,

@@ -35,10 +35,12 @@ public enum NativeNames {
     public static let egressAnywhere = "egress-anywhere"
     public static let egress = "egress"
     public static let egressRestricted = "egress-restricted"
+    /// The addresses `unknown-containers drop` lets through: containers' and gateways'.
+    public static let known = "known"
     static let familySets = [
         sites, subnets, masquerade, addressMap(publishes), portMap(publishes), addressMap(publishesOn),
         portMap(publishesOn), publishRange, allowListPorts, allowListSources, egressAnywhere,
-        withPorts(egressAnywhere), egress, withPorts(egress), egressRestricted,
+        withPorts(egressAnywhere), egress, withPorts(egress), egressRestricted, known,
     ]
 
     /// A set of one family: `sites-v4`, `publish-address-v6`.

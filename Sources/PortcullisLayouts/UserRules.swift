@@ -7,7 +7,8 @@ import PortcullisPolicy
 /// (`DOCKER-USER`), or in a chain of ours jumped to first from FORWARD where Docker has none.
 ///
 /// Order inside the chain: replies to accepted connections first, then source allow-lists,
-/// then flows in file order (first match wins), then egress accepts, then egress drops.
+/// then flows in file order (first match wins), then egress accepts, then egress drops, then
+/// (`unknown-containers drop`) the drops of addresses the rules do not know.
 struct UserRules {
     let policy: Policy
     let family: IPFamily
@@ -17,6 +18,9 @@ struct UserRules {
     /// Docker 20.10 allocates daemon-chosen ports per family: IPv6 allow-lists then match the
     /// IPv6 binding's host port. Nil: every family binds `Publish.hostPorts`.
     var ports: PortMappings? = nil
+    /// With `unknown-containers drop`, the nftables set of known addresses the layout writes
+    /// (`knownAddressSet(named:)`); nil: the iptables form, a `RETURN` per known address.
+    var knownSet: String? = nil
 
     /// Where a container or network sits: its bridge and its address (or subnet).
     struct Site: Hashable {
@@ -104,7 +108,8 @@ struct UserRules {
     }
 
     func rules() -> [Rule] {
-        let body = allowListRules() + flowRules() + directAccessRules() + egressRules()
+        let unknown = knownSet.map { unknownAddressSetRules(set: $0) } ?? unknownAddressRules()
+        let body = allowListRules() + flowRules() + directAccessRules() + egressRules() + unknown
         guard !body.isEmpty else { return [] }
         let replies = Rule(
             [.connectionState([.established, .related])], .accept,

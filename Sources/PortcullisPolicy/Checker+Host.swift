@@ -35,6 +35,7 @@ extension Checker {
         case "forward-policy": host.forwardPolicyDrop = onOff(value, "drop", "accept")
         case "count-drops": host.countDrops = onOff(value) ?? false
         case "ip6tables": host.ip6tables = onOff(value) ?? false
+        case "unknown-containers": host.unknownContainersDrop = onOff(value, "drop", "allow") ?? false
         case "ephemeral-ports":
             guard let range = portRange(Substring(value.value), at: value.range) else { return }
             if range.count < 2 {

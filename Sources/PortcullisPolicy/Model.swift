@@ -87,6 +87,11 @@ public struct HostSettings: Sendable, Hashable {
     /// ip6tables rules for its IPv6 networks. Only the docker-20.10 layout depends on it; Docker
     /// 28 and 29 write them whatever it says (on by default since 27).
     public var ip6tables = false
+    /// `unknown-containers drop`: routed traffic from or to an address on a network's subnet
+    /// that is neither a container the policy knows nor the gateway is dropped once the
+    /// policy's own rules have accepted nothing for it, so that a container started since the
+    /// rules were written gets nothing the policy denies until they know it (`watch`).
+    public var unknownContainersDrop = false
     /// Where each setting was written, for layouts that cannot honour one.
     public var locations: [String: SourceLocation] = [:]
 

@@ -67,6 +67,7 @@ public enum Grammar {
             "log-drops": SettingShape(.none, "", clauses: [("rate", .one, false), ("prefix", .one, false)]),
             "count-drops": SettingShape(.one, "'on' or 'off'"),
             "ip6tables": SettingShape(.one, "'on' or 'off'"),
+            "unknown-containers": SettingShape(.one, "'allow' or 'drop'"),
         ],
         .network: [
             "bridge": SettingShape(.one, "an interface name"),

@@ -86,7 +86,11 @@ extension Application {
         let origin = "the Docker daemon at \(engine.host)"
         do {
             let host = HostInventory(try engine.inventory(), origin: origin)
-            if case .failure(let failure) = Compiler().check(request.change.policy, boundTo: host) { throw failure }
+            switch Compiler().check(request.change.policy, boundTo: host) {
+            case .failure(let failure): throw failure
+            case .success((let policy, _)):
+                if !policy.host.unknownContainersDrop { warnOpenBetweenStartAndRules(request.change.policy, logger) }
+            }
         } catch let error as InventoryError {
             throw CompileFailure.usage(error.description)
         }
@@ -124,6 +128,17 @@ extension Application {
         }
         Self.publish(final, state: state, metricsFile: request.metricsFile, logger: logger)
         return .clean
+    }
+
+    /// Without `unknown-containers drop`, a container that starts gets what Docker gives it
+    /// (open egress, open publishes) until the sync that follows its start event writes its
+    /// rules: said once at start, in the log and on stderr.
+    func warnOpenBetweenStartAndRules(_ policy: String, _ logger: Logger) {
+        let text =
+            "\(policy) does not set 'unknown-containers drop': a container that starts is open (Docker's egress, publishes and flows) between its start and the sync that writes its rules"
+        let hint = "add 'unknown-containers drop' to the policy's host block to drop its traffic until then"
+        logger.warning("\(text); \(hint)")
+        console.note("warning: \(text)\nhint: \(hint)")
     }
 
     /// Writes the status and metrics files; a failure is logged, never fatal.

@@ -58,6 +58,8 @@ struct WatchCommandTests {
                 logged(
                     "info portcullis.watch: [PortcullisWatch] sync 1: start: applied generation 1 (native, nftables)")
             }, "\(Repo.read(log))")
+        #expect(logged("warning portcullis.watch: [PortcullisWatch] \(policy) does not set 'unknown-containers drop'"))
+        #expect(logged("hint: add 'unknown-containers drop' to the policy's host block"), "and on stderr")
         let status = run([Self.binary, "status", "--state-dir", state])
         #expect(status.status == 0 && status.stderr.contains("a watcher is running"), "\(status)")
         #expect(status.stdout.contains("\"pid\": \(watch.processIdentifier)"), "\(status.stdout)")
