@@ -113,22 +113,7 @@ struct AlongsideDockerDaemonTests {
         defer { daemon.stop() }
         try daemon.docker(Self.commands)
         // The outside world: a namespace behind a veth, 198.18.63.2 (allowed) and .200 (not).
-        let outside = try TestNamespace()
-        for command in [
-            ["ip", "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns", outside.name],
-            ["ip", "addr", "add", "198.18.63.1/24", "dev", "up0"], ["ip", "link", "set", "up0", "up"],
-        ] {
-            let result = daemon.namespace.exec(command)
-            try #require(result.status == 0, "\(command): \(result.stderr)")
-        }
-        for command in [
-            ["ip", "addr", "add", "198.18.63.2/24", "dev", "eth0"],
-            ["ip", "addr", "add", "198.18.63.200/24", "dev", "eth0"],
-            ["ip", "link", "set", "eth0", "up"], ["ip", "route", "add", "default", "via", "198.18.63.1"],
-        ] {
-            let result = outside.exec(command)
-            try #require(result.status == 0, "\(command): \(result.stderr)")
-        }
+        let outside = try daemon.outsideWorld(subnet: "198.18.63")
         let servers = Servers()
         try servers.start(try Self.inContainer(daemon, "web"), ports: ["80", "81"])
         try servers.start(try Self.inContainer(daemon, "api"), ports: ["9000"])

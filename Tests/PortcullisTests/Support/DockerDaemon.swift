@@ -58,6 +58,28 @@ final class DockerDaemon {
         daemon = nil
     }
 
+    /// A namespace behind a veth `up0` of the daemon's: the daemon's side is SUBNET.1/24, the
+    /// other `eth0` with SUBNET.2 and SUBNET.200, its default route through SUBNET.1.
+    func outsideWorld(subnet: String) throws -> TestNamespace {
+        let outside = try TestNamespace()
+        for command in [
+            ["ip", "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns", outside.name],
+            ["ip", "addr", "add", "\(subnet).1/24", "dev", "up0"], ["ip", "link", "set", "up0", "up"],
+        ] {
+            let result = namespace.exec(command)
+            guard result.status == 0 else { throw NamespaceError(message: "\(command): \(result.stderr)") }
+        }
+        for command in [
+            ["ip", "addr", "add", "\(subnet).2/24", "dev", "eth0"],
+            ["ip", "addr", "add", "\(subnet).200/24", "dev", "eth0"],
+            ["ip", "link", "set", "eth0", "up"], ["ip", "route", "add", "default", "via", "\(subnet).1"],
+        ] {
+            let result = outside.exec(command)
+            guard result.status == 0 else { throw NamespaceError(message: "\(command): \(result.stderr)") }
+        }
+        return outside
+    }
+
     static func temporaryDirectory() throws -> String {
         var template = Array("/tmp/pc-dockerd.XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw NamespaceError(message: "mkdtemp failed") }

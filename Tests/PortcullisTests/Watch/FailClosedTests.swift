@@ -58,22 +58,7 @@ struct FailClosedTests {
             ]
         ])
         // The outside world behind a veth: 198.18.73.2 (the server, allow-listed) and .200.
-        let outside = try TestNamespace()
-        for command in [
-            ["ip", "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns", outside.name],
-            ["ip", "addr", "add", "198.18.73.1/24", "dev", "up0"], ["ip", "link", "set", "up0", "up"],
-        ] {
-            let result = daemon.namespace.exec(command)
-            try #require(result.status == 0, "\(command): \(result.stderr)")
-        }
-        for command in [
-            ["ip", "addr", "add", "198.18.73.2/24", "dev", "eth0"],
-            ["ip", "addr", "add", "198.18.73.200/24", "dev", "eth0"],
-            ["ip", "link", "set", "eth0", "up"], ["ip", "route", "add", "default", "via", "198.18.73.1"],
-        ] {
-            let result = outside.exec(command)
-            try #require(result.status == 0, "\(command): \(result.stderr)")
-        }
+        let outside = try daemon.outsideWorld(subnet: "198.18.73")
         let servers = AlongsideDockerDaemonTests.Servers()
         try servers.start(["/usr/sbin/ip", "netns", "exec", outside.name], ports: ["80", "81"])
         let world = ["/usr/sbin/ip", "netns", "exec", outside.name]
