@@ -288,6 +288,13 @@ struct NftablesBackend: KernelBackend {
         }
     }
 
+    /// The tables of the rendered files, read from the text when there is one (a large JSON
+    /// document costs a parse).
+    static func tables(in files: [String: String], json: Bool) -> [TableName] {
+        if let text = files["nft"] { return tables(in: text, json: false) }
+        return tables(in: files[json ? "nft.json" : "nft"] ?? "", json: json)
+    }
+
     var ext: String { json ? "nft.json" : "nft" }
 
     func liveTables() throws(ApplyError) -> Set<TableName> {
@@ -319,11 +326,11 @@ struct NftablesBackend: KernelBackend {
     }
 
     func after(_ generation: Generation) throws(ApplyError) -> [String: String] {
-        ["nft": listing(Self.tables(in: generation.applied[ext] ?? "", json: json), terse: true)]
+        ["nft": listing(Self.tables(in: generation.applied, json: json), terse: true)]
     }
 
     func changes(since generation: Generation) throws(ApplyError) -> String? {
-        let tables = Self.tables(in: generation.applied[ext] ?? "", json: json)
+        let tables = Self.tables(in: generation.applied, json: json)
         if unchanged(since: generation, tables: tables.filter(try liveTables().contains)) { return nil }
         return
             "tables \(tables.map(\.spec).joined(separator: ", ")) changed since generation \(generation.number) applied them"
@@ -331,7 +338,7 @@ struct NftablesBackend: KernelBackend {
 
     func restore(before generation: Generation) throws(ApplyError) {
         let snapshot = generation.before["nft.json"] ?? ""
-        let owned = Set(Self.tables(in: generation.applied[ext] ?? "", json: json))
+        let owned = Set(Self.tables(in: generation.applied, json: json))
             .union(Self.tables(in: snapshot, json: true))
         try restore(snapshot: snapshot, deleting: owned.intersection(try liveTables()).sorted())
     }
@@ -354,8 +361,8 @@ struct NftablesBackend: KernelBackend {
     func plan(wanted: [String: String], previous: Generation?, takeOver: Bool) throws(ApplyError) -> Plan {
         let wantedText = wanted[ext]
         let isJSON = json
-        let wantedTables = Set(wantedText.map { Self.tables(in: $0, json: isJSON) } ?? [])
-        let previousTables = Set(previous?.applied[ext].map { Self.tables(in: $0, json: isJSON) } ?? [])
+        let wantedTables = Set(Self.tables(in: wanted, json: isJSON))
+        let previousTables = Set(previous.map { Self.tables(in: $0.applied, json: isJSON) } ?? [])
         let live = try liveTables()
         let owned = wantedTables.union(previousTables)
         let existing = owned.intersection(live).sorted()
@@ -389,10 +396,12 @@ struct NftablesBackend: KernelBackend {
         let textBefore =
             verified && Set(existing).isSubset(of: previousTables)
             ? previous?.applied["nft"] ?? listing(existing) : listing(existing)
-        let diff = RulesetDiff(from: LineGroup.nft(textBefore), to: LineGroup.nft(wanted["nft"] ?? ""))
+        let oldText = NftText(textBefore)
+        let newText = NftText(wanted["nft"] ?? "")
+        let diff = RulesetDiff(from: oldText.groups, to: newText.groups)
         // Only elements differ: send those, and keep the tables (and everything in them) in place.
-        if let appliedBefore, let wantedJSON = wanted["nft.json"], wantedTables == previousTables,
-            let change = ElementChange(from: appliedBefore, to: wantedJSON)
+        if let appliedBefore, previous?.applied["nft"] != nil, wantedTables == previousTables,
+            let change = ElementChange(from: oldText, to: newText, diff: diff)
         {
             return Plan(
                 before: ["nft.json": appliedBefore], isEmpty: false,

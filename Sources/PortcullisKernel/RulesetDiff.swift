@@ -85,39 +85,67 @@ struct LineGroup {
         }
     }
 
-    /// nft text as `nft list` prints it and the renderers write it: a group per chain (its
-    /// rules and its `type ... hook ...` line) and per set or map (its declaration lines and
-    /// one line per element).
-    static func nft(_ text: String) -> [LineGroup] {
-        var groups: [LineGroup] = []
-        var table = ""
-        for raw in text.split(separator: "\n") {
-            let line = raw.trimmingCharacters(in: .whitespaces)
-            let words = line.split(separator: " ")
-            if words.first == "table", words.count >= 3 {
-                table = "\(words[1]) \(words[2])"
-            } else if words.count >= 3, words.last == "{", ["chain", "set", "map"].contains(words[0]) {
-                let kind: RulesetDiff.Group.Kind = words[0] == "chain" ? .chain : .set
-                groups.append(LineGroup(key: Key(kind: kind, place: "\(table) \(words[1])"), lines: []))
-            } else if line == "}" || line.isEmpty || line.hasPrefix("#") || groups.isEmpty {
-                continue
-            } else if groups[groups.count - 1].key.kind == .set {
-                groups[groups.count - 1].lines += elementLines(line)
-            } else {
-                groups[groups.count - 1].lines.append(line)
-            }
-        }
-        return groups
-    }
-
-    /// `elements = { a,` / `b,` / `c }` become `a`, `b`, `c`; other lines stay as they are.
-    static func elementLines(_ line: String) -> [String] {
-        var body = Substring(line)
-        let isElementLine = body.hasPrefix("elements = {") || body.hasSuffix(",") || body.hasSuffix(" }")
-        guard isElementLine else { return [line] }
+    /// `elements = { a,` / `b,` / `c }` become `a`, `b`, `c`; nil for other lines.
+    static func elementLines(_ line: Substring) -> [Substring]? {
+        var body = line
+        guard body.hasPrefix("elements = {") || body.hasSuffix(",") || body.hasSuffix(" }") else { return nil }
         if body.hasPrefix("elements = {") { body = body.dropFirst("elements = {".count) }
         if body.hasSuffix("}") { body = body.dropLast() }
-        return body.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        return body.split(separator: ",").map(\.trimmed).filter { !$0.isEmpty }
+    }
+}
+
+/// nft text (as `nft list` prints it and the renderers write it) split into its line groups,
+/// one per chain (its rules and its `type ... hook ...` line) and per set or map (its
+/// declaration lines and one line per element), and its skeleton: every line but the set and map
+/// elements, in order. Two texts with the same skeleton differ in elements only, and an apply
+/// can turn one into the other with `delete element` and `add element` commands. Read byte by
+/// byte, since it runs over the whole ruleset (tens of megabytes) at every apply.
+struct NftText {
+    var groups: [LineGroup] = []
+    var skeleton: [Substring] = []
+    /// The places (`inet portcullis published`) of maps: a delete names an element's key alone.
+    var maps: Set<String> = []
+
+    init(_ text: String) {
+        var table = ""
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: true) {
+            let line = raw.trimmed
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            if let group = groups.indices.last, groups[group].key.kind == .set, let elements = LineGroup.elementLines(line) {
+                groups[group].lines += elements.map(String.init)
+                continue
+            }
+            skeleton.append(line)
+            if line.hasPrefix("table ") {
+                let words = line.split(separator: " ")
+                if words.count >= 3 { table = "\(words[1]) \(words[2])" }
+            } else if line.hasSuffix(" {"), let kind = Self.groupKind(line) {
+                let words = line.split(separator: " ", maxSplits: 2)
+                let place = "\(table) \(words[1])"
+                if line.hasPrefix("map ") { maps.insert(place) }
+                groups.append(LineGroup(key: .init(kind: kind, place: place), lines: []))
+            } else if line != "}", let group = groups.indices.last {
+                groups[group].lines.append(String(line))
+            }
+        }
+    }
+
+    static func groupKind(_ line: Substring) -> RulesetDiff.Group.Kind? {
+        if line.hasPrefix("chain ") { return .chain }
+        if line.hasPrefix("set ") || line.hasPrefix("map ") { return .set }
+        return nil
+    }
+}
+
+extension Substring {
+    /// Without leading and trailing spaces and tabs (Foundation's trimming costs seconds on a
+    /// large ruleset).
+    var trimmed: Substring {
+        let utf8 = self.utf8
+        guard let first = utf8.firstIndex(where: { $0 != 32 && $0 != 9 }) else { return self[endIndex...] }
+        let last = utf8.lastIndex(where: { $0 != 32 && $0 != 9 })!
+        return self[first...last]
     }
 }
 

@@ -3,8 +3,8 @@ import JanssonKit
 /// The set and map elements of an nft JSON document (rendered by Portcullis or listed by
 /// libnftables), by set, in a form where two spellings of one element compare equal.
 ///
-/// Incremental apply rests on it: two rulesets that differ only here can be changed into one
-/// another with `add element` / `delete element` commands instead of a table replacement.
+/// An apply over tables whose kernel generation moved compares them with it: the elements the
+/// kernel lists must be the ones the previous generation applied.
 struct SetElements: Equatable {
     /// "family table name" -> canonical element -> the element as written.
     var elements: [String: [JSON: JSON]] = [:]
@@ -33,66 +33,37 @@ struct SetElements: Equatable {
     }
 }
 
-/// What turns one applied nft JSON document into another when only set and map elements
-/// differ: the elements to delete and to add, per set, as one libnftables JSON batch.
+/// What turns one applied nft text into another when only set and map elements differ: the
+/// elements to delete and to add, per set, as one libnftables batch of nft commands. Found from
+/// the texts' line groups, so an apply over a large host compares elements, never documents.
 struct ElementChange {
     var removed = 0
     var added = 0
     /// `delete element` commands first, then `add element`: an element whose mapped value
     /// changed is deleted and added again in the same transaction.
-    var commands: [JSON] = []
-
-    var batch: String { JSON.object([("nftables", .array(commands))]).rendered(indent: 0) }
+    var batch = ""
 
     /// nil when anything but elements differs (tables, chains, rules, set declarations, order).
-    init?(from old: String, to new: String) {
-        guard let oldDocument = try? JSON.parse(old), let newDocument = try? JSON.parse(new),
-            let oldObjects = oldDocument["nftables"]?.arrayValue?.filter({ $0["metainfo"] == nil }),
-            let newObjects = newDocument["nftables"]?.arrayValue?.filter({ $0["metainfo"] == nil }),
-            oldObjects.count == newObjects.count
-        else { return nil }
-        var deletions: [JSON] = []
-        var additions: [JSON] = []
-        for (before, after) in zip(oldObjects, newObjects) {
-            guard let (kind, oldBody) = SetElements.setBody(before), let (newKind, newBody) = SetElements.setBody(after)
-            else {
-                if before.canonical != after.canonical { return nil }
-                continue
+    init?(from old: NftText, to new: NftText, diff: RulesetDiff) {
+        guard old.skeleton == new.skeleton else { return nil }
+        var additions = ""
+        for group in diff.groups where group.kind == .set {
+            if !group.removed.isEmpty {
+                // A map element is deleted by its key.
+                let keys = new.maps.contains(group.place) ? group.removed.map { Self.key(of: $0) } : group.removed
+                batch += "delete element \(group.place) { \(keys.joined(separator: ", ")) }\n"
             }
-            guard kind == newKind, oldBody.withoutElements.canonical == newBody.withoutElements.canonical else {
-                return nil
+            if !group.added.isEmpty {
+                additions += "add element \(group.place) { \(group.added.joined(separator: ", ")) }\n"
             }
-            let oldElements = Dictionary(
-                (oldBody["elem"]?.arrayValue ?? []).map { ($0.canonical, $0) }, uniquingKeysWith: { a, _ in a })
-            let newElements = Dictionary(
-                (newBody["elem"]?.arrayValue ?? []).map { ($0.canonical, $0) }, uniquingKeysWith: { a, _ in a })
-            // Keys only for a delete: a map element is `[key, value]`.
-            let gone = (oldBody["elem"]?.arrayValue ?? []).filter { newElements[$0.canonical] == nil }.map {
-                kind == "map" ? ($0.arrayValue?.first ?? $0) : $0
-            }
-            let new = (newBody["elem"]?.arrayValue ?? []).filter { oldElements[$0.canonical] == nil }
-            func command(_ verb: String, _ elements: [JSON]) -> JSON {
-                .object([
-                    (
-                        verb,
-                        .object([
-                            (
-                                "element",
-                                .object([
-                                    ("family", newBody["family"] ?? .null), ("table", newBody["table"] ?? .null),
-                                    ("name", newBody["name"] ?? .null), ("elem", .array(elements)),
-                                ])
-                            )
-                        ])
-                    )
-                ])
-            }
-            if !gone.isEmpty { deletions.append(command("delete", gone)) }
-            if !new.isEmpty { additions.append(command("add", new)) }
-            removed += gone.count
-            added += new.count
+            removed += group.removed.count
+            added += group.added.count
         }
-        commands = deletions + additions
+        batch += additions
+    }
+
+    static func key(of element: String) -> String {
+        element.firstRange(of: " : ").map { String(element[..<$0.lowerBound]) } ?? element
     }
 }
 
@@ -105,11 +76,5 @@ extension JSON {
         case .array(let items): .array(items.map(\.canonical))
         default: self
         }
-    }
-
-    /// A set or map declaration without its elements.
-    var withoutElements: JSON {
-        guard case .object(let members) = self else { return self }
-        return .object(members.filter { $0.0 != "elem" })
     }
 }
