@@ -280,7 +280,7 @@ struct NftablesBackend: KernelBackend {
                 return TableName(family: family, name: name)
             }
         }
-        return text.split(separator: "\n").compactMap { line in
+        return Substring(text).byteSplit("\n").compactMap { line in
             // The prefix test first: a regex on each of a large table's element lines costs seconds.
             guard line.hasPrefix("table "), let match = line.wholeMatch(of: #/table (\w+) ([A-Za-z0-9_-]+) \{/#)
             else { return nil }

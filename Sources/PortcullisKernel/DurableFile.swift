@@ -70,10 +70,12 @@ struct Fingerprint: Equatable {
     let hash: UInt64
 
     init(_ text: String) {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-        self.size = text.utf8.count
-        self.hash = hash
+        var text = text
+        (size, hash) = text.withUTF8 { bytes in
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+            return (bytes.count, hash)
+        }
     }
 
     init(size: Int, hash: UInt64) {
