@@ -66,9 +66,9 @@ struct DockerImporter: Sendable {
     func containers(_ family: TableFamily, networks: [ImportedNetwork], notImported: inout [String])
         -> [ImportedContainer]
     {
-        var containers: [ImportedContainer] = []
+        var containers: ImportedContainers = []
         func container(_ address: IPAddress) -> Int {
-            if let at = containers.firstIndex(where: { $0.address == address }) { return at }
+            if let at = containers.index(holding: address) { return at }
             containers.append(ImportedContainer(address: address))
             return containers.count - 1
         }
@@ -115,8 +115,7 @@ struct DockerImporter: Sendable {
             guard routed.contains(bridge) else {
                 // Elsewhere the ACCEPT of a published port names the bridge of the container its
                 // DNAT maps to (Docker 20.10 writes no raw drops that would).
-                if let at = containers.firstIndex(where: { $0.address == prefix.address }), containers[at].bridge == nil
-                {
+                if let at = containers.index(holding: prefix.address), containers[at].bridge == nil {
                     containers[at].bridge = bridge
                 }
                 continue
@@ -126,7 +125,7 @@ struct DockerImporter: Sendable {
             containers[at].publishes.append(
                 ImportedPublish(hostAddress: nil, hostPort: nil, containerPort: ports.first, transport: transport))
         }
-        return containers
+        return containers.items
     }
 
     func importPolicy(as layout: any Layout) -> ImportResult {
@@ -171,7 +170,7 @@ struct DockerImporter: Sendable {
                 ruleset.table(family, "filter")?.chain(layout.userChain)?.rules ?? [],
                 raw: ruleset.table(family, "raw")?.chain("PREROUTING")?.rules ?? [], family: family)
         }
-        containers = users.containers
+        containers = users.containers.items
         return result(layout, containers: containers, users: users)
     }
 

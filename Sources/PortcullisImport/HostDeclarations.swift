@@ -46,6 +46,54 @@ struct ImportedContainer {
     func holds(_ other: IPAddress) -> Bool { address == other || address6 == other }
 }
 
+/// Imported containers in the order they were found, each found by an address it holds
+/// without a walk over the others: a host has thousands, and every publish, flow and user
+/// rule looks its container up.
+struct ImportedContainers: RandomAccessCollection, MutableCollection, ExpressibleByArrayLiteral {
+    private(set) var items: [ImportedContainer] = []
+    /// The first container to hold each address: every change notes its container's addresses,
+    /// so an address missing here is held by none. An entry is checked on lookup, since an IPv6
+    /// address may have moved.
+    private var holders: [IPAddress: Int] = [:]
+
+    init(_ containers: [ImportedContainer]) {
+        for container in containers { append(container) }
+    }
+
+    init(arrayLiteral containers: ImportedContainer...) { self.init(containers) }
+
+    var startIndex: Int { items.startIndex }
+    var endIndex: Int { items.endIndex }
+
+    subscript(position: Int) -> ImportedContainer {
+        get { items[position] }
+        set {
+            items[position] = newValue
+            note(position)
+        }
+    }
+
+    mutating func append(_ container: ImportedContainer) {
+        items.append(container)
+        note(items.count - 1)
+    }
+
+    /// The first container holding `address`.
+    func index(holding address: IPAddress) -> Int? {
+        guard let at = holders[address] else { return nil }
+        return items[at].holds(address) ? at : items.firstIndex { $0.holds(address) }
+    }
+
+    func first(holding address: IPAddress) -> ImportedContainer? { index(holding: address).map { items[$0] } }
+
+    private mutating func note(_ position: Int) {
+        for address in [items[position].address] + (items[position].address6.map { [$0] } ?? []) {
+            if let at = holders[address], at < position, items[at].holds(address) { continue }
+            holders[address] = position
+        }
+    }
+}
+
 /// How every import says the host it read: names, network and container declarations.
 enum HostDeclarations {
     /// Docker's default ephemeral range: the host ports it chose itself (-P, -p PORT).

@@ -10,7 +10,7 @@ extension NativeImporter {
         if let network = networks.first(where: { $0.subnet(of: prefix.family) == prefix }) {
             return .network(network.name)
         }
-        guard prefix.isHost, let held = containers.first(where: { $0.holds(prefix.address) }) else { return nil }
+        guard prefix.isHost, let held = containers.first(holding: prefix.address) else { return nil }
         return .container(held.address)
     }
     func name(_ endpoint: Endpoint) -> String {

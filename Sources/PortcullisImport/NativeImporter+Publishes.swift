@@ -39,7 +39,7 @@ extension NativeImporter {
         let restricted = allowLists()
         for (family, entries) in zip(Self.families, publishes) {
             for publish in coalesced(entries, restricted: restricted.map { ($0.host, $0.transport, $0.ports) }) {
-                guard let at = containers.firstIndex(where: { $0.holds(publish.target) }) else {
+                guard let at = containers.index(holding: publish.target) else {
                     notImported.append("a publish to \(publish.target): no container holds the address")
                     continue
                 }
@@ -98,13 +98,16 @@ extension NativeImporter {
     func publishEntries(_ family: IPFamily) -> [PublishEntry] {
         var entries: [PublishEntry] = []
         for (base, withHost) in [(Names.publishes, false), (Names.publishesOn, true)] {
-            let ports = elements(Names.named(Names.portMap(base), family))
+            var ports: [[SetValue]: SetElement] = [:]  // by key: a host has thousands
+            for element in elements(Names.named(Names.portMap(base), family)) where ports[element.key] == nil {
+                ports[element.key] = element
+            }
             for element in elements(Names.named(Names.addressMap(base), family)) {
                 let key = element.key
                 guard key.count == (withHost ? 3 : 2), case .data(let values)? = element.value,
                     let target = Self.prefix(values.first), case .transport(let transport) = key[key.count - 2],
                     case .ports(let hostPort) = key[key.count - 1],
-                    case .data(let portValues)? = ports.first(where: { $0.key == key })?.value,
+                    case .data(let portValues)? = ports[key]?.value,
                     case .ports(let containerPort)? = portValues.first
                 else { continue }
                 let host = withHost ? Self.prefix(key[0])?.address : nil

@@ -27,7 +27,7 @@ struct NativeImporter: Sendable {
     let table: Table
     /// What the import has read so far, phase by phase (see `importPolicy()`).
     var networks: [ImportedNetwork] = []
-    var containers: [ImportedContainer] = []
+    var containers: ImportedContainers = []
     var statements: [Statement] = []
     var notImported: [String] = []
     var assumed: [String] = []
@@ -200,7 +200,7 @@ struct NativeImporter: Sendable {
 
     /// A container holding the address; a new one for an IPv4 address no container holds.
     mutating func container(_ address: IPAddress) -> Int? {
-        if let at = containers.firstIndex(where: { $0.holds(address) }) { return at }
+        if let at = containers.index(holding: address) { return at }
         guard address.family == .ipv4 else { return nil }
         var added = ImportedContainer(address: address)
         added.bridge = bridge(of: address)
@@ -292,7 +292,8 @@ struct NativeImporter: Sendable {
         ]
         imported.settings = settings
         let written = HostDeclarations.declare(
-            networks, containers, daemonChosenPorts: false, in: &imported, notImported: &notImported, assumed: &assumed)
+            networks, containers.items, daemonChosenPorts: false, in: &imported, notImported: &notImported,
+            assumed: &assumed)
         for statement in statements where !statement.addresses.allSatisfy(written.contains) {
             notImported.append("\(statement.flows.last!): it names a container that no written network holds; left out")
         }

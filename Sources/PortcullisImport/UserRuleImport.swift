@@ -5,7 +5,7 @@ import PortcullisNet
 /// The rules of the user chain as policy statements.
 struct UserRuleImport {
     let networks: [ImportedNetwork]
-    var containers: [ImportedContainer]
+    var containers: ImportedContainers
     let layout: any Layout
     var statements: [(flow: ImportedHost.Flow, addresses: [IPAddress], rules: [(family: TableFamily, rule: Rule)])] =
         []
@@ -25,7 +25,7 @@ struct UserRuleImport {
         layout: any Layout
     ) {
         self.networks = networks
-        self.containers = containers
+        self.containers = ImportedContainers(containers)
         self.layout = layout
     }
 
@@ -72,7 +72,7 @@ struct UserRuleImport {
         }
         if prefix.network == subnet.network && prefix.length == subnet.length { return (network.name, nil) }
         guard prefix.isHost, subnet.contains(prefix.address) else { return nil }
-        if let known = containers.first(where: { $0.holds(prefix.address) }) {
+        if let known = containers.first(holding: prefix.address) {
             return (known.name, known.address)
         }
         // A container that left no rule of Docker's: its address is known now (an IPv6 one
@@ -232,7 +232,7 @@ struct UserRuleImport {
         }
         guard translated, let address, let bridge, network(bridge) != nil, let transport, let hostPorts,
             let containerPorts, (rule.action == .return) == (source != nil),
-            let at = containers.firstIndex(where: { $0.holds(address) })
+            let at = containers.index(holding: address)
         else { return false }
         let count = Int(hostPorts.last) - Int(hostPorts.first) + 1
         guard count == Int(containerPorts.last) - Int(containerPorts.first) + 1 else { return false }

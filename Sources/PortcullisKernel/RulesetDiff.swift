@@ -112,7 +112,9 @@ struct NftText {
         for raw in Substring(text).byteSplit("\n") {
             let line = raw.trimmed
             if line.isEmpty || line.hasPrefix("#") { continue }
-            if let group = groups.indices.last, groups[group].key.kind == .set, let elements = LineGroup.elementLines(line) {
+            if let group = groups.indices.last, groups[group].key.kind == .set,
+                let elements = LineGroup.elementLines(line)
+            {
                 groups[group].lines += elements.map(String.init)
                 continue
             }
