@@ -43,7 +43,13 @@ public enum CaptureFormat {
 
     /// The iptables part and, if there is one, the ip6tables part.
     static func parts(_ text: String) -> [String] {
-        Array(text.components(separatedBy: separator("ip6tables")).prefix(2))
+        let marker = separator("ip6tables")
+        guard let first = text.firstRange(of: marker) else { return [text] }
+        let rest = text[first.upperBound...]
+        return [
+            String(text[..<first.lowerBound]),
+            String(rest[..<(rest.firstRange(of: marker)?.lowerBound ?? rest.endIndex)]),
+        ]
     }
 }
 

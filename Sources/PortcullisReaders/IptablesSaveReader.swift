@@ -181,7 +181,11 @@ public struct IptablesSaveReader {
     /// The lines of `text`, ended by LF or CRLF (a file saved on Windows or sent through a
     /// CRLF channel reads the same as the original).
     static func lines(_ text: String) -> [Substring] {
-        var lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
+        // Split by bytes (splitting by characters costs as much as reading the rules); a CR
+        // before the LF goes with it, as "\r\n" is one character.
+        var lines = text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map {
+            $0.last == UInt8(ascii: "\r") ? Substring($0.dropLast()) : Substring($0)
+        }
         if lines.last?.isEmpty == true { lines.removeLast() }
         return lines
     }
@@ -202,6 +206,13 @@ public struct IptablesSaveReader {
     /// `iptables-save` quotes comments and log prefixes. It reads scalars, not characters, so a
     /// combining mark after a quote cannot hide the quote.
     static func tokenize(_ text: Substring, line: Int) throws(ReadError) -> [Token] {
+        // Most lines quote nothing: their words are split by bytes, each its own raw text.
+        if !text.utf8.contains(UInt8(ascii: "\"")) {
+            return text.utf8.split { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }.map {
+                let word = String(Substring($0))
+                return Token(text: word, raw: word)
+            }
+        }
         var tokens: [Token] = []
         var current = String.UnicodeScalarView()
         var raw = String.UnicodeScalarView()
