@@ -411,7 +411,7 @@ if command -v valgrind >/dev/null; then
     # valgrind's reader gives up on the Swift toolchain's debug information: count a copy without it.
     objcopy --strip-debug "$portcullis" "$work/portcullis-nodebug"
     printf '   %-10s %-24s %18s %12s\n' containers "layout/backend" instructions "per ctr"
-    for n in 1000 "$focus"; do
+    for n in $(printf "%s\n" 1000 "$focus" | sort -nu); do
         [ -f "$work/p$n.policy" ] || generate host "$n" "$work/p$n.policy"
         for variant in docker-20.10/iptables native/nftables; do
             layout=${variant%/*} backend=${variant#*/}

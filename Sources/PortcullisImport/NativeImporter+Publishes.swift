@@ -142,9 +142,9 @@ extension NativeImporter {
                 list.host == entry.host && list.transport == entry.transport && list.ports.contains(entry.hostPort)
             }?.ports
         }
+        // Grouped by container (any order of them will do: the result follows `entries`).
         let sorted = entries.enumerated().sorted { a, b in
-            (a.element.target.description, a.element.hostPort, a.offset)
-                < (b.element.target.description, b.element.hostPort, b.offset)
+            (a.element.target, a.element.hostPort, a.offset) < (b.element.target, b.element.hostPort, b.offset)
         }.map(\.element)
         var runs: [PublishEntry] = []
         for entry in sorted {
@@ -161,12 +161,12 @@ extension NativeImporter {
             }
         }
         // Containers in the order of their first entry in the maps.
-        var order: [IPAddress] = []
-        for entry in entries where !order.contains(entry.target) { order.append(entry.target) }
-        return order.flatMap { target in
-            runs.filter { $0.target == target }.map { run in
+        let runsOf = Dictionary(grouping: runs, by: \.target)
+        var seen: Set<IPAddress> = []
+        return entries.filter { seen.insert($0.target).inserted }.flatMap { first in
+            (runsOf[first.target] ?? []).map { run in
                 (
-                    target,
+                    first.target,
                     ImportedPublish(
                         hostAddress: run.host, hostPort: run.hostPort, containerPort: run.containerPort,
                         transport: run.transport, count: run.count)
