@@ -103,6 +103,8 @@ extension Checker {
         if text.hasPrefix("[") && text.hasSuffix("]") {
             return IPAddress(text.dropFirst().dropLast()).flatMap { $0.family == .ipv6 ? $0 : nil }
         }
-        return IPAddress(Substring(text)).flatMap { $0.family == .ipv4 ? $0 : nil }
+        // Unbracketed, only IPv4: `ADDRESS:PORT` is no address (and parsing it as IPv6 costs).
+        guard !text.utf8.contains(UInt8(ascii: ":")) else { return nil }
+        return IPAddress(Substring(text))
     }
 }
