@@ -16,7 +16,8 @@ with `--experimental --ip6tables` (and `--ipv6 --fixed-cidr-v6`) and give some
 networks an IPv6 subnet; those draws come from a second generator seeded from
 the sub-seed, so the IPv4 part of every scenario is what it was before.
 
-Needs root, dockerd 20.10.x, the 20.10 client (/usr/bin/docker), iptables,
+Needs root, dockerd 20.10.x (or --dockerd, e.g. Docker 26.1 from
+scripts/fetch-docker-26.sh) and its client (/usr/bin/docker, or --docker), iptables,
 nsenter, ip, /bin/busybox (static).  Python standard library only.
 
 Safety: dockerd only ever runs inside namespaces this script creates with
@@ -587,16 +588,37 @@ ACTIVE_LOCK = threading.Lock()
 STOP = threading.Event()
 
 
-def find_docker_cli():
-    for cand in ("/usr/bin/docker", shutil.which("docker")):
-        if cand and os.access(cand, os.X_OK):
-            try:
-                v = subprocess.run([cand, "--version"], capture_output=True, text=True, timeout=10).stdout
-            except (OSError, subprocess.TimeoutExpired):
-                continue
-            if "version 20.10." in v:
-                return cand
-    sys.exit("docker-oracle: no Docker 20.10 client found (/usr/bin/docker)")
+class Docker:
+    """The daemon and client the scenarios run with: `dockerd` (found on PATH, or --dockerd)
+    and a client of the same version (/usr/bin/docker, or --docker). The daemon runs with its
+    own directory, and a sibling bin directory, first on its PATH, so it starts the
+    containerd, shims and docker-proxy unpacked beside it (scripts/fetch-docker-26.sh) and
+    the system's runc."""
+
+    def __init__(self, dockerd, cli):
+        self.dockerd, self.cli = dockerd, cli
+        self.version = version_of(dockerd)
+        if self.version is None:
+            sys.exit("docker-oracle: cannot tell the version of %s" % dockerd)
+        if version_of(cli) != self.version:
+            sys.exit("docker-oracle: the client %s is not Docker %s like %s" % (cli, self.version, dockerd))
+        sbin = os.path.dirname(os.path.abspath(dockerd))
+        dirs = [sbin, os.path.join(os.path.dirname(sbin), "bin")]
+        self.path = ":".join(dirs + [os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")])
+
+    @property
+    def name(self):
+        return "docker %s" % self.version
+
+
+def version_of(binary):
+    """'20.10', '26.1', ... from `BINARY --version`, or None."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"version (\d+\.\d+)\.", out)
+    return m.group(1) if m else None
 
 
 def ns_inode(ns):
@@ -619,9 +641,9 @@ def pid_alive(pid):
 class Run:
     """One scenario's namespace + daemon, torn down by cleanup() on every path."""
 
-    def __init__(self, tag, work, cli):
+    def __init__(self, tag, work, docker):
         self.ns = NS_PREFIX + tag
-        self.work, self.cli = work, cli
+        self.work, self.docker_, self.cli = work, docker, docker.cli
         self.dir = None
         self.proc = None
         self.lock = threading.RLock()
@@ -671,8 +693,10 @@ class Run:
         if r.returncode:
             raise RuntimeError("cannot bring lo up in %s: %s" % (self.ns, r.stderr))
         with open(os.path.join(self.dir, "daemon.json"), "w") as f:
-            f.write('{"deprecated-key-path": "%s"}\n' % os.path.join(self.dir, "key.json"))
-        argv = ["nsenter", "--net=/var/run/netns/" + self.ns, "dockerd",
+            # 20.10 keeps its key in /etc/docker unless told; later daemons have no key
+            f.write('{"deprecated-key-path": "%s"}\n' % os.path.join(self.dir, "key.json")
+                    if self.docker_.version == "20.10" else "{}\n")
+        argv = ["nsenter", "--net=/var/run/netns/" + self.ns, self.docker_.dockerd,
                 "--data-root", os.path.join(self.dir, "root"),
                 "--exec-root", os.path.join(self.dir, "exec"),
                 "-H", "unix://" + os.path.join(self.dir, "d.sock"),
@@ -688,7 +712,8 @@ class Run:
             # own process group: a Ctrl-C on the terminal does not reach dockerd
             # directly; cleanup() stops it in order
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         env=dict(os.environ, PATH=self.docker_.path))
         log.close()
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -830,7 +855,9 @@ def norm_save(text):
     return "".join(out)
 
 
-REFUSED_BY_DOCKER = "port is already allocated"
+# Docker refuses a fixed host port it handed out: its allocator on the same address, or the
+# bind of the port on another address than the one it handed it out on (all addresses, say).
+REFUSED_BY_DOCKER = re.compile(r"port is already allocated|bind: address already in use")
 REFUSED_BY_PORTCULLIS = "is already taken: the daemon chose it"
 
 
@@ -850,7 +877,7 @@ def compile_policy(binary, policy):
         os.unlink(path)
 
 
-def run_scenario(args, seed, i, sub, work, cli):
+def run_scenario(args, seed, i, sub, work, docker):
     """Returns (status, report text, seconds); status in ok/MISMATCH/ERROR."""
     t0 = time.time()
     rng = random.Random(sub)
@@ -868,7 +895,7 @@ def run_scenario(args, seed, i, sub, work, cli):
             if r.returncode and REFUSED_BY_PORTCULLIS not in r.stderr:
                 return "ERROR", text + "  portcullis compile failed:\n" + r.stderr, 0.0
         return "ok", text, 0.0
-    run = Run("%d-%d" % (os.getpid() % 100000, i), work, cli)
+    run = Run("%d-%d" % (os.getpid() % 100000, i), work, docker)
     status, detail = "ok", ""
     refused = None  # the docker run that Docker refused for a port it had handed out
     try:
@@ -878,7 +905,7 @@ def run_scenario(args, seed, i, sub, work, cli):
                 raise Interrupted()
             shown.append(display)
             r = run.nsexec(argv) if kind == "ns" else run.docker(argv)
-            if r.returncode and argv[0] == "run" and REFUSED_BY_DOCKER in r.stderr:
+            if r.returncode and argv[0] == "run" and REFUSED_BY_DOCKER.search(r.stderr):
                 refused = display
                 break
             if r.returncode:
@@ -913,7 +940,7 @@ def run_scenario(args, seed, i, sub, work, cli):
             # the policy in (at least) one of the orders Docker may have taken
             if not any(REFUSED_BY_PORTCULLIS in r.stderr for r in compiled):
                 status = "MISMATCH"
-                detail += "Docker refused `%s` (port already allocated); Portcullis accepted all %d binding order(s)\n" % (
+                detail += "Docker refused `%s` (a port it had handed out); Portcullis accepted all %d binding order(s)\n" % (
                     refused, len(policies))
         elif not any(r.stdout == captured for r in accepted):
             if not accepted:
@@ -924,7 +951,7 @@ def run_scenario(args, seed, i, sub, work, cli):
                 if len(policies) > 1:
                     detail += "no match among %d binding orders; the diff is against the first that compiles\n" % len(policies)
                 detail += "".join(difflib.unified_diff(captured.splitlines(True), accepted[0].stdout.splitlines(True),
-                                                       "captured (docker 20.10; iptables-save, then ip6tables-save)",
+                                                       "captured (%s; iptables-save, then ip6tables-save)" % docker.name,
                                                        "compiled (portcullis)"))
     if captured is not None and refused is None and status == "ok":
         # import round trip: the host's rules, imported, compile back to the same bytes
@@ -969,6 +996,10 @@ def main():
                     help="run the one scenario generated from this sub-seed (as printed)")
     ap.add_argument("--keep-going", action="store_true", help="run every scenario even after a failure")
     ap.add_argument("--binary", default=DEFAULT_BINARY, help="portcullis binary (default .build/debug/portcullis)")
+    ap.add_argument("--dockerd", default=shutil.which("dockerd") or "/usr/sbin/dockerd",
+                    help="the daemon (default: dockerd on PATH); its containerd and docker-proxy are looked for "
+                         "beside it first (scripts/fetch-docker-26.sh)")
+    ap.add_argument("--docker", default="/usr/bin/docker", help="its client, of the same version (default /usr/bin/docker)")
     ap.add_argument("--jobs", type=int, default=2, help="scenarios run at once (default 2)")
     ap.add_argument("--dry-run", action="store_true",
                     help="only generate: print commands and policy, check that the policy compiles")
@@ -977,14 +1008,15 @@ def main():
 
     if os.geteuid() != 0:
         sys.exit("docker-oracle: must run as root")
-    for c in ("dockerd", "iptables-save", "ip6tables-save", "nsenter", "ip"):
+    for c in ("iptables-save", "ip6tables-save", "nsenter", "ip"):
         if not shutil.which(c):
             sys.exit("docker-oracle: missing " + c)
     if not os.access("/bin/busybox", os.X_OK):
         sys.exit("docker-oracle: missing /bin/busybox (busybox-static)")
     if not os.access(args.binary, os.X_OK):
         sys.exit("docker-oracle: portcullis binary not found: %s" % args.binary)
-    cli = find_docker_cli()
+    docker = Docker(args.dockerd, args.docker)
+    print("daemon: %s (%s)" % (docker.name, docker.dockerd), flush=True)
 
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10 ** 9)
     print("seed: %d" % seed, flush=True)
@@ -1024,7 +1056,7 @@ def main():
                 i = pending.pop(0)
             sub = args.subseed if args.subseed is not None else subseed_of(seed, i)
             try:
-                res = run_scenario(args, seed, i, sub, work, cli)
+                res = run_scenario(args, seed, i, sub, work, docker)
             except Interrupted:
                 return
             except Exception as e:  # a bug in this script: report, do not hang
