@@ -350,7 +350,8 @@ struct DockerImporter: Sendable {
     /// Containers: Docker 28 and 29 drop direct access to every endpoint in raw PREROUTING,
     /// in creation order; published ports come from the DNAT rules, in the order appended.
     /// IPv6 endpoints are the second address of a container Docker gave an IPv4 one: paired
-    /// on their bridge with the container that publishes the same ports, else in order.
+    /// on their bridge with the container whose MAC address the IPv6 address is made from
+    /// (`dockerMAC`), else with the one that publishes the same ports, else in order.
     /// Docker 20.10 allocates daemon-chosen ports per family on separate counters, so these
     /// may differ between the two families: a port mapped in one family only is bound to that
     /// family's every address (`0.0.0.0`, `[::]`). Each container keeps the order of its
@@ -391,7 +392,8 @@ struct DockerImporter: Sendable {
                 return held.address6 == nil && bridge != nil && heldBridge == bridge
             }
             guard
-                let at = candidates.first(where: { shared(containers[$0].publishes) == shared(v6.publishes) })
+                let at = candidates.first(where: { Self.isMACDerived(v6.address, from: containers[$0].address) })
+                    ?? candidates.first(where: { shared(containers[$0].publishes) == shared(v6.publishes) })
                     ?? candidates.first
             else {
                 notImported.append(
@@ -432,6 +434,15 @@ struct DockerImporter: Sendable {
             }
         }
         return containers
+    }
+
+    /// Whether an IPv6 address ends in the MAC address Docker gives an endpoint with IPv4 address
+    /// `address4` (02:42 and the address's four bytes), as the bridge driver makes an endpoint's
+    /// IPv6 address when IPAM gives none (docker0 with `--fixed-cidr-v6`): the endpoint is that
+    /// container's, whatever the ports of each family say.
+    static func isMACDerived(_ address6: IPAddress, from address4: IPAddress) -> Bool {
+        address6.family == .ipv6 && address4.family == .ipv4
+            && address6.low & 0xffff_ffff_ffff == 0x0242_0000_0000 | address4.low
     }
 
     /// Names: the default bridge is 'bridge', others are named after their bridge. Docker

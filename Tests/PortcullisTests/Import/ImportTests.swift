@@ -432,6 +432,44 @@ import Testing
         #expect(compiled == host, "\(policy)")
     }
 
+    /// On docker0 with `--fixed-cidr-v6` an endpoint's IPv6 address is made from its MAC address,
+    /// itself 02:42 and the IPv4 address: that pairs the families, where the ports do not (oracle
+    /// seed 9001 scenario 11: `queue` publishes more in IPv6 than in IPv4, `proxy` nothing in
+    /// IPv6, and `queue`'s IPv6 address went to `proxy`, giving both 19076/udp).
+    @Test func ipv6EndpointsPairByTheirMACAddress() throws {
+        let source = scratchWrite(
+            """
+            host {
+                ip6tables on
+            }
+            network bridge {
+                bridge docker0
+                subnet 198.18.242.0/24
+                subnet fd98:19::/64
+            }
+            container proxy {
+                attach bridge 198.18.242.3
+                attach bridge fd98:19::242:c612:f203
+                publish 127.0.0.1:9903 -> 9903/tcp
+            }
+            container queue {
+                attach bridge 198.18.242.4
+                attach bridge fd98:19::242:c612:f204
+                publish 19076 -> 3446/udp
+                publish [::]:19442-19444 -> 5946-5948/tcp
+            }
+
+            """)
+        defer { try? FileManager.default.removeItem(atPath: source) }
+        let host = compiledRuleset(source).stdout
+        let path = scratchWrite(host)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (policy, compiled, _) = try importAndCompile(path)
+        #expect(
+            policy.contains("    attach bridge 198.18.242.4\n    attach bridge fd98:19::242:c612:f204\n"), "\(policy)")
+        #expect(compiled == host, "\(policy)")
+    }
+
     /// Host ports are written as the host has them, inside the ephemeral range too, and the
     /// policy programs them in the host's order; where only the daemon-chosen form does (s24),
     /// that form is written and said.
