@@ -924,6 +924,9 @@ def run_scenario(args, seed, i, sub, work, docker):
                 captured += "#### ip6tables\n" + norm_save(r.stdout)
         if args.verbose:
             detail += "".join("  | " + l + "\n" for l in dump_ports(run, sc))
+        if args.save and captured:
+            with open(os.path.join(args.save, "%d-%d.rules" % (seed, i)), "w") as f:
+                f.write(captured)
     except Interrupted:
         run.cleanup()
         raise
@@ -1003,6 +1006,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=2, help="scenarios run at once (default 2)")
     ap.add_argument("--dry-run", action="store_true",
                     help="only generate: print commands and policy, check that the policy compiles")
+    ap.add_argument("--save", metavar="DIR", help="write each capture to DIR/SEED-INDEX.rules (for portcullis import)")
     ap.add_argument("--verbose", "-v", action="store_true", help="print every scenario, with the ports Docker picked")
     args = ap.parse_args()
 

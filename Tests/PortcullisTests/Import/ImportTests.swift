@@ -553,6 +553,44 @@ import Testing
         #expect(compiled == host, "\(policy)")
     }
 
+    /// A port the daemon chose after its counter had moved on (a container since removed held
+    /// 32768 to 32774) is programmed, written out, before the fixed 21997-21999, and handed out
+    /// as 32768 when written as chosen: only `chosen 32775` gives the host's rules back, and the
+    /// import writes it so, and says so. The next container's 32776 is exact written out.
+    @Test func portsTheCounterMovedPastAreWrittenWithTheirPort() throws {
+        let source = scratchWrite(
+            """
+            network bridge {
+                bridge docker0
+                subnet 172.17.0.0/16
+            }
+            container mail {
+                attach bridge 172.17.0.3
+                expose 3747/tcp
+                publish 21997-21999 -> 3315-3317/tcp
+                publish 8611/tcp chosen 32775
+            }
+            container c1 {
+                attach bridge 172.17.0.4
+                publish 2754/tcp
+            }
+
+            """)
+        defer { try? FileManager.default.removeItem(atPath: source) }
+        let host = compiledRuleset(source).stdout
+        #expect(host.contains("--dport 32776 -j DNAT --to-destination 172.17.0.4:2754\n"), "\(host)")
+        let path = scratchWrite(host)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (policy, compiled, stderr) = try importAndCompile(path)
+        #expect(policy.contains("    publish 8611/tcp chosen 32775\n"), "\(policy)")
+        #expect(policy.contains("    publish 32776 -> 2754/tcp\n"), "\(policy)")
+        #expect(
+            stderr.contains(
+                "assumed: container c-172-17-0-3: host port 32775/tcp is written as chosen by the daemon, with the port it chose (chosen PORT)"
+            ), "\(stderr)")
+        #expect(compiled == host, "\(policy)")
+    }
+
     /// Allow-lists, log-drops and count-drops are statements again, with the names the rules'
     /// comments give: every shipped policy that uses them compiles, imports and compiles back
     /// to the same bytes on every Docker era (Docker 29's nftables firewaller included).
