@@ -34,6 +34,7 @@ import difflib
 import functools
 import hashlib
 import itertools
+import json
 import os
 import random
 import re
@@ -100,6 +101,7 @@ class Pub:
 
     def __init__(self, hostip, hp, cp, length, proto):
         self.hostip, self.hp, self.cp, self.length, self.proto = hostip, hp, cp, length, proto
+        self.chosen = None  # the daemon's port, written `chosen PORT` (history scenarios)
 
     def docker(self):
         cps = str(self.cp) if self.length == 1 else "%d-%d" % (self.cp, self.cp + self.length - 1)
@@ -116,11 +118,12 @@ class Pub:
 
     def policy(self):
         cps = str(self.cp) if self.length == 1 else "%d-%d" % (self.cp, self.cp + self.length - 1)
+        chosen = "" if self.chosen is None else " chosen %d" % self.chosen
         if self.hp is None and self.hostip:
             host = "[%s]" % self.hostip if ":" in self.hostip else self.hostip
-            return "publish %s -> %s/%s" % (host, cps, self.proto)
+            return "publish %s -> %s/%s%s" % (host, cps, self.proto, chosen)
         if self.hp is None:
-            return "publish %s/%s" % (cps, self.proto)
+            return "publish %s/%s%s" % (cps, self.proto, chosen)
         hps = str(self.hp) if self.length == 1 else "%d-%d" % (self.hp, self.hp + self.length - 1)
         return "publish %s%s -> %s/%s" % (self.host_prefix(), hps, cps, self.proto)
 
@@ -133,6 +136,8 @@ class Cont:
         self.publish_all = False
         self.expose = []        # [(port, length, proto)] from --expose
         self.orders = {}        # binding_orders(): {order Docker may program: first port}
+        self.pinned = False     # history: its daemon-chosen ports are written `chosen PORT`
+        self.all_chosen = []    # pinned with publish-all: [Pub] for its -P ports
 
 
 class Scenario:
@@ -144,6 +149,8 @@ class Scenario:
         self.bridge = None      # the default network
         self.proxy_off = False
         self.ip6tables = False  # --experimental --ip6tables
+        self.history = False    # stop, rm, network rm or a late connect among the steps
+        self.observed = {}      # history: {container: {network: (IPv4, IPv6 or None)}} from docker inspect
 
 
 # -------------------------------------------------------------- generator ----
@@ -247,9 +254,10 @@ def place_blocks(rng, lengths, lo, hi):
     return starts
 
 
-def gen_scenario(rng, rng6=None):
+def gen_scenario(rng, rng6=None, rngh=None):
     """rng draws the IPv4 scenario; rng6 (optional) layers IPv6 on top of it without
-    consuming rng, so a sub-seed's IPv4 scenario does not depend on it."""
+    consuming rng, so a sub-seed's IPv4 scenario does not depend on it; rngh (optional)
+    then layers history on top (add_history), consuming neither."""
     sc = Scenario()
     octets = rng.sample(range(1, 250), 4)
     if rng.random() < 0.25:
@@ -302,6 +310,8 @@ def gen_scenario(rng, rng6=None):
                 sc.steps.append(("connect", c, net, addr))
     if rng6 is not None:
         add_ipv6(rng6, sc)
+    if rngh is not None:
+        add_history(rngh, sc)
     return sc
 
 
@@ -334,6 +344,96 @@ def add_ipv6(rng6, sc):
             if p.hp is not None and p.hostip is None and rng6.random() < 0.25:
                 # the binding moves from both families to one IPv6 address
                 p.hostip = rng6.choice(["::1", "::"])
+
+
+def gateway(nets):
+    """The network that carries a container's port mappings (libnetwork's Endpoint.Less):
+    non-internal ones, those with an IPv6 subnet first, then by name; None if all internal."""
+    gws = [n for n in nets if not n.internal]
+    return min(gws, key=lambda n: (not n.v6, n.name)) if gws else None
+
+
+def daemon_chosen(c):
+    """Whether the daemon chooses host ports for the container (-p CP, -P with exposed ports)."""
+    return any(p.hp is None for p in c.pubs) or (c.publish_all and bool(c.expose))
+
+
+def add_history(rngh, sc):
+    """About two scenarios in five get history: containers stopped (`docker stop`) or
+    removed (`docker rm -f`) at a later point, a network no running container is on removed
+    (`docker network rm`), and a late `docker network connect` after later containers ran.
+    What remains is in the policy; where the history moved the port allocator on (a
+    container that held daemon-chosen ports stopped, or one whose late connect moved its
+    mappings to another gateway) the daemon-chosen ports of the containers allocated since
+    are written `chosen PORT` with the ports the daemon reports (docker inspect), and a
+    container whose mappings moved is written where they were programmed again. Scenarios
+    whose IPv6 ports may drift from the IPv4 ones (proxy off beside IPv6) keep no history."""
+    if rngh.random() > 0.4 or (sc.proxy_off and any(n.v6 for n in [sc.bridge] + sc.nets)):
+        return
+    steps = list(sc.steps)
+
+    def last_use(obj):
+        return max(i for i, st in enumerate(steps) if obj in st[1:])
+
+    def insert(lo, step):
+        """At a random place from lo on, not between a run and the connects that follow it."""
+        places = [i for i in range(lo, len(steps) + 1) if i == len(steps) or steps[i][0] != "connect"]
+        steps.insert(rngh.choice(places), step)
+
+    runs = [st[1] for st in steps if st[0] == "run"]
+    for c in runs:
+        if rngh.random() < 0.3:
+            insert(last_use(c) + 1, ("stop" if rngh.random() < 0.5 else "rm", c))
+    gone = {st[1] for st in steps if st[0] in ("stop", "rm")}
+    if rngh.random() < 0.8:
+        late = [c for c in runs if c not in gone and not all(n.internal for n, _ in c.attaches)
+                and not any(p.hostip and ":" in p.hostip for p in c.pubs)
+                and gateway([n for n, _ in c.attaches]).host_binding is None]
+        rngh.shuffle(late)
+        for c in late[:1]:
+            at = [i for i, st in enumerate(steps) if st[0] == "run" and i > last_use(c)]
+            # a network created before the container: a policy declares networks first
+            nets = [n for n in [sc.bridge] + sc.nets
+                    if n.host_binding is None and n not in [m for m, _ in c.attaches]
+                    and (n.default or steps.index(("net", n)) < steps.index(("run", c)))]
+            if not at or not nets:
+                continue
+            net = rngh.choice(nets)
+            before = gateway([n for n, _ in c.attaches])
+            after = gateway([n for n, _ in c.attaches] + [net])
+            addr = take_addr(rngh, net)  # docker0's is the daemon's (observe)
+            moved = before is not after and (bool(c.pubs) or c.publish_all)
+            insert(at[0] + 1, ("late", c, net, addr, moved))
+    for net in sc.nets:
+        users = [c for c in runs if net in [n for n, _ in c.attaches]
+                 or any(st[0] == "late" and st[1] is c and st[2] is net for st in steps)]
+        if all(c in gone for c in users) and rngh.random() < 0.5:
+            insert(max([last_use(net)] + [last_use(c) for c in users]) + 1, ("netrm", net))
+    if len(steps) == len(sc.steps):
+        return
+    # what the allocator remembers of containers no longer there (the ports they held when
+    # others were allocated, its counters): pin every container allocated since they started
+    pinned = set()
+    for i, st in enumerate(steps):
+        c = st[1] if st[0] in ("stop", "rm") else None
+        if c and gateway([n for n, _ in c.attaches]) and (
+                daemon_chosen(c) or any(p.hp is not None and p.hp + p.length > EPHEMERAL_LOW for p in c.pubs)):
+            pinned |= {s2[1] for s2 in steps[steps.index(("run", c)):] if s2[0] == "run"}
+        elif st[0] == "late" and st[4]:
+            pinned.add(st[1])
+            if daemon_chosen(st[1]):
+                pinned |= {s2[1] for s2 in steps[steps.index(("run", st[1])):i] if s2[0] == "run"}
+    for c in pinned - gone:
+        keys = [(p.cp, p.proto, p.hostip) for p in c.pubs if p.hp is None]
+        if len(keys) != len(set(keys)):
+            return  # two daemon-chosen ports of one port and address: which got which is Docker's
+    for st in steps:
+        if st[0] == "late":
+            st[1].attaches.append((st[2], st[3]))
+    for c in pinned - gone:
+        c.pinned = True
+    sc.steps = steps
+    sc.history = True
 
 
 def take_addr(rng, net):
@@ -510,8 +610,14 @@ def docker_commands(sc):
                 ps = str(port) if length == 1 else "%d-%d" % (port, port + length - 1)
                 argv += ["--expose", ps + ("/udp" if proto == "udp" else "")]
             argv.append(IMAGE)
+        elif step[0] == "stop":
+            argv = ["stop", "-t", "0", step[1].name]
+        elif step[0] == "rm":
+            argv = ["rm", "-f", step[1].name]
+        elif step[0] == "netrm":
+            argv = ["network", "rm", step[1].name]
         else:
-            _, c, net, addr = step
+            c, net, addr = step[1:4]
             argv = ["network", "connect"]
             if not net.default:
                 argv += ["--ip", addr]
@@ -528,7 +634,7 @@ def policy_variants(sc, header):
     gives when it starts at the port the container's first publish or expose
     names, so each variant starts the container with `expose FIRST-PORT`, which
     changes nothing else (the port is published or exposed anyway)."""
-    conts = [step[1] for step in sc.steps if step[0] == "run" and len(step[1].orders) > 1]
+    conts = [c for c in running(sc) if len(c.orders) > 1]
     choices = [[(c.name, first) for first in c.orders.values()] for c in conts]
     return [policy_text(sc, header, dict(combo)) for combo in itertools.product(*choices)]
 
@@ -557,16 +663,23 @@ def policy_text(sc, header, first_ports=None):
         return lines + ["}", ""]
 
     out += net_block(sc.bridge)
+    gone = {st[1] for st in sc.steps if st[0] in ("stop", "rm", "netrm")}
+    # a container whose mappings a late connect moved is programmed there
+    moved = {st[1] for st in sc.steps if st[0] == "late" and st[4]}
     for step in sc.steps:
-        if step[0] == "net":
+        if step[0] == "net" and step[1] not in gone:
             out += net_block(step[1])
-        elif step[0] == "run":
+        elif (step[0] == "run" and step[1] not in moved) or (step[0] == "late" and step[4]):
             c = step[1]
+            if c in gone:
+                continue
             out.append("container %s {" % c.name)
+            seen = sc.observed.get(c.name, {})
             for n, addr in c.attaches:
+                addr, addr6 = seen.get(n.name, (addr, n.addr6(addr) if n.v6 and addr else None))
                 out.append("    attach %s %s" % (n.name, addr))
-                if n.v6:
-                    out.append("    attach %s %s" % (n.name, n.addr6(addr)))
+                if addr6:
+                    out.append("    attach %s %s" % (n.name, addr6))
             if c.name in first_ports:
                 out.append("    expose %d/%s  # one of the binding orders Docker may give" % first_ports[c.name])
             for p in c.pubs:
@@ -575,10 +688,57 @@ def policy_text(sc, header, first_ports=None):
                 out.append("    expose " + ", ".join(
                     (str(port) if length == 1 else "%d-%d" % (port, port + length - 1)) + "/" + proto
                     for port, length, proto in c.expose))
-            if c.publish_all:
+            out += ["    " + p.policy() for p in c.all_chosen]
+            if c.publish_all and not c.all_chosen:
                 out.append("    publish-all")
             out += ["}", ""]
     return "\n".join(out)
+
+
+def running(sc):
+    """The containers still running at the end, in start order."""
+    gone = {st[1] for st in sc.steps if st[0] in ("stop", "rm")}
+    return [st[1] for st in sc.steps if st[0] == "run" and st[1] not in gone]
+
+
+def observe(run, sc):
+    """History scenarios: the addresses Docker gave the running containers (docker0's
+    depend on which were stopped) and, for pinned containers, the ports it chose, written
+    `chosen PORT`; -P ports become daemon-chosen publishes with their port."""
+    for c in running(sc):
+        r = run.docker(["inspect", c.name])
+        if r.returncode:
+            raise RuntimeError("docker inspect %s failed: %s" % (c.name, r.stderr))
+        info = json.loads(r.stdout)[0]["NetworkSettings"]
+        sc.observed[c.name] = {name: (ep["IPAddress"], ep["GlobalIPv6Address"] or None)
+                               for name, ep in info["Networks"].items()}
+        if not c.pinned:
+            continue
+        gw = gateway([n for n, _ in c.attaches])
+        ports = info["Ports"] or {}
+        fixed = {(p.cp + k, p.proto, p.hp + k) for p in c.pubs if p.hp is not None for k in range(p.length)}
+
+        def port_of(cp, proto, hostip):
+            want = hostip or (gw.host_binding if gw else None) or "0.0.0.0"
+            found = {int(b["HostPort"]) for b in ports.get("%d/%s" % (cp, proto)) or []
+                     if b["HostIp"] in (want, "::" if want == "0.0.0.0" else want)
+                     and (cp, proto, int(b["HostPort"])) not in fixed}
+            if len(found) != 1:
+                raise RuntimeError("history: cannot tell the port Docker chose for %s %d/%s on %s: %s"
+                                   % (c.name, cp, proto, want, sorted(found)))
+            return found.pop()
+        for p in c.pubs:
+            if p.hp is None:
+                p.chosen = port_of(p.cp, p.proto, p.hostip)
+        if c.publish_all:
+            bound = {(p.cp + k, p.proto) for p in c.pubs for k in range(p.length)}
+            for port, length, proto in c.expose:
+                for k in range(length):
+                    if (port + k, proto) not in bound and not any(
+                            q.cp == port + k and q.proto == proto for q in c.all_chosen):
+                        q = Pub(None, None, port + k, 1, proto)
+                        q.chosen = port_of(port + k, proto, None)
+                        c.all_chosen.append(q)
 
 
 # ----------------------------------------------------------------- runner ----
@@ -881,7 +1041,7 @@ def run_scenario(args, seed, i, sub, work, docker):
     """Returns (status, report text, seconds); status in ok/MISMATCH/ERROR."""
     t0 = time.time()
     rng = random.Random(sub)
-    sc = gen_scenario(rng, random.Random("ipv6/%d" % sub))
+    sc = gen_scenario(rng, random.Random("ipv6/%d" % sub), random.Random("history/%d" % sub))
     header = ["docker-oracle seed %d scenario %d (sub-seed %d)" % (seed, i, sub),
               "daemon flags: --iptables=true" + "".join(" " + f for f in sc.flags)]
     policies = policy_variants(sc, header)
@@ -922,6 +1082,10 @@ def run_scenario(args, seed, i, sub, work, docker):
             if norm_save(r.stdout):
                 # portcullis compile prints the .ip6tables file after this line
                 captured += "#### ip6tables\n" + norm_save(r.stdout)
+        if sc.history and refused is None:
+            observe(run, sc)
+            policies = policy_variants(sc, header)
+            policy = policies[0]
         if args.verbose:
             detail += "".join("  | " + l + "\n" for l in dump_ports(run, sc))
         if args.save and captured:
