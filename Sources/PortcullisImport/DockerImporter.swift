@@ -51,8 +51,27 @@ struct DockerImporter: Sendable {
         if filter.chain(DockerChain.forward) != nil {
             return filter.chain(DockerChain.isolationStage1) != nil ? Docker28Layout.name : Docker29Layout.name
         }
-        if filter.chain(DockerChain.isolationStage1) != nil { return Docker2010Layout.name }
+        if filter.chain(DockerChain.isolationStage1) != nil { return classicEra.name }
         return Docker15Layout.name
+    }
+
+    /// The classic layout's era, from its ip6tables part: internal drops that name both
+    /// interfaces (25.0 on), else a `DOCKER-USER` with Docker's RETURN alone (23.0 on; 20.10's
+    /// layout adds one only for the policy's own rules). Without ip6tables the eras write the
+    /// same rules: 20.10's.
+    var classicEra: Docker2010Layout.Era {
+        guard let filter6 = ruleset.table(.ip6, "filter") else { return .docker2010 }
+        if (filter6.chain(DockerChain.isolationStage1)?.rules ?? []).contains(where: {
+            Self.internalDrop($0) != nil && $0.matches.count == 3
+        }) {
+            return .docker25
+        }
+        if let user = filter6.chain(DockerChain.user),
+            user.rules.allSatisfy({ $0.matches.isEmpty && $0.action == .return })
+        {
+            return .docker23
+        }
+        return .docker2010
     }
 
     var filter: Table? { ruleset.table(.ip, "filter") }
@@ -574,7 +593,8 @@ extension DockerImporter {
 /// What the Docker eras' rules differ in, told by the layouts' own names.
 extension Layout {
     var isDocker15: Bool { name == Docker15Layout.name }
-    var isDocker2010: Bool { name == Docker2010Layout.name }
+    /// The classic layout of 18.06 to 27.x, in any of its eras.
+    var isDocker2010: Bool { self is Docker2010Layout }
     /// Docker 28 and 29: DOCKER-FORWARD, gateway modes, and ip6tables chains of their own.
     var isModernDocker: Bool { name == Docker28Layout.name || name == Docker29Layout.name }
     /// The chain the policy's own rules are in.

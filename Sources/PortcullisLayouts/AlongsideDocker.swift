@@ -40,7 +40,8 @@ public struct AlongsideDocker: Sendable, Equatable {
 
     /// The owned place of `layout` written for `firewall`, or why there is none.
     public static func scope(layout: String, firewall: Firewall) -> Result<AlongsideDocker, Refusal> {
-        switch (layout, firewall) {
+        let layoutFamily = Docker2010Layout.names.contains(layout) ? Docker2010Layout.name : layout
+        switch (layoutFamily, firewall) {
         case (Docker2010Layout.name, .iptables), (Docker28Layout.name, .iptables), (Docker29Layout.name, .iptables):
             return .success(
                 AlongsideDocker(place: .chain(table: XtablesTableKind.filter.rawValue, name: DockerChain.user)))
