@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
-"""Randomized oracle: Portcullis' docker-20.10 layout against a real Docker 20.10.
+"""Randomized oracle: Portcullis' classic Docker layouts against a real Docker (20.10, or 26.1).
 
     python3 scripts/docker-oracle.py [--seed N] [--count N] [--only I[,J...]]
                                      [--jobs N] [--keep-going] [--binary PATH]
+                                     [--dockerd PATH --docker PATH] [--save DIR]
 
 Each scenario is generated from a sub-seed derived from (seed, index): daemon
 flags, user networks, containers, their addresses, networks and published
-ports.  The scenario is played against a fresh dockerd 20.10 running inside a
+ports.  The scenario is played against a fresh dockerd running inside a
 fresh network namespace (private data-root, exec-root and socket), and the
 namespace's `iptables-save` and `ip6tables-save` (`#` lines dropped, chain
 counters set to [0:0]) are compared byte for byte with `portcullis compile
-POLICY --layout docker-20.10 --backend iptables` for the equivalent policy
+POLICY --layout LAYOUT --backend iptables` for the equivalent policy, LAYOUT
+the daemon version's (docker-20.10, docker-25 for 26.1)
 (its IPv6 part follows a `#### ip6tables` line).  Some scenarios run the daemon
 with `--experimental --ip6tables` (and `--ipv6 --fixed-cidr-v6`) and give some
 networks an IPv6 subnet; those draws come from a second generator seeded from
-the sub-seed, so the IPv4 part of every scenario is what it was before.
+the sub-seed, so the IPv4 part of every scenario is what it was before.  Some
+then get history (stop, rm, network rm, a late connect) from a third.
 
 Needs root, dockerd 20.10.x (or --dockerd, e.g. Docker 26.1 from
 scripts/fetch-docker-26.sh) and its client (/usr/bin/docker, or --docker), iptables,
@@ -770,6 +773,12 @@ class Docker:
     def name(self):
         return "docker %s" % self.version
 
+    @property
+    def layout(self):
+        """The layout of the daemon's version, as an inventory import chooses it."""
+        major = int(self.version.split(".")[0])
+        return "docker-25" if major >= 25 else "docker-23" if major >= 23 else "docker-20.10"
+
 
 def version_of(binary):
     """'20.10', '26.1', ... from `BINARY --version`, or None."""
@@ -1025,14 +1034,16 @@ def subseed_of(seed, i):
     return int.from_bytes(hashlib.sha256(("%d/%d" % (seed, i)).encode()).digest()[:6], "big")
 
 
-def compile_policy(binary, policy):
-    """Compiles policy text with --layout docker-20.10 --backend iptables."""
+def compile_policy(binary, policy, layout=None):
+    """Compiles policy text with --backend iptables, and --layout LAYOUT when given (else the
+    policy's own, as an import writes it)."""
     with tempfile.NamedTemporaryFile("w", suffix=".policy", prefix="pco-", delete=False) as f:
         f.write(policy)
         path = f.name
     try:
-        return subprocess.run([binary, "compile", path, "--layout", "docker-20.10", "--backend", "iptables",
-                               "--family", "both"], capture_output=True, text=True, timeout=60)
+        return subprocess.run([binary, "compile", path] + (["--layout", layout] if layout else [])
+                              + ["--backend", "iptables", "--family", "both"], capture_output=True, text=True,
+                              timeout=60)
     finally:
         os.unlink(path)
 
@@ -1051,7 +1062,7 @@ def run_scenario(args, seed, i, sub, work, docker):
     if args.dry_run:
         text = "  commands:\n" + "".join("    $ %s\n" % c[1] for c in cmds)
         text += "  policy:\n" + "".join("    " + l + "\n" if l else "\n" for l in policy.split("\n"))
-        for r in (compile_policy(args.binary, p) for p in policies):
+        for r in (compile_policy(args.binary, p, docker.layout) for p in policies):
             if r.returncode and REFUSED_BY_PORTCULLIS not in r.stderr:
                 return "ERROR", text + "  portcullis compile failed:\n" + r.stderr, 0.0
         return "ok", text, 0.0
@@ -1100,7 +1111,7 @@ def run_scenario(args, seed, i, sub, work, docker):
     finally:
         run.cleanup()
     if captured is not None:
-        compiled = [compile_policy(args.binary, p) for p in policies]
+        compiled = [compile_policy(args.binary, p, docker.layout) for p in policies]
         accepted = [r for r in compiled if r.returncode == 0]
         if refused is not None:
             # Docker refused a fixed host port it had handed out; Portcullis must refuse
@@ -1184,7 +1195,7 @@ def main():
     if not os.access(args.binary, os.X_OK):
         sys.exit("docker-oracle: portcullis binary not found: %s" % args.binary)
     docker = Docker(args.dockerd, args.docker)
-    print("daemon: %s (%s)" % (docker.name, docker.dockerd), flush=True)
+    print("daemon: %s (%s), layout %s" % (docker.name, docker.dockerd, docker.layout), flush=True)
 
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10 ** 9)
     print("seed: %d" % seed, flush=True)

@@ -2,7 +2,7 @@
 # Fetch Debian 13 (trixie)'s Docker 26.1 (docker.io, docker-cli, containerd 1.7) and unpack it
 # into a private directory, for the oracle (docs/oracle.md, "Docker 26.1"):
 #
-#   bash scripts/fetch-docker-26.sh [DIR]        (default /work/.cache/docker-26.1)
+#   bash scripts/fetch-docker-26.sh [DIR]   (default ${XDG_CACHE_HOME:-~/.cache}/portcullis/docker-26.1)
 #   sudo python3 scripts/docker-oracle.py --dockerd DIR/usr/sbin/dockerd --docker DIR/usr/bin/docker
 #
 # Nothing is installed: apt-get runs under a private APT_CONFIG whose only source is trixie's
@@ -14,7 +14,7 @@
 # DOCKER_VERSION and CONTAINERD_VERSION when trixie has moved on.
 set -euo pipefail
 
-DIR=${1:-/work/.cache/docker-26.1}
+DIR=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/portcullis/docker-26.1}
 DOCKER_VERSION=${DOCKER_VERSION:-26.1.5+dfsg1-9+deb13u1+b1}
 CONTAINERD_VERSION=${CONTAINERD_VERSION:-1.7.24~ds1-6+deb13u1}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
