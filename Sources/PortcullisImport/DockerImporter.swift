@@ -8,7 +8,7 @@ import PortcullisNet
 /// as `allow`, `deny` and `egress` statements where the language can say them.
 ///
 /// Reads Docker's iptables rules of every era Portcullis has a layout for (docker-1.5,
-/// docker-20.10, docker-28, docker-29 on iptables), from `iptables-save` text or from the same
+/// docker-20.10, docker-23, docker-25, docker-28, docker-29 on iptables), from `iptables-save` text or from the same
 /// tables listed as nft JSON. What a ruleset cannot tell (container names, containers that left
 /// no rule, subnets of networks that neither masquerade nor are internal) is named
 /// deterministically or reported, never guessed silently; so is every user rule the language

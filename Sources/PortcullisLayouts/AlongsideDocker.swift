@@ -59,7 +59,7 @@ public struct AlongsideDocker: Sendable, Equatable {
                     message:
                         "--alongside-docker: layout \(layout) has no DOCKER-USER chain (Docker added it in 17.06), so there is no place Docker leaves to users",
                     hint:
-                        "apply without --alongside-docker (Portcullis then owns Docker's chains), or use a layout of a newer Docker (docker-20.10, docker-28, docker-29)"
+                        "apply without --alongside-docker (Portcullis then owns Docker's chains), or use a layout of a newer Docker (docker-20.10 to docker-29)"
                 ))
         case (NativeLayout.name, _):
             return .failure(
