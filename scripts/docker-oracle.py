@@ -393,7 +393,7 @@ def add_history(rngh, sc):
                 and not any(p.hostip and ":" in p.hostip for p in c.pubs)
                 and gateway([n for n, _ in c.attaches]).host_binding is None]
         rngh.shuffle(late)
-        for c in late[:1]:
+        for c in late:  # the first that has a later run and a network to connect
             at = [i for i, st in enumerate(steps) if st[0] == "run" and i > last_use(c)]
             # a network created before the container: a policy declares networks first
             nets = [n for n in [sc.bridge] + sc.nets
@@ -407,6 +407,7 @@ def add_history(rngh, sc):
             addr = take_addr(rngh, net)  # docker0's is the daemon's (observe)
             moved = before is not after and (bool(c.pubs) or c.publish_all)
             insert(at[0] + 1, ("late", c, net, addr, moved))
+            break
     for net in sc.nets:
         users = [c for c in runs if net in [n for n, _ in c.attaches]
                  or any(st[0] == "late" and st[1] is c and st[2] is net for st in steps)]

@@ -354,7 +354,7 @@ struct DockerImporter: Sendable {
             let (one, pinned) = (chosen.count == 1, container.publishes.contains(where: \.pinned))
             let handedOut =
                 pinned
-                ? "with the port\(one ? "" : "s") it chose (chosen PORT): from the containers the rules show, the allocator would hand out others (its counter had moved on: containers since stopped or removed, a network connected later?)"
+                ? "with the port\(one ? "" : "s") it chose (chosen PORT): from the containers the rules show, the allocator would hand out others (the daemon's counters had moved on, as containers since stopped or removed, or a network connected later, leave them)"
                 : "which hands \(one ? "it" : "them") out again"
             assumed.append(
                 "container \(container.name): host port\(one ? "" : "s") \(chosen.joined(separator: ", ")) \(one ? "is" : "are") written as chosen by the daemon, \(handedOut): written out, the policy would not give the host's rules back (Docker 20.10 sorts a daemon-chosen port as port 0 among the container's)"
