@@ -1,22 +1,26 @@
 #!/usr/bin/env python3
-"""Randomized oracle: Portcullis' docker-20.10 layout against a real Docker 20.10.
+"""Randomized oracle: Portcullis' classic Docker layouts against a real Docker (20.10, or 26.1).
 
     python3 scripts/docker-oracle.py [--seed N] [--count N] [--only I[,J...]]
                                      [--jobs N] [--keep-going] [--binary PATH]
+                                     [--dockerd PATH --docker PATH] [--save DIR]
 
 Each scenario is generated from a sub-seed derived from (seed, index): daemon
 flags, user networks, containers, their addresses, networks and published
-ports.  The scenario is played against a fresh dockerd 20.10 running inside a
+ports.  The scenario is played against a fresh dockerd running inside a
 fresh network namespace (private data-root, exec-root and socket), and the
 namespace's `iptables-save` and `ip6tables-save` (`#` lines dropped, chain
 counters set to [0:0]) are compared byte for byte with `portcullis compile
-POLICY --layout docker-20.10 --backend iptables` for the equivalent policy
+POLICY --layout LAYOUT --backend iptables` for the equivalent policy, LAYOUT
+the daemon version's (docker-20.10, docker-25 for 26.1)
 (its IPv6 part follows a `#### ip6tables` line).  Some scenarios run the daemon
 with `--experimental --ip6tables` (and `--ipv6 --fixed-cidr-v6`) and give some
 networks an IPv6 subnet; those draws come from a second generator seeded from
-the sub-seed, so the IPv4 part of every scenario is what it was before.
+the sub-seed, so the IPv4 part of every scenario is what it was before.  Some
+then get history (stop, rm, network rm, a late connect) from a third.
 
-Needs root, dockerd 20.10.x, the 20.10 client (/usr/bin/docker), iptables,
+Needs root, dockerd 20.10.x (or --dockerd, e.g. Docker 26.1 from
+scripts/fetch-docker-26.sh) and its client (/usr/bin/docker, or --docker), iptables,
 nsenter, ip, /bin/busybox (static).  Python standard library only.
 
 Safety: dockerd only ever runs inside namespaces this script creates with
@@ -33,6 +37,7 @@ import difflib
 import functools
 import hashlib
 import itertools
+import json
 import os
 import random
 import re
@@ -99,6 +104,7 @@ class Pub:
 
     def __init__(self, hostip, hp, cp, length, proto):
         self.hostip, self.hp, self.cp, self.length, self.proto = hostip, hp, cp, length, proto
+        self.chosen = None  # the daemon's port, written `chosen PORT` (history scenarios)
 
     def docker(self):
         cps = str(self.cp) if self.length == 1 else "%d-%d" % (self.cp, self.cp + self.length - 1)
@@ -115,11 +121,12 @@ class Pub:
 
     def policy(self):
         cps = str(self.cp) if self.length == 1 else "%d-%d" % (self.cp, self.cp + self.length - 1)
+        chosen = "" if self.chosen is None else " chosen %d" % self.chosen
         if self.hp is None and self.hostip:
             host = "[%s]" % self.hostip if ":" in self.hostip else self.hostip
-            return "publish %s -> %s/%s" % (host, cps, self.proto)
+            return "publish %s -> %s/%s%s" % (host, cps, self.proto, chosen)
         if self.hp is None:
-            return "publish %s/%s" % (cps, self.proto)
+            return "publish %s/%s%s" % (cps, self.proto, chosen)
         hps = str(self.hp) if self.length == 1 else "%d-%d" % (self.hp, self.hp + self.length - 1)
         return "publish %s%s -> %s/%s" % (self.host_prefix(), hps, cps, self.proto)
 
@@ -132,6 +139,8 @@ class Cont:
         self.publish_all = False
         self.expose = []        # [(port, length, proto)] from --expose
         self.orders = {}        # binding_orders(): {order Docker may program: first port}
+        self.pinned = False     # history: its daemon-chosen ports are written `chosen PORT`
+        self.all_chosen = []    # pinned with publish-all: [Pub] for its -P ports
 
 
 class Scenario:
@@ -143,6 +152,8 @@ class Scenario:
         self.bridge = None      # the default network
         self.proxy_off = False
         self.ip6tables = False  # --experimental --ip6tables
+        self.history = False    # stop, rm, network rm or a late connect among the steps
+        self.observed = {}      # history: {container: {network: (IPv4, IPv6 or None)}} from docker inspect
 
 
 # -------------------------------------------------------------- generator ----
@@ -246,9 +257,10 @@ def place_blocks(rng, lengths, lo, hi):
     return starts
 
 
-def gen_scenario(rng, rng6=None):
+def gen_scenario(rng, rng6=None, rngh=None):
     """rng draws the IPv4 scenario; rng6 (optional) layers IPv6 on top of it without
-    consuming rng, so a sub-seed's IPv4 scenario does not depend on it."""
+    consuming rng, so a sub-seed's IPv4 scenario does not depend on it; rngh (optional)
+    then layers history on top (add_history), consuming neither."""
     sc = Scenario()
     octets = rng.sample(range(1, 250), 4)
     if rng.random() < 0.25:
@@ -301,6 +313,8 @@ def gen_scenario(rng, rng6=None):
                 sc.steps.append(("connect", c, net, addr))
     if rng6 is not None:
         add_ipv6(rng6, sc)
+    if rngh is not None:
+        add_history(rngh, sc)
     return sc
 
 
@@ -333,6 +347,97 @@ def add_ipv6(rng6, sc):
             if p.hp is not None and p.hostip is None and rng6.random() < 0.25:
                 # the binding moves from both families to one IPv6 address
                 p.hostip = rng6.choice(["::1", "::"])
+
+
+def gateway(nets):
+    """The network that carries a container's port mappings (libnetwork's Endpoint.Less):
+    non-internal ones, those with an IPv6 subnet first, then by name; None if all internal."""
+    gws = [n for n in nets if not n.internal]
+    return min(gws, key=lambda n: (not n.v6, n.name)) if gws else None
+
+
+def daemon_chosen(c):
+    """Whether the daemon chooses host ports for the container (-p CP, -P with exposed ports)."""
+    return any(p.hp is None for p in c.pubs) or (c.publish_all and bool(c.expose))
+
+
+def add_history(rngh, sc):
+    """About two scenarios in five get history: containers stopped (`docker stop`) or
+    removed (`docker rm -f`) at a later point, a network no running container is on removed
+    (`docker network rm`), and a late `docker network connect` after later containers ran.
+    What remains is in the policy; where the history moved the port allocator on (a
+    container that held daemon-chosen ports stopped, or one whose late connect moved its
+    mappings to another gateway) the daemon-chosen ports of the containers allocated since
+    are written `chosen PORT` with the ports the daemon reports (docker inspect), and a
+    container whose mappings moved is written where they were programmed again. Scenarios
+    whose IPv6 ports may drift from the IPv4 ones (proxy off beside IPv6) keep no history."""
+    if rngh.random() > 0.4 or (sc.proxy_off and any(n.v6 for n in [sc.bridge] + sc.nets)):
+        return
+    steps = list(sc.steps)
+
+    def last_use(obj):
+        return max(i for i, st in enumerate(steps) if obj in st[1:])
+
+    def insert(lo, step):
+        """At a random place from lo on, not between a run and the connects that follow it."""
+        places = [i for i in range(lo, len(steps) + 1) if i == len(steps) or steps[i][0] != "connect"]
+        steps.insert(rngh.choice(places), step)
+
+    runs = [st[1] for st in steps if st[0] == "run"]
+    for c in runs:
+        if rngh.random() < 0.3:
+            insert(last_use(c) + 1, ("stop" if rngh.random() < 0.5 else "rm", c))
+    gone = {st[1] for st in steps if st[0] in ("stop", "rm")}
+    if rngh.random() < 0.8:
+        late = [c for c in runs if c not in gone and not all(n.internal for n, _ in c.attaches)
+                and not any(p.hostip and ":" in p.hostip for p in c.pubs)
+                and gateway([n for n, _ in c.attaches]).host_binding is None]
+        rngh.shuffle(late)
+        for c in late:  # the first that has a later run and a network to connect
+            at = [i for i, st in enumerate(steps) if st[0] == "run" and i > last_use(c)]
+            # a network created before the container: a policy declares networks first
+            nets = [n for n in [sc.bridge] + sc.nets
+                    if n.host_binding is None and n not in [m for m, _ in c.attaches]
+                    and (n.default or steps.index(("net", n)) < steps.index(("run", c)))]
+            if not at or not nets:
+                continue
+            net = rngh.choice(nets)
+            before = gateway([n for n, _ in c.attaches])
+            after = gateway([n for n, _ in c.attaches] + [net])
+            addr = take_addr(rngh, net)  # docker0's is the daemon's (observe)
+            moved = before is not after and (bool(c.pubs) or c.publish_all)
+            insert(at[0] + 1, ("late", c, net, addr, moved))
+            break
+    for net in sc.nets:
+        users = [c for c in runs if net in [n for n, _ in c.attaches]
+                 or any(st[0] == "late" and st[1] is c and st[2] is net for st in steps)]
+        if all(c in gone for c in users) and rngh.random() < 0.5:
+            insert(max([last_use(net)] + [last_use(c) for c in users]) + 1, ("netrm", net))
+    if len(steps) == len(sc.steps):
+        return
+    # what the allocator remembers of containers no longer there (the ports they held when
+    # others were allocated, its counters): pin every container allocated since they started
+    pinned = set()
+    for i, st in enumerate(steps):
+        c = st[1] if st[0] in ("stop", "rm") else None
+        if c and gateway([n for n, _ in c.attaches]) and (
+                daemon_chosen(c) or any(p.hp is not None and p.hp + p.length > EPHEMERAL_LOW for p in c.pubs)):
+            pinned |= {s2[1] for s2 in steps[steps.index(("run", c)):] if s2[0] == "run"}
+        elif st[0] == "late" and st[4]:
+            pinned.add(st[1])
+            if daemon_chosen(st[1]):
+                pinned |= {s2[1] for s2 in steps[steps.index(("run", st[1])):i] if s2[0] == "run"}
+    for c in pinned - gone:
+        keys = [(p.cp, p.proto, p.hostip) for p in c.pubs if p.hp is None]
+        if len(keys) != len(set(keys)):
+            return  # two daemon-chosen ports of one port and address: which got which is Docker's
+    for st in steps:
+        if st[0] == "late":
+            st[1].attaches.append((st[2], st[3]))
+    for c in pinned - gone:
+        c.pinned = True
+    sc.steps = steps
+    sc.history = True
 
 
 def take_addr(rng, net):
@@ -509,8 +614,14 @@ def docker_commands(sc):
                 ps = str(port) if length == 1 else "%d-%d" % (port, port + length - 1)
                 argv += ["--expose", ps + ("/udp" if proto == "udp" else "")]
             argv.append(IMAGE)
+        elif step[0] == "stop":
+            argv = ["stop", "-t", "0", step[1].name]
+        elif step[0] == "rm":
+            argv = ["rm", "-f", step[1].name]
+        elif step[0] == "netrm":
+            argv = ["network", "rm", step[1].name]
         else:
-            _, c, net, addr = step
+            c, net, addr = step[1:4]
             argv = ["network", "connect"]
             if not net.default:
                 argv += ["--ip", addr]
@@ -527,7 +638,7 @@ def policy_variants(sc, header):
     gives when it starts at the port the container's first publish or expose
     names, so each variant starts the container with `expose FIRST-PORT`, which
     changes nothing else (the port is published or exposed anyway)."""
-    conts = [step[1] for step in sc.steps if step[0] == "run" and len(step[1].orders) > 1]
+    conts = [c for c in running(sc) if len(c.orders) > 1]
     choices = [[(c.name, first) for first in c.orders.values()] for c in conts]
     return [policy_text(sc, header, dict(combo)) for combo in itertools.product(*choices)]
 
@@ -556,16 +667,23 @@ def policy_text(sc, header, first_ports=None):
         return lines + ["}", ""]
 
     out += net_block(sc.bridge)
+    gone = {st[1] for st in sc.steps if st[0] in ("stop", "rm", "netrm")}
+    # a container whose mappings a late connect moved is programmed there
+    moved = {st[1] for st in sc.steps if st[0] == "late" and st[4]}
     for step in sc.steps:
-        if step[0] == "net":
+        if step[0] == "net" and step[1] not in gone:
             out += net_block(step[1])
-        elif step[0] == "run":
+        elif (step[0] == "run" and step[1] not in moved) or (step[0] == "late" and step[4]):
             c = step[1]
+            if c in gone:
+                continue
             out.append("container %s {" % c.name)
+            seen = sc.observed.get(c.name, {})
             for n, addr in c.attaches:
+                addr, addr6 = seen.get(n.name, (addr, n.addr6(addr) if n.v6 and addr else None))
                 out.append("    attach %s %s" % (n.name, addr))
-                if n.v6:
-                    out.append("    attach %s %s" % (n.name, n.addr6(addr)))
+                if addr6:
+                    out.append("    attach %s %s" % (n.name, addr6))
             if c.name in first_ports:
                 out.append("    expose %d/%s  # one of the binding orders Docker may give" % first_ports[c.name])
             for p in c.pubs:
@@ -574,10 +692,57 @@ def policy_text(sc, header, first_ports=None):
                 out.append("    expose " + ", ".join(
                     (str(port) if length == 1 else "%d-%d" % (port, port + length - 1)) + "/" + proto
                     for port, length, proto in c.expose))
-            if c.publish_all:
+            out += ["    " + p.policy() for p in c.all_chosen]
+            if c.publish_all and not c.all_chosen:
                 out.append("    publish-all")
             out += ["}", ""]
     return "\n".join(out)
+
+
+def running(sc):
+    """The containers still running at the end, in start order."""
+    gone = {st[1] for st in sc.steps if st[0] in ("stop", "rm")}
+    return [st[1] for st in sc.steps if st[0] == "run" and st[1] not in gone]
+
+
+def observe(run, sc):
+    """History scenarios: the addresses Docker gave the running containers (docker0's
+    depend on which were stopped) and, for pinned containers, the ports it chose, written
+    `chosen PORT`; -P ports become daemon-chosen publishes with their port."""
+    for c in running(sc):
+        r = run.docker(["inspect", c.name])
+        if r.returncode:
+            raise RuntimeError("docker inspect %s failed: %s" % (c.name, r.stderr))
+        info = json.loads(r.stdout)[0]["NetworkSettings"]
+        sc.observed[c.name] = {name: (ep["IPAddress"], ep["GlobalIPv6Address"] or None)
+                               for name, ep in info["Networks"].items()}
+        if not c.pinned:
+            continue
+        gw = gateway([n for n, _ in c.attaches])
+        ports = info["Ports"] or {}
+        fixed = {(p.cp + k, p.proto, p.hp + k) for p in c.pubs if p.hp is not None for k in range(p.length)}
+
+        def port_of(cp, proto, hostip):
+            want = hostip or (gw.host_binding if gw else None) or "0.0.0.0"
+            found = {int(b["HostPort"]) for b in ports.get("%d/%s" % (cp, proto)) or []
+                     if b["HostIp"] in (want, "::" if want == "0.0.0.0" else want)
+                     and (cp, proto, int(b["HostPort"])) not in fixed}
+            if len(found) != 1:
+                raise RuntimeError("history: cannot tell the port Docker chose for %s %d/%s on %s: %s"
+                                   % (c.name, cp, proto, want, sorted(found)))
+            return found.pop()
+        for p in c.pubs:
+            if p.hp is None:
+                p.chosen = port_of(p.cp, p.proto, p.hostip)
+        if c.publish_all:
+            bound = {(p.cp + k, p.proto) for p in c.pubs for k in range(p.length)}
+            for port, length, proto in c.expose:
+                for k in range(length):
+                    if (port + k, proto) not in bound and not any(
+                            q.cp == port + k and q.proto == proto for q in c.all_chosen):
+                        q = Pub(None, None, port + k, 1, proto)
+                        q.chosen = port_of(port + k, proto, None)
+                        c.all_chosen.append(q)
 
 
 # ----------------------------------------------------------------- runner ----
@@ -587,16 +752,43 @@ ACTIVE_LOCK = threading.Lock()
 STOP = threading.Event()
 
 
-def find_docker_cli():
-    for cand in ("/usr/bin/docker", shutil.which("docker")):
-        if cand and os.access(cand, os.X_OK):
-            try:
-                v = subprocess.run([cand, "--version"], capture_output=True, text=True, timeout=10).stdout
-            except (OSError, subprocess.TimeoutExpired):
-                continue
-            if "version 20.10." in v:
-                return cand
-    sys.exit("docker-oracle: no Docker 20.10 client found (/usr/bin/docker)")
+class Docker:
+    """The daemon and client the scenarios run with: `dockerd` (found on PATH, or --dockerd)
+    and a client of the same version (/usr/bin/docker, or --docker). The daemon runs with its
+    own directory, and a sibling bin directory, first on its PATH, so it starts the
+    containerd, shims and docker-proxy unpacked beside it (scripts/fetch-docker-26.sh) and
+    the system's runc."""
+
+    def __init__(self, dockerd, cli):
+        self.dockerd, self.cli = dockerd, cli
+        self.version = version_of(dockerd)
+        if self.version is None:
+            sys.exit("docker-oracle: cannot tell the version of %s" % dockerd)
+        if version_of(cli) != self.version:
+            sys.exit("docker-oracle: the client %s is not Docker %s like %s" % (cli, self.version, dockerd))
+        sbin = os.path.dirname(os.path.abspath(dockerd))
+        dirs = [sbin, os.path.join(os.path.dirname(sbin), "bin")]
+        self.path = ":".join(dirs + [os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")])
+
+    @property
+    def name(self):
+        return "docker %s" % self.version
+
+    @property
+    def layout(self):
+        """The layout of the daemon's version, as an inventory import chooses it."""
+        major = int(self.version.split(".")[0])
+        return "docker-25" if major >= 25 else "docker-23" if major >= 23 else "docker-20.10"
+
+
+def version_of(binary):
+    """'20.10', '26.1', ... from `BINARY --version`, or None."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"version (\d+\.\d+)\.", out)
+    return m.group(1) if m else None
 
 
 def ns_inode(ns):
@@ -619,9 +811,9 @@ def pid_alive(pid):
 class Run:
     """One scenario's namespace + daemon, torn down by cleanup() on every path."""
 
-    def __init__(self, tag, work, cli):
+    def __init__(self, tag, work, docker):
         self.ns = NS_PREFIX + tag
-        self.work, self.cli = work, cli
+        self.work, self.docker_, self.cli = work, docker, docker.cli
         self.dir = None
         self.proc = None
         self.lock = threading.RLock()
@@ -671,8 +863,10 @@ class Run:
         if r.returncode:
             raise RuntimeError("cannot bring lo up in %s: %s" % (self.ns, r.stderr))
         with open(os.path.join(self.dir, "daemon.json"), "w") as f:
-            f.write('{"deprecated-key-path": "%s"}\n' % os.path.join(self.dir, "key.json"))
-        argv = ["nsenter", "--net=/var/run/netns/" + self.ns, "dockerd",
+            # 20.10 keeps its key in /etc/docker unless told; later daemons have no key
+            f.write('{"deprecated-key-path": "%s"}\n' % os.path.join(self.dir, "key.json")
+                    if self.docker_.version == "20.10" else "{}\n")
+        argv = ["nsenter", "--net=/var/run/netns/" + self.ns, self.docker_.dockerd,
                 "--data-root", os.path.join(self.dir, "root"),
                 "--exec-root", os.path.join(self.dir, "exec"),
                 "-H", "unix://" + os.path.join(self.dir, "d.sock"),
@@ -688,7 +882,8 @@ class Run:
             # own process group: a Ctrl-C on the terminal does not reach dockerd
             # directly; cleanup() stops it in order
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         env=dict(os.environ, PATH=self.docker_.path))
         log.close()
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -830,7 +1025,9 @@ def norm_save(text):
     return "".join(out)
 
 
-REFUSED_BY_DOCKER = "port is already allocated"
+# Docker refuses a fixed host port it handed out: its allocator on the same address, or the
+# bind of the port on another address than the one it handed it out on (all addresses, say).
+REFUSED_BY_DOCKER = re.compile(r"port is already allocated|bind: address already in use")
 REFUSED_BY_PORTCULLIS = "is already taken: the daemon chose it"
 
 
@@ -838,23 +1035,25 @@ def subseed_of(seed, i):
     return int.from_bytes(hashlib.sha256(("%d/%d" % (seed, i)).encode()).digest()[:6], "big")
 
 
-def compile_policy(binary, policy):
-    """Compiles policy text with --layout docker-20.10 --backend iptables."""
+def compile_policy(binary, policy, layout=None):
+    """Compiles policy text with --backend iptables, and --layout LAYOUT when given (else the
+    policy's own, as an import writes it)."""
     with tempfile.NamedTemporaryFile("w", suffix=".policy", prefix="pco-", delete=False) as f:
         f.write(policy)
         path = f.name
     try:
-        return subprocess.run([binary, "compile", path, "--layout", "docker-20.10", "--backend", "iptables",
-                               "--family", "both"], capture_output=True, text=True, timeout=60)
+        return subprocess.run([binary, "compile", path] + (["--layout", layout] if layout else [])
+                              + ["--backend", "iptables", "--family", "both"], capture_output=True, text=True,
+                              timeout=60)
     finally:
         os.unlink(path)
 
 
-def run_scenario(args, seed, i, sub, work, cli):
+def run_scenario(args, seed, i, sub, work, docker):
     """Returns (status, report text, seconds); status in ok/MISMATCH/ERROR."""
     t0 = time.time()
     rng = random.Random(sub)
-    sc = gen_scenario(rng, random.Random("ipv6/%d" % sub))
+    sc = gen_scenario(rng, random.Random("ipv6/%d" % sub), random.Random("history/%d" % sub))
     header = ["docker-oracle seed %d scenario %d (sub-seed %d)" % (seed, i, sub),
               "daemon flags: --iptables=true" + "".join(" " + f for f in sc.flags)]
     policies = policy_variants(sc, header)
@@ -864,11 +1063,11 @@ def run_scenario(args, seed, i, sub, work, cli):
     if args.dry_run:
         text = "  commands:\n" + "".join("    $ %s\n" % c[1] for c in cmds)
         text += "  policy:\n" + "".join("    " + l + "\n" if l else "\n" for l in policy.split("\n"))
-        for r in (compile_policy(args.binary, p) for p in policies):
+        for r in (compile_policy(args.binary, p, docker.layout) for p in policies):
             if r.returncode and REFUSED_BY_PORTCULLIS not in r.stderr:
                 return "ERROR", text + "  portcullis compile failed:\n" + r.stderr, 0.0
         return "ok", text, 0.0
-    run = Run("%d-%d" % (os.getpid() % 100000, i), work, cli)
+    run = Run("%d-%d" % (os.getpid() % 100000, i), work, docker)
     status, detail = "ok", ""
     refused = None  # the docker run that Docker refused for a port it had handed out
     try:
@@ -878,7 +1077,7 @@ def run_scenario(args, seed, i, sub, work, cli):
                 raise Interrupted()
             shown.append(display)
             r = run.nsexec(argv) if kind == "ns" else run.docker(argv)
-            if r.returncode and argv[0] == "run" and REFUSED_BY_DOCKER in r.stderr:
+            if r.returncode and argv[0] == "run" and REFUSED_BY_DOCKER.search(r.stderr):
                 refused = display
                 break
             if r.returncode:
@@ -895,8 +1094,15 @@ def run_scenario(args, seed, i, sub, work, cli):
             if norm_save(r.stdout):
                 # portcullis compile prints the .ip6tables file after this line
                 captured += "#### ip6tables\n" + norm_save(r.stdout)
+        if sc.history and refused is None:
+            observe(run, sc)
+            policies = policy_variants(sc, header)
+            policy = policies[0]
         if args.verbose:
             detail += "".join("  | " + l + "\n" for l in dump_ports(run, sc))
+        if args.save and captured:
+            with open(os.path.join(args.save, "%d-%d.rules" % (seed, i)), "w") as f:
+                f.write(captured)
     except Interrupted:
         run.cleanup()
         raise
@@ -906,14 +1112,14 @@ def run_scenario(args, seed, i, sub, work, cli):
     finally:
         run.cleanup()
     if captured is not None:
-        compiled = [compile_policy(args.binary, p) for p in policies]
+        compiled = [compile_policy(args.binary, p, docker.layout) for p in policies]
         accepted = [r for r in compiled if r.returncode == 0]
         if refused is not None:
             # Docker refused a fixed host port it had handed out; Portcullis must refuse
             # the policy in (at least) one of the orders Docker may have taken
             if not any(REFUSED_BY_PORTCULLIS in r.stderr for r in compiled):
                 status = "MISMATCH"
-                detail += "Docker refused `%s` (port already allocated); Portcullis accepted all %d binding order(s)\n" % (
+                detail += "Docker refused `%s` (a port it had handed out); Portcullis accepted all %d binding order(s)\n" % (
                     refused, len(policies))
         elif not any(r.stdout == captured for r in accepted):
             if not accepted:
@@ -924,7 +1130,7 @@ def run_scenario(args, seed, i, sub, work, cli):
                 if len(policies) > 1:
                     detail += "no match among %d binding orders; the diff is against the first that compiles\n" % len(policies)
                 detail += "".join(difflib.unified_diff(captured.splitlines(True), accepted[0].stdout.splitlines(True),
-                                                       "captured (docker 20.10; iptables-save, then ip6tables-save)",
+                                                       "captured (%s; iptables-save, then ip6tables-save)" % docker.name,
                                                        "compiled (portcullis)"))
     if captured is not None and refused is None and status == "ok":
         # import round trip: the host's rules, imported, compile back to the same bytes
@@ -969,22 +1175,28 @@ def main():
                     help="run the one scenario generated from this sub-seed (as printed)")
     ap.add_argument("--keep-going", action="store_true", help="run every scenario even after a failure")
     ap.add_argument("--binary", default=DEFAULT_BINARY, help="portcullis binary (default .build/debug/portcullis)")
+    ap.add_argument("--dockerd", default=shutil.which("dockerd") or "/usr/sbin/dockerd",
+                    help="the daemon (default: dockerd on PATH); its containerd and docker-proxy are looked for "
+                         "beside it first (scripts/fetch-docker-26.sh)")
+    ap.add_argument("--docker", default="/usr/bin/docker", help="its client, of the same version (default /usr/bin/docker)")
     ap.add_argument("--jobs", type=int, default=2, help="scenarios run at once (default 2)")
     ap.add_argument("--dry-run", action="store_true",
                     help="only generate: print commands and policy, check that the policy compiles")
+    ap.add_argument("--save", metavar="DIR", help="write each capture to DIR/SEED-INDEX.rules (for portcullis import)")
     ap.add_argument("--verbose", "-v", action="store_true", help="print every scenario, with the ports Docker picked")
     args = ap.parse_args()
 
     if os.geteuid() != 0:
         sys.exit("docker-oracle: must run as root")
-    for c in ("dockerd", "iptables-save", "ip6tables-save", "nsenter", "ip"):
+    for c in ("iptables-save", "ip6tables-save", "nsenter", "ip"):
         if not shutil.which(c):
             sys.exit("docker-oracle: missing " + c)
     if not os.access("/bin/busybox", os.X_OK):
         sys.exit("docker-oracle: missing /bin/busybox (busybox-static)")
     if not os.access(args.binary, os.X_OK):
         sys.exit("docker-oracle: portcullis binary not found: %s" % args.binary)
-    cli = find_docker_cli()
+    docker = Docker(args.dockerd, args.docker)
+    print("daemon: %s (%s), layout %s" % (docker.name, docker.dockerd, docker.layout), flush=True)
 
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10 ** 9)
     print("seed: %d" % seed, flush=True)
@@ -1024,7 +1236,7 @@ def main():
                 i = pending.pop(0)
             sub = args.subseed if args.subseed is not None else subseed_of(seed, i)
             try:
-                res = run_scenario(args, seed, i, sub, work, cli)
+                res = run_scenario(args, seed, i, sub, work, docker)
             except Interrupted:
                 return
             except Exception as e:  # a bug in this script: report, do not hang

@@ -94,7 +94,8 @@ extension Application {
         } else if let daemon = inventory.daemon {
             guard let chosen = InventoryImport.layout(for: daemon) else {
                 throw CompileFailure.usage(
-                    "no layout reproduces Docker \(daemon.version) (docker-20.10 covers 18.06 to 27.x); give --layout")
+                    "no layout reproduces Docker \(daemon.version) (docker-20.10, docker-23 and docker-25 cover 18.06 to 27.x); give --layout"
+                )
             }
             (layout, backend) = chosen
             console.note("layout \(layout)\(backend.map { " (\($0) backend)" } ?? "") for Docker \(daemon.version)")

@@ -8,7 +8,7 @@ import PortcullisNet
 /// as `allow`, `deny` and `egress` statements where the language can say them.
 ///
 /// Reads Docker's iptables rules of every era Portcullis has a layout for (docker-1.5,
-/// docker-20.10, docker-28, docker-29 on iptables), from `iptables-save` text or from the same
+/// docker-20.10, docker-23, docker-25, docker-28, docker-29 on iptables), from `iptables-save` text or from the same
 /// tables listed as nft JSON. What a ruleset cannot tell (container names, containers that left
 /// no rule, subnets of networks that neither masquerade nor are internal) is named
 /// deterministically or reported, never guessed silently; so is every user rule the language
@@ -51,8 +51,27 @@ struct DockerImporter: Sendable {
         if filter.chain(DockerChain.forward) != nil {
             return filter.chain(DockerChain.isolationStage1) != nil ? Docker28Layout.name : Docker29Layout.name
         }
-        if filter.chain(DockerChain.isolationStage1) != nil { return Docker2010Layout.name }
+        if filter.chain(DockerChain.isolationStage1) != nil { return classicEra.name }
         return Docker15Layout.name
+    }
+
+    /// The classic layout's era, from its ip6tables part: internal drops that name both
+    /// interfaces (25.0 on), else a `DOCKER-USER` with Docker's RETURN alone (23.0 on; 20.10's
+    /// layout adds one only for the policy's own rules). Without ip6tables the eras write the
+    /// same rules: 20.10's.
+    var classicEra: Docker2010Layout.Era {
+        guard let filter6 = ruleset.table(.ip6, "filter") else { return .docker2010 }
+        if (filter6.chain(DockerChain.isolationStage1)?.rules ?? []).contains(where: {
+            Self.internalDrop($0) != nil && $0.matches.count == 3
+        }) {
+            return .docker25
+        }
+        if let user = filter6.chain(DockerChain.user),
+            user.rules.allSatisfy({ $0.matches.isEmpty && $0.action == .return })
+        {
+            return .docker23
+        }
+        return .docker2010
     }
 
     var filter: Table? { ruleset.table(.ip, "filter") }
@@ -331,8 +350,13 @@ struct DockerImporter: Sendable {
                     + "\(publish.hostPort ?? 0)/\(publish.transport.rawValue)"
             }
             guard !chosen.isEmpty else { continue }
+            let (one, pinned) = (chosen.count == 1, container.publishes.contains(where: \.pinned))
+            let handedOut =
+                pinned
+                ? "with the port\(one ? "" : "s") it chose (chosen PORT): from the containers the rules show, the allocator would hand out others (the daemon's counters had moved on, as containers since stopped or removed, or a network connected later, leave them)"
+                : "which hands \(one ? "it" : "them") out again"
             assumed.append(
-                "container \(container.name): host port\(chosen.count == 1 ? "" : "s") \(chosen.joined(separator: ", ")) \(chosen.count == 1 ? "is" : "are") written as chosen by the daemon, which hands \(chosen.count == 1 ? "it" : "them") out again: written out, the policy would not give the host's rules back (Docker 20.10 sorts a daemon-chosen port as port 0 among the container's)"
+                "container \(container.name): host port\(one ? "" : "s") \(chosen.joined(separator: ", ")) \(one ? "is" : "are") written as chosen by the daemon, \(handedOut): written out, the policy would not give the host's rules back (Docker 20.10 sorts a daemon-chosen port as port 0 among the container's)"
             )
         }
     }
@@ -349,7 +373,8 @@ struct DockerImporter: Sendable {
     /// Containers: Docker 28 and 29 drop direct access to every endpoint in raw PREROUTING,
     /// in creation order; published ports come from the DNAT rules, in the order appended.
     /// IPv6 endpoints are the second address of a container Docker gave an IPv4 one: paired
-    /// on their bridge with the container that publishes the same ports, else in order.
+    /// on their bridge with the container whose MAC address the IPv6 address is made from
+    /// (`dockerMAC`), else with the one that publishes the same ports, else in order.
     /// Docker 20.10 allocates daemon-chosen ports per family on separate counters, so these
     /// may differ between the two families: a port mapped in one family only is bound to that
     /// family's every address (`0.0.0.0`, `[::]`). Each container keeps the order of its
@@ -390,7 +415,8 @@ struct DockerImporter: Sendable {
                 return held.address6 == nil && bridge != nil && heldBridge == bridge
             }
             guard
-                let at = candidates.first(where: { shared(containers[$0].publishes) == shared(v6.publishes) })
+                let at = candidates.first(where: { Self.isMACDerived(v6.address, from: containers[$0].address) })
+                    ?? candidates.first(where: { shared(containers[$0].publishes) == shared(v6.publishes) })
                     ?? candidates.first
             else {
                 notImported.append(
@@ -431,6 +457,15 @@ struct DockerImporter: Sendable {
             }
         }
         return containers
+    }
+
+    /// Whether an IPv6 address ends in the MAC address Docker gives an endpoint with IPv4 address
+    /// `address4` (02:42 and the address's four bytes), as the bridge driver makes an endpoint's
+    /// IPv6 address when IPAM gives none (docker0 with `--fixed-cidr-v6`): the endpoint is that
+    /// container's, whatever the ports of each family say.
+    static func isMACDerived(_ address6: IPAddress, from address4: IPAddress) -> Bool {
+        address6.family == .ipv6 && address4.family == .ipv4
+            && address6.low & 0xffff_ffff_ffff == 0x0242_0000_0000 | address4.low
     }
 
     /// Names: the default bridge is 'bridge', others are named after their bridge. Docker
@@ -557,7 +592,8 @@ extension DockerImporter {
 /// What the Docker eras' rules differ in, told by the layouts' own names.
 extension Layout {
     var isDocker15: Bool { name == Docker15Layout.name }
-    var isDocker2010: Bool { name == Docker2010Layout.name }
+    /// The classic layout of 18.06 to 27.x, in any of its eras.
+    var isDocker2010: Bool { self is Docker2010Layout }
     /// Docker 28 and 29: DOCKER-FORWARD, gateway modes, and ip6tables chains of their own.
     var isModernDocker: Bool { name == Docker28Layout.name || name == Docker29Layout.name }
     /// The chain the policy's own rules are in.

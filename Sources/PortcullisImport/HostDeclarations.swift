@@ -31,6 +31,9 @@ struct ImportedPublish: Equatable {
     /// Written as chosen by the daemon (`publish [ADDRESS ->] PORT/PROTO`): the allocator
     /// gives it `hostPort` again (`PublishOrder` checks that it does).
     var daemonChosen = false
+    /// Written as chosen by the daemon with its port (`chosen PORT`), where the allocator,
+    /// from the containers the rules show, would hand out another.
+    var pinned = false
 }
 
 /// A container as read from the rules: the addresses its rules name, and its publishes.
@@ -246,7 +249,8 @@ enum HostDeclarations {
                     container.publishes.append(
                         ImportedHost.Publish(
                             hostSide: host.isEmpty ? nil : String(host.dropLast()),
-                            containerSide: "\(publish.containerPort)/\(transport)", sources: sources))
+                            containerSide: "\(publish.containerPort)/\(transport)", sources: sources,
+                            chosen: publish.pinned ? "\(hostPort)" : nil))
                     continue
                 }
                 let last = { (first: UInt16) in first + UInt16(publish.count - 1) }

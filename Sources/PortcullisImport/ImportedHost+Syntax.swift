@@ -55,10 +55,9 @@ extension ImportedHost {
                 setting("attach", [$0.network, $0.address], [("mac", $0.mac.map { [$0] } ?? [])])
             }
             let publishes = container.publishes.map { publish in
-                publish.hostSide.map {
-                    setting("publish", [$0], [("->", [publish.containerSide]), ("from", publish.sources)])
-                }
-                    ?? setting("publish", [publish.containerSide], [("from", publish.sources)])
+                let clauses = [("from", publish.sources), ("chosen", publish.chosen.map { [$0] } ?? [])]
+                return publish.hostSide.map { setting("publish", [$0], [("->", [publish.containerSide])] + clauses) }
+                    ?? setting("publish", [publish.containerSide], clauses)
             }
             let exposed = container.exposed.isEmpty ? [] : [setting("expose", container.exposed)]
             let publishAll = container.publishAll ? [setting("publish-all", [])] : []

@@ -90,6 +90,8 @@ public struct ImportedHost: Sendable {
         public var containerSide: String
         /// The `from` allow-list.
         public var sources: [String] = []
+        /// The host port the daemon chose, where it is written (`chosen PORT`).
+        public var chosen: String?
     }
 
     public struct Group: Sendable, Hashable {

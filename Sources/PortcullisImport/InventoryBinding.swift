@@ -394,15 +394,19 @@ public struct InventoryBinding {
 }
 
 /// A `publish` line reduced to what it says about Docker's binding: host address, host ports
-/// (nil: the daemon's choice), container ports and protocol.
+/// (nil: the daemon's choice, unless `chosen` says it), container ports and protocol.
 struct PublishForm: CustomStringConvertible {
     var hostAddress: IPAddress?
     var hostPorts: PortRange?
     var containerPorts: PortRange
     var transport: TransportProtocol
+    /// The host port is the daemon's, written `chosen PORT`.
+    var chosen = false
 
     init?(_ setting: Setting) {
         guard let left = setting.values.first?.value else { return nil }
+        let chosenPort = setting.clause("chosen")?.values.first.flatMap { Self.ports(Substring($0.value)) }
+        (hostPorts, chosen) = (chosenPort, chosenPort != nil)
         guard let target = setting.clause("->")?.values.first?.value else {
             guard let (ports, transport) = Self.containerSide(left) else { return nil }
             (containerPorts, self.transport) = (ports, transport)
@@ -442,6 +446,7 @@ struct PublishForm: CustomStringConvertible {
     var description: String {
         let side = "\(containerPorts)/\(transport.rawValue)"
         let address = hostAddress.map { $0.family == .ipv6 ? "[\($0)]" : "\($0)" }
+        if chosen, let hostPorts { return "\(address.map { $0 + " -> " } ?? "")\(side) chosen \(hostPorts)" }
         switch (address, hostPorts) {
         case (nil, nil): return side
         case (let address?, nil): return "\(address) -> \(side)"

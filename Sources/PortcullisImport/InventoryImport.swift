@@ -7,7 +7,8 @@ import PortcullisNet
 /// services as groups. What the inventory cannot tell (daemon flags the Engine API does not
 /// report) comes from the host's rules when they were read, else it is written as assumed.
 public enum InventoryImport {
-    /// The layout for a daemon: `docker-20.10` for 18.06 to 27.x, `docker-28`, `docker-29`
+    /// The layout for a daemon: `docker-20.10` for 18.06 to 22.x, `docker-23` for 23 and 24,
+    /// `docker-25` for 25 to 27 (`Docker2010Layout.Era`), `docker-28`, `docker-29`
     /// (with the nftables backend when `/info` says so); nil for older daemons.
     public static func layout(for daemon: Inventory.Daemon) -> (layout: String, backend: String?)? {
         guard let major = daemon.majorVersion else { return nil }
@@ -18,7 +19,7 @@ public enum InventoryImport {
         case 18...27:
             // 18.06 wrote what 20.10 writes; 18.03 and before did not (docs/layouts.md).
             let minor = daemon.version.split(separator: ".").dropFirst().first.flatMap { Int($0.prefix(2)) } ?? 0
-            return major == 18 && minor < 6 ? nil : (Docker2010Layout.name, nil)
+            return major == 18 && minor < 6 ? nil : (Docker2010Layout.Era(major: major).name, nil)
         default: return nil
         }
     }
@@ -204,7 +205,7 @@ public enum InventoryImport {
                 "userland-proxy on (Docker's default): the Engine API does not report --userland-proxy; import with the host's rules (--rules) to read it"
             )
         }
-        if layout == Docker2010Layout.name && inventory.networks.contains(where: { $0.enableIPv6 }) {
+        if Docker2010Layout.names.contains(layout) && inventory.networks.contains(where: { $0.enableIPv6 }) {
             imported.assumed.append(
                 "ip6tables off (Docker 20.10's default): the Engine API does not report --ip6tables; import with the host's rules (--rules) to read it"
             )

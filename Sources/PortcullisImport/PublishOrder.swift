@@ -16,6 +16,10 @@ import PortcullisSyntax
 /// container by container in creation order, the fewest ports in the ephemeral range to write
 /// that way and a line order with which the sort gives each family's DNAT rules in the host's
 /// order, and has the choice checked by lowering (the allocator must hand the same ports out).
+/// Where no choice passes, the history left the allocator elsewhere than the containers the
+/// rules show leave it (containers since stopped or removed, a network connected later): the
+/// same search runs again with each port written with the port the daemon chose
+/// (`chosen PORT`), which the allocator hands out as written.
 enum PublishOrder {
     /// How many choices of daemon-chosen ports, line orders, and lowerings one container may
     /// cost: the search stays bounded on hosts with many ports per container.
@@ -29,7 +33,7 @@ enum PublishOrder {
     /// whether the last one's DNAT rules are the host's. A container with no port in the
     /// ephemeral range keeps every port written out, in the first line order the sort turns
     /// into the rules' order (unchecked: its ports are exact); one whose choices all fail the
-    /// check is left as that too.
+    /// check, with their ports pinned too (`ImportedPublish.pinned`), is left as that too.
     static func docker2010(
         _ containers: [ImportedContainer], verify: ([ImportedContainer], Int) -> Bool
     ) -> [ImportedContainer] {
@@ -43,16 +47,20 @@ enum PublishOrder {
             let explicit = arranged(container, daemonChosen: [])
             chosen[index] = explicit ?? container
             guard !candidates.isEmpty else { continue }
-            var lowerings = 0
-            search: for subset in subsets(of: candidates, limit: subsetLimit) {
-                for candidate in arrangements(container, daemonChosen: Set(subset)).prefix(arrangementLimit) {
-                    guard lowerings < loweringLimit else { break search }
-                    lowerings += 1
-                    var trial = chosen
-                    trial[index] = candidate
-                    if verify(trial, index) {
-                        chosen[index] = candidate
-                        break search
+            search: for pinned in [false, true] {
+                var lowerings = 0
+                for subset in subsets(of: candidates, limit: subsetLimit) {
+                    for candidate in arrangements(container, daemonChosen: Set(subset), pinned: pinned)
+                        .prefix(arrangementLimit)
+                    {
+                        guard lowerings < loweringLimit else { continue search }
+                        lowerings += 1
+                        var trial = chosen
+                        trial[index] = candidate
+                        if verify(trial, index) {
+                            chosen[index] = candidate
+                            break search
+                        }
                     }
                 }
             }
@@ -82,13 +90,16 @@ enum PublishOrder {
         return Array(result.prefix(limit))
     }
 
-    /// The container with the lines in `daemonChosen` marked so, in each line order that Docker
+    /// The container with the lines in `daemonChosen` marked so (and `pinned` with their port
+    /// when `pinned`), in each line order that Docker
     /// 20.10's sort turns into the order each family's DNAT rules have. What the sort sees of a
     /// line order is which port comes first (Go's map order is the rotation of the sorted ports
     /// that starts there, as the layout takes it) and the order of each port's own lines: those
     /// are varied (up to 24 combinations for each first port), the rest stays in the rules'
     /// order, which comes first.
-    static func arrangements(_ container: ImportedContainer, daemonChosen: Set<Int>) -> [ImportedContainer] {
+    static func arrangements(_ container: ImportedContainer, daemonChosen: Set<Int>, pinned: Bool = false)
+        -> [ImportedContainer]
+    {
         let lines = container.publishes
         guard !lines.isEmpty else { return [container] }
         let targets = [TableFamily.ip, .ip6].compactMap { container.order[$0] }.filter { !$0.isEmpty }
@@ -131,6 +142,7 @@ enum PublishOrder {
             reordered.publishes = arrangement.map { at in
                 var publish = lines[at]
                 publish.daemonChosen = daemonChosen.contains(at)
+                publish.pinned = pinned && publish.daemonChosen
                 return publish
             }
             let position = Dictionary(uniqueKeysWithValues: arrangement.enumerated().map { ($1, $0) })

@@ -40,7 +40,8 @@ public struct AlongsideDocker: Sendable, Equatable {
 
     /// The owned place of `layout` written for `firewall`, or why there is none.
     public static func scope(layout: String, firewall: Firewall) -> Result<AlongsideDocker, Refusal> {
-        switch (layout, firewall) {
+        let layoutFamily = Docker2010Layout.names.contains(layout) ? Docker2010Layout.name : layout
+        switch (layoutFamily, firewall) {
         case (Docker2010Layout.name, .iptables), (Docker28Layout.name, .iptables), (Docker29Layout.name, .iptables):
             return .success(
                 AlongsideDocker(place: .chain(table: XtablesTableKind.filter.rawValue, name: DockerChain.user)))
@@ -58,7 +59,7 @@ public struct AlongsideDocker: Sendable, Equatable {
                     message:
                         "--alongside-docker: layout \(layout) has no DOCKER-USER chain (Docker added it in 17.06), so there is no place Docker leaves to users",
                     hint:
-                        "apply without --alongside-docker (Portcullis then owns Docker's chains), or use a layout of a newer Docker (docker-20.10, docker-28, docker-29)"
+                        "apply without --alongside-docker (Portcullis then owns Docker's chains), or use a layout of a newer Docker (docker-20.10 to docker-29)"
                 ))
         case (NativeLayout.name, _):
             return .failure(

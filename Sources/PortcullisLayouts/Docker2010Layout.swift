@@ -14,13 +14,53 @@ import PortcullisPolicy
 /// and hairpin MASQUERADE. 20.10 creates no ip6tables `DOCKER-USER`: the layout adds it, jumped
 /// to first from FORWARD, only when the policy has IPv6 rules of its own. Without `ip6tables on`
 /// IPv6 subnets are carried but not rendered.
+///
+/// Later daemons of the era changed the ip6tables part only (`Era`), each a layout of its own,
+/// chosen by daemon version: `docker-23` and `docker-25`. Their IPv4 rules are 20.10's.
 public struct Docker2010Layout: Layout {
-    /// The layout's name, for the readers of its rules (import) as well as `--layout`.
-    public static let name = "docker-20.10"
-    public var name: String { Self.name }
-    public let summary = "Docker 18.06-27.x classic chains, exactly as Docker 20.10 writes them"
+    /// What daemons after 20.10 write differently in ip6tables, from moby's source.
+    public enum Era: Int, Sendable, Comparable, CaseIterable {
+        /// 18.06 to 22.x: no ip6tables `DOCKER-USER`.
+        case docker2010
+        /// 23.0 to 24.x: `setupUserChain` runs in ip6tables too (`arrangeUserFilterRule`), so
+        /// ip6tables has a `DOCKER-USER` ending in RETURN, jumped to first from FORWARD.
+        case docker23
+        /// 25.0 to 27.x: also an internal network's IPv6 drops name the other interface
+        /// (`! -i BR -o BR`, `-i BR ! -o BR`; moby da9e44a620), checked against Docker 26.1.
+        case docker25
 
-    public init() {}
+        public static func < (a: Era, b: Era) -> Bool { a.rawValue < b.rawValue }
+
+        /// The layout's name.
+        public var name: String {
+            switch self {
+            case .docker2010: "docker-20.10"
+            case .docker23: "docker-23"
+            case .docker25: "docker-25"
+            }
+        }
+
+        /// The era of a Docker major version of the classic layout (18 to 27).
+        public init(major: Int) {
+            self = major >= 25 ? .docker25 : major >= 23 ? .docker23 : .docker2010
+        }
+    }
+
+    /// The first era's name, for the readers of its rules (import) as well as `--layout`.
+    public static let name = Era.docker2010.name
+    /// Every era's name.
+    public static let names = Era.allCases.map(\.name)
+    public let era: Era
+    public var name: String { era.name }
+    public var summary: String {
+        switch era {
+        case .docker2010: "Docker 18.06-22.x classic chains, exactly as Docker 20.10 writes them"
+        case .docker23: "Docker 23.0-24.x: docker-20.10, and ip6tables DOCKER-USER"
+        case .docker25: "Docker 25.0-27.x: docker-23, and IPv6 internal drops naming both interfaces"
+        }
+    }
+
+    public init(era: Era = .docker2010) { self.era = era }
 
     public func lower(_ policy: Policy) -> Result<Ruleset, DiagnosticError> {
         var problems = LayoutDiagnostics(layout: name)
@@ -33,11 +73,12 @@ public struct Docker2010Layout: Layout {
         let families: [IPFamily] = policy.host.ip6tables ? [.ipv4, .ipv6] : [.ipv4]
         let ports = DockerDaemon.docker2010.portMappings(policy)
         return problems.result(
-            Ruleset(tables: families.flatMap { Replay(family: $0, ports: ports).tables(policy) }))
+            Ruleset(tables: families.flatMap { Replay(era: era, family: $0, ports: ports).tables(policy) }))
     }
 
     /// The daemon's calls in one family (iptables or ip6tables).
     struct Replay {
+        let era: Era
         let family: IPFamily
         /// Docker 20.10's port order, and its daemon-chosen ports in each family.
         let ports: PortMappings
@@ -71,7 +112,7 @@ public struct Docker2010Layout: Layout {
                 }
             }
             let userRules = UserRules(policy: policy, family: family, ports: ports).rules()
-            if family == .ipv6 && !userRules.isEmpty {
+            if family == .ipv6 && era < .docker23 && !userRules.isEmpty {
                 // Docker 20.10 has no ip6tables DOCKER-USER (23.0 added it, in this shape).
                 history.newChain(.filter, user)
                 history.append(.filter, user, Rule([], .return, provenance: .daemon))
@@ -82,9 +123,9 @@ public struct Docker2010Layout: Layout {
         }
 
         /// The controller's `setupUserChain`, re-run after every network: DOCKER-USER exists,
-        /// ends in RETURN, and FORWARD jumps to it first. IPv4 only in 20.10.
+        /// ends in RETURN, and FORWARD jumps to it first. IPv4 only before 23.0.
         private func setupUserChain(_ history: inout XtablesHistory) {
-            guard family == .ipv4 else { return }
+            guard family == .ipv4 || era >= .docker23 else { return }
             history.newChain(.filter, user)
             history.append(.filter, user, Rule([], .return, provenance: .daemon))
             history.ensureJumpOnTop(.filter, "FORWARD", to: user)
@@ -115,17 +156,21 @@ public struct Docker2010Layout: Layout {
             let hairpin = !host.userlandProxy
             let provenance = network.origin.provenance
             if network.internal {
-                // setupInternalNetworkRules: incoming drop, then outgoing drop, both inserted.
+                // setupInternalNetworkRules: incoming drop, then outgoing drop, both inserted;
+                // from 25.0 the IPv6 ones also name the other interface.
+                let bothInterfaces = family == .ipv6 && era >= .docker25
                 history.insert(
                     .filter, stage1,
                     Rule(
-                        [.address(.destination, subnet, negated: true), .interface(.source, network.bridge)], .drop,
-                        provenance: provenance))
+                        [.address(.destination, subnet, negated: true), .interface(.source, network.bridge)]
+                            + (bothInterfaces ? [.interface(.destination, network.bridge, negated: true)] : []),
+                        .drop, provenance: provenance))
                 history.insert(
                     .filter, stage1,
                     Rule(
-                        [.address(.source, subnet, negated: true), .interface(.destination, network.bridge)], .drop,
-                        provenance: provenance))
+                        [.address(.source, subnet, negated: true)]
+                            + (bothInterfaces ? [.interface(.source, network.bridge, negated: true)] : [])
+                            + [.interface(.destination, network.bridge)], .drop, provenance: provenance))
                 setIcc(network, &history)
             } else {
                 // setupIPTablesInternal.

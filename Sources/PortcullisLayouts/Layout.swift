@@ -30,7 +30,8 @@ extension Layout {
 /// Every layout Portcullis knows, by name.
 public enum Layouts {
     public static let all: [any Layout] = [
-        Docker15Layout(), Docker2010Layout(), Docker28Layout(), Docker29Layout(),
+        Docker15Layout(), Docker2010Layout(), Docker2010Layout(era: .docker23), Docker2010Layout(era: .docker25),
+        Docker28Layout(), Docker29Layout(),
         RefusingGatewayModes(NativeLayout()),
     ]
 

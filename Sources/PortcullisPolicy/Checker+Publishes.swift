@@ -20,9 +20,11 @@ extension Checker {
     }
 
     /// `[HOST-IP:]PORTS -> PORTS[/PROTO]`, or with the host port chosen by the daemon,
-    /// `PORT[/PROTO]` or `HOST-IP -> PORT[/PROTO]` (Docker's `-p HOST-IP::PORT`).
+    /// `PORT[/PROTO]` or `HOST-IP -> PORT[/PROTO]` (Docker's `-p HOST-IP::PORT`), optionally
+    /// `chosen PORT`, the port it chose.
     mutating func checkPublish(_ setting: Setting, container: Container) -> Publish? {
         guard let left = value(of: setting) else { return nil }
+        let chosen = setting.clause("chosen")?.values.first
         let (sources, sourcesText) = allowList(setting.clause("from"))
         let target = setting.clause("->")?.values.first
         let hostAddressAlone = target.flatMap { _ in Self.bareHostAddress(left.value) }
@@ -38,11 +40,27 @@ extension Checker {
                     hint: "write publish \(spec.ports) -> \(written.value) to use the same host ports")
                 return nil
             }
+            var chosenPort: UInt16?
+            if let chosen {
+                guard let ports = portRange(Substring(chosen.value), at: chosen.range) else { return nil }
+                guard ports.isSingle else {
+                    error("the daemon chooses one host port, not '\(chosen.value)'", at: chosen.range)
+                    return nil
+                }
+                chosenPort = ports.first
+            }
             return Publish(
-                hostAddress: hostAddressAlone, hostPorts: PortRange(0), hostPortIsEphemeral: true,
+                hostAddress: hostAddressAlone, hostPorts: PortRange(chosenPort ?? 0), hostPortIsEphemeral: true,
                 containerPorts: spec.ports, transport: spec.transport,
                 allowedSources: sources, allowedSourcesText: sourcesText,
-                origin: origin("\(target == nil ? "" : "\(left.value) -> ")\(written.value)"))
+                origin: origin("\(target == nil ? "" : "\(left.value) -> ")\(written.value)"), chosenPort: chosenPort)
+        }
+        if let chosen {
+            error(
+                "'chosen' names the port the daemon chose, and this publish names its host port",
+                at: chosen.range,
+                hint: "for a port the daemon chose, write publish [ADDRESS ->] PORT/PROTO chosen HOST-PORT")
+            return nil
         }
         guard let (hostAddress, portsText, portsRange) = hostAddressAndPorts(left) else { return nil }
         if portsText.utf8.contains(UInt8(ascii: "/")) {

@@ -179,6 +179,10 @@ public struct Publish: Sendable, Hashable {
     public var origin: Origin
     /// Added by `publish-all` for an exposed port without a binding of its own.
     public var fromPublishAll = false
+    /// The port the daemon chose, where the policy says it (`chosen PORT`): the allocator's
+    /// counter had moved on from what the policy's containers leave it at (containers since
+    /// stopped or removed, a network connected later), so it hands this one out instead.
+    public var chosenPort: UInt16?
 }
 
 public struct Container: Sendable, Hashable {

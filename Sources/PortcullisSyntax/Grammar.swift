@@ -84,7 +84,8 @@ public enum Grammar {
                 .oneOrTwo, "a network name (and an address, unless an inventory gives it)",
                 clauses: [("mac", .one, false)]),
             "publish": SettingShape(
-                .one, "a host port ([HOST-IP:]PORT[-END])", clauses: [("->", .one, false), ("from", .list, false)]),
+                .one, "a host port ([HOST-IP:]PORT[-END])",
+                clauses: [("->", .one, false), ("from", .list, false), ("chosen", .one, false)]),
             "expose": SettingShape(.list, "a port such as 80/tcp"),
             "publish-all": SettingShape(.none, "", clauses: [("from", .list, false)]),
         ],

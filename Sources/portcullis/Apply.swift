@@ -17,7 +17,7 @@ struct Apply: ParsableCommand {
             write is refused unless --take-over).
 
             With --alongside-docker the Docker daemon keeps writing its own rules and Portcullis \
-            owns only DOCKER-USER (docker-20.10, docker-28, docker-29 on iptables; replaced with \
+            owns only DOCKER-USER (docker-20.10 to docker-29 on iptables; replaced with \
             'iptables-restore --noflush', Docker's chains never touched) or its portcullis-user \
             tables (docker-29 on nftables). It keeps '-j DOCKER-USER' the first rule of FORWARD \
             and says when it had to move it ('repaired: ...'); rollback puts back only what it \

@@ -14,7 +14,7 @@ struct Import: ParsableCommand {
             host settings, and the \
             rules users added in DOCKER-USER as allow, deny and egress statements where the \
             language can say them. Compiled with the same layout, the policy gives the same rules \
-            back. The layout (docker-1.5, docker-20.10, docker-28, docker-29, native) is detected from the \
+            back. The layout (docker-1.5, docker-20.10, docker-23, docker-25, docker-28, docker-29, native) is detected from the \
             chains unless --layout says it. Names are deterministic: containers after their \
             address, networks after their bridge. What the rules cannot tell, and user rules the \
             language cannot say, are reported as '# not imported:' lines and on stderr.

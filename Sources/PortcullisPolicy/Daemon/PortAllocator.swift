@@ -8,6 +8,9 @@ import PortcullisNet
 /// host port the daemon already handed out is refused, as Docker refuses to start the
 /// container, and allocation stops there.
 ///
+/// A publish that says the port the daemon chose (`chosen PORT`) takes that port, in every
+/// family it binds, as the allocator handed it out: the counter moves on from it.
+///
 /// A container whose gateway network changes as its later networks are connected has its
 /// mappings released and programmed again, so its ports are allocated once per change.
 /// Docker 20.10 allocates each binding once per family, IPv4 first (`allocatePortsInternal`),
@@ -149,8 +152,25 @@ struct PortAllocator {
         -> [(Key, UInt16)]?
     {
         let range = host.ephemeralPorts
+        let publish = containers[position.container].publishes[position.publish]
         var ports: [Bool: UInt16] = [:]
         for key in keys {
+            if let chosen = publish.chosenPort {
+                guard range.contains(chosen), holder(chosen, key) == nil else {
+                    allocation.diagnostics.append(
+                        Diagnostic(
+                            range.contains(chosen)
+                                ? "host port \(chosen)/\(publish.transport.rawValue) is taken: the daemon cannot have chosen it"
+                                : "host port \(chosen) is outside the ephemeral range \(range): the daemon cannot have chosen it",
+                            at: SourceRange(start: publish.origin.location, length: 7),
+                            hint: "the daemon hands out free ports of 'ephemeral-ports'"))
+                    return nil
+                }
+                taken[key, default: [:]][chosen] = position
+                last[key] = chosen
+                ports[key.ipv6] = chosen
+                continue
+            }
             var candidate = last[key].map { $0 >= range.last ? range.first : $0 + 1 } ?? range.first
             var tries = 0
             while holder(candidate, key) != nil && tries < range.count {
@@ -161,9 +181,7 @@ struct PortAllocator {
                 allocation.diagnostics.append(
                     Diagnostic(
                         "no free port left in the ephemeral range \(range)",
-                        at: SourceRange(
-                            start: containers[position.container].publishes[position.publish].origin.location,
-                            length: 1),
+                        at: SourceRange(start: publish.origin.location, length: 1),
                         hint: "widen 'ephemeral-ports' in the host block or publish fixed host ports"))
                 return nil
             }

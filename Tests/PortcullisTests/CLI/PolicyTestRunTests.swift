@@ -25,7 +25,7 @@ struct PolicyTestRunTests {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let result = inProcess { try $0.runPolicyTests([path]) }
         #expect(result.status == 1)
-        #expect(result.stdout.contains("7 of 7 failed"))
+        #expect(result.stdout.contains("11 of 11 failed"))
         #expect(result.stderr.contains("\(path):2:1: error: expected drop, but docker-20.10 (iptables) says accept:"))
         #expect(result.stderr.contains("from allow web -> api port 8000/tcp (\(Repo.policies)/web-stack.policy:40:1)"))
     }

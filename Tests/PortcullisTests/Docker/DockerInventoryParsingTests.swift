@@ -27,7 +27,11 @@ struct DockerInventoryParsingTests {
             InventoryImport.layout(for: Inventory.Daemon(version: version, apiVersion: "1.41"))?.layout
         }
         #expect(layout("20.10.24+dfsg1") == "docker-20.10")
-        #expect(layout("27.5.1") == "docker-20.10")
+        #expect(layout("22.06.0") == "docker-20.10")
+        #expect(layout("23.0.6") == "docker-23")
+        #expect(layout("24.0.9") == "docker-23")
+        #expect(layout("26.1.5+dfsg1") == "docker-25")
+        #expect(layout("27.5.1") == "docker-25")
         #expect(layout("18.06.3-ce") == "docker-20.10")
         #expect(layout("18.03.1-ce") == nil)
         #expect(layout("nightly") == nil)

@@ -432,6 +432,44 @@ import Testing
         #expect(compiled == host, "\(policy)")
     }
 
+    /// On docker0 with `--fixed-cidr-v6` an endpoint's IPv6 address is made from its MAC address,
+    /// itself 02:42 and the IPv4 address: that pairs the families, where the ports do not (oracle
+    /// seed 9001 scenario 11: `queue` publishes more in IPv6 than in IPv4, `proxy` nothing in
+    /// IPv6, and `queue`'s IPv6 address went to `proxy`, giving both 19076/udp).
+    @Test func ipv6EndpointsPairByTheirMACAddress() throws {
+        let source = scratchWrite(
+            """
+            host {
+                ip6tables on
+            }
+            network bridge {
+                bridge docker0
+                subnet 198.18.242.0/24
+                subnet fd98:19::/64
+            }
+            container proxy {
+                attach bridge 198.18.242.3
+                attach bridge fd98:19::242:c612:f203
+                publish 127.0.0.1:9903 -> 9903/tcp
+            }
+            container queue {
+                attach bridge 198.18.242.4
+                attach bridge fd98:19::242:c612:f204
+                publish 19076 -> 3446/udp
+                publish [::]:19442-19444 -> 5946-5948/tcp
+            }
+
+            """)
+        defer { try? FileManager.default.removeItem(atPath: source) }
+        let host = compiledRuleset(source).stdout
+        let path = scratchWrite(host)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (policy, compiled, _) = try importAndCompile(path)
+        #expect(
+            policy.contains("    attach bridge 198.18.242.4\n    attach bridge fd98:19::242:c612:f204\n"), "\(policy)")
+        #expect(compiled == host, "\(policy)")
+    }
+
     /// Host ports are written as the host has them, inside the ephemeral range too, and the
     /// policy programs them in the host's order; where only the daemon-chosen form does (s24),
     /// that form is written and said.
@@ -512,6 +550,44 @@ import Testing
                 "assumed: container c-172-17-0-3: host ports 32768/udp, 32768/tcp, 32769/tcp, 32770/tcp, 32771/tcp are written as chosen by the daemon"
             ), "\(stderr)")
         #expect(!stderr.contains("c-172-17-0-4: host port"), "\(stderr)")
+        #expect(compiled == host, "\(policy)")
+    }
+
+    /// A port the daemon chose after its counter had moved on (a container since removed held
+    /// 32768 to 32774) is programmed, written out, before the fixed 21997-21999, and handed out
+    /// as 32768 when written as chosen: only `chosen 32775` gives the host's rules back, and the
+    /// import writes it so, and says so. The next container's 32776 is exact written out.
+    @Test func portsTheCounterMovedPastAreWrittenWithTheirPort() throws {
+        let source = scratchWrite(
+            """
+            network bridge {
+                bridge docker0
+                subnet 172.17.0.0/16
+            }
+            container mail {
+                attach bridge 172.17.0.3
+                expose 3747/tcp
+                publish 21997-21999 -> 3315-3317/tcp
+                publish 8611/tcp chosen 32775
+            }
+            container c1 {
+                attach bridge 172.17.0.4
+                publish 2754/tcp
+            }
+
+            """)
+        defer { try? FileManager.default.removeItem(atPath: source) }
+        let host = compiledRuleset(source).stdout
+        #expect(host.contains("--dport 32776 -j DNAT --to-destination 172.17.0.4:2754\n"), "\(host)")
+        let path = scratchWrite(host)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (policy, compiled, stderr) = try importAndCompile(path)
+        #expect(policy.contains("    publish 8611/tcp chosen 32775\n"), "\(policy)")
+        #expect(policy.contains("    publish 32776 -> 2754/tcp\n"), "\(policy)")
+        #expect(
+            stderr.contains(
+                "assumed: container c-172-17-0-3: host port 32775/tcp is written as chosen by the daemon, with the port it chose (chosen PORT)"
+            ), "\(stderr)")
         #expect(compiled == host, "\(policy)")
     }
 

@@ -116,6 +116,10 @@ import Testing
         ),
         ("host {\n    icc deny\n}\n", "the policy says icc deny", "allows ICC on the default network"),
         ("group web { db }\n", "'web' is a container on the host", "but a group here"),
+        (
+            "container solo {\n    publish 7000/tcp chosen 32770\n}\n",
+            "container 'solo' has no publish 7000/tcp chosen 32770", "it publishes 7000/tcp"
+        ),
     ])
     func disagreementsAreErrors(policy: String, message: String, detail: String) throws {
         let path = try Self.write(policy)
@@ -128,7 +132,7 @@ import Testing
     }
 
     /// What agrees is accepted: pinned addresses, the host's daemon-chosen port written out,
-    /// a publish left to the daemon, settings that say the defaults.
+    /// a publish left to the daemon with the port it chose, settings that say the defaults.
     @Test func agreeingPinsAreAccepted() throws {
         let policy = """
             network quiet {
@@ -142,7 +146,7 @@ import Testing
             }
 
             container solo {
-                publish 7000/tcp from 198.51.100.8
+                publish 7000/tcp from 198.51.100.8 chosen 32769
             }
 
             """

@@ -1,7 +1,10 @@
 import Foundation
 import PortcullisCompiler
+import PortcullisIR
+import PortcullisImport
 import PortcullisLayouts
 import PortcullisPolicy
+import PortcullisReaders
 import PortcullisRender
 import PortcullisSyntax
 import Testing
@@ -84,6 +87,42 @@ import Testing
                 + "allow client -> web port 80/tcp\n".replacingOccurrences(of: "client", with: "web"))
         #expect(files.count == 2)
         #expect(!files[1].text.contains("DOCKER-USER"))
+    }
+
+    /// Later daemons of the classic era: 23.0 on keeps an ip6tables DOCKER-USER (RETURN, jumped
+    /// to first) policy rules or not; 25.0 on (as Docker 26.1 wrote it for the oracle) an
+    /// internal network's IPv6 drops name both interfaces. Their IPv4 rules are 20.10's, and an
+    /// import tells each era from its ip6tables rules.
+    @Test func laterErasChangeIp6tablesOnly() throws {
+        let policy =
+            Self.dualStack.replacingOccurrences(of: " from 203.0.113.0/24, 2001:db8::/32", with: "")
+            + "network vault {\n    bridge br-vault\n    subnet 198.18.2.0/24\n    subnet fd98:18:2::/64\n    internal\n}\n"
+        let eras = try ["docker-20.10", "docker-23", "docker-25"].map { try files(policy, layout: $0) }
+        #expect(eras[1][0].text == eras[0][0].text && eras[2][0].text == eras[0][0].text)
+        #expect(!eras[0][1].text.contains("DOCKER-USER"))
+        for v6 in [eras[1][1].text, eras[2][1].text] {
+            #expect(rules(v6, chain: "FORWARD").first == "-A FORWARD -j DOCKER-USER")
+            #expect(rules(v6, chain: "DOCKER-USER") == ["-A DOCKER-USER -j RETURN"])
+        }
+        let drops = { (text: String) in rules(text, chain: "DOCKER-ISOLATION-STAGE-1").filter { $0.hasSuffix("DROP") } }
+        #expect(
+            drops(eras[1][1].text) == [
+                "-A DOCKER-ISOLATION-STAGE-1 ! -s fd98:18:2::/64 -o br-vault -j DROP",
+                "-A DOCKER-ISOLATION-STAGE-1 ! -d fd98:18:2::/64 -i br-vault -j DROP",
+            ])
+        #expect(
+            drops(eras[2][1].text) == [
+                "-A DOCKER-ISOLATION-STAGE-1 ! -s fd98:18:2::/64 ! -i br-vault -o br-vault -j DROP",
+                "-A DOCKER-ISOLATION-STAGE-1 ! -d fd98:18:2::/64 -i br-vault ! -o br-vault -j DROP",
+            ])
+        #expect(drops(eras[2][0].text) == drops(eras[0][0].text))
+        for (era, layout) in zip(eras, ["docker-20.10", "docker-23", "docker-25"]) {
+            var ruleset = Ruleset()
+            for (family, file) in zip([TableFamily.ip, .ip6], era) {
+                ruleset.tables += try IptablesSaveReader(family: family, source: layout).read(file.text).0.tables
+            }
+            #expect(HostImport.detectLayout(of: ruleset)?.name == layout)
+        }
     }
 
     /// Off (the default), the layout writes IPv4 only, and refuses IPv6 host addresses with a

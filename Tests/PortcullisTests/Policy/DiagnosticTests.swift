@@ -186,6 +186,21 @@ private let dualStack = "network n {\n    bridge br-n\n    subnet 198.18.9.0/24\
             text: "host {\n    ephemeral-ports 40000-40001\n}\n" + bridge
                 + "container c {\n    attach bridge 172.17.0.2\n    expose 1/tcp, 2/tcp, 3/tcp\n    publish-all\n}\n",
             line: 11, column: 5, message: "no free port left in the ephemeral range 40000-40001"),
+        BadPolicy(
+            text: bridge + "container c {\n    attach bridge 172.17.0.2\n    publish 80/tcp chosen 8080\n}\n", line: 7,
+            column: 5,
+            message: "host port 8080 is outside the ephemeral range 32768-60999: the daemon cannot have chosen it"),
+        BadPolicy(
+            text: bridge
+                + "container c {\n    attach bridge 172.17.0.2\n    publish 32769 -> 81\n    publish 80/tcp chosen 32769\n}\n",
+            line: 8, column: 5, message: "host port 32769/tcp is taken: the daemon cannot have chosen it"),
+        BadPolicy(
+            text: bridge + "container c {\n    attach bridge 172.17.0.2\n    publish 8080 -> 80 chosen 32769\n}\n",
+            line: 7,
+            column: 31, message: "'chosen' names the port the daemon chose, and this publish names its host port"),
+        BadPolicy(
+            text: bridge + "container c {\n    attach bridge 172.17.0.2\n    publish 80/tcp chosen 32769-32770\n}\n",
+            line: 7, column: 27, message: "the daemon chooses one host port, not '32769-32770'"),
         // Interface names
         BadPolicy(
             text: "network n {\n    bridge br-this-is-too-long\n    subnet 10.1.0.0/16\n}\n", line: 2, column: 12,

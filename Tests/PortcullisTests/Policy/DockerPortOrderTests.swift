@@ -107,6 +107,21 @@ import Testing
                 "7: host port 32768/tcp is already taken: the daemon chose it for container 'c' (line 8)"
             ])
     }
+
+    /// `chosen PORT` says the port the daemon chose where its counter had moved on (containers
+    /// since removed): the publish takes it, still sorts as daemon-chosen (host port 0), and the
+    /// counter moves on from it. Map order 80, 53, 6000, 7000 sorts 7000 first: it takes 32771,
+    /// and 6000 the next port, 32772 (without the clause, 32768 and 32769).
+    @Test func aChosenPortIsTakenAndTheCounterMovesOnFromIt() throws {
+        let policy = try Self.checked(
+            "    publish 9000 -> 80\n    publish 7000/tcp chosen 32771\n    publish 6000/tcp\n    publish 53/udp\n"
+        )
+        .get()
+        let publishes = policy.containers[0].publishes
+        #expect(publishes.map(\.hostPorts.first) == [9000, 32771, 32772, 32768])
+        #expect(publishes.map(\.hostPortIsEphemeral) == [false, true, true, true])
+        #expect(publishes.map(\.chosenPort) == [nil, 32771, nil, nil])
+    }
 }
 
 /// Publishes Docker accepts and the language could not say before.
