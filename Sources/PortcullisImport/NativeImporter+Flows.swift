@@ -24,7 +24,7 @@ extension NativeImporter {
         case .network(let name):
             return networks.first { $0.name == name }?.subnet(of: family).map { [$0] } ?? []
         case .container(let address):
-            guard let held = containers.first(where: { $0.address == address }) else { return [] }
+            guard let held = containers.first(holding: address) else { return [] }
             return (family == .ipv4 ? [held.address] : held.address6.map { [$0] } ?? []).map { IPPrefix(host: $0) }
         }
     }

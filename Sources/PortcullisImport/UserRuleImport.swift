@@ -155,9 +155,7 @@ struct UserRuleImport {
         // What egress rules imply: returns to other bridges and the final drop of each source.
         for (_, rule) in pending {
             if let fields = Fields(rule), rule.effects.isEmpty, let input = fields.input,
-                let source = containers.first(where: { container in
-                    fields.source.map { container.holds($0.address) && $0.isHost } ?? false
-                }),
+                let source = fields.source.flatMap({ $0.isHost ? containers.first(holding: $0.address) : nil }),
                 egressSources.contains(source.name), fields.destination == nil, fields.transport == nil,
                 (rule.action == .drop && fields.outputNegated && fields.output == input)
                     || (rule.action == .return && !fields.outputNegated && network(fields.output) != nil)
