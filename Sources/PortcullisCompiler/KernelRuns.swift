@@ -268,6 +268,12 @@ extension Application {
         }
     }
 
+    /// What others changed in the rules the latest generation applied, under the state lock;
+    /// nil when nothing (`watch` asks this between events, to repair such changes).
+    public func ownedRulesChanged(state: StateAccess, logger: Logger) throws -> String? {
+        try withSettledState(state, logger: logger) { try $0.changes() }
+    }
+
     /// Confirms the generation waiting (`generation`, when given, must be it); nothing
     /// waiting, or too late, is exit 1.
     public func runConfirm(state: StateAccess, generation: Int?, logger: Logger) throws -> RunStatus {
