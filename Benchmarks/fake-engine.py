@@ -423,24 +423,28 @@ def run_case(arguments, children):
     if watched.wait(re.compile(r"\] sync \d+ failed"), 0, 0) is not None:
         raise RuntimeError(f"a sync failed (see {log.name})")
 
-    # Events that change nothing: deaths of containers the daemon does not have. A last
-    # event that changes something shows when the watcher has taken them all in.
-    rss_before = vm_rss_kib(watcher.pid)
-    batch = 500
-    for first in range(0, arguments.events, batch):
-        engine.emit(
-            [("die", f"{0xDEAD0000000 + n:064x}", "ghost") for n in range(first, min(first + batch, arguments.events))]
-        )
+    # Events that change nothing: deaths of containers the daemon does not have, in five
+    # rounds. After each, the last container stops or starts again: once that sync is
+    # logged the watcher has taken in every event before it, and VmRSS is read.
+    rss = [vm_rss_kib(watcher.pid)]
     last = count + arguments.starts - 1
-    mark = watched.mark()
-    with engine.lock:
-        engine.containers[container_id(last)]["running"] = False
-    emitted = time.monotonic()
-    engine.emit([("die", container_id(last), f"c{last}")])
-    if watched.wait(re.compile(rf"\] sync \d+: c{last} stopped: "), mark, 300) is None:
-        raise RuntimeError(f"the watcher did not take in the events (see {log.name})")
-    drained = time.monotonic() - emitted
-    rss_after = vm_rss_kib(watcher.pid)
+    rounds, batch, sent_events, drained = 5, 500, 0, 0.0
+    for round_number in range(rounds):
+        end = arguments.events * (round_number + 1) // rounds
+        round_began = time.monotonic()
+        for first in range(sent_events, end, batch):
+            engine.emit([("die", f"{0xDEAD0000000 + n:064x}", "ghost") for n in range(first, min(first + batch, end))])
+        sent_events = end
+        running = round_number % 2 == 1
+        mark = watched.mark()
+        with engine.lock:
+            engine.containers[container_id(last)]["running"] = running
+        engine.emit([("start" if running else "die", container_id(last), f"c{last}")])
+        done = re.compile(rf"\] sync \d+: c{last} {'started' if running else 'stopped'}: ")
+        if watched.wait(done, mark, 300) is None:
+            raise RuntimeError(f"the watcher did not take in the events (see {log.name})")
+        drained += time.monotonic() - round_began
+        rss.append(vm_rss_kib(watcher.pid))
 
     result = {
         "mode": mode,
@@ -458,8 +462,9 @@ def run_case(arguments, children):
         "kernel_commit_p99_ms": round(percentile(apply_ms, 0.99), 1) if apply_ms else None,
         "events": arguments.events,
         "events_drained_s": round(drained, 2),
-        "rss_before_kib": rss_before,
-        "rss_after_kib": rss_after,
+        "rss_before_kib": rss[0],
+        "rss_after_kib": rss[-1],
+        "rss_series_kib": rss,
     }
     server.shutdown()
     for stream in list(engine.streams):
