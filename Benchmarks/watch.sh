@@ -2,9 +2,9 @@
 # How fast `portcullis watch` gets a new container's rules into the kernel, and whether its
 # memory stays flat (docs/watch.md, "Benchmark"). For 1,000 and 10,000 managed containers on
 # one bridge, native (nftables) and --alongside-docker (docker-20.10, iptables):
-#   - the time from Docker's start event to the container's address in the kernel's rules,
-#     p50 and p99 over 200 starts one at a time (nft monitor in the namespace; iptables is
-#     iptables-nft here), and to the watcher's log line for that sync;
+#   - the time from Docker's start event to the watcher's log line for its sync (written once
+#     the kernel has the rules), p50 and p99 over 200 starts one at a time, and for native to
+#     the container's address appearing in the kernel (nft monitor in the namespace);
 #   - the watcher's VmRSS before and after 100,000 events that change nothing, read after
 #     each fifth of them (once the watcher has taken them in).
 # With each row, the sync's own duration (runApply, from the watcher's log line) and its
@@ -90,7 +90,7 @@ print(f"{r['containers']:<10} {r['mode']:<10} {r['first_sync_s']:>7.1f}s {ms(r['
       f"{ms(r['kernel_p99_ms']):>12} {ms(r['log_p50_ms']):>12} {ms(r['log_p99_ms']):>12} "
       f"{mib(r['rss_before_kib']):>10} {mib(r['rss_after_kib']):>10} "
       f"{(r['rss_after_kib'] - r['rss_before_kib']) / 1024:>+9.1f}M"
-      + (f"  ({r['missed']} of the starts not seen)" if r['missed'] else ""))
+      + (f"  ({r['missed']} of the starts not seen in nft monitor)" if r['missed'] else ""))
 print(f"{'':<21} VmRSS after each fifth of the events: "
       + ", ".join(mib(kib) for kib in r["rss_series_kib"][1:]))
 print(f"{'':<21} the sync itself (runApply, the watcher's own figure): p50 {ms(r['sync_p50_ms'])}, "
