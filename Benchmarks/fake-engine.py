@@ -375,7 +375,7 @@ def run_case(arguments, children):
     # native: alongside, every sync rewrites the whole chain, which nft monitor prints rule by
     # rule (10,000 lines a sync at 10,000 containers, seconds behind); the log line is the
     # figure there.
-    kernel = None
+    kernel = monitor = None
     if mode == "native":
         monitor = started(
             subprocess.Popen(
@@ -461,6 +461,8 @@ def run_case(arguments, children):
         "containers": count,
         "starts": len(log_ms),
         "missed": missed,
+        # nft monitor's exit status if it ended (it should not): why starts went unseen.
+        "monitor_exit": monitor.poll() if monitor else None,
         "first_sync_s": round(first_sync, 2),
         "kernel_p50_ms": round(percentile(kernel_ms, 0.5), 1) if kernel_ms else None,
         "kernel_p99_ms": round(percentile(kernel_ms, 0.99), 1) if kernel_ms else None,

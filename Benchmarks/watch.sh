@@ -90,7 +90,9 @@ print(f"{r['containers']:<10} {r['mode']:<10} {r['first_sync_s']:>7.1f}s {ms(r['
       f"{ms(r['kernel_p99_ms']):>12} {ms(r['log_p50_ms']):>12} {ms(r['log_p99_ms']):>12} "
       f"{mib(r['rss_before_kib']):>10} {mib(r['rss_after_kib']):>10} "
       f"{(r['rss_after_kib'] - r['rss_before_kib']) / 1024:>+9.1f}M"
-      + (f"  ({r['missed']} of the starts not seen in nft monitor)" if r['missed'] else ""))
+      + (f"  ({r['missed']} of the starts not seen in nft monitor"
+         + (f", which exited with {r['monitor_exit']})" if r['monitor_exit'] is not None else ")")
+         if r['missed'] else ""))
 print(f"{'':<21} VmRSS after each fifth of the events: "
       + ", ".join(mib(kib) for kib in r["rss_series_kib"][1:]))
 print(f"{'':<21} the sync itself (runApply, the watcher's own figure): p50 {ms(r['sync_p50_ms'])}, "
