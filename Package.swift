@@ -95,7 +95,7 @@ let package = Package(
         .target(
             name: "PortcullisWatch",
             dependencies: [
-                "PortcullisDocker", "PortcullisCompiler", "PortcullisKernel", "JanssonKit",
+                "PortcullisDocker", "PortcullisCompiler", "PortcullisKernel", "PortcullisSyntax", "JanssonKit",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(

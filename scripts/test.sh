@@ -6,6 +6,6 @@
 # one thread per core: two on a 2-core CI machine). They run on their own, after the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-watch_suites='WatcherTests|DockerWatchTests|WatchCommandTests|FailClosedTests'
+watch_suites='WatcherTests|DockerWatchTests|WatchCommandTests|FailClosedTests|WatchConvergenceTests'
 swift test --skip "$watch_suites" "$@"
 swift test --skip-build --filter "$watch_suites"

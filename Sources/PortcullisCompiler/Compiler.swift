@@ -47,10 +47,25 @@ public struct Compiler: Sendable {
     public func check(_ path: String, boundTo host: HostInventory? = nil) -> Result<
         (Policy, SourceStore), CompileFailure
     > {
-        var (loaded, diagnostics) = PolicyLoader.load(path)
+        load(path).flatMap { check($0, boundTo: host) }
+    }
+
+    /// Reads a policy file with its includes, without checking it: what `watch` keeps as its
+    /// running policy, so that an edit takes effect only when it is reloaded and checks.
+    public func load(_ path: String) -> Result<LoadedPolicy, CompileFailure> {
+        let (loaded, diagnostics) = PolicyLoader.load(path)
         if diagnostics.contains(where: { $0.severity == .error }) {
             return .failure(.diagnostics(diagnostics, loaded.sources))
         }
+        return .success(loaded)
+    }
+
+    /// Checks a policy already read (its diagnostics quote the files it was read from).
+    public func check(_ policy: LoadedPolicy, boundTo host: HostInventory? = nil) -> Result<
+        (Policy, SourceStore), CompileFailure
+    > {
+        var loaded = policy
+        var diagnostics: [Diagnostic] = []
         if let host {
             let bound: LoadedPolicy?
             (bound, diagnostics) = InventoryBinding.bind(loaded, to: host.inventory, origin: host.origin)
@@ -203,10 +218,13 @@ extension Compiler {
     /// apply compares it with what it wants, to send only changed set elements (without sets
     /// no change can be made of elements alone). nft JSON gets a text twin: plans show changes
     /// in the firewall's own words.
+    /// `loaded`: the policy already read from `path` (the watcher's running policy), compiled
+    /// instead of reading the file again.
     public func compileForKernel(
-        _ path: String, layout: String?, backend: String?, host: HostInventory? = nil, alongsideDocker: Bool = false
+        _ path: String, loaded: LoadedPolicy? = nil, layout: String?, backend: String?, host: HostInventory? = nil,
+        alongsideDocker: Bool = false
     ) -> Result<KernelInput, CompileFailure> {
-        check(path, boundTo: host).flatMap { policy, sources in
+        (loaded.map { .success($0) } ?? load(path)).flatMap { check($0, boundTo: host) }.flatMap { policy, sources in
             resolve(layout: layout, backend: backend, policy: policy, sources: sources).flatMap { layout, backend in
                 alongside(alongsideDocker, layout: layout, backend: backend).flatMap { alongside in
                     lower(policy, sources: sources, layout: layout, backend: backend).flatMap { lowered in

@@ -3,6 +3,7 @@ import JanssonKit
 import Logging
 import PortcullisKernel
 import PortcullisRender
+import PortcullisSyntax
 
 /// The state directory a kernel command works with, and how long it waits for the lock.
 public struct StateAccess: Sendable {
@@ -30,6 +31,9 @@ public struct ChangeRequest: Sendable {
     /// Leave Docker's own rules to the running daemon and own only the place it reserves for
     /// users (`DOCKER-USER`, or the `portcullis-user` table).
     public var alongsideDocker: Bool
+    /// The policy already read from `policy` (the watcher's running policy): compiled instead
+    /// of the file, which may have been edited since; diagnostics still name `policy`'s files.
+    public var loaded: LoadedPolicy?
 
     public init(
         policy: String, layout: String? = nil, backend: String? = nil, takeOver: Bool = false, prune: Bool = false,
@@ -103,7 +107,7 @@ extension Application {
     func compileForKernel(_ request: ChangeRequest, action: String) throws -> KernelInput {
         console.progress("compiling \(request.policy)")
         let compiled = try compiler.compileForKernel(
-            request.policy, layout: request.layout, backend: request.backend,
+            request.policy, loaded: request.loaded, layout: request.layout, backend: request.backend,
             host: try request.inventory.map(hostInventory), alongsideDocker: request.alongsideDocker
         ).get()
         for warning in compiled.warnings { console.note(warning) }
@@ -262,6 +266,12 @@ extension Application {
                         ?? "; the kernel holds what it held before Portcullis' first apply") + "\n")
             return .clean
         }
+    }
+
+    /// What others changed in the rules the latest generation applied, under the state lock;
+    /// nil when nothing (`watch` asks this between events, to repair such changes).
+    public func ownedRulesChanged(state: StateAccess, logger: Logger) throws -> String? {
+        try withSettledState(state, logger: logger) { try $0.changes() }
     }
 
     /// Confirms the generation waiting (`generation`, when given, must be it); nothing

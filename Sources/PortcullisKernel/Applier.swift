@@ -256,6 +256,14 @@ public struct Applier {
         return (previous, backend, try backend.plan(wanted: files, previous: previous, takeOver: takeOver))
     }
 
+    /// What others changed, since the latest generation was applied, in what it owns (in a
+    /// sentence); nil when nothing, or when there is no generation. On nftables this is one
+    /// question to the kernel when no transaction was committed since.
+    public func changes() throws -> String? {
+        guard let latest = try store.latest() else { return nil }
+        return try backend(for: latest.backend, scope: latest.scope).changes(since: latest)
+    }
+
     /// Undoes the latest generation: the kernel gets back exactly the snapshot taken before it
     /// (Docker's rules and other tools' included; tables it created are removed). Refused when
     /// others changed what it applied since, unless `force`.

@@ -386,7 +386,9 @@ struct NftablesBackend: KernelBackend {
                 )
             }
         }
-        if let previous, wantedText == previous.applied[ext], wantedTables == previousTables {
+        // Nothing to do only if the kernel still holds it: with --take-over, tables changed by
+        // someone else are replaced even when the wanted ruleset is the previous one.
+        if let previous, verified, wantedText == previous.applied[ext], wantedTables == previousTables {
             return Plan(isEmpty: true) {}
         }
         let logger = self.logger

@@ -9,6 +9,8 @@ public struct WatchMetrics: Sendable, Equatable {
     public var syncs = 0
     public var failures = 0
     public var driftRepairs = 0
+    /// Reloads (SIGHUP) whose policy did not check; the running policy was kept.
+    public var reloadFailures = 0
     public var managedContainers = 0
     /// Seconds since the epoch; nil before the first successful sync.
     public var lastSuccess: Double?
@@ -53,6 +55,10 @@ public struct WatchMetrics: Sendable, Equatable {
         metric(
             "drift_repairs_total", "counter", "Syncs that put back rules someone else had changed.",
             [("", "\(driftRepairs)")])
+        metric(
+            "reload_failures_total", "counter",
+            "Policy reloads that failed to check (the syncs went on with the running policy).",
+            [("", "\(reloadFailures)")])
         metric(
             "managed_containers", "gauge", "Running containers in the inventory the rules follow.",
             [("", "\(managedContainers)")])

@@ -3,6 +3,7 @@ import Logging
 import PortcullisCompiler
 import PortcullisDocker
 import PortcullisKernel
+import PortcullisSyntax
 import Synchronization
 
 /// The real daemon: each connection opens an Engine API session, subscribes to its events, then
@@ -81,16 +82,16 @@ extension Application {
         do { engine = try EngineClient(host: request.dockerHost) } catch {
             throw CompileFailure.usage(error.description)
         }
-        // The policy is checked against the host as it is now, so that one that cannot bind to
-        // it (or has errors of its own) stops the watcher before anything is applied.
+        // The policy is read once and checked against the host as it is now, so that one that
+        // cannot bind to it (or has errors of its own) stops the watcher before anything is
+        // applied. The syncs use what was read here, until a reload that checks.
         let origin = "the Docker daemon at \(engine.host)"
+        let loaded: LoadedPolicy
         do {
             let host = HostInventory(try engine.inventory(), origin: origin)
-            switch Compiler().check(request.change.policy, boundTo: host) {
-            case .failure(let failure): throw failure
-            case .success((let policy, _)):
-                if !policy.host.unknownContainersDrop { warnOpenBetweenStartAndRules(request.change.policy, logger) }
-            }
+            loaded = try Compiler().load(request.change.policy).get()
+            let (policy, _) = try Compiler().check(loaded, boundTo: host).get()
+            if !policy.host.unknownContainersDrop { warnOpenBetweenStartAndRules(request.change.policy, logger) }
         } catch let error as InventoryError {
             throw CompileFailure.usage(error.description)
         }
@@ -109,9 +110,9 @@ extension Application {
         defer { withExtendedLifetime(lock) {} }
 
         let status = Mutex(WatchStatus(policy: request.change.policy, dockerHost: engine.host))
-        let sync = syncFunction(request.change, origin: origin, state: state, logger: logger)
+        let target = ApplyTarget(change: request.change, running: loaded, origin: origin, state: state, logger: logger)
         let watcher = Watcher(
-            daemon: EngineDaemon(engine), configuration: request.configuration, logger: logger, sync: sync,
+            daemon: EngineDaemon(engine), configuration: request.configuration, logger: logger, target: target,
             changed: { snapshot in
                 let current = status.withLock {
                     $0.snapshot = snapshot
@@ -148,42 +149,6 @@ extension Application {
         do { try status.snapshot.metrics.write(to: metricsFile) } catch { logger.error("metrics file: \(error)") }
     }
 
-    /// One sync: `apply` of the policy bound to the inventory, under the state lock. What it
-    /// printed is the report's summary, its notes go to the log; a new generation whose files
-    /// equal the previous one's put back rules someone else had changed (drift).
-    func syncFunction(_ change: ChangeRequest, origin: String, state: StateAccess, logger: Logger)
-        -> @Sendable (Inventory) async throws -> SyncReport
-    {
-        var kernelLogger = logger
-        kernelLogger.logLevel = max(logger.logLevel, .warning)
-        let quiet = kernelLogger
-        return { inventory in
-            try await blocking {
-                var request = change
-                request.inventory = .given(inventory, origin: origin)
-                let console = LogConsole(logger: logger)
-                let store = StateStore(directory: state.directory)
-                let before = try? store.latest()
-                let status: RunStatus
-                do {
-                    status = try Application(console: console).runApply(
-                        request, state: state, confirmation: nil, logger: quiet)
-                } catch let failure as CompileFailure {
-                    throw WatchError(failure.report)
-                }
-                guard status == .clean else {
-                    throw WatchError(console.written.isEmpty ? "apply failed" : console.written)
-                }
-                let after = try? store.latest()
-                let changed = after?.number != before?.number
-                let drift = changed && before != nil && before?.applied == after?.applied
-                return SyncReport(
-                    changed: changed, summary: console.written.trimmingCharacters(in: .whitespacesAndNewlines),
-                    driftRepaired: drift)
-            }
-        }
-    }
-
     /// `portcullis status`: the status file of the state directory's watcher and whether it
     /// still runs (stdout the file, stderr one line). Returns whether a watcher runs.
     public func runStatus(state: StateAccess) throws -> Bool {
@@ -194,6 +159,91 @@ extension Application {
         if let text = found.text { console.output(text) }
         console.note(found.running ? "a watcher is running" : "no watcher is running: \(found.reason ?? "")")
         return found.running
+    }
+}
+
+/// The watcher's syncs as `apply` runs of the running policy: read at start and again at each
+/// reload that checks, never at an event, so that an edit with errors cannot stop new
+/// containers from getting their rules.
+final class ApplyTarget: WatchTarget {
+    let change: ChangeRequest
+    let running: Mutex<LoadedPolicy>
+    let origin: String
+    let state: StateAccess
+    let logger: Logger
+    /// The kernel side's own lines stay at warning unless -v: the sync's line says what it did.
+    let quiet: Logger
+
+    init(change: ChangeRequest, running: LoadedPolicy, origin: String, state: StateAccess, logger: Logger) {
+        self.change = change
+        self.running = Mutex(running)
+        self.origin = origin
+        self.state = state
+        self.logger = logger
+        var quiet = logger
+        quiet.logLevel = max(logger.logLevel, .warning)
+        self.quiet = quiet
+    }
+
+    /// `apply` of the running policy bound to the inventory, under the state lock. What it
+    /// printed is the report's summary, its notes go to the log; a new generation whose files
+    /// equal the previous one's put back rules someone else had changed (drift). A repair is
+    /// an apply with --take-over: apply refuses to replace rules others changed without it.
+    func sync(_ inventory: Inventory, repair: Bool) async throws -> SyncReport {
+        var request = change
+        request.inventory = .given(inventory, origin: origin)
+        request.loaded = running.withLock { $0 }
+        request.takeOver = change.takeOver || repair
+        let (state, logger, quiet) = (self.state, self.logger, self.quiet)
+        return try await blocking { [request] in
+            let console = LogConsole(logger: logger)
+            let store = StateStore(directory: state.directory)
+            let before = try? store.latest()
+            let status: RunStatus
+            do {
+                status = try Application(console: console).runApply(
+                    request, state: state, confirmation: nil, logger: quiet)
+            } catch let failure as CompileFailure {
+                throw WatchError(failure.report)
+            }
+            guard status == .clean else {
+                throw WatchError(console.written.isEmpty ? "apply failed" : console.written)
+            }
+            let after = try? store.latest()
+            let changed = after?.number != before?.number
+            let drift = changed && before != nil && before?.applied == after?.applied
+            return SyncReport(
+                changed: changed, summary: console.written.trimmingCharacters(in: .whitespacesAndNewlines),
+                driftRepaired: drift)
+        }
+    }
+
+    /// Reads the policy file (and its includes) again and checks it bound to the inventory;
+    /// only one that checks becomes the running policy. Its diagnostics name the file.
+    func reload(boundTo inventory: Inventory) async throws {
+        let (path, host) = (change.policy, HostInventory(inventory, origin: origin))
+        let loaded = try await blocking {
+            do {
+                let loaded = try Compiler().load(path).get()
+                _ = try Compiler().check(loaded, boundTo: host).get()
+                return loaded
+            } catch let failure as CompileFailure {
+                throw WatchError(failure.report)
+            }
+        }
+        running.withLock { $0 = loaded }
+    }
+
+    func drift() async throws -> String? {
+        let (state, logger, quiet) = (self.state, self.logger, self.quiet)
+        return try await blocking {
+            do {
+                return try Application(console: LogConsole(logger: logger)).ownedRulesChanged(
+                    state: state, logger: quiet)
+            } catch let failure as CompileFailure {
+                throw WatchError(failure.report)
+            }
+        }
     }
 }
 

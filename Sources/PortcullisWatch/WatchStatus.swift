@@ -63,6 +63,9 @@ public struct WatchStatus: Sendable {
                 metrics.lastSuccess.map { .string(Self.timestamp(Date(timeIntervalSince1970: $0))) } ?? .null
             ),
             ("last-error", snapshot.lastError.map { .string($0) } ?? .null),
+            ("reload-failures", .integer(metrics.reloadFailures)),
+            ("last-reload", snapshot.lastReload.map { .string(Self.timestamp($0)) } ?? .null),
+            ("last-reload-error", snapshot.lastReloadError.map { .string($0) } ?? .null),
         ])
     }
 

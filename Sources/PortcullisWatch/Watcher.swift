@@ -3,27 +3,38 @@ import Logging
 import PortcullisDocker
 import Synchronization
 
-/// How the watcher waits: how long a burst of events is gathered into one sync, and how it
-/// backs off when the daemon is gone or a sync fails.
+/// How the watcher waits: how it backs off when the daemon is gone or a sync fails, and how
+/// often it looks for rules changed by someone else.
 public struct WatchConfiguration: Sendable {
-    /// A sync runs once no relevant event came for this long…
-    public var coalesceWindow: Duration
-    /// …or this long after the first event it would carry, whichever comes first.
-    public var coalesceLimit: Duration
     /// The first wait before reconnecting (or retrying a failed sync), doubled each time up to
     /// `maximumBackoff`.
     public var initialBackoff: Duration
     public var maximumBackoff: Duration
+    /// How often to check, with no event, whether someone else changed the rules (nil: never).
+    public var driftInterval: Duration?
 
     public init(
-        coalesceWindow: Duration = .milliseconds(100), coalesceLimit: Duration = .seconds(1),
-        initialBackoff: Duration = .milliseconds(500), maximumBackoff: Duration = .seconds(30)
+        initialBackoff: Duration = .milliseconds(500), maximumBackoff: Duration = .seconds(30),
+        driftInterval: Duration? = .seconds(5)
     ) {
-        self.coalesceWindow = coalesceWindow
-        self.coalesceLimit = coalesceLimit
         self.initialBackoff = initialBackoff
         self.maximumBackoff = maximumBackoff
+        self.driftInterval = driftInterval
     }
+}
+
+/// What the watcher keeps in step with the daemon: the kernel's rules and the policy they come
+/// from (the real one is `apply` with a policy read once, see `Application.runWatch`).
+public protocol WatchTarget: Sendable {
+    /// Brings the kernel's rules in line with the running policy bound to `inventory`;
+    /// `repair`: someone else changed them, replace what is there.
+    func sync(_ inventory: Inventory, repair: Bool) async throws -> SyncReport
+    /// Reads and checks the policy again, bound to `inventory`; from then on the syncs use it.
+    /// Throws why it does not check (its diagnostics), keeping the running policy.
+    func reload(boundTo inventory: Inventory) async throws
+    /// What someone else changed in the rules the syncs own, in a sentence; nil when nothing.
+    /// Cheap when nothing changed: it runs every `driftInterval`.
+    func drift() async throws -> String?
 }
 
 /// What one sync did to the kernel, as the sync function reports it.
@@ -69,6 +80,10 @@ public struct WatchSnapshot: Sendable {
     public var metrics = WatchMetrics()
     public var lastSync: SyncRecord?
     public var lastError: String?
+    /// When the policy was last reloaded (SIGHUP), and why that reload failed, if it did: the
+    /// syncs go on with the policy that checked before.
+    public var lastReload: Date?
+    public var lastReloadError: String?
 
     public init() {}
 }
@@ -104,11 +119,14 @@ public protocol WatchedDaemon: Sendable {
 }
 
 /// Keeps a host's rules in step with its Docker daemon. It reads the full inventory and syncs;
-/// then follows the daemon's events, updating the inventory one event at a time, and syncs
-/// once a burst of events is over. When the stream ends or breaks it keeps the rules in place,
-/// retries with exponential backoff, and on reconnect reads everything again and syncs from
-/// scratch (the daemon keeps only its last 256 events). `reload()` (SIGHUP) syncs now, reading
-/// the policy again; `stop()` (SIGTERM) ends `run()` and leaves the rules in place.
+/// then follows the daemon's events, updating the inventory one event at a time. A change found
+/// while no sync runs is synced at once; changes found while one runs are carried together by
+/// the next. When the stream ends or breaks it keeps the rules in place, retries with
+/// exponential backoff, and on reconnect reads everything again and syncs from scratch (the
+/// daemon keeps only its last 256 events). Every `driftInterval` it asks whether someone else
+/// changed the rules, and syncs to repair them if so. `reload()` (SIGHUP) checks the policy
+/// again and syncs with it only if it checks; `stop()` (SIGTERM) ends `run()` and leaves the
+/// rules in place.
 ///
 /// Everything happens in `run()`, one signal at a time (events, timers, reload, stop), so no two
 /// syncs overlap and the inventory has one writer.
@@ -117,7 +135,10 @@ public final class Watcher: Sendable {
         case connect
         case event(connection: Int, EngineEvent)
         case ended(connection: Int, error: String?)
+        /// Sync what is pending: queued behind the signals already waiting (the events that
+        /// came during a sync), so that they are carried by one sync.
         case flush
+        case driftCheck
         case reload
         case stop
     }
@@ -125,23 +146,22 @@ public final class Watcher: Sendable {
     let daemon: any WatchedDaemon
     let configuration: WatchConfiguration
     let logger: Logger
-    let sync: @Sendable (Inventory) async throws -> SyncReport
+    let target: any WatchTarget
     let changed: @Sendable (WatchSnapshot) -> Void
     let signals: AsyncStream<Signal>
     let continuation: AsyncStream<Signal>.Continuation
     let state = Mutex(WatchSnapshot())
 
-    /// `sync` brings the kernel's rules in line with an inventory; `changed` is called after
-    /// every sync and every change of connection (to write the status and metrics files).
+    /// `changed` is called after every sync, reload and change of connection (to write the
+    /// status and metrics files).
     public init(
         daemon: any WatchedDaemon, configuration: WatchConfiguration = WatchConfiguration(), logger: Logger,
-        sync: @escaping @Sendable (Inventory) async throws -> SyncReport,
-        changed: @escaping @Sendable (WatchSnapshot) -> Void = { _ in }
+        target: any WatchTarget, changed: @escaping @Sendable (WatchSnapshot) -> Void = { _ in }
     ) {
         self.daemon = daemon
         self.configuration = configuration
         self.logger = logger
-        self.sync = sync
+        self.target = target
         self.changed = changed
         (signals, continuation) = AsyncStream<Signal>.makeStream()
     }
@@ -149,7 +169,7 @@ public final class Watcher: Sendable {
     /// What it knows now.
     public var snapshot: WatchSnapshot { state.withLock { $0 } }
 
-    /// Reads the policy again and syncs now (SIGHUP).
+    /// Checks the policy again and, if it checks, syncs with it now (SIGHUP).
     public func reload() { continuation.yield(.reload) }
 
     /// Ends `run()`; the rules stay in place (SIGTERM).
@@ -162,8 +182,12 @@ public final class Watcher: Sendable {
         var reader: Task<Void, Never>?
         var tracker: InventoryTracker?
         var reasons: [String] = []
-        var firstPending: ContinuousClock.Instant?
-        var lastEvent: ContinuousClock.Instant?
+        /// A `.flush` is in the queue.
+        var flushQueued = false
+        /// The next sync replaces rules someone else changed.
+        var repair = false
+        /// A reload came before the first connection; it is done once the inventory is read.
+        var reloadPending = false
         var reconnectDelay: Duration
         var retryDelay: Duration
         var syncs = 0
@@ -173,6 +197,7 @@ public final class Watcher: Sendable {
     public func run() async {
         var loop = Loop(reconnectDelay: configuration.initialBackoff, retryDelay: configuration.initialBackoff)
         continuation.yield(.connect)
+        if let interval = configuration.driftInterval { schedule(.driftCheck, after: interval) }
         for await signal in signals {
             switch signal {
             case .connect:
@@ -195,23 +220,20 @@ public final class Watcher: Sendable {
                 await disconnect(
                     &loop, because: error.map { "the event stream broke: \($0)" } ?? "the event stream ended")
             case .flush:
+                loop.flushQueued = false
                 // Without the daemon, pending changes wait for the full read at reconnect.
-                guard loop.connection != nil, let first = loop.firstPending, let last = loop.lastEvent else {
-                    continue
-                }
-                let now = ContinuousClock.now
-                guard now - last >= configuration.coalesceWindow || now - first >= configuration.coalesceLimit else {
-                    continue
-                }
+                guard loop.connection != nil, !loop.reasons.isEmpty else { continue }
                 await performSync(&loop)
+            case .driftCheck:
+                await checkDrift(&loop)
+                if let interval = configuration.driftInterval { schedule(.driftCheck, after: interval) }
             case .reload:
-                logger.notice("reloading the policy")
-                loop.reasons.append("policy reload")
-                if loop.connection != nil {
-                    await performSync(&loop)
-                } else {
+                guard let inventory = loop.tracker?.inventory else {
+                    loop.reloadPending = true
                     logger.notice("the policy is read again when the daemon is back")
+                    continue
                 }
+                await reload(boundTo: inventory, &loop)
             case .stop:
                 loop.reader?.cancel()
                 if let connection = loop.connection { await connection.close() }
@@ -250,6 +272,10 @@ public final class Watcher: Sendable {
                 "\(first ? "following" : "reconnected to") \(connection.origin): \(connection.inventory.networks.count) bridge network(s), \(connection.inventory.containers.count) running container(s)\(first ? "" : ", read again")"
             )
             loop.reasons.insert(first ? "start" : "reconnected", at: 0)
+            if loop.reloadPending {
+                loop.reloadPending = false
+                await reload(boundTo: connection.inventory, &loop)
+            }
             await performSync(&loop)
         } catch {
             let delay = loop.reconnectDelay
@@ -280,30 +306,65 @@ public final class Watcher: Sendable {
         schedule(.connect, after: delay)
     }
 
-    /// Notes a reason to sync, and when to look again.
+    /// Notes a reason to sync. The sync runs once the signals already queued (events that came
+    /// while the last sync ran) are taken in: at once when the watcher was idle.
     func pend(_ reason: String, _ loop: inout Loop) {
-        let now = ContinuousClock.now
         loop.reasons.append(reason)
-        loop.lastEvent = now
-        if loop.firstPending == nil {
-            loop.firstPending = now
-            schedule(.flush, after: configuration.coalesceLimit)
+        guard !loop.flushQueued else { return }
+        loop.flushQueued = true
+        continuation.yield(.flush)
+    }
+
+    /// The policy file again, checked against the inventory first: one with errors is logged
+    /// once and counted, and the syncs go on with the running policy.
+    func reload(boundTo inventory: Inventory, _ loop: inout Loop) async {
+        logger.notice("reloading the policy")
+        do {
+            try await target.reload(boundTo: inventory)
+            state.withLock {
+                $0.lastReload = Date()
+                $0.lastReloadError = nil
+            }
+            pend("policy reload", &loop)
+        } catch {
+            logger.error("the policy was not reloaded; the syncs go on with the running policy:\n\(error)")
+            state.withLock {
+                $0.lastReload = Date()
+                $0.lastReloadError = "\(error)"
+                $0.metrics.reloadFailures += 1
+            }
+            changed(snapshot)
         }
-        schedule(.flush, after: configuration.coalesceWindow)
+    }
+
+    /// Asks whether someone else changed the rules since the last sync; if so, syncs to put
+    /// them back. Not before a sync has succeeded (nothing is owned yet), nor when one is
+    /// queued; a failed sync waiting for its retry is asked about (it may have failed because
+    /// of the change: apply refuses to replace rules others changed unless told to repair).
+    func checkDrift(_ loop: inout Loop) async {
+        guard loop.connection != nil, !loop.flushQueued, snapshot.synced != nil else { return }
+        do {
+            guard let drift = try await target.drift() else { return }
+            logger.warning("rules changed by someone else: \(drift); repairing")
+            loop.repair = true
+            pend("rules changed by someone else", &loop)
+        } catch {
+            logger.error("cannot check the rules for changes by someone else: \(error)")
+        }
     }
 
     func performSync(_ loop: inout Loop) async {
         guard let inventory = loop.tracker?.inventory else { return }
         let reasons = loop.reasons
+        let repair = loop.repair
         loop.reasons = []
-        loop.firstPending = nil
-        loop.lastEvent = nil
+        loop.repair = false
         loop.syncs += 1
         let started = ContinuousClock.now
         var record = SyncRecord(number: loop.syncs, at: Date(), reasons: reasons, report: nil, error: nil, seconds: 0)
         let what = reasons.isEmpty ? "" : reasons.joined(separator: ", ") + ": "
         do {
-            let report = try await sync(inventory)
+            let report = try await target.sync(inventory, repair: repair)
             record.seconds = Self.seconds(since: started)
             record.report = report
             loop.retryDelay = configuration.initialBackoff
@@ -332,13 +393,11 @@ public final class Watcher: Sendable {
                 $0.lastError = "\(error)"
                 $0.metrics.record(seconds: record.seconds, succeeded: false, at: record.at.timeIntervalSince1970)
             }
-            // Retried as if the same changes had just come again.
+            // Retried as if the same changes had come again, after the backoff (or at the next
+            // change, whichever is first).
             loop.reasons = ["retry"] + reasons.filter { $0 != "retry" }
-            let now = ContinuousClock.now
-            loop.firstPending = now
-            loop.lastEvent = now
-            // No sooner than a quiet window, or the flush would find the retry too recent.
-            schedule(.flush, after: max(delay, configuration.coalesceWindow))
+            loop.repair = repair
+            schedule(.flush, after: delay)
         }
         changed(snapshot)
     }

@@ -12,13 +12,15 @@ struct Watch: ParsableCommand {
             Reads the daemon's inventory and applies the policy with it (as 'apply' does: same \
             generations, lock and guarantees), then follows the daemon's events (containers \
             started, stopped, removed; networks created, removed, connected, disconnected), \
-            updates the inventory one event at a time and applies again once a burst of events \
-            is over. When the daemon goes away the rules stay in place; the watcher retries with \
-            backoff and, once back, reads everything again. One log line per sync says what \
-            changed and how long it took.
+            updates the inventory one event at a time and applies again at once (changes that \
+            come during a sync are carried by the next one). Every --drift-check seconds it \
+            checks whether someone else changed its rules, and puts them back. When the daemon \
+            goes away the rules stay in place; the watcher retries with backoff and, once back, \
+            reads everything again. One log line per sync says what changed and how long it took.
 
-            SIGHUP reads the policy again and syncs now; SIGTERM (or SIGINT) stops the watcher \
-            and leaves the rules in place. 'portcullis status' shows the running watcher \
+            The policy is read once: SIGHUP reads and checks it again, and syncs with it if it \
+            checks; if not, its errors are logged and the running policy stays. SIGTERM (or \
+            SIGINT) stops the watcher and leaves the rules in place. 'portcullis status' shows the running watcher \
             (STATE/watch.json); --metrics-file writes Prometheus text for node_exporter's \
             textfile collector. See docs/watch.md; contrib/systemd/portcullis-watch.service \
             runs it as a service.
@@ -33,9 +35,19 @@ struct Watch: ParsableCommand {
     @Option(help: "Write Prometheus text-format metrics here after every sync (atomically).", completion: .file())
     var metricsFile: String?
 
+    @Option(
+        name: .customLong("drift-check"),
+        help: ArgumentHelp(
+            "Check this often whether someone else changed the rules, and repair them (0: never).",
+            valueName: "seconds"))
+    var driftCheck: Double = 5
+
     func validate() throws {
         if let inventory = change.bound.inventory, inventory != "docker" {
             throw ValidationError("watch follows the daemon: --inventory is docker (the default) or left out")
+        }
+        guard driftCheck >= 0, driftCheck.isFinite else {
+            throw ValidationError("--drift-check is a number of seconds, 0 or more")
         }
     }
 
@@ -45,7 +57,9 @@ struct Watch: ParsableCommand {
         var options = change
         options.bound.inventory = "docker"
         let watch = WatchRequest(
-            change: try options.request(), dockerHost: change.bound.dockerHost, metricsFile: metricsFile)
+            change: try options.request(), dockerHost: change.bound.dockerHost, metricsFile: metricsFile,
+            configuration: WatchConfiguration(
+                driftInterval: driftCheck > 0 ? .milliseconds(Int64(driftCheck * 1000)) : nil))
         let state = change.kernel.state
         try execute { application in
             try waitFor {

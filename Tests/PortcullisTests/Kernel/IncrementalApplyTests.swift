@@ -111,6 +111,14 @@ import Testing
         let takenOver = apply(host, ["--take-over", "--prune"])
         #expect(takenOver.status == 0 && takenOver.stdout.contains("replaced the ruleset"), "\(takenOver.stderr)")
         #expect(audit(host).status == 0)
+        // The same edit with the policy unchanged since: --take-over still puts the rules back
+        // (what `watch` repairs drift with), not "no changes".
+        try #require(
+            namespace.exec(["nft", "delete", "element", "inet", "portcullis", "publish-address-v4", "{ tcp . 9000 }"])
+                .status == 0)
+        let repaired = apply(host, ["--take-over"])
+        #expect(repaired.status == 0 && repaired.stdout.contains("replaced the ruleset"), "\(repaired.stdout)")
+        #expect(audit(host).status == 0)
     }
 
     @Test(.enabled(if: Kernel.enabled, Kernel.reason))

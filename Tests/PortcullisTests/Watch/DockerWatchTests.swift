@@ -14,27 +14,17 @@ struct DockerWatchTests {
     static let seed = ProcessInfo.processInfo.environment["PORTCULLIS_WATCH_SEED"].flatMap { UInt64($0) } ?? 1_412
     static let steps = 30
 
-    final class Syncs: @unchecked Sendable {
+    /// Records the last inventory synced; the policy always checks, nothing drifts.
+    final class Syncs: WatchTarget, @unchecked Sendable {
         private let lock = NSLock()
         private var last: Inventory?
         var latest: Inventory? { lock.withLock { last } }
-        func sync(_ inventory: Inventory) -> SyncReport {
+        func sync(_ inventory: Inventory, repair: Bool) -> SyncReport {
             lock.withLock { last = inventory }
             return SyncReport(changed: true, summary: "recorded")
         }
-    }
-
-    /// SplitMix64: the same seed, the same steps.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func pick<T>(_ items: [T]) -> T? { items.isEmpty ? nil : items[Int(next() % UInt64(items.count))] }
+        func reload(boundTo inventory: Inventory) {}
+        func drift() -> String? { nil }
     }
 
     /// Blocking work (docker commands, full reads) on a thread of its own.
@@ -80,60 +70,22 @@ struct DockerWatchTests {
         let syncs = Syncs()
         let log = LogRecorder()
         let configuration = WatchConfiguration(
-            coalesceWindow: .milliseconds(100), coalesceLimit: .seconds(1), initialBackoff: .milliseconds(100),
-            maximumBackoff: .seconds(1))
-        let watcher = Watcher(daemon: EngineDaemon(engine), configuration: configuration, logger: log.logger) {
-            syncs.sync($0)
-        }
+            initialBackoff: .milliseconds(100), maximumBackoff: .seconds(1), driftInterval: nil)
+        let watcher = Watcher(
+            daemon: EngineDaemon(engine), configuration: configuration, logger: log.logger, target: syncs)
         let running = Task { await watcher.run() }
         defer { watcher.stop() }
 
         var settled = try await Self.settle(watcher, syncs, engine)
         #expect(settled.settled, "at start: tracked \(String(describing: settled.tracked))")
 
-        var random = Random(state: Self.seed)
-        var counter = 0
-        var networkCreated = false
+        var steps = DockerSteps(
+            seed: Self.seed, networks: ["bridge", "front", "back"],
+            extraNetwork: ["--subnet", "198.18.42.0/24", "side"], firstPort: 18_000)
         var done: [String] = []
         for step in 0..<Self.steps {
-            let listing = try await Self.offThread { docker(["ps", "-a", "--format", "{{.Names}} {{.State}}"]) }
-            let states = listing.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
-            let runningNames = states.filter { $0.count == 2 && $0[1] == "running" }.map { $0[0] }
-            let stopped = states.filter { $0.count == 2 && $0[1] != "running" }.map { $0[0] }
-            let all = states.compactMap(\.first)
-            let networks = ["bridge", "front", "back"] + (networkCreated ? ["side"] : [])
-            var command: [String]
-            switch random.next() % 8 {
-            case 0, 1:
-                counter += 1
-                command = ["run", "-d", "--name", "c\(counter)", "--network", random.pick(networks) ?? "bridge"]
-                if random.next() % 2 == 0 { command += ["-p", "\(18_000 + counter):80"] }
-                command.append("tiny:1")
-            case 2:
-                guard let name = random.pick(runningNames) else { continue }
-                command = ["stop", "-t", "0", name]
-            case 3:
-                guard let name = random.pick(stopped) else { continue }
-                command = ["start", name]
-            case 4:
-                guard let name = random.pick(all) else { continue }
-                command = ["rm", "-f", name]
-            case 5:
-                guard let name = random.pick(runningNames) else { continue }
-                command = ["restart", "-t", "0", name]
-            case 6:
-                guard let name = random.pick(runningNames), let network = random.pick(networks) else { continue }
-                command = ["network", "connect", network, name]
-            default:
-                if !networkCreated {
-                    networkCreated = true
-                    command = ["network", "create", "--subnet", "198.18.42.0/24", "side"]
-                } else {
-                    guard let name = random.pick(runningNames), let network = random.pick(networks) else { continue }
-                    command = ["network", "disconnect", network, name]
-                }
-            }
-            let issued = command
+            let listing = try await Self.offThread { docker(DockerSteps.listing) }
+            guard let issued = steps.next(listing: listing.stdout) else { continue }
             // A connect to a network it is on, or a disconnect from one it is not on, is refused:
             // a step like any other (no event, nothing changes).
             let result = try await Self.offThread { docker(issued) }

@@ -67,28 +67,16 @@ struct FailClosedTests {
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let policyFile = scratch + "/host.policy"
         try Self.policy.write(toFile: policyFile, atomically: true, encoding: .utf8)
-        let log = scratch + "/watch.log"
-        #expect(FileManager.default.createFile(atPath: log, contents: nil))
-        let watch = Process()
-        watch.executableURL = URL(fileURLWithPath: "/usr/bin/ip")
-        watch.arguments = [
-            "netns", "exec", daemon.namespace.name, CommandLineTests.binary, "watch", policyFile, "--alongside-docker",
-            "--docker-host", "unix://" + daemon.socket, "--state-dir", scratch + "/state",
-        ]
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        watch.standardError = output
-        watch.standardOutput = output
-        try watch.run()
-        defer {
-            if watch.isRunning {
-                kill(watch.processIdentifier, SIGKILL)
-                watch.waitUntilExit()
-            }
-        }
+        let watch = try WatchProcess(
+            daemon,
+            [
+                policyFile, "--alongside-docker", "--docker-host", "unix://" + daemon.socket, "--state-dir",
+                scratch + "/state",
+            ], log: scratch + "/watch.log")
         #expect(
-            try await WatchCommandTests.eventually { Repo.read(log).contains("sync 1: start: applied generation 1") },
-            "\(Repo.read(log))")
-        #expect(!Repo.read(log).contains("does not set 'unknown-containers drop'"), "no warning: the policy sets it")
+            try await WatchCommandTests.eventually { watch.logged("sync 1: start: applied generation 1") },
+            "\(watch.text)")
+        #expect(!watch.logged("does not set 'unknown-containers drop'"), "no warning: the policy sets it")
         let unknownDrops = AlongsideDockerDaemonTests.rules(daemon, "DOCKER-USER").filter {
             $0.contains("unknown-containers drop")
         }
@@ -125,7 +113,7 @@ struct FailClosedTests {
                     try await WatchCommandTests.eventually(seconds: 10) {
                         AlongsideDockerDaemonTests.connects(world, "198.18.73.1", "8090", source: "198.18.73.2")
                     },
-                    "round \(round): the allow-listed source: \(daemon.docker(["logs", "pub"]).stderr) \(AlongsideDockerDaemonTests.rules(daemon, "DOCKER-USER"))\n\(Repo.read(log))"
+                    "round \(round): the allow-listed source: \(daemon.docker(["logs", "pub"]).stderr) \(AlongsideDockerDaemonTests.rules(daemon, "DOCKER-USER"))\n\(watch.text)"
                 )
                 try daemon.docker([["rm", "-f", "pub"]])
                 published += 1
@@ -148,6 +136,6 @@ struct FailClosedTests {
             "for i in 1 2 3 4 5; do /bin/busybox timeout 2 /bin/busybox nc 198.18.73.2 80 </dev/null && break; done; echo end",
         ])
         #expect(allowed.stdout == "ok\nend\n", "the allowed egress: \(allowed.stdout) \(allowed.stderr)")
-        #expect(!Repo.read(log).contains(" error "), "\(Repo.read(log))")
+        #expect(!watch.logged(" error "), "\(watch.text)")
     }
 }

@@ -3,8 +3,9 @@ import Testing
 
 /// `portcullis watch` and `status` end to end: the executable runs inside the namespace of a
 /// real dockerd 20.10 (never the machine's own), applies the policy there, syncs on a
-/// container's start and on SIGHUP, writes the status and metrics files, refuses a second
-/// watcher on the same state directory, and on SIGTERM exits leaving the rules in place.
+/// container's start and on SIGHUP, keeps the running policy when a reloaded one has errors,
+/// puts back a rule deleted by hand with no event, writes the status and metrics files, refuses
+/// a second watcher on the same state directory, and on SIGTERM exits leaving the rules in place.
 @Suite(.enabled(if: Kernel.enabled, Kernel.reason), .serialized)
 struct WatchCommandTests {
     static let binary = CommandLineTests.binary
@@ -33,25 +34,16 @@ struct WatchCommandTests {
         let state = daemon.directory + "/state"
         let metrics = daemon.directory + "/portcullis.prom"
         let log = daemon.directory + "/watch.log"
-        #expect(FileManager.default.createFile(atPath: log, contents: nil))
         // Bound to the daemon: the group is whatever runs with the label, nothing at first.
         let policy = daemon.directory + "/watch.policy"
         try "group webs { label role=web }\negress webs -> 198.18.63.0/24 port 443/tcp\n".write(
             toFile: policy, atomically: true, encoding: .utf8)
         let arguments = [
-            "watch", policy, "--layout", "native", "--backend", "nftables",
-            "--docker-host", "unix://" + daemon.socket, "--state-dir", state, "--metrics-file", metrics,
+            policy, "--layout", "native", "--backend", "nftables", "--docker-host", "unix://" + daemon.socket,
+            "--state-dir", state, "--metrics-file", metrics, "--drift-check", "1",
         ]
-        let watch = Process()
-        watch.executableURL = URL(fileURLWithPath: "/usr/bin/ip")
-        // `ip netns exec` execs the command: the process is the watcher itself.
-        watch.arguments = ["netns", "exec", daemon.namespace.name, Self.binary] + arguments
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        watch.standardError = output
-        watch.standardOutput = output
-        try watch.run()
-        defer { if watch.isRunning { kill(watch.processIdentifier, SIGKILL) } }
-        func logged(_ text: String) -> Bool { Repo.read(log).contains(text) }
+        let watch = try WatchProcess(daemon, arguments, log: log)
+        func logged(_ text: String) -> Bool { watch.logged(text) }
 
         #expect(
             try await Self.eventually {
@@ -62,13 +54,13 @@ struct WatchCommandTests {
         #expect(logged("hint: add 'unknown-containers drop' to the policy's host block"), "and on stderr")
         let status = run([Self.binary, "status", "--state-dir", state])
         #expect(status.status == 0 && status.stderr.contains("a watcher is running"), "\(status)")
-        #expect(status.stdout.contains("\"pid\": \(watch.processIdentifier)"), "\(status.stdout)")
+        #expect(status.stdout.contains("\"pid\": \(watch.pid)"), "\(status.stdout)")
         #expect(status.stdout.contains("\"connected\": true"))
         #expect(Repo.read(metrics).contains("portcullis_watch_syncs_total 1\n"), "\(Repo.read(metrics))")
         let table = daemon.namespace.exec(["nft", "list", "tables"]).stdout
         #expect(table.contains("portcullis"), "\(table)")
 
-        let second = daemon.namespace.exec([Self.binary] + arguments)
+        let second = daemon.namespace.exec([Self.binary, "watch"] + arguments)
         #expect(
             second.status == 2 && second.stderr.contains("another 'portcullis watch' runs with the state directory"))
 
@@ -77,19 +69,72 @@ struct WatchCommandTests {
             try await Self.eventually { logged("sync 2: web started: applied generation 2 (native, nftables)") },
             "\(Repo.read(log))")
         #expect(daemon.namespace.exec(["nft", "list", "ruleset"]).stdout.contains("172.17.0.2"), "web's egress rules")
-        kill(watch.processIdentifier, SIGHUP)
+        kill(watch.pid, SIGHUP)
         #expect(try await Self.eventually { logged("sync 3: policy reload: no changes") }, "\(Repo.read(log))")
         #expect(try await Self.eventually { Repo.read(metrics).contains("portcullis_watch_managed_containers 1\n") })
 
-        kill(watch.processIdentifier, SIGTERM)
-        #expect(try await Self.eventually { !watch.isRunning })
-        #expect(watch.terminationStatus == 0)
+        // An edit with an error: SIGHUP says where, once, and the running policy stays: a
+        // container that starts next still gets its rules.
+        try "group webs { label role=web }\negress webs -> 198.18.63.0/24 port 443/tcpp\n".write(
+            toFile: policy, atomically: true, encoding: .utf8)
+        kill(watch.pid, SIGHUP)
+        #expect(
+            try await Self.eventually {
+                Repo.read(metrics).contains("portcullis_watch_reload_failures_total 1\n")
+            }, "\(Repo.read(log))")
+        #expect(
+            logged(
+                "error portcullis.watch: [PortcullisWatch] the policy was not reloaded; the syncs go on with the running policy:\n\(policy):2:40: error: unknown protocol 'tcpp'"
+            ), "\(Repo.read(log))")
+        #expect(Repo.read(state + "/watch.json").contains("\"last-reload-error\": \"\(policy):2:40: error"))
+        try daemon.docker([["run", "-d", "--name", "web2", "--label", "role=web", "tiny:1"]])
+        #expect(
+            try await Self.eventually { logged("sync 4: web2 started: applied generation 3 (native, nftables)") },
+            "\(Repo.read(log))")
+        #expect(daemon.namespace.exec(["nft", "list", "ruleset"]).stdout.contains("172.17.0.3"), "web2's rules")
+
+        // A rule deleted by hand comes back with no event, within the drift check's second.
+        let listing = { daemon.namespace.exec(["nft", "list", "table", "inet", "portcullis"]).stdout }
+        let applied = listing()
+        let handle = try #require(
+            Self.ruleHandle(daemon.namespace.exec(["nft", "-a", "list", "table", "inet", "portcullis"]).stdout))
+        let deleted = daemon.namespace.exec([
+            "nft", "delete", "rule", "inet", "portcullis", handle.chain, "handle", handle.number,
+        ])
+        try #require(deleted.status == 0, "\(deleted.stderr)")
+        #expect(listing() != applied)
+        #expect(
+            try await Self.eventually(seconds: 10) { logged("(repaired rules changed by someone else)") },
+            "\(Repo.read(log))")
+        #expect(listing() == applied)
+        #expect(
+            watch.text.contains(
+                /warning portcullis.watch: \[PortcullisWatch\] rules changed by someone else: tables .* changed since generation 3 applied them; repairing/
+            ), "\(Repo.read(log))")
+        #expect(try await Self.eventually { Repo.read(metrics).contains("portcullis_watch_drift_repairs_total 1\n") })
+
+        kill(watch.pid, SIGTERM)
+        #expect(try await Self.eventually { !watch.process.isRunning })
+        #expect(watch.process.terminationStatus == 0)
         #expect(logged("notice portcullis.watch: [PortcullisWatch] stopping; the rules stay in place"))
         #expect(daemon.namespace.exec(["nft", "list", "tables"]).stdout == table, "the rules stay")
         #expect(daemon.namespace.exec(["nft", "list", "ruleset"]).stdout.contains("172.17.0.2"))
         let after = run([Self.binary, "status", "--state-dir", state])
         #expect(after.status == 3 && after.stderr.contains("no watcher is running: the watcher stopped at"), "\(after)")
-        #expect(after.stdout.contains("\"syncs\": 3"))
+        #expect(after.stdout.contains("\"syncs\": 5"))
+    }
+
+    /// The chain and handle of the first rule in `nft -a list table` output.
+    static func ruleHandle(_ listing: String) -> (chain: String, number: String)? {
+        var chain: String?
+        for line in listing.split(separator: "\n").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            if let match = line.wholeMatch(of: /chain (\S+) \{.*/) {
+                chain = String(match.1)
+            } else if let chain, !line.contains("{ # handle"), let match = line.firstMatch(of: /# handle (\d+)$/) {
+                return (chain, String(match.1))
+            }
+        }
+        return nil
     }
 
     static func eventually(seconds: Double = 30, _ condition: () -> Bool) async throws -> Bool {

@@ -10,6 +10,7 @@ struct WatchMetricsTests {
         metrics.record(seconds: 0.04, succeeded: true, driftRepaired: true, at: 1_712_345_679.25)
         metrics.record(seconds: 12, succeeded: false, at: 1_712_345_690)
         metrics.managedContainers = 7
+        metrics.reloadFailures = 2
         #expect(
             metrics.text == """
                 # HELP portcullis_watch_syncs_total Syncs of the kernel's rules with the Docker inventory.
@@ -37,6 +38,9 @@ struct WatchMetricsTests {
                 # HELP portcullis_watch_drift_repairs_total Syncs that put back rules someone else had changed.
                 # TYPE portcullis_watch_drift_repairs_total counter
                 portcullis_watch_drift_repairs_total 1
+                # HELP portcullis_watch_reload_failures_total Policy reloads that failed to check (the syncs went on with the running policy).
+                # TYPE portcullis_watch_reload_failures_total counter
+                portcullis_watch_reload_failures_total 2
                 # HELP portcullis_watch_managed_containers Running containers in the inventory the rules follow.
                 # TYPE portcullis_watch_managed_containers gauge
                 portcullis_watch_managed_containers 7
