@@ -300,12 +300,19 @@ public struct InventoryBinding {
     /// host does not run leave the groups and rules that use them.
     private mutating func resolve(_ statements: [Statement]) -> [Statement] {
         var lists: [Int: ListBlock] = [:]
+        // Positions in the inventory (start order), found once: a host has thousands.
+        let started = Dictionary(
+            inventory.containers.enumerated().map { ($0.element.id, $0.offset) },
+            uniquingKeysWith: { first, _ in first })
+        func start(_ container: Inventory.Container) -> Int { started[container.id] ?? Int.max }
         for (at, statement) in statements.enumerated() {
             guard case .list(let list) = statement, list.kind == .group else { continue }
             var entries: [ListEntry] = []
+            var named: Set<String> = []
             for entry in list.entries {
                 guard let selector = entry.selector else {
                     entries.append(entry)
+                    named.insert(entry.value.value)
                     continue
                 }
                 let selected = containers.filter { Self.selects(selector.value, entry.value.value, $0.value.read) }
@@ -317,7 +324,7 @@ public struct InventoryBinding {
                         hint: selector.value == "compose"
                             ? "compose selects PROJECT or PROJECT/SERVICE (the com.docker.compose.* labels)" : nil)
                 }
-                for name in selected where !entries.contains(where: { $0.value.value == name }) {
+                for name in selected where named.insert(name).inserted {
                     entries.append(ListEntry(Located(name, at: entry.value.range)))
                 }
             }
@@ -348,10 +355,6 @@ public struct InventoryBinding {
             }
             return statement
         }
-    }
-
-    private func start(_ container: Inventory.Container) -> Int {
-        inventory.containers.firstIndex { $0.id == container.id } ?? Int.max
     }
 
     /// `compose PROJECT[/SERVICE]` or `label KEY[=VALUE]`.

@@ -38,11 +38,18 @@ public struct NativeLayout: Layout {
     public static func uncovered(_ keys: [[SetValue]]) -> [[SetValue]] {
         var seen: Set<[SetValue]> = []
         let unique = keys.filter { seen.insert($0).inserted }
-        // Only keys with a wider address can cover another; most statements have none.
+        // Only a key with a wider address or port range where keys differ can cover another
+        // (every egress key of a statement has its destination network; a host has thousands
+        // of keys, and most statements have no such key).
+        let varying = Set(
+            unique.first.map { first in
+                first.indices.filter { at in unique.contains { $0.count <= at || $0[at] != first[at] } }
+            } ?? [])
         let wide = unique.filter { key in
-            key.contains {
-                if case .address(let prefix) = $0 { return !prefix.isHost }
-                if case .ports(let ports) = $0 { return !ports.isSingle }
+            key.indices.contains { at in
+                guard varying.contains(at) else { return false }
+                if case .address(let prefix) = key[at] { return !prefix.isHost }
+                if case .ports(let ports) = key[at] { return !ports.isSingle }
                 return false
             }
         }
