@@ -5,11 +5,14 @@ import PortcullisNet
 /// that every complaint about a document says where the bad value is.
 struct JSONNode {
     let value: JSON
-    let path: String
+    let location: JSONPath
+    var path: String { location.text }
 
-    init(_ value: JSON, path: String) {
+    init(_ value: JSON, path: String) { self.init(value, at: JSONPath(parent: nil, step: .root(path))) }
+
+    init(_ value: JSON, at location: JSONPath) {
         self.value = value
-        self.path = path
+        self.location = location
     }
 
     /// Parses a whole document; a syntax error names the source, line and column.
@@ -27,14 +30,11 @@ struct JSONNode {
     func optional(_ key: String) throws(InventoryError) -> JSONNode? {
         guard case .object = value else { throw failure("expected an object") }
         guard let member = value[key], member != .null else { return nil }
-        return JSONNode(member, path: path(of: key))
+        return JSONNode(member, at: JSONPath(parent: location, step: .member(key)))
     }
 
     /// `$.a.Key`, or `$.a["80/tcp"]` for a key that is not a plain word.
-    func path(of key: String) -> String {
-        key.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }
-            ? "\(path).\(key)" : "\(path)[\"\(key)\"]"
-    }
+    func path(of key: String) -> String { JSONPath(parent: location, step: .member(key)).text }
 
     func required(_ key: String) throws(InventoryError) -> JSONNode {
         guard let member = try optional(key) else { throw failure("missing '\(key)'") }
@@ -58,13 +58,13 @@ struct JSONNode {
 
     func array() throws(InventoryError) -> [JSONNode] {
         guard case .array(let items) = value else { throw failure("expected an array") }
-        return items.enumerated().map { JSONNode($1, path: "\(path)[\($0)]") }
+        return items.enumerated().map { JSONNode($1, at: JSONPath(parent: location, step: .index($0))) }
     }
 
     /// Members in document order.
     func members() throws(InventoryError) -> [(key: String, node: JSONNode)] {
         guard case .object(let pairs) = value else { throw failure("expected an object") }
-        return pairs.map { ($0.0, JSONNode($0.1, path: path(of: $0.0))) }
+        return pairs.map { ($0.0, JSONNode($0.1, at: JSONPath(parent: location, step: .member($0.0)))) }
     }
 
     /// An object of strings (labels, options).
@@ -97,5 +97,35 @@ struct JSONNode {
             let transport = TransportProtocol(rawValue: parts.count == 2 ? String(parts[1]) : "tcp")
         else { throw InventoryError("\(path): '\(text)' is not a port and protocol such as 80/tcp") }
         return Inventory.PortSpec(port: range.first, transport: transport)
+    }
+}
+
+/// Where a node was found, written out only when a complaint needs it: a host's documents have
+/// thousands of members, and writing every path cost more than reading them.
+final class JSONPath: Sendable {
+    enum Step {
+        /// `inspect.json: $`
+        case root(String)
+        case member(String)
+        case index(Int)
+    }
+
+    let parent: JSONPath?
+    let step: Step
+
+    init(parent: JSONPath?, step: Step) {
+        self.parent = parent
+        self.step = step
+    }
+
+    var text: String {
+        let above = parent?.text ?? ""
+        switch step {
+        case .root(let text): return above + text
+        case .index(let index): return "\(above)[\(index)]"
+        case .member(let key):
+            return key.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }
+                ? "\(above).\(key)" : "\(above)[\"\(key)\"]"
+        }
     }
 }
