@@ -95,6 +95,18 @@ public struct StateStore: Sendable {
         return try load(number)
     }
 
+    /// The latest generation's number and what its metadata records of the files it applied
+    /// (name, size, hash), without reading them: two generations that applied the same files
+    /// record the same. nil without a readable generation.
+    public func latestApplied() -> (number: Int, files: String)? {
+        guard let number = generationNumbers().last,
+            let text = try? String(contentsOfFile: folder(number) + "/meta.json", encoding: .utf8),
+            case .object(let entries)? = (try? JSON.parse(text))?["files"]
+        else { return nil }
+        let applied = entries.filter { $0.0.hasPrefix("applied.") }.sorted { $0.0 < $1.0 }
+        return (number, JSON.object(applied).rendered(indent: 0))
+    }
+
     /// Reads a generation and checks every file against the size and hash its metadata records.
     public func load(_ number: Int) throws(StateError) -> Generation {
         let folder = folder(number)

@@ -198,7 +198,7 @@ final class ApplyTarget: WatchTarget {
         return try await blocking { [request] in
             let console = LogConsole(logger: logger)
             let store = StateStore(directory: state.directory)
-            let before = try? store.latest()
+            let before = store.latestApplied()
             let status: RunStatus
             do {
                 status = try Application(console: console).runApply(
@@ -209,9 +209,9 @@ final class ApplyTarget: WatchTarget {
             guard status == .clean else {
                 throw WatchError(console.written.isEmpty ? "apply failed" : console.written)
             }
-            let after = try? store.latest()
+            let after = store.latestApplied()
             let changed = after?.number != before?.number
-            let drift = changed && before != nil && before?.applied == after?.applied
+            let drift = changed && before != nil && before?.files == after?.files
             return SyncReport(
                 changed: changed, summary: console.written.trimmingCharacters(in: .whitespacesAndNewlines),
                 driftRepaired: drift)
