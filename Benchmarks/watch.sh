@@ -109,8 +109,9 @@ results = [json.loads(a) for a in sys.argv[1:]]
 def mark(ok): return "met" if ok else "MISSED"
 for r in results:
     if r["mode"] == "native" and r["containers"] == 10000:
-        p99 = r["kernel_p99_ms"]
-        print(f"  p99 start-to-kernel <= 50 ms at 10,000 containers, native: {p99} ms over {r['starts']} starts: "
+        # nft monitor's figure, else the sync's log line (written once the kernel has the rules).
+        seen, p99 = ("nft monitor", r["kernel_p99_ms"]) if r["kernel_p99_ms"] is not None else ("log line", r["log_p99_ms"])
+        print(f"  p99 start-to-kernel <= 50 ms at 10,000 containers, native: {p99} ms ({seen}) over {r['starts']} starts: "
               f"{mark(p99 is not None and p99 <= 50)}")
 for r in results:
     growth = (r["rss_after_kib"] - r["rss_before_kib"]) / 1024
