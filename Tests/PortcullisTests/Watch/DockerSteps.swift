@@ -4,23 +4,10 @@ import Foundation
 /// a real dockerd: runs, stops, starts, removals, restarts, connects and disconnects (and once,
 /// a network created). The same seed gives the same commands over the same states.
 struct DockerSteps {
-    /// SplitMix64: the same seed, the same steps.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func pick<T>(_ items: [T]) -> T? { items.isEmpty ? nil : items[Int(next() % UInt64(items.count))] }
-    }
-
     /// `docker ps -a` as `next` reads it.
     static let listing = ["ps", "-a", "--format", "{{.Names}} {{.State}}"]
 
-    var random: Random
+    var random: SeededGenerator
     /// Networks a container may be run on or connected to (`bridge` and those the test made).
     var networks: [String]
     /// `network create` arguments for the one network a step may create.
@@ -33,7 +20,7 @@ struct DockerSteps {
     private var networkCreated = false
 
     init(seed: UInt64, networks: [String], extraNetwork: [String], runOptions: [String] = [], firstPort: Int) {
-        random = Random(state: seed)
+        random = SeededGenerator(seed: seed)
         self.networks = networks
         self.extraNetwork = extraNetwork
         self.runOptions = runOptions
