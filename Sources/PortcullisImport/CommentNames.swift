@@ -9,6 +9,15 @@ import PortcullisNet
 /// included. The importer keeps the result only when it does (`Verification`).
 enum CommentNames {
     static let prefix = "portcullis: "
+    static let unknownPrefix = prefix + "unknown-containers drop: "
+
+    /// The one host address a rule matches, source or destination.
+    static func hostAddress(_ rule: Rule) -> IPAddress? {
+        rule.matches.lazy.compactMap { match -> IPAddress? in
+            if case .address(_, let prefix, false) = match, prefix.isHost { return prefix.address }
+            return nil
+        }.first
+    }
 
     /// - Parameters:
     ///   - comments: the comment of each flow's rules, in `host.flows`' order.
@@ -25,6 +34,30 @@ enum CommentNames {
             else { return false }
             renames[old] = new
             return true
+        }
+        // `unknown-containers drop`: `CONTAINER is known on NETWORK` (or `the gateway is`) on
+        // the RETURN of its address, `from addresses on NETWORK the rules do not know` on a drop.
+        for rule in rules {
+            guard let text = rule.comment?.text, text.hasPrefix(unknownPrefix) else { continue }
+            let said = text.dropFirst(unknownPrefix.count)
+            let network: Substring
+            if let known = said.range(of: " is known on ") {
+                network = said[known.upperBound...]
+                let container = said[..<known.lowerBound]
+                if container != "the gateway", let address = Self.hostAddress(rule) {
+                    _ = rename(HostDeclarations.containerName(address), String(container))
+                }
+            } else if let on = said.range(of: "addresses on "), let end = said.range(of: " the rules do not know") {
+                network = said[on.upperBound..<end.lowerBound]
+            } else {
+                continue
+            }
+            if let bridge = rule.matches.lazy.compactMap({ match -> String? in
+                if case .interface(_, let name, false) = match { return name }
+                return nil
+            }).first {
+                _ = rename(HostDeclarations.networkName(bridge), String(network))
+            }
         }
         // Allow-lists: `publish PORTS/PROTO of CONTAINER from SOURCES`.
         var sets: [ImportedHost.Group] = []

@@ -119,7 +119,9 @@ struct DockerBridgesImport {
     /// holds the exceptions and drops DOCKER-USER's flows need.
     /// Their comments (the statements they come from) and their log and counter effects are
     /// kept, as iptables-save shows them; the mark an allow sets for Docker's chains is not.
+    /// The table's sets come along (`unknown-containers drop`'s set of known addresses).
     mutating func addPolicyRules(of user: Table?) {
+        filter.sets += user?.sets ?? []
         filter[chain: DockerChain.user].rules += (user?.chain(Names.forward)?.rules ?? []).map { rule in
             Rule(
                 rule.matches, effects: rule.effects.filter { if case .addMarkBits = $0 { false } else { true } },

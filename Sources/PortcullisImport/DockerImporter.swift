@@ -185,10 +185,14 @@ struct DockerImporter: Sendable {
         }
         var users = UserRuleImport(networks: networks, containers: containers, layout: layout)
         for family in [TableFamily.ip, .ip6] {
+            let filter = ruleset.table(family, "filter")
             users.read(
-                ruleset.table(family, "filter")?.chain(layout.userChain)?.rules ?? [],
-                raw: ruleset.table(family, "raw")?.chain("PREROUTING")?.rules ?? [], family: family)
+                filter?.chain(layout.userChain)?.rules ?? [],
+                raw: ruleset.table(family, "raw")?.chain("PREROUTING")?.rules ?? [], family: family,
+                sets: filter?.sets ?? [])
         }
+        users.known.declare(
+            networks: &networks, containers: &users.containers, assumed: &assumed, notImported: &notImported)
         containers = users.containers.items
         return result(layout, containers: containers, users: users)
     }
@@ -513,8 +517,9 @@ struct DockerImporter: Sendable {
             "Imported from a host managed by Docker (\(layout.name) layout\(firewaller == .nftables ? ", its nftables firewaller" : "")).",
             "Containers are named after their address (c-A-B-C-D) and networks after their bridge",
             "(net-BRIDGE; the default bridge is 'bridge'): a ruleset holds no names. Containers that",
-            "left no rule are not listed. Host ports are written as the host has them: a port the",
-            "daemon chose cannot be told from one picked in its ephemeral range (32768-60999).",
+            "left no rule are not listed ('unknown-containers drop' leaves one for each). Host ports",
+            "are written as the host has them: a port the daemon chose cannot be told from one",
+            "picked in its ephemeral range (32768-60999).",
         ]
         imported.settings = hostSettings(layout)
         if !users.externals.isEmpty { imported.settings.append(.external(users.externals)) }
@@ -522,6 +527,7 @@ struct DockerImporter: Sendable {
             imported.settings.append(.logDrops(rate: "\(log.rate.count)/\(log.rate.unit.rawValue)", prefix: log.prefix))
         }
         if users.countDrops { imported.settings.append(.countDropsOn) }
+        if users.unknownContainersDrop { imported.settings.append(.unknownContainersDrop) }
         var daemonChosen = imported
         let written = HostDeclarations.declare(
             networks, containers, daemonChosenPorts: false, in: &imported, notImported: &notImported, assumed: &assumed)
@@ -552,7 +558,8 @@ struct DockerImporter: Sendable {
             imported.flowsHeading = "From the rules in \(userChain):"
             imported.flows = statements.map(\.flow)
         }
-        if !statements.isEmpty || imported.containers.contains(where: { $0.publishes.contains { !$0.sources.isEmpty } })
+        if !statements.isEmpty || users.unknownContainersDrop
+            || imported.containers.contains(where: { $0.publishes.contains { !$0.sources.isEmpty } })
         {
             let named = CommentNames.named(
                 imported, comments: statements.map { $0.rules.first?.rule.comment?.text },

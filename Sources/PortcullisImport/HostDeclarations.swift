@@ -12,6 +12,9 @@ struct ImportedNetwork {
     /// `routed` or `nat-unprotected` (IPv4's gateway mode), as Docker's rules show it.
     var gatewayMode: String?
     var name = ""
+    /// The gateways `unknown-containers drop`'s rules name (`KnownAddresses`); no other rule does.
+    var gateway4: IPAddress?
+    var gateway6: IPAddress?
 
     func subnet(of family: IPFamily) -> IPPrefix? { family == .ipv4 ? subnet : subnet6 }
 }
@@ -154,12 +157,18 @@ enum HostDeclarations {
             known.insert(network.bridge)
             var written = ImportedHost.Network(
                 name: network.name, bridge: network.bridge, subnets: ["\(subnet.network)"])
+            // A gateway defaults to its subnet's first address.
+            if let gateway = network.gateway4, gateway != subnet.first.adding(1) {
+                written.gateways.append("\(gateway)")
+            }
             if let subnet6 = network.subnet6 {
                 written.subnets.append("\(subnet6.network)")
-                // The gateway defaults to the subnet's first address; when a container holds
-                // it, the gateway is elsewhere (no rule names it).
                 let members = containers.filter { $0.bridge == network.bridge }
-                if members.contains(where: { $0.address6 == subnet6.first.adding(1) }) {
+                if let gateway = network.gateway6 {
+                    if gateway != subnet6.first.adding(1) { written.gateways.append("\(gateway)") }
+                } else if members.contains(where: { $0.address6 == subnet6.first.adding(1) }) {
+                    // A container holds the first address: the gateway is elsewhere, and
+                    // no rule names it.
                     let base = subnet6.last.masked(prefixLength: 112)
                     let gateway =
                         (1...0xFFFE).reversed().lazy.map { base.adding(UInt64($0)) }

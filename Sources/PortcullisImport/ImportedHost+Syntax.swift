@@ -27,6 +27,7 @@ extension ImportedHost {
             case .logDrops(let rate, let prefix):
                 return setting("log-drops", [], [("rate", rate.map { [$0] } ?? []), ("prefix", [prefix])])
             case .countDropsOn: return setting("count-drops", ["on"])
+            case .unknownContainersDrop: return setting("unknown-containers", ["drop"])
             }
         }
         var statements: [Statement] = [

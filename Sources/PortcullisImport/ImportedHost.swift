@@ -31,6 +31,7 @@ public struct ImportedHost: Sendable {
         case external([String])
         case logDrops(rate: String?, prefix: String)
         case countDropsOn
+        case unknownContainersDrop
     }
 
     public struct Network: Sendable, Hashable {

@@ -94,6 +94,7 @@ struct NativeImporter: Sendable {
         }
         run.readContainers()
         run.pairIPv6Addresses()
+        run.readKnownAddresses()
         run.readPublishes()
         for flow in run.flowRules {
             if let statement = run.statement(for: flow) { run.statements.append(statement) }
@@ -193,6 +194,9 @@ struct NativeImporter: Sendable {
         if allRules.contains(where: { $0.action == .drop && $0.effects.contains(.counter) }) {
             settings.append(.countDropsOn)
         }
+        if table.sets.contains(where: { $0.name == Names.named(Names.known, .ipv4) }) {
+            settings.append(.unknownContainersDrop)
+        }
         return settings
     }
 
@@ -233,6 +237,22 @@ struct NativeImporter: Sendable {
     /// Containers: every IPv4 address in a publish map, flow set or egress set, in that order.
     mutating func readContainers() {
         for address in hostAddresses(.ipv4) { _ = container(address) }
+    }
+
+    /// `unknown-containers drop`: its sets of known addresses hold every container's address
+    /// (those no other element names among them) and each network's gateway.
+    mutating func readKnownAddresses() {
+        var known = KnownAddresses()
+        for family in Self.families {
+            let name = Names.named(Names.known, family)
+            guard table.sets.contains(where: { $0.name == name }) else { continue }
+            let addresses = elements(name).compactMap { element -> IPAddress? in
+                guard let prefix = Self.prefix(element.key.first), prefix.isHost else { return nil }
+                return prefix.address
+            }
+            known.add(set: addresses, family: family, networks: networks)
+        }
+        known.declare(networks: &networks, containers: &containers, assumed: &assumed, notImported: &notImported)
     }
 
     // An IPv6 address is the second address of a container on its bridge (the language
@@ -288,7 +308,8 @@ struct NativeImporter: Sendable {
             "which addresses are one container's on several networks (each is a container here),",
             "which containers a group held (a statement naming several has a group flow-N-from or",
             "flow-N-to), or a network's host-binding (its publishes name the address). Containers",
-            "with no published port, flow or egress are in no set and not listed.",
+            "with no published port, flow or egress are in no set and not listed, unless the host",
+            "drops unknown containers (its set of known addresses holds every container's).",
         ]
         imported.settings = settings
         let written = HostDeclarations.declare(

@@ -19,6 +19,9 @@ struct UserRuleImport {
     var countDrops = false
     /// Allow-listed publishes read so far: container address, container port and protocol.
     var allowListed: Set<String> = []
+    /// `unknown-containers drop`: the addresses its rules let through.
+    var known = KnownAddresses()
+    var unknownContainersDrop = false
 
     init(
         networks: [ImportedNetwork], containers: [ImportedContainer],
@@ -94,7 +97,8 @@ struct UserRuleImport {
         }
     }
 
-    mutating func read(_ rules: [Rule], raw: [Rule], family: TableFamily) {
+    /// The user chain's rules of one family; `sets`: the sets of its table (nftables).
+    mutating func read(_ rules: [Rule], raw: [Rule], family: TableFamily, sets: [NamedSet] = []) {
         self.family = family
         var egressSources: Set<String> = []
         var pending: [(Int, Rule)] = []
@@ -104,8 +108,9 @@ struct UserRuleImport {
         }
         let hasFlows = body.contains { _, rule in rule.action == .accept || rule.action == .drop }
         let logged = loggedDrops(body)
+        let unknown = unknownContainerRules(body.filter { !logged.contains($0.offset) }, sets: sets)
         for (index, rule) in body {
-            if logged.contains(index) { continue }
+            if logged.contains(index) || unknown.contains(index) { continue }
             var rule = rule
             if rule.action == .drop && rule.effects == [.counter] {
                 rule.effects = []
@@ -178,6 +183,96 @@ struct UserRuleImport {
                 notImported.append(("PREROUTING", family, rule))
             }
         }
+    }
+
+    /// `unknown-containers drop`'s rules, when they are all there: on every network of the
+    /// family, in each direction, a RETURN for each address it knows and a drop of the rest of
+    /// its subnet, or (nftables) one drop of the subnet's addresses not in the set of known
+    /// ones. Their indices; the addresses go to `known`.
+    mutating func unknownContainerRules(_ body: [(offset: Int, element: Rule)], sets: [NamedSet]) -> Set<Int> {
+        let ipFamily: IPFamily = family == .ip ? .ipv4 : .ipv6
+        let managed = networks.filter { $0.subnet(of: ipFamily) != nil }
+        var lists: [Direction: [String: [IPAddress]]] = [:]
+        var run: [(index: Int, direction: Direction, bridge: String, address: IPAddress)] = []
+        var found: Set<Int> = []
+        var knownSet: String?
+        var counted = false
+        for (index, rule) in body {
+            guard let (direction, bridge, prefix, set) = Self.unknownShape(rule),
+                let subnet = network(bridge)?.subnet(of: ipFamily), prefix.family == ipFamily
+            else {
+                run = []
+                continue
+            }
+            if rule.action == .return {
+                guard prefix.isHost, subnet.contains(prefix.address) else {
+                    run = []
+                    continue
+                }
+                run.append((index, direction, bridge, prefix.address))
+                continue
+            }
+            // The drop of the rest of the subnet ends a run of the same bridge and direction.
+            let returns = run.filter { $0.direction == direction && $0.bridge == bridge }
+            run = []
+            guard prefix == subnet, lists[direction]?[bridge] == nil,
+                set == nil || returns.isEmpty, set == nil || knownSet == nil || knownSet == set
+            else { continue }
+            knownSet = set ?? knownSet
+            lists[direction, default: [:]][bridge] = returns.map(\.address)
+            found.formUnion(returns.map(\.index) + [index])
+            counted = counted || rule.effects == [.counter]
+        }
+        // Every managed network in both directions, the same addresses each way.
+        let complete = [Direction.source, .destination].allSatisfy { direction in
+            managed.allSatisfy { lists[direction]?[$0.bridge] != nil }
+        }
+        guard !managed.isEmpty, complete, lists[.source] == lists[.destination] else { return [] }
+        if let knownSet {
+            let elements = sets.first { $0.name == knownSet }?.elements.compactMap { element -> IPAddress? in
+                guard element.key.count == 1, case .address(let prefix) = element.key[0], prefix.isHost else {
+                    return nil
+                }
+                return prefix.address
+            }
+            guard let elements else { return [] }
+            known.add(set: elements, family: ipFamily, networks: networks)
+        } else {
+            for (bridge, addresses) in lists[.source] ?? [:] {
+                known.addresses[ipFamily, default: [:]][bridge] = addresses
+            }
+        }
+        unknownContainersDrop = true
+        countDrops = countDrops || counted
+        return found
+    }
+
+    /// A rule of `unknown-containers drop`: a RETURN of an address on a bridge, or a drop of a
+    /// prefix on a bridge (with nftables: of its addresses not in a set), in one direction.
+    static func unknownShape(_ rule: Rule) -> (Direction, String, IPPrefix, set: String?)? {
+        guard rule.action == .return || rule.action == .drop,
+            rule.effects.isEmpty || (rule.action == .drop && rule.effects == [.counter])
+        else { return nil }
+        var address: (Direction, IPPrefix)?
+        var interface: (Direction, String)?
+        var set: (Direction, String)?
+        for match in rule.matches {
+            switch match {
+            case .address(let direction, let prefix, false) where address == nil: address = (direction, prefix)
+            case .interface(let direction, let name, false) where interface == nil: interface = (direction, name)
+            case .inSet(let keys, let name, true) where set == nil && rule.action == .drop && keys.count == 1:
+                switch keys[0] {
+                case .sourceAddress: set = (.source, name)
+                case .destinationAddress: set = (.destination, name)
+                default: return nil
+                }
+            default: return nil
+            }
+        }
+        guard let address, let interface, address.0 == interface.0, set.map({ $0.0 == address.0 }) ?? true else {
+            return nil
+        }
+        return (address.0, interface.1, address.1, set?.1)
     }
 
     /// The LOG rules `log-drops` writes in front of each drop (the drop's matches and a rate
