@@ -22,8 +22,9 @@ public enum EngineDocuments {
             version: try versionNode.required("Version").string(),
             apiVersion: try versionNode.required("ApiVersion").string())
         if let info {
-            let backend = try JSONNode.parse(info, source: "/info").optional("FirewallBackend")
-            daemon.firewallBackend = try backend?.optional("Driver")?.string()
+            let node = try JSONNode.parse(info, source: "/info")
+            daemon.firewallBackend = try node.optional("FirewallBackend")?.optional("Driver")?.string()
+            daemon.liveRestore = try node.optional("LiveRestoreEnabled")?.bool()
         }
         return daemon
     }

@@ -32,11 +32,16 @@ public struct Inventory: Sendable, Hashable {
         public var apiVersion: String
         /// `iptables` or `nftables`, from `/info`'s `FirewallBackend` (Docker 28.2 and later).
         public var firewallBackend: String?
+        /// `/info`'s `LiveRestoreEnabled`: containers keep running, with their addresses, while
+        /// the daemon is down or restarts. Without it a daemon that starts again starts its
+        /// containers anew, on addresses that may have been others'.
+        public var liveRestore: Bool?
 
-        public init(version: String, apiVersion: String, firewallBackend: String? = nil) {
+        public init(version: String, apiVersion: String, firewallBackend: String? = nil, liveRestore: Bool? = nil) {
             self.version = version
             self.apiVersion = apiVersion
             self.firewallBackend = firewallBackend
+            self.liveRestore = liveRestore
         }
 
         /// The engine's major version: 20 for `20.10.24+dfsg1`; nil when it is no number.

@@ -15,6 +15,7 @@ extension Inventory {
                 ("version", .string(daemon.version)), ("api-version", .string(daemon.apiVersion)),
             ]
             if let backend = daemon.firewallBackend { fields.append(("firewall-backend", .string(backend))) }
+            if let liveRestore = daemon.liveRestore { fields.append(("live-restore", .bool(liveRestore))) }
             members.append(("daemon", .object(fields)))
         }
         members.append(("networks", .array(networks.map(Self.snapshot))))
@@ -94,7 +95,8 @@ extension Inventory {
             inventory.daemon = Daemon(
                 version: try daemon.required("version").string(),
                 apiVersion: try daemon.required("api-version").string(),
-                firewallBackend: try daemon.optional("firewall-backend")?.string())
+                firewallBackend: try daemon.optional("firewall-backend")?.string(),
+                liveRestore: try daemon.optional("live-restore")?.bool())
         }
         inventory.networks = try root.required("networks").array().map(network)
         inventory.containers = try root.required("containers").array().map(container)

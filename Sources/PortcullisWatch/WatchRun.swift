@@ -87,11 +87,13 @@ extension Application {
         // applied. The syncs use what was read here, until a reload that checks.
         let origin = "the Docker daemon at \(engine.host)"
         let loaded: LoadedPolicy
+        let dropsUnknown: Bool
         do {
             let host = HostInventory(try engine.inventory(), origin: origin)
             loaded = try Compiler().load(request.change.policy).get()
             let (policy, _) = try Compiler().check(loaded, boundTo: host).get()
-            if !policy.host.unknownContainersDrop { warnOpenBetweenStartAndRules(request.change.policy, logger) }
+            dropsUnknown = policy.host.unknownContainersDrop
+            if !dropsUnknown { warnOpenBetweenStartAndRules(request.change.policy, logger) }
         } catch let error as InventoryError {
             throw CompileFailure.usage(error.description)
         }
@@ -110,7 +112,8 @@ extension Application {
         defer { withExtendedLifetime(lock) {} }
 
         let status = Mutex(WatchStatus(policy: request.change.policy, dockerHost: engine.host))
-        let target = ApplyTarget(change: request.change, running: loaded, origin: origin, state: state, logger: logger)
+        let target = ApplyTarget(
+            change: request.change, running: (loaded, dropsUnknown), origin: origin, state: state, logger: logger)
         let watcher = Watcher(
             daemon: EngineDaemon(engine), configuration: request.configuration, logger: logger, target: target,
             changed: { snapshot in
@@ -167,14 +170,18 @@ extension Application {
 /// containers from getting their rules.
 final class ApplyTarget: WatchTarget {
     let change: ChangeRequest
-    let running: Mutex<LoadedPolicy>
+    /// The running policy, and whether it sets `unknown-containers drop`.
+    let running: Mutex<(policy: LoadedPolicy, dropsUnknown: Bool)>
     let origin: String
     let state: StateAccess
     let logger: Logger
     /// The kernel side's own lines stay at warning unless -v: the sync's line says what it did.
     let quiet: Logger
 
-    init(change: ChangeRequest, running: LoadedPolicy, origin: String, state: StateAccess, logger: Logger) {
+    init(
+        change: ChangeRequest, running: (policy: LoadedPolicy, dropsUnknown: Bool), origin: String,
+        state: StateAccess, logger: Logger
+    ) {
         self.change = change
         self.running = Mutex(running)
         self.origin = origin
@@ -192,7 +199,7 @@ final class ApplyTarget: WatchTarget {
     func sync(_ inventory: Inventory, repair: Bool) async throws -> SyncReport {
         var request = change
         request.inventory = .given(inventory, origin: origin)
-        request.loaded = running.withLock { $0 }
+        request.loaded = running.withLock { $0.policy }
         request.takeOver = change.takeOver || repair
         let (state, logger, quiet) = (self.state, self.logger, self.quiet)
         return try await blocking { [request] in
@@ -222,17 +229,19 @@ final class ApplyTarget: WatchTarget {
     /// only one that checks becomes the running policy. Its diagnostics name the file.
     func reload(boundTo inventory: Inventory) async throws {
         let (path, host) = (change.policy, HostInventory(inventory, origin: origin))
-        let loaded = try await blocking {
+        let checked = try await blocking {
             do {
                 let loaded = try Compiler().load(path).get()
-                _ = try Compiler().check(loaded, boundTo: host).get()
-                return loaded
+                let (policy, _) = try Compiler().check(loaded, boundTo: host).get()
+                return (policy: loaded, dropsUnknown: policy.host.unknownContainersDrop)
             } catch let failure as CompileFailure {
                 throw WatchError(failure.report)
             }
         }
-        running.withLock { $0 = loaded }
+        running.withLock { $0 = checked }
     }
+
+    var dropsUnknownContainers: Bool { running.withLock { $0.dropsUnknown } }
 
     func drift() async throws -> String? {
         let (state, logger, quiet) = (self.state, self.logger, self.quiet)

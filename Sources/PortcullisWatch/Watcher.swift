@@ -35,6 +35,9 @@ public protocol WatchTarget: Sendable {
     /// What someone else changed in the rules the syncs own, in a sentence; nil when nothing.
     /// Cheap when nothing changed: it runs every `driftInterval`.
     func drift() async throws -> String?
+    /// Whether the running policy sets `unknown-containers drop`: then a sync given no
+    /// containers closes every container's address until the next one.
+    var dropsUnknownContainers: Bool { get }
 }
 
 /// What one sync did to the kernel, as the sync function reports it.
@@ -288,7 +291,9 @@ public final class Watcher: Sendable {
         }
     }
 
-    /// The stream is gone: keep the rules, reconnect after the backoff, read everything again.
+    /// The stream is gone: reconnect after the backoff and read everything again. The rules
+    /// stay in place, unless the daemon may start its containers anew before it answers
+    /// (`forgetsContainers`): then no container is known until it is back.
     func disconnect(_ loop: inout Loop, because reason: String) async {
         loop.reader?.cancel()
         loop.reader = nil
@@ -296,14 +301,37 @@ public final class Watcher: Sendable {
         loop.connection = nil
         let delay = loop.reconnectDelay
         loop.reconnectDelay = min(delay * 2, configuration.maximumBackoff)
+        let forgetting = forgetsContainers(loop)
         logger.warning(
-            "lost \(daemon.origin): \(reason); the rules stay in place, reconnecting in \(Self.seconds(delay))")
+            "lost \(daemon.origin): \(reason); \(forgetting ? "it does not live-restore: until it is back no container is known, since those it starts again may get addresses others had" : "the rules stay in place"), reconnecting in \(Self.seconds(delay))"
+        )
         state.withLock {
             $0.connected = false
             $0.lastError = reason
         }
-        changed(snapshot)
+        if forgetting, let inventory = loop.tracker?.inventory {
+            var none = inventory
+            none.containers = []
+            loop.reasons.insert("lost the daemon", at: 0)
+            await performSync(&loop, inventory: none)
+        } else {
+            changed(snapshot)
+        }
         schedule(.connect, after: delay)
+    }
+
+    /// Whether losing the daemon must forget its containers. A daemon without live-restore
+    /// starts again by starting its containers, before it answers, on addresses handed out
+    /// from the bottom of each subnet again: a container could get the address of one that
+    /// has not come back, and with it that container's rules, until the reconnection syncs.
+    /// With `unknown-containers drop` a sync with no containers closes them all instead (new
+    /// connections wait for the reconnection; replies to accepted ones pass). Without the
+    /// setting, forgetting containers would open them, and the rules stay.
+    func forgetsContainers(_ loop: Loop) -> Bool {
+        guard let inventory = loop.tracker?.inventory, snapshot.synced != nil, target.dropsUnknownContainers else {
+            return false
+        }
+        return inventory.daemon?.liveRestore != true && !inventory.containers.isEmpty
     }
 
     /// Notes a reason to sync. The sync runs once the signals already queued (events that came
@@ -353,8 +381,9 @@ public final class Watcher: Sendable {
         }
     }
 
-    func performSync(_ loop: inout Loop) async {
-        guard let inventory = loop.tracker?.inventory else { return }
+    /// Syncs the tracker's inventory, or `inventory` when given.
+    func performSync(_ loop: inout Loop, inventory given: Inventory? = nil) async {
+        guard let inventory = given ?? loop.tracker?.inventory else { return }
         let reasons = loop.reasons
         let repair = loop.repair
         loop.reasons = []

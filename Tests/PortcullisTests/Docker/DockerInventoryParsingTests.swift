@@ -20,6 +20,13 @@ struct DockerInventoryParsingTests {
         let chosen = try #require(InventoryImport.layout(for: daemon))
         #expect(chosen.layout == layout)
         #expect(chosen.backend == backend)
+        // What `watch` does when it loses the daemon depends on it.
+        #expect(daemon.liveRestore == false)
+        let restoring = try EngineDocuments.daemon(
+            version: Self.fixture("docker-\(era)-version.json").text,
+            info: Self.fixture("docker-\(era)-info.json").text.replacingOccurrences(
+                of: "\"LiveRestoreEnabled\": false", with: "\"LiveRestoreEnabled\": true"))
+        #expect(restoring.liveRestore == true)
     }
 
     @Test func olderDaemonsGetTheLayoutOfTheirEra() {

@@ -25,6 +25,7 @@ struct DockerWatchTests {
         }
         func reload(boundTo inventory: Inventory) {}
         func drift() -> String? { nil }
+        let dropsUnknownContainers = false
     }
 
     /// Blocking work (docker commands, full reads) on a thread of its own.

@@ -11,6 +11,8 @@ final class FakeInspector: EngineInspector, @unchecked Sendable {
     private var networks: [String: Inventory.Network] = [:]
     /// Makes every read fail (the daemon went away mid-event).
     var failing = false
+    /// What the daemon's `/info` says of live-restore.
+    var liveRestore: Bool?
 
     func set(_ container: Inventory.Container?, id: String) { lock.withLock { containers[id] = container } }
     func set(_ network: Inventory.Network?, id: String) { lock.withLock { networks[id] = network } }
@@ -33,7 +35,8 @@ final class FakeInspector: EngineInspector, @unchecked Sendable {
     func inventory() -> Inventory {
         lock.withLock {
             Inventory.assembled(
-                source: "docker", daemon: Inventory.Daemon(version: "20.10.24", apiVersion: "1.41"),
+                source: "docker",
+                daemon: Inventory.Daemon(version: "20.10.24", apiVersion: "1.41", liveRestore: liveRestore),
                 networks: Array(networks.values), containers: Array(containers.values))
         }
     }

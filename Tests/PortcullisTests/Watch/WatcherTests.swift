@@ -48,6 +48,8 @@ struct WatcherTests {
         }
 
         func drift() async throws -> String? { drifted.withLock { $0.take() } }
+
+        var dropsUnknownContainers = false
     }
 
     static let quick = WatchConfiguration(
@@ -152,6 +154,36 @@ struct WatcherTests {
                 $0.contains("reconnected to the fake daemon: 0 bridge network(s), 1 running container(s), read again")
             })
         #expect(log.lines.contains { $0.hasPrefix("info: sync 2: reconnected: applied generation 2") })
+    }
+
+    /// A daemon without live-restore starts its containers again before it answers, on
+    /// addresses that may have been others': with `unknown-containers drop`, losing it syncs
+    /// no container at once (then the reconnection syncs what runs). With live-restore, or
+    /// without the setting (no container known would open them all), the rules stay.
+    @Test(arguments: [(false, true, true), (true, true, false), (false, false, false)])
+    func losingADaemonThatDoesNotLiveRestoreForgetsItsContainers(
+        liveRestore: Bool, dropsUnknown: Bool, forgets: Bool
+    ) async throws {
+        let daemon = FakeDaemon()
+        daemon.inspector.liveRestore = liveRestore
+        daemon.inspector.set(Self.started("web", "w1", second: 1), id: "w1")
+        let syncs = Syncs()
+        syncs.dropsUnknownContainers = dropsUnknown
+        let log = LogRecorder()
+        try await Self.watching(daemon, syncs, log: log) { watcher in
+            #expect(await eventually { syncs.inventories.count == 1 })
+            daemon.refusals = 3
+            daemon.endStream()
+            #expect(await eventually { daemon.attempts == 5 && watcher.snapshot.connected })
+            #expect(await eventually { syncs.inventories.last?.containers.map(\.name) == ["web"] })
+            let synced = syncs.inventories.map { $0.containers.map(\.name) }
+            #expect(synced == (forgets ? [["web"], [], ["web"]] : [["web"], ["web"]]), "\(synced)")
+        }
+        let lost = log.lines.first { $0.hasPrefix("warning: lost the fake daemon") } ?? ""
+        #expect(
+            lost.contains("until it is back no container is known") == forgets
+                && lost.contains("the rules stay in place") == !forgets, "\(lost)")
+        #expect(log.lines.contains { $0.hasPrefix("info: sync 2: lost the daemon: applied generation 2") } == forgets)
     }
 
     @Test func aFailedSyncIsRetriedAndCounted() async throws {
