@@ -100,7 +100,7 @@ enum CommentNames {
             }
         }
         host.addressSets = sets
-        // Flows: the rules of one statement, in a row with one comment.
+        // Flows and egress: the rules of one statement, in a row with one comment.
         var flows: [ImportedHost.Flow] = []
         var at = 0
         while at < host.flows.count {
@@ -110,7 +110,7 @@ enum CommentNames {
             let run = Array(host.flows[at..<end])
             at = end
             guard let comment, comment.hasPrefix(prefix), let statement = Statement(comment.dropFirst(prefix.count)),
-                run.allSatisfy({ $0.kind.rawValue == statement.kind }), statement.kind != "egress",
+                run.allSatisfy({ $0.kind.rawValue == statement.kind }),
                 run.allSatisfy({ $0.ports == run[0].ports }), statement.ports == run[0].ports
             else {
                 flows += run
@@ -126,7 +126,23 @@ enum CommentNames {
                 host.groups.append(ImportedHost.Group(name: name, members: unique))
                 return true
             }
-            guard endpoint(run.map(\.source), statement.source), endpoint(run.map(\.destination), statement.destination)
+            /// An egress destination: `any`, an address or prefix as written, or an address set.
+            func egressDestination(_ values: [String], _ name: String) -> Bool {
+                var unique: [String] = []
+                for value in values where !unique.contains(value) { unique.append(value) }
+                if name == "any" || IPAddress(name) != nil || IPPrefix.parse(Substring(name)).isSuccess {
+                    return unique == [name]
+                }
+                if let known = host.addressSets.first(where: { $0.name == name }) { return known.members == unique }
+                guard !taken.contains(name), !host.groups.contains(where: { $0.name == name }) else { return false }
+                host.addressSets.append(ImportedHost.Group(name: name, members: unique))
+                taken.insert(name)
+                return true
+            }
+            guard endpoint(run.map(\.source), statement.source),
+                statement.kind == "egress"
+                    ? egressDestination(run.map(\.destination), statement.destination)
+                    : endpoint(run.map(\.destination), statement.destination)
             else {
                 flows += run
                 continue

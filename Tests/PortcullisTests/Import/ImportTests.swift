@@ -734,6 +734,23 @@ import Testing
         }
     }
 
+    /// The watched golden on iptables: every container and network, the address set of an
+    /// egress statement and the statements themselves get their names from the rules'
+    /// comments, and the policy compiles back to the golden byte for byte.
+    @Test(arguments: ["docker-20.10", "docker-28"])
+    func aWatchedHostImportsWithItsNames(_ layout: String) throws {
+        let path = Repo.golden + "/watched/\(layout).iptables"
+        let (policy, compiled, _) = try importAndCompile(path)
+        for line in [
+            "    unknown-containers drop\n", "addresses partners { 203.0.113.0/24 }\n",
+            "container batch {\n    attach bridge 172.17.0.2\n}\n", "network apps {\n",
+            "allow web -> api port 8000/tcp\n", "egress api -> partners port 443/tcp\n",
+        ] {
+            #expect(policy.contains(line), "\(line)\(policy)")
+        }
+        #expect(compiled == Repo.read(path), "\(policy)")
+    }
+
     /// A rule of `unknown-containers drop` deleted by hand: the rest is not a policy's, and is
     /// reported, not imported as the setting (which would put the rule back).
     @Test func aBrokenUnknownContainersBlockIsReported() throws {
