@@ -100,6 +100,13 @@ enum CommentNames {
             }
         }
         host.addressSets = sets
+        /// A statement's `service NAME`: the ports of its rules, one service of that name.
+        func service(named name: String, ports: [String]) -> Bool {
+            guard !ports.isEmpty else { return false }
+            if let known = host.services.first(where: { $0.name == name }) { return known.members == ports }
+            host.services.append(ImportedHost.Group(name: name, members: ports))
+            return true
+        }
         // Flows and egress: the rules of one statement, in a row with one comment.
         var flows: [ImportedHost.Flow] = []
         var at = 0
@@ -109,9 +116,15 @@ enum CommentNames {
             while end < host.flows.count, comments[end] == comment, comment != nil { end += 1 }
             let run = Array(host.flows[at..<end])
             at = end
+            // A statement of several ports has a rule per port and pair of ends.
+            var ports: [String] = []
+            for port in run.flatMap(\.ports) where !ports.contains(port) { ports.append(port) }
+            let pairs = Dictionary(grouping: run) { [$0.source, $0.destination] }
             guard let comment, comment.hasPrefix(prefix), let statement = Statement(comment.dropFirst(prefix.count)),
                 run.allSatisfy({ $0.kind.rawValue == statement.kind }),
-                run.allSatisfy({ $0.ports == run[0].ports }), statement.ports == run[0].ports
+                pairs.values.allSatisfy({ Set($0.flatMap(\.ports)) == Set(ports) }),
+                statement.service.map({ service(named: $0, ports: ports) })
+                    ?? (Set(statement.ports) == Set(ports) && statement.ports.count == ports.count)
             else {
                 flows += run
                 continue
@@ -149,8 +162,8 @@ enum CommentNames {
             }
             flows.append(
                 ImportedHost.Flow(
-                    kind: run[0].kind, source: statement.source, destination: statement.destination, ports: run[0].ports
-                ))
+                    kind: run[0].kind, source: statement.source, destination: statement.destination,
+                    ports: statement.service == nil ? statement.ports : ports, service: statement.service))
         }
         host.flows = flows
         // The names, everywhere they are used.
@@ -170,12 +183,14 @@ enum CommentNames {
         return host
     }
 
-    /// `KIND SOURCE -> DESTINATION [port PORTS]` as a statement's comment says it.
+    /// `KIND SOURCE -> DESTINATION [port PORTS | service NAME]` as a statement's comment
+    /// says it.
     struct Statement {
         let kind: String
         let source: String
         let destination: String
         let ports: [String]
+        let service: String?
 
         init?(_ text: Substring) {
             let words = text.split(separator: " ", maxSplits: 4).map(String.init)
@@ -183,14 +198,13 @@ enum CommentNames {
             kind = words[0]
             source = words[1]
             destination = words[3]
-            if words.count == 5 {
-                guard words[4].hasPrefix("port ") else { return nil }
-                ports = words[4].dropFirst(5).components(separatedBy: ",").map {
-                    String($0.filter { $0 != " " })
-                }
-            } else {
-                ports = []
-            }
+            ports =
+                words.count == 5 && words[4].hasPrefix("port ")
+                ? words[4].dropFirst(5).components(separatedBy: ",").map { String($0.filter { $0 != " " }) } : []
+            let named = words.count == 5 && words[4].hasPrefix("service ") ? words[4].dropFirst(8) : nil
+            service = named.map(String.init)
+            guard words.count == 4 || !ports.isEmpty || named?.allSatisfy({ $0 != " " && $0 != "," }) == true
+            else { return nil }
         }
     }
 }

@@ -41,6 +41,13 @@ extension ImportedHost {
                         entries: set.members.map { ListEntry(.unplaced($0)) },
                         leadingTrivia: at == 0 ? [] : [])))
         }
+        for service in services {
+            statements.append(
+                .list(
+                    ListBlock(
+                        kind: .service, name: .unplaced(service.name),
+                        entries: service.members.map { ListEntry(.unplaced($0)) })))
+        }
         for network in networks {
             var lines = [setting("bridge", [network.bridge])] + network.subnets.map { setting("subnet", [$0]) }
             lines += network.gateways.map { setting("gateway", [$0]) }
@@ -77,8 +84,8 @@ extension ImportedHost {
                         leadingTrivia: at == 0 ? [.blankLine] : [])))
         }
         for (at, flow) in scopedFlows().enumerated() {
-            var rule = setting(
-                flow.kind.rawValue, [flow.source], [("->", [flow.destination]), ("port", flow.ports)])
+            let ports = flow.service.map { ("service", [$0]) } ?? ("port", flow.ports)
+            var rule = setting(flow.kind.rawValue, [flow.source], [("->", [flow.destination]), ports])
             rule.leadingTrivia =
                 (at == 0 ? [.blankLine] + comments(flowsHeading.map { [$0] } ?? []) : [])
                 + comments(flow.comment.map { [$0] } ?? [])

@@ -13,6 +13,8 @@ public struct ImportedHost: Sendable {
     public var groups: [Group] = []
     /// `addresses` sets (a `Group` of addresses), declared after the host block.
     public var addressSets: [Group] = []
+    /// `service` lists (a `Group` of `PORTS/PROTOCOL`), declared after the address sets.
+    public var services: [Group] = []
     /// A comment line above the flows: where they were read.
     public var flowsHeading: String?
     public var flows: [Flow] = []
@@ -114,6 +116,8 @@ public struct ImportedHost: Sendable {
         public var ports: [String]
         /// A comment line above the statement.
         public var comment: String?
+        /// The service that names the ports, written instead of them.
+        public var service: String?
 
         /// The statement as a policy says it, for messages.
         public var description: String {

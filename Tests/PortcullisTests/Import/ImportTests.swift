@@ -751,6 +751,28 @@ import Testing
         #expect(compiled == Repo.read(path), "\(policy)")
     }
 
+    /// Statements as their comments say them: a service (`service postgres { 5432/tcp }`), an
+    /// egress to an address set with a service, an egress of two ports (a rule each) as one
+    /// statement; the containers they name get their names, and the policy compiles back to the
+    /// golden byte for byte.
+    @Test(arguments: [
+        ("web-stack", ["service postgres { 5432/tcp }\n", "allow api -> db service postgres\n", "container web {\n"]),
+        (
+            "egress-only",
+            [
+                "addresses package-mirrors { 203.0.113.10, 203.0.113.11 }\n", "service https { 443/tcp }\n",
+                "egress builder -> package-mirrors service https\n", "egress builder -> package-mirrors port 80/tcp\n",
+                "egress resolver -> any port 53/udp, 53/tcp\n",
+            ]
+        ),
+    ])
+    func statementsAreNamedAsTheirCommentsSayThem(_ golden: String, _ lines: [String]) throws {
+        let path = Repo.golden + "/\(golden)/docker-20.10.iptables"
+        let (policy, compiled, _) = try importAndCompile(path)
+        for line in lines { #expect(policy.contains(line), "\(line)\(policy)") }
+        #expect(compiled == Repo.read(path), "\(policy)")
+    }
+
     /// A rule of `unknown-containers drop` deleted by hand: the rest is not a policy's, and is
     /// reported, not imported as the setting (which would put the rule back).
     @Test func aBrokenUnknownContainersBlockIsReported() throws {
