@@ -26,12 +26,19 @@ enum CommentNames {
         var host = host
         var renames: [String: String] = [:]
         var taken = Set(host.networks.map(\.name) + host.containers.map(\.name))
+        let containers = Set(host.containers.map(\.name))
         func rename(_ old: String, _ new: String) -> Bool {
             if old == new { return true }
             if let known = renames[old] { return known == new }
-            guard !taken.contains(new), !renames.values.contains(new), !new.isEmpty,
+            guard !taken.contains(new), !new.isEmpty,
                 new.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." })
             else { return false }
+            // Only imported containers share a name: one container's addresses on several
+            // networks, each imported as a container of its own.
+            let sharing = renames.filter { $0.value == new }.keys
+            guard sharing.isEmpty || (containers.contains(old) && sharing.allSatisfy(containers.contains)) else {
+                return false
+            }
             renames[old] = new
             return true
         }
@@ -175,6 +182,20 @@ enum CommentNames {
                 host.containers[c].attachments[a].network = renamed(host.containers[c].attachments[a].network)
             }
         }
+        // Containers of one name are one container, on each of their networks, where the
+        // first of them was found.
+        var merged: [ImportedHost.Container] = []
+        for container in host.containers {
+            guard let at = merged.firstIndex(where: { $0.name == container.name }) else {
+                merged.append(container)
+                continue
+            }
+            merged[at].attachments += container.attachments
+            merged[at].publishes += container.publishes
+            merged[at].exposed += container.exposed
+            merged[at].publishAll = merged[at].publishAll || container.publishAll
+        }
+        host.containers = merged
         for g in host.groups.indices { host.groups[g].members = host.groups[g].members.map(renamed) }
         for f in host.flows.indices {
             host.flows[f].source = renamed(host.flows[f].source)

@@ -753,8 +753,9 @@ import Testing
 
     /// Statements as their comments say them: a service (`service postgres { 5432/tcp }`), an
     /// egress to an address set with a service, an egress of two ports (a rule each) as one
-    /// statement; the containers they name get their names, and the policy compiles back to the
-    /// golden byte for byte.
+    /// statement; the containers they name get their names (proxy's two addresses, on two
+    /// networks, are one container again), and the policy compiles back to the golden byte for
+    /// byte.
     @Test(arguments: [
         ("web-stack", ["service postgres { 5432/tcp }\n", "allow api -> db service postgres\n", "container web {\n"]),
         (
@@ -763,6 +764,13 @@ import Testing
                 "addresses package-mirrors { 203.0.113.10, 203.0.113.11 }\n", "service https { 443/tcp }\n",
                 "egress builder -> package-mirrors service https\n", "egress builder -> package-mirrors port 80/tcp\n",
                 "egress resolver -> any port 53/udp, 53/tcp\n",
+            ]
+        ),
+        (
+            "multi-network",
+            [
+                "container proxy {\n    attach net-br-apps 198.18.40.2\n    attach net-br-tools 198.18.41.2\n",
+                "deny shop -> wiki\n",
             ]
         ),
     ])
