@@ -95,7 +95,8 @@ let package = Package(
         .target(
             name: "PortcullisWatch",
             dependencies: [
-                "PortcullisDocker", "PortcullisCompiler", "PortcullisKernel", "PortcullisSyntax", "JanssonKit",
+                "PortcullisDocker", "PortcullisCompiler", "PortcullisKernel", "PortcullisSyntax", "PortcullisPolicy",
+                "PortcullisLayouts", "JanssonKit", "NftablesKit",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(

@@ -268,6 +268,15 @@ extension Application {
         }
     }
 
+    /// Element commands for the latest generation's nftables sets, in one transaction under the
+    /// state lock, outside any generation (`watch` between full syncs). The kernel's seconds and
+    /// the ruleset generation the commit left.
+    public func runElementBatch(_ batch: String, state: StateAccess, logger: Logger) throws -> (
+        seconds: Double, kernelGeneration: UInt32?
+    ) {
+        try withSettledState(state, logger: logger) { try $0.applyElements(batch) }
+    }
+
     /// What others changed in the rules the latest generation applied, under the state lock;
     /// nil when nothing (`watch` asks this between events, to repair such changes).
     public func ownedRulesChanged(state: StateAccess, logger: Logger) throws -> String? {

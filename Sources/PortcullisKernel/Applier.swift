@@ -259,6 +259,21 @@ public struct Applier {
     /// What others changed, since the latest generation was applied, in what it owns (in a
     /// sentence); nil when nothing, or when there is no generation. On nftables this is one
     /// question to the kernel when no transaction was committed since.
+    /// Changes elements of the latest generation's nftables sets in one transaction, outside
+    /// any generation: `watch`'s delta path, whose next full sync records them. Refused while a
+    /// generation waits for confirmation. The kernel's seconds, and the ruleset generation the
+    /// commit left (drift checks compare it).
+    public func applyElements(_ batch: String) throws -> (seconds: Double, kernelGeneration: UInt32?) {
+        if let pending = pending() {
+            throw ApplyError(
+                message: "generation \(pending.generation) is waiting for confirmation until \(pending.deadlineDate)")
+        }
+        let started = DispatchTime.now()
+        try NftablesBackend.run(batch, logger: logger)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+        return (seconds, RulesetGeneration.current())
+    }
+
     public func changes() throws -> String? {
         guard let latest = try store.latest() else { return nil }
         return try backend(for: latest.backend, scope: latest.scope).changes(since: latest)

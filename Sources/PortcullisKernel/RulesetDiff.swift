@@ -106,6 +106,9 @@ struct NftText {
     var skeleton: [Substring] = []
     /// The places (`inet portcullis published`) of maps: a delete names an element's key alone.
     var maps: Set<String> = []
+    /// The elements of each set and map, by place (their group's lines hold them too, after
+    /// the declaration lines).
+    var elements: [String: [String]] = [:]
 
     init(_ text: String) {
         var table = ""
@@ -115,7 +118,9 @@ struct NftText {
             if let group = groups.indices.last, groups[group].key.kind == .set,
                 let elements = LineGroup.elementLines(line)
             {
-                groups[group].lines += elements.map(String.init)
+                let lines = elements.map(String.init)
+                groups[group].lines += lines
+                self.elements[groups[group].key.place, default: []] += lines
                 continue
             }
             skeleton.append(line)

@@ -107,6 +107,38 @@ public struct StateStore: Sendable {
         return (number, JSON.object(applied).rendered(indent: 0))
     }
 
+    /// The latest generation's layout, backend and one applied file (`nft`), checked against
+    /// the size and hash its metadata records, without reading its other files; nil when there
+    /// is none or it does not check.
+    public func latestApplied(_ fileExtension: String) -> (
+        number: Int, layout: String, backend: Backend, text: String
+    )? {
+        let name = "applied." + fileExtension
+        guard let number = generationNumbers().last,
+            let metaText = try? String(contentsOfFile: folder(number) + "/meta.json", encoding: .utf8),
+            let meta = try? JSON.parse(metaText), let layout = meta["layout"]?.stringValue,
+            let backend = meta["backend"]?.stringValue.flatMap(Backend.init(rawValue:)),
+            let entry = meta["files"]?[name], let size = entry["size"]?.integerValue,
+            let hash = entry["fnv1a64"]?.stringValue.flatMap({ UInt64($0, radix: 16) }),
+            let text = try? String(contentsOfFile: folder(number) + "/" + name, encoding: .utf8),
+            Fingerprint(text) == Fingerprint(size: size, hash: hash)
+        else { return nil }
+        return (number, layout, backend, text)
+    }
+
+    /// `STATE/unsettled`: element changes `watch` sent to the kernel that no generation records
+    /// yet. Its next full sync replaces what is there (`--take-over`), and so must an apply.
+    public var hasUnsettledElements: Bool { FileManager.default.fileExists(atPath: directory + "/unsettled") }
+
+    public func markUnsettledElements(_ unsettled: Bool) throws(StateError) {
+        if unsettled {
+            try DurableFile.write(
+                "element changes of 'portcullis watch' that no generation records yet\n", to: directory + "/unsettled")
+        } else if hasUnsettledElements {
+            try DurableFile.remove(directory + "/unsettled")
+        }
+    }
+
     /// Reads a generation and checks every file against the size and hash its metadata records.
     public func load(_ number: Int) throws(StateError) -> Generation {
         let folder = folder(number)

@@ -1,8 +1,10 @@
 import Foundation
 import Logging
+import NftablesKit
 import PortcullisCompiler
 import PortcullisDocker
 import PortcullisKernel
+import PortcullisLayouts
 import PortcullisSyntax
 import Synchronization
 
@@ -172,6 +174,11 @@ final class ApplyTarget: WatchTarget {
     let change: ChangeRequest
     /// The running policy, and whether it sets `unknown-containers drop`.
     let running: Mutex<(policy: LoadedPolicy, dropsUnknown: Bool)>
+    /// The delta path's table (native layout), from the last full sync; nil otherwise.
+    let elements = Mutex<ElementSync?>(nil)
+    /// A drift check found a change over element changes no generation records yet: the repair
+    /// that follows is a drift repair.
+    let driftSeen = Mutex(false)
     let origin: String
     let state: StateAccess
     let logger: Logger
@@ -192,19 +199,25 @@ final class ApplyTarget: WatchTarget {
         self.quiet = quiet
     }
 
-    /// `apply` of the running policy bound to the inventory, under the state lock. What it
-    /// printed is the report's summary, its notes go to the log; a new generation whose files
-    /// equal the previous one's put back rules someone else had changed (drift). A repair is
-    /// an apply with --take-over: apply refuses to replace rules others changed without it.
+    /// A sync: the delta path when it can say the change (`ElementSync`, native layout),
+    /// else `apply` of the running policy bound to the inventory, under the state lock. What
+    /// apply printed is the report's summary, its notes go to the log; a new generation whose
+    /// files equal the previous one's put back rules someone else had changed (drift). A repair
+    /// is an apply with --take-over: apply refuses to replace rules others changed without it,
+    /// and so are applies over element changes no generation records yet (`unsettled`).
     func sync(_ inventory: Inventory, repair: Bool) async throws -> SyncReport {
+        if !repair, let report = try await elementSync(inventory) { return report }
         var request = change
         request.inventory = .given(inventory, origin: origin)
         request.loaded = running.withLock { $0.policy }
-        request.takeOver = change.takeOver || repair
+        let store = StateStore(directory: state.directory)
+        let unsettled = store.hasUnsettledElements
+        request.takeOver = change.takeOver || repair || unsettled
+        let seen = repair && driftSeen.withLock { $0 }
+        if repair { driftSeen.withLock { $0 = false } }
         let (state, logger, quiet) = (self.state, self.logger, self.quiet)
-        return try await blocking { [request] in
+        let report = try await blocking { [request] in
             let console = LogConsole(logger: logger)
-            let store = StateStore(directory: state.directory)
             let before = store.latestApplied()
             let status: RunStatus
             do {
@@ -218,11 +231,73 @@ final class ApplyTarget: WatchTarget {
             }
             let after = store.latestApplied()
             let changed = after?.number != before?.number
-            let drift = changed && before != nil && before?.files == after?.files
+            let drift =
+                changed && before != nil && before?.files == after?.files && !unsettled
+                || repair && seen
+            if unsettled { try? store.markUnsettledElements(false) }
             return SyncReport(
                 changed: changed, summary: console.written.trimmingCharacters(in: .whitespacesAndNewlines),
                 driftRepaired: drift)
         }
+        // The table the delta path starts from: what this sync applied, when it is native.
+        let applied = store.latestApplied("nft")
+        elements.withLock {
+            $0 =
+                applied.flatMap { applied in
+                    applied.layout == NativeLayout.name && applied.backend == .nftables
+                        ? ElementSync(inventory: inventory, table: ElementTable(applied.text)) : nil
+                }
+        }
+        return report
+    }
+
+    /// The delta path: element commands in one transaction, recorded by a later full sync
+    /// (`SyncReport.unsettled`); nil when only a full sync can say the change.
+    func elementSync(_ inventory: Inventory) async throws -> SyncReport? {
+        // Taken out while it changes (the watcher's syncs never overlap): a table of a large
+        // host is changed in place, not copied.
+        guard var base = elements.withLock({ $0.take() }) else { return nil }
+        let loaded = running.withLock { $0.policy }
+        let slice = ElementSync.slices(
+            of: loaded, path: change.policy, layout: change.layout, backend: change.backend, origin: origin)
+        let found: ElementSync.Delta
+        switch base.delta(to: inventory, flowEnds: ElementSync.flowEnds(loaded), slice: slice) {
+        case .success(let delta): found = delta
+        case .failure(let why):
+            logger.debug("a full sync: \(why)")
+            return nil
+        }
+        let count = found.count
+        guard count.added + count.removed > 0 else {
+            base.take(found, to: inventory)
+            let unsettled = base.unsettled
+            elements.withLock { $0 = base }
+            return SyncReport(changed: false, summary: "no changes: no element changed", unsettled: unsettled)
+        }
+        let batch = base.table.batch(removing: found.removed, adding: found.added)
+        let (state, logger, quiet, wasUnsettled) = (self.state, self.logger, self.quiet, base.unsettled)
+        // On an error the kernel's table is not known to be the one kept: the retry is a full sync.
+        let committed = try await blocking {
+            let store = StateStore(directory: state.directory)
+            if !wasUnsettled { try store.markUnsettledElements(true) }
+            do {
+                return try Application(console: LogConsole(logger: logger)).runElementBatch(
+                    batch, state: state, logger: quiet)
+            } catch let failure as CompileFailure {
+                throw WatchError(failure.report)
+            }
+        }
+        base.take(found, to: inventory)
+        base.unsettled = true
+        base.kernelGeneration = committed.kernelGeneration
+        elements.withLock { $0 = base }
+        let seconds = committed.seconds
+        return SyncReport(
+            changed: true,
+            summary:
+                "only set elements changed (native, nftables; the next full sync records them), \(count.added) added and \(count.removed) removed in one transaction, "
+                + String(format: "%.1f ms in the kernel", seconds * 1000),
+            kernelSeconds: seconds, unsettled: true)
     }
 
     /// Reads the policy file (and its includes) again and checks it bound to the inventory;
@@ -239,11 +314,22 @@ final class ApplyTarget: WatchTarget {
             }
         }
         running.withLock { $0 = checked }
+        forgetElements()
     }
 
     var dropsUnknownContainers: Bool { running.withLock { $0.dropsUnknown } }
 
+    /// A reload changes what a container's elements are: the next sync is a full one.
+    func forgetElements() { elements.withLock { $0 = nil } }
+
     func drift() async throws -> String? {
+        // Between element changes and the full sync that records them, the last generation is
+        // not what the kernel holds: the ruleset's generation counter tells.
+        if let unsettled = elements.withLock({ $0?.unsettled == true ? $0 : nil }) {
+            guard RulesetGeneration.current() != unsettled.kernelGeneration else { return nil }
+            driftSeen.withLock { $0 = true }
+            return "the ruleset changed since the watcher's last element changes (its generation counter moved)"
+        }
         let (state, logger, quiet) = (self.state, self.logger, self.quiet)
         return try await blocking {
             do {

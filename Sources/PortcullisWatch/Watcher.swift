@@ -12,14 +12,23 @@ public struct WatchConfiguration: Sendable {
     public var maximumBackoff: Duration
     /// How often to check, with no event, whether someone else changed the rules (nil: never).
     public var driftInterval: Duration?
+    /// How long events must be quiet before a full sync records the element changes the delta
+    /// path made (`SyncReport.unsettled`): a full sync takes long on a large host, and an event
+    /// that comes during one waits for it. At most `settleLimit` after the first of them, it
+    /// runs anyway, so that a host that never stops changing still gets its generations.
+    public var settleDelay: Duration
+    public var settleLimit: Duration
 
     public init(
         initialBackoff: Duration = .milliseconds(500), maximumBackoff: Duration = .seconds(30),
-        driftInterval: Duration? = .seconds(5)
+        driftInterval: Duration? = .seconds(5), settleDelay: Duration = .seconds(10),
+        settleLimit: Duration = .seconds(120)
     ) {
         self.initialBackoff = initialBackoff
         self.maximumBackoff = maximumBackoff
         self.driftInterval = driftInterval
+        self.settleDelay = settleDelay
+        self.settleLimit = settleLimit
     }
 }
 
@@ -50,12 +59,18 @@ public struct SyncReport: Sendable, Equatable {
     public var driftRepaired: Bool
     /// How long the kernel transaction itself took (0 when nothing was applied).
     public var kernelSeconds: Double
+    /// The kernel holds changes no generation records yet: a full sync is to record them once
+    /// events are quiet.
+    public var unsettled: Bool
 
-    public init(changed: Bool, summary: String, driftRepaired: Bool = false, kernelSeconds: Double = 0) {
+    public init(
+        changed: Bool, summary: String, driftRepaired: Bool = false, kernelSeconds: Double = 0, unsettled: Bool = false
+    ) {
         self.changed = changed
         self.summary = summary
         self.driftRepaired = driftRepaired
         self.kernelSeconds = kernelSeconds
+        self.unsettled = unsettled
     }
 }
 
@@ -141,6 +156,9 @@ public final class Watcher: Sendable {
         /// Sync what is pending: queued behind the signals already waiting (the events that
         /// came during a sync), so that they are carried by one sync.
         case flush
+        /// Record the element changes in a generation: those of sync N if no sync came since,
+        /// or (nil) all of them, quiet or not.
+        case settle(sync: Int?)
         case driftCheck
         case reload
         case stop
@@ -189,6 +207,8 @@ public final class Watcher: Sendable {
         var flushQueued = false
         /// The next sync replaces rules someone else changed.
         var repair = false
+        /// The kernel holds element changes no generation records yet.
+        var unsettled = false
         /// A reload came before the first connection; it is done once the inventory is read.
         var reloadPending = false
         var reconnectDelay: Duration
@@ -227,6 +247,12 @@ public final class Watcher: Sendable {
                 // Without the daemon, pending changes wait for the full read at reconnect.
                 guard loop.connection != nil, !loop.reasons.isEmpty else { continue }
                 await performSync(&loop)
+            case .settle(let number):
+                guard number == nil || number == loop.syncs, loop.unsettled, loop.connection != nil else { continue }
+                // A full sync, with --take-over: apply refuses tables changed since its last
+                // generation, and these were, by the element changes.
+                loop.repair = true
+                pend("recording element changes", &loop)
             case .driftCheck:
                 await checkDrift(&loop)
                 if let interval = configuration.driftInterval { schedule(.driftCheck, after: interval) }
@@ -397,6 +423,11 @@ public final class Watcher: Sendable {
             record.seconds = Self.seconds(since: started)
             record.report = report
             loop.retryDelay = configuration.initialBackoff
+            if report.unsettled {
+                if !loop.unsettled { schedule(.settle(sync: nil), after: configuration.settleLimit) }
+                schedule(.settle(sync: loop.syncs), after: configuration.settleDelay)
+            }
+            loop.unsettled = report.unsettled
             logger.info(
                 "sync \(record.number): \(what)\(report.summary)\(report.driftRepaired ? " (repaired rules changed by someone else)" : "") in \(Self.milliseconds(record.seconds)), \(inventory.containers.count) container(s)"
             )

@@ -87,13 +87,19 @@ struct WatchCommandTests {
                 "error portcullis.watch: [PortcullisWatch] the policy was not reloaded; the syncs go on with the running policy:\n\(policy):2:40: error: unknown protocol 'tcpp'"
             ), "\(Repo.read(log))")
         #expect(Repo.read(state + "/watch.json").contains("\"last-reload-error\": \"\(policy):2:40: error"))
+        // web2 joins a group web already has: only its elements, in one transaction, with no
+        // generation until events are quiet (the delta path).
         try daemon.docker([["run", "-d", "--name", "web2", "--label", "role=web", "tiny:1"]])
         #expect(
-            try await Self.eventually { logged("sync 4: web2 started: applied generation 3 (native, nftables)") },
-            "\(Repo.read(log))")
+            try await Self.eventually {
+                logged(
+                    "sync 4: web2 started: only set elements changed (native, nftables; the next full sync records them)"
+                )
+            }, "\(Repo.read(log))")
         #expect(daemon.namespace.exec(["nft", "list", "ruleset"]).stdout.contains("172.17.0.3"), "web2's rules")
 
-        // A rule deleted by hand comes back with no event, within the drift check's second.
+        // A rule deleted by hand comes back with no event, within the drift check's second,
+        // also while the element changes wait for their generation.
         let listing = { daemon.namespace.exec(["nft", "list", "table", "inet", "portcullis"]).stdout }
         let applied = listing()
         let handle = try #require(
@@ -109,8 +115,11 @@ struct WatchCommandTests {
         #expect(listing() == applied)
         #expect(
             watch.text.contains(
-                /warning portcullis.watch: \[PortcullisWatch\] rules changed by someone else: tables .* changed since generation 3 applied them; repairing/
+                "warning portcullis.watch: [PortcullisWatch] rules changed by someone else: the ruleset changed since the watcher's last element changes (its generation counter moved); repairing"
             ), "\(Repo.read(log))")
+        #expect(
+            logged("sync 5: rules changed by someone else: applied generation 3 (native, nftables)"),
+            "\(Repo.read(log))")
         #expect(try await Self.eventually { Repo.read(metrics).contains("portcullis_watch_drift_repairs_total 1\n") })
 
         kill(watch.pid, SIGTERM)
@@ -122,6 +131,27 @@ struct WatchCommandTests {
         let after = run([Self.binary, "status", "--state-dir", state])
         #expect(after.status == 3 && after.stderr.contains("no watcher is running: the watcher stopped at"), "\(after)")
         #expect(after.stdout.contains("\"syncs\": 5"))
+
+        // Element changes, then the watcher killed with SIGKILL before a generation records
+        // them: the state directory says so, and the next watcher's first sync replaces what
+        // is there (the last generation no longer says what the kernel holds).
+        try "group webs { label role=web }\negress webs -> 198.18.63.0/24 port 443/tcp\n".write(
+            toFile: policy, atomically: true, encoding: .utf8)
+        let again = try WatchProcess(daemon, arguments, log: daemon.directory + "/watch-2.log")
+        #expect(try await Self.eventually { again.logged("sync 1: start: ") }, "\(again.text)")
+        try daemon.docker([["run", "-d", "--name", "web3", "--label", "role=web", "tiny:1"]])
+        #expect(
+            try await Self.eventually { again.logged("sync 2: web3 started: only set elements changed") },
+            "\(again.text)")
+        #expect(FileManager.default.fileExists(atPath: state + "/unsettled"))
+        again.kill9()
+        let third = try WatchProcess(daemon, arguments, log: daemon.directory + "/watch-3.log")
+        #expect(
+            try await Self.eventually { third.logged("sync 1: start: applied generation 4 (native, nftables)") },
+            "\(third.text)")
+        #expect(!FileManager.default.fileExists(atPath: state + "/unsettled"))
+        #expect(daemon.namespace.exec(["nft", "list", "ruleset"]).stdout.contains("172.17.0.4"), "web3's rules")
+        third.kill9()
     }
 
     /// The chain and handle of the first rule in `nft -a list table` output.
