@@ -5,7 +5,8 @@ import Testing
 /// real dockerd 20.10 (never the machine's own), applies the policy there, syncs on a
 /// container's start and on SIGHUP, keeps the running policy when a reloaded one has errors,
 /// puts back a rule deleted by hand with no event, writes the status and metrics files, refuses
-/// a second watcher on the same state directory, and on SIGTERM exits leaving the rules in place.
+/// a second watcher on the same state directory, and on SIGTERM exits leaving the rules in place;
+/// element changes no generation records yet are recorded by the next watcher if one is killed.
 @Suite(.enabled(if: Kernel.enabled, Kernel.reason), .serialized)
 struct WatchCommandTests {
     static let binary = CommandLineTests.binary
