@@ -8,12 +8,14 @@ import Testing
 /// once the watcher has synced, what the policy allows works.
 @Suite(.enabled(if: Kernel.enabled, Kernel.reason), .serialized)
 struct FailClosedTests {
-    static let policy = """
+    /// The policy for an outside world on WORLD.0/24, whose WORLD.2 is the office.
+    static func policy(world: String) -> String {
+        """
         host {
             unknown-containers drop
         }
 
-        addresses office { 198.18.73.2 }
+        addresses office { \(world).2 }
 
         group probes { label role=probe }
 
@@ -21,26 +23,24 @@ struct FailClosedTests {
             publish 8090 -> 80/tcp from office
         }
 
-        egress probes -> 198.18.73.2 port 80/tcp
+        egress probes -> \(world).2 port 80/tcp
 
         """
+    }
 
-    /// The same policy for an outside world at 198.18.75 (the front network 198.18.74.0/24).
-    static let restartPolicy = policy.replacingOccurrences(of: "198.18.73.", with: "198.18.75.")
-
-    /// Tries `SUBNET.1:8090` from SUBNET.200 every 20 ms for `seconds` (SUBNET is the second
-    /// argument, 198.18.73 without it); prints how many connections were answered.
+    /// Tries `WORLD.1:8090` from WORLD.200 every 20 ms for `seconds` (WORLD the second
+    /// argument); prints how many connections were answered.
     static let prober = """
         import socket, sys, time
         end = time.time() + float(sys.argv[1])
-        subnet = sys.argv[2] if len(sys.argv) > 2 else "198.18.73"
+        world = sys.argv[2]
         answered = 0
         while time.time() < end:
             s = socket.socket()
             s.settimeout(0.05)
-            s.bind((subnet + ".200", 0))
+            s.bind((world + ".200", 0))
             try:
-                s.connect((subnet + ".1", 8090))
+                s.connect((world + ".1", 8090))
                 answered += 1
             except OSError:
                 pass
@@ -50,33 +50,108 @@ struct FailClosedTests {
         print(answered)
         """
 
+    /// What a test runs in: a dockerd of its own with the bridge network `front` (FRONT.0/24,
+    /// bridge br-front), the outside world behind a veth (WORLD.2 serves ports 80 and 81 and is
+    /// the office, WORLD.200 is not), and the arguments of a watcher alongside Docker with the
+    /// policy for that world. `stop()` removes it all.
+    final class Scene {
+        let daemon: DockerDaemon
+        let world: String
+        /// The command prefix that runs in the outside world.
+        let inWorld: [String]
+        let scratch: String
+        let arguments: [String]
+        let outside: TestNamespace
+        let servers = AlongsideDockerDaemonTests.Servers()
+
+        init(front: String, world: String) throws {
+            daemon = try DockerDaemon()
+            self.world = world
+            do {
+                try daemon.docker([
+                    [
+                        "network", "create", "--subnet", "\(front).0/24", "-o",
+                        "com.docker.network.bridge.name=br-front", "front",
+                    ]
+                ])
+                outside = try daemon.outsideWorld(subnet: world)
+                inWorld = ["/usr/sbin/ip", "netns", "exec", outside.name]
+                try servers.start(inWorld, ports: ["80", "81"])
+                scratch = try DockerDaemon.temporaryDirectory()
+                try FailClosedTests.policy(world: world).write(
+                    toFile: scratch + "/host.policy", atomically: true, encoding: .utf8)
+            } catch {
+                daemon.stop()
+                throw error
+            }
+            arguments = [
+                scratch + "/host.policy", "--alongside-docker", "--docker-host", "unix://" + daemon.socket,
+                "--state-dir", scratch + "/state",
+            ]
+        }
+
+        func stop() {
+            daemon.stop()
+            try? FileManager.default.removeItem(atPath: scratch)
+        }
+
+        func watcher(log name: String) throws -> WatchProcess {
+            try WatchProcess(daemon, arguments, log: scratch + "/\(name).log")
+        }
+
+        /// A probe container whose first action is an egress the policy denies its group: it
+        /// prints only `end` when the attempt fails.
+        func deniedEgress() -> CommandResult {
+            daemon.docker([
+                "run", "--rm", "--label", "role=probe", "--network", "front", "tiny:1", "/bin/busybox", "sh", "-c",
+                "/bin/busybox timeout 2 /bin/busybox nc \(world).2 81 </dev/null; echo end",
+            ])
+        }
+
+        /// A probe container tries what its group's egress allows, up to five times: `ok` and
+        /// `end` when it got through.
+        func allowedEgress() -> CommandResult {
+            daemon.docker([
+                "run", "--rm", "--label", "role=probe", "--network", "front", "tiny:1", "/bin/busybox", "sh", "-c",
+                "for i in 1 2 3 4 5; do /bin/busybox timeout 2 /bin/busybox nc \(world).2 80 </dev/null && break; done; echo end",
+            ])
+        }
+
+        /// Starts `pub` (its port allow-listed from the office) while WORLD.200 tries it, from
+        /// before its start until after its rules are in place: how many connections were
+        /// answered.
+        func publishProbed() throws -> String {
+            let probing = Process()
+            probing.executableURL = URL(fileURLWithPath: inWorld[0])
+            probing.arguments =
+                Array(inWorld.dropFirst()) + ["/usr/bin/python3", "-c", FailClosedTests.prober, "3", world]
+            let answers = Pipe()
+            probing.standardOutput = answers
+            try probing.run()
+            try daemon.docker([
+                [
+                    "run", "-d", "--name", "pub", "--network", "front", "-p", "8090:80", "tiny:1", "/bin/busybox",
+                    "nc", "-ll", "-p", "80", "-e", "/bin/busybox", "echo", "ok",
+                ]
+            ])
+            probing.waitUntilExit()
+            return String(decoding: answers.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        /// Whether the office reaches pub's published port.
+        func officeReachesPub() -> Bool {
+            AlongsideDockerDaemonTests.connects(inWorld, "\(world).1", "8090", source: "\(world).2")
+        }
+    }
+
     @Test(.timeLimit(.minutes(5)))
     func newContainersGetNothingThePolicyDeniesBeforeTheirRules() async throws {
         try #require(DockerDaemon.available, "needs dockerd 20.10, its client and a static busybox")
-        let daemon = try DockerDaemon()
-        defer { daemon.stop() }
-        try daemon.docker([
-            [
-                "network", "create", "--subnet", "198.18.72.0/24", "-o", "com.docker.network.bridge.name=br-front",
-                "front",
-            ]
-        ])
-        // The outside world behind a veth: 198.18.73.2 (the server, allow-listed) and .200.
-        let outside = try daemon.outsideWorld(subnet: "198.18.73")
-        let servers = AlongsideDockerDaemonTests.Servers()
-        try servers.start(["/usr/sbin/ip", "netns", "exec", outside.name], ports: ["80", "81"])
-        let world = ["/usr/sbin/ip", "netns", "exec", outside.name]
-
-        let scratch = try DockerDaemon.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let policyFile = scratch + "/host.policy"
-        try Self.policy.write(toFile: policyFile, atomically: true, encoding: .utf8)
-        let watch = try WatchProcess(
-            daemon,
-            [
-                policyFile, "--alongside-docker", "--docker-host", "unix://" + daemon.socket, "--state-dir",
-                scratch + "/state",
-            ], log: scratch + "/watch.log")
+        let scene = try Scene(front: "198.18.72", world: "198.18.73")
+        defer { scene.stop() }
+        let daemon = scene.daemon
+        let watch = try scene.watcher(log: "watch")
         #expect(
             try await WatchCommandTests.eventually { watch.logged("sync 1: start: applied generation 1") },
             "\(watch.text)")
@@ -97,36 +172,18 @@ struct FailClosedTests {
             if Int.random(in: 0..<4, using: &random) == 0 {
                 // An allow-listed publish: tried from a source the list does not name, from
                 // before the container starts until after its rules are in place.
-                let probing = Process()
-                probing.executableURL = URL(fileURLWithPath: world[0])
-                probing.arguments = Array(world.dropFirst()) + ["/usr/bin/python3", "-c", Self.prober, "3"]
-                let answers = Pipe()
-                probing.standardOutput = answers
-                try probing.run()
-                try daemon.docker([
-                    [
-                        "run", "-d", "--name", "pub", "--network", "front", "-p", "8090:80", "tiny:1", "/bin/busybox",
-                        "nc", "-ll", "-p", "80", "-e", "/bin/busybox", "echo", "ok",
-                    ]
-                ])
-                probing.waitUntilExit()
-                let count = String(decoding: answers.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                #expect(count.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "round \(round): \(count)")
+                let answered = try scene.publishProbed()
+                #expect(answered == "0", "round \(round): \(answered)")
                 // Once its rules are in, the allow-listed source gets through.
                 #expect(
-                    try await WatchCommandTests.eventually(seconds: 10) {
-                        AlongsideDockerDaemonTests.connects(world, "198.18.73.1", "8090", source: "198.18.73.2")
-                    },
+                    try await WatchCommandTests.eventually(seconds: 10) { scene.officeReachesPub() },
                     "round \(round): the allow-listed source: \(daemon.docker(["logs", "pub"]).stderr) \(AlongsideDockerDaemonTests.rules(daemon, "DOCKER-USER"))\n\(watch.text)"
                 )
                 try daemon.docker([["rm", "-f", "pub"]])
                 published += 1
             } else {
                 // The container's first action: egress the policy denies its group.
-                let run = daemon.docker([
-                    "run", "--rm", "--label", "role=probe", "--network", "front", "tiny:1", "/bin/busybox", "sh", "-c",
-                    "/bin/busybox timeout 2 /bin/busybox nc 198.18.73.2 81 </dev/null; echo end",
-                ])
+                let run = scene.deniedEgress()
                 #expect(run.status == 0, "round \(round): \(run.stderr)")
                 #expect(run.stdout == "end\n", "round \(round): a denied egress got through: \(run.stdout)")
                 denied += 1
@@ -135,10 +192,7 @@ struct FailClosedTests {
         #expect(rounds < 24 || (denied > 10 && published > 2), "\(denied) egress starts, \(published) publishes")
 
         // After its sync, a member of the group reaches what its egress allows.
-        let allowed = daemon.docker([
-            "run", "--rm", "--label", "role=probe", "--network", "front", "tiny:1", "/bin/busybox", "sh", "-c",
-            "for i in 1 2 3 4 5; do /bin/busybox timeout 2 /bin/busybox nc 198.18.73.2 80 </dev/null && break; done; echo end",
-        ])
+        let allowed = scene.allowedEgress()
         #expect(allowed.stdout == "ok\nend\n", "the allowed egress: \(allowed.stdout) \(allowed.stderr)")
         #expect(!watch.logged(" error "), "\(watch.text)")
     }
@@ -151,29 +205,10 @@ struct FailClosedTests {
     @Test(.timeLimit(.minutes(5)))
     func deniedTrafficStaysDeniedWhileTheWatcherIsDeadAndTheDaemonRestarts() async throws {
         try #require(DockerDaemon.available, "needs dockerd 20.10, its client and a static busybox")
-        let daemon = try DockerDaemon()
-        defer { daemon.stop() }
-        try daemon.docker([
-            [
-                "network", "create", "--subnet", "198.18.74.0/24", "-o", "com.docker.network.bridge.name=br-front",
-                "front",
-            ]
-        ])
-        // The outside world behind a veth: 198.18.75.2 (the server, allow-listed) and .200.
-        let outside = try daemon.outsideWorld(subnet: "198.18.75")
-        let world = ["/usr/sbin/ip", "netns", "exec", outside.name]
-        let servers = AlongsideDockerDaemonTests.Servers()
-        try servers.start(world, ports: ["80", "81"])
-
-        let scratch = try DockerDaemon.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let policyFile = scratch + "/host.policy"
-        try Self.restartPolicy.write(toFile: policyFile, atomically: true, encoding: .utf8)
-        let arguments = [
-            policyFile, "--alongside-docker", "--docker-host", "unix://" + daemon.socket, "--state-dir",
-            scratch + "/state",
-        ]
-        var watch = try WatchProcess(daemon, arguments, log: scratch + "/watch-1.log")
+        let scene = try Scene(front: "198.18.74", world: "198.18.75")
+        defer { scene.stop() }
+        let daemon = scene.daemon
+        var watch = try scene.watcher(log: "watch-1")
         try #require(
             try await WatchCommandTests.eventually { watch.logged("sync 1: start: applied generation 1") },
             "\(watch.text)")
@@ -185,19 +220,13 @@ struct FailClosedTests {
 
         /// A probe container whose first action is an egress the policy denies its group.
         func deniedEgress(_ what: String) {
-            let run = daemon.docker([
-                "run", "--rm", "--label", "role=probe", "--network", "front", "tiny:1", "/bin/busybox", "sh", "-c",
-                "/bin/busybox timeout 2 /bin/busybox nc 198.18.75.2 81 </dev/null; echo end",
-            ])
+            let run = scene.deniedEgress()
             #expect(run.status == 0, "seed \(seed), \(what): \(run.stderr)")
             #expect(run.stdout == "end\n", "seed \(seed), \(what): a denied egress got through: \(run.stdout)")
         }
         /// A probe container reaches what its group's egress allows.
         func allowedEgress(_ what: String) {
-            let allowed = daemon.docker([
-                "run", "--rm", "--label", "role=probe", "--network", "front", "tiny:1", "/bin/busybox", "sh", "-c",
-                "for i in 1 2 3 4 5; do /bin/busybox timeout 2 /bin/busybox nc 198.18.75.2 80 </dev/null && break; done; echo end",
-            ])
+            let allowed = scene.allowedEgress()
             #expect(
                 allowed.stdout == "ok\nend\n",
                 "seed \(seed), \(what): the allowed egress: \(allowed.stdout) \(allowed.stderr)\n\(watch.text)")
@@ -227,24 +256,10 @@ struct FailClosedTests {
         for start in 0..<starts where Date() < deadline {
             if start == publishAt {
                 // An allow-listed publish, tried from a source the list does not name.
-                let probing = Process()
-                probing.executableURL = URL(fileURLWithPath: world[0])
-                probing.arguments =
-                    Array(world.dropFirst()) + ["/usr/bin/python3", "-c", Self.prober, "3", "198.18.75"]
-                let answers = Pipe()
-                probing.standardOutput = answers
-                try probing.run()
-                try daemon.docker([
-                    [
-                        "run", "-d", "--name", "pub", "--network", "front", "-p", "8090:80", "tiny:1", "/bin/busybox",
-                        "nc", "-ll", "-p", "80", "-e", "/bin/busybox", "echo", "ok",
-                    ]
-                ])
-                probing.waitUntilExit()
-                let count = String(decoding: answers.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                let answered = try scene.publishProbed()
                 #expect(
-                    count.trimmingCharacters(in: .whitespacesAndNewlines) == "0",
-                    "seed \(seed), no watcher: the publish answered a source off its list: \(count)")
+                    answered == "0", "seed \(seed), no watcher: the publish answered a source off its list: \(answered)"
+                )
             }
             deniedEgress("no watcher, probe \(start)")
             started += 1
@@ -252,12 +267,10 @@ struct FailClosedTests {
         #expect(started == starts, "seed \(seed): \(started) of \(starts) probes before the deadline")
 
         // The watcher starts again on the same state and takes in what started meanwhile.
-        watch = try WatchProcess(daemon, arguments, log: scratch + "/watch-2.log")
+        watch = try scene.watcher(log: "watch-2")
         try #require(try await WatchCommandTests.eventually { watch.logged("sync 1: start: ") }, "\(watch.text)")
         #expect(
-            try await WatchCommandTests.eventually(seconds: 10) {
-                AlongsideDockerDaemonTests.connects(world, "198.18.75.1", "8090", source: "198.18.75.2")
-            },
+            try await WatchCommandTests.eventually(seconds: 10) { scene.officeReachesPub() },
             "seed \(seed), the watcher again: the allow-listed source: \(AlongsideDockerDaemonTests.rules(daemon, "DOCKER-USER"))\n\(watch.text)"
         )
         allowedEgress("the watcher again")
@@ -268,7 +281,7 @@ struct FailClosedTests {
             [
                 "run", "-d", "--name", "looper", "--restart", "always", "--label", "role=probe", "--network", "front",
                 "tiny:1", "/bin/busybox", "sh", "-c",
-                "echo start; while true; do /bin/busybox timeout 2 /bin/busybox nc -w 1 198.18.75.2 81 </dev/null && echo LEAK || echo denied; /bin/busybox sleep 0.2; done",
+                "echo start; while true; do /bin/busybox timeout 2 /bin/busybox nc -w 1 \(scene.world).2 81 </dev/null && echo LEAK || echo denied; /bin/busybox sleep 0.2; done",
             ]
         ])
         try #require(
