@@ -16,16 +16,17 @@ import PortcullisSyntax
 /// keys, publish map values) and those keyed by its host ports (publish maps). Flow pairs are
 /// made by two containers together: a container that an `allow` or `deny` names (or a network
 /// it is on) is left to a full sync, and so is a stop that would remove a set's element
-/// naming none of its addresses (another container may make it too). So is anything that would change the table's structure: a set
-/// created or emptied, a declaration that changes (`flags interval`), a rule the table does not
-/// have, a publish key taken, an element not naming the container that the table lacks, a
-/// change of networks, or more than `limit` containers at once.
+/// naming none of its addresses (another container may make it too). So is anything that would
+/// change the table's structure: a set created or emptied, a declaration that changes (`flags
+/// interval`), a rule the table does not have, a publish key taken, an element not naming the
+/// container that the table lacks, a change of networks, an address two containers hold, or
+/// more than `limit` containers at once.
 struct ElementSync: Sendable {
     /// What the kernel's table was compiled for, and holds.
     private(set) var inventory: Inventory
     private(set) var table: ElementTable
-    /// Each address of the inventory, and the id of the container holding it (two: the empty
-    /// string, which no container's id is).
+    /// Each address of the inventory, and the id of the container holding it (a policy with
+    /// two containers on one address does not check, so the table's inventory has none).
     private(set) var owners: [String: String]
     /// Changes the kernel holds that no generation records yet.
     var unsettled = false
@@ -47,7 +48,7 @@ struct ElementSync: Sendable {
             for address in Self.addresses(container) where owners[address] == container.id { owners[address] = nil }
         }
         for container in delta.started {
-            for address in Self.addresses(container) { owners[address] = owners[address] == nil ? container.id : "" }
+            for address in Self.addresses(container) { owners[address] = container.id }
         }
         inventory = new
         table.apply(removing: delta.removed, adding: delta.added)
@@ -56,7 +57,7 @@ struct ElementSync: Sendable {
     static func owners(_ inventory: Inventory) -> [String: String] {
         var owners: [String: String] = [:]
         for container in inventory.containers {
-            for address in addresses(container) { owners[address] = owners[address] == nil ? container.id : "" }
+            for address in addresses(container) { owners[address] = container.id }
         }
         return owners
     }

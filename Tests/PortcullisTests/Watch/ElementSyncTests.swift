@@ -138,4 +138,27 @@ struct ElementSyncTests {
             #expect(deltas > 45, "\(counts)")
         }
     }
+    /// A container started at an address another one holds (Docker never does this on one
+    /// network; an inventory may say it): a full sync, whose checker says what is wrong, since an
+    /// element naming the address may be the other's.
+    @Test func anAddressAnotherContainerHoldsIsLeftToAFullSync() throws {
+        let path = NSTemporaryDirectory() + "portcullis-elements-\(getpid())-shared.policy"
+        try Self.egressOnly.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let loaded = try Compiler().load(path).get()
+        let slice = ElementSync.slices(of: loaded, path: path, layout: "native", backend: "nftables", origin: "test")
+        let first = Self.container(1, role: "web", networks: ["bridge"], publishes: false)
+        var second = Self.container(2, role: "job", networks: ["bridge"], publishes: false)
+        second.endpoints = first.endpoints
+        let one = Inventory(source: "docker", networks: Self.networks, containers: [first])
+        let compiled = try #require(slice(one))
+        let sync = ElementSync(inventory: one, table: ElementTable(compiled.text))
+        var both = one
+        both.containers.append(second)
+        let delta = sync.delta(to: both, flowEnds: [], slice: slice)
+        guard case .failure(.sharedAddress) = delta else {
+            Issue.record("expected a full sync, got \(delta)")
+            return
+        }
+    }
 }
