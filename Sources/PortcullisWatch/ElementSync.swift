@@ -154,7 +154,8 @@ struct ElementSync: Sendable {
             let own = Set(Self.addresses(container))
             guard part.skeleton.allSatisfy(skeleton.contains) else { return .failure(.structure(container.name)) }
             for (place, lines) in part.elements where !lines.isEmpty {
-                guard table.declarations[place] == part.declarations[place] else {
+                // `flags interval` follows the elements: checked below, on what the set will hold.
+                guard Self.declared(table.declarations[place]) == Self.declared(part.declarations[place]) else {
                     return .failure(.structure(container.name))
                 }
                 let mine = lines.subtracting(networks.table.elements[place] ?? [])
@@ -183,12 +184,11 @@ struct ElementSync: Sendable {
                 table.elements[place] ?? [], delta.removed[place] ?? [], delta.added[place] ?? []
             )
             if added.isSubset(of: removed) && have.count == removed.count { return .failure(.structure(place)) }
-            if table.declarations[place]?.contains("flags interval") == true,
-                !added.contains(where: Self.needsInterval),
-                !have.contains(where: { Self.needsInterval($0) && !removed.contains($0) })
-            {
-                return .failure(.structure(place))
-            }
+            let interval = table.declarations[place]?.contains(Self.intervalFlag) == true
+            let needed =
+                added.contains(where: Self.needsInterval)
+                || have.contains(where: { Self.needsInterval($0) && !removed.contains($0) })
+            if interval != needed { return .failure(.structure(place)) }
             if let keyed = table.keyed[place] {
                 for line in added {
                     if let held = keyed[ElementTable.key(of: line)], held != line, !removed.contains(held) {
@@ -244,6 +244,11 @@ struct ElementSync: Sendable {
         ends.contains(container.name) || container.endpoints.contains { ends.contains($0.network) }
             || policy.groups.contains { name, members in ends.contains(name) && members.contains(container.name) }
     }
+
+    static let intervalFlag = "flags interval"
+
+    /// A set's declaration lines but `flags interval`.
+    static func declared(_ lines: [String]?) -> [String]? { lines?.filter { $0 != intervalFlag } }
 
     /// Whether an element needs `flags interval`: a prefix or a port range (the layout's
     /// `lookupSet` decides by the same), outside quoted interface names.
