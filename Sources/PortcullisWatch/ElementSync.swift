@@ -184,11 +184,15 @@ struct ElementSync: Sendable {
                 table.elements[place] ?? [], delta.removed[place] ?? [], delta.added[place] ?? []
             )
             if added.isSubset(of: removed) && have.count == removed.count { return .failure(.structure(place)) }
-            let interval = table.declarations[place]?.contains(Self.intervalFlag) == true
-            let needed =
-                added.contains(where: Self.needsInterval)
-                || have.contains(where: { Self.needsInterval($0) && !removed.contains($0) })
-            if interval != needed { return .failure(.structure(place)) }
+            // A set without the flag holds no element that needs it: only what comes in can.
+            if table.declarations[place]?.contains(Self.intervalFlag) == true {
+                guard
+                    added.contains(where: Self.needsInterval)
+                        || have.contains(where: { Self.needsInterval($0) && !removed.contains($0) })
+                else { return .failure(.structure(place)) }
+            } else if added.contains(where: Self.needsInterval) {
+                return .failure(.structure(place))
+            }
             if let keyed = table.keyed[place] {
                 for line in added {
                     if let held = keyed[ElementTable.key(of: line)], held != line, !removed.contains(held) {
