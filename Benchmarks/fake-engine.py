@@ -393,6 +393,8 @@ def run_case(arguments, children):
             + ["--docker-host", "unix://" + socket_path, "--state-dir", f"{work}/state-{mode}-{count}"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            # As contrib/systemd/portcullis-watch.service runs it.
+            env={**os.environ, "MALLOC_ARENA_MAX": "2"},
         )
     )
     watched = Lines(watcher.stderr, copy=log)

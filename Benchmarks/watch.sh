@@ -9,7 +9,7 @@
 #     each fifth of them (once the watcher has taken them in).
 # With each row, the sync's own duration (runApply, from the watcher's log line) and its
 # kernel transaction: what the start-to-kernel time is made of. The watcher runs with its
-# defaults (a drift check every 5 s), as a host would run it.
+# defaults (a drift check every 5 s) and the unit's MALLOC_ARENA_MAX=2, as a host would run it.
 # The daemon is Benchmarks/fake-engine.py, a fake Engine API (20.10, API 1.41) on a unix
 # socket; the watcher is a release build, in a network namespace of this script's own
 # (pc-wbench-PID-*), deleted on every exit. Targets: p99 <= 50 ms at 10,000 containers for
